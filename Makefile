@@ -1,0 +1,40 @@
+# The README's two commands: `make run` and `make test`. Both create the environment on first use.
+SHELL := /bin/bash
+VENV ?= .venv
+STAMP := $(VENV)/.installed
+# Extra flags for `make run`, e.g. make run ARGS="--split random".
+ARGS ?=
+export PYTHON
+
+.PHONY: run test lint format lock bench clean
+
+run: $(STAMP)
+	$(VENV)/bin/fraud-pipeline run $(ARGS)
+
+test: $(STAMP) lint
+	$(VENV)/bin/pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+$(STAMP): requirements.lock setup.py scripts/bootstrap-venv
+	scripts/bootstrap-venv $(VENV)
+	touch $@
+
+# Re-resolves the dependency set from setup.py and pins it again (needs the package registry).
+lock: $(STAMP)
+	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
+	{ echo "# The whole resolved dependency set, pinned (pip freeze of a working install on Python 3.10)."; \
+	  echo "# Regenerate with: make lock"; \
+	  $(VENV)/bin/python -m pip freeze --exclude-editable; } > requirements.lock
+
+bench: $(STAMP)
+	$(VENV)/bin/python bench/bench_pipeline.py
+
+clean:
+	rm -rf output .pytest_cache

@@ -1,0 +1,242 @@
+"""CsvExampleGen for the fraud data: plain or gzip CSV, a fixed feature contract, and time-ordered splits.
+
+TFX's stock CsvExampleGen infers each column's type from the values it sees, so a
+column that happens to hold only whole numbers (``Time`` always does) becomes INT
+and then disagrees with the schema. This one types the columns by the feature
+contract instead: the raw features are floats and the label an integer. A column
+whose values do not all parse as its contract type is written as bytes, so the
+ExampleValidator reports it against the schema rather than the reader crashing.
+
+The split scheme comes from ``custom_config`` (``{"split": "time"|"random"}``);
+the shares of the splits come from the hash buckets of ``output_config`` in both
+schemes. ``random`` is TFX's hash split; ``time`` orders the rows by ``Time`` and
+cuts at its quantiles, so every later split holds only later transactions.
+"""
+
+import csv
+from collections.abc import Iterable
+from typing import Any
+
+import apache_beam as beam
+import tensorflow as tf
+from apache_beam.io.filesystems import FileSystems
+from google.protobuf import json_format, struct_pb2
+from tfx.components.example_gen import component as example_gen_component
+from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
+from tfx.dsl.components.base import executor_spec
+from tfx.dsl.io import fileio
+from tfx.proto import example_gen_pb2
+from tfx.types import standard_component_specs
+
+from pipeline import features
+
+_FLOAT, _INT, _BYTES = "float", "int", "bytes"
+# Enough quantiles that a cut lands within 0.1% of its target share.
+_NUM_QUANTILES = 1001
+
+
+def split_custom_config(split: str) -> example_gen_pb2.CustomConfig:
+    """Packs the split scheme into the CustomConfig the executor reads."""
+    if split not in features.SPLIT_SCHEMES:
+        raise ValueError(f"unknown split scheme {split!r}; expected one of {features.SPLIT_SCHEMES}")
+    config = example_gen_pb2.CustomConfig()
+    config.custom_config.Pack(struct_pb2.Struct(fields={"split": struct_pb2.Value(string_value=split)}))
+    return config
+
+
+def _split_scheme(exec_properties: dict[str, Any]) -> str:
+    raw = exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY)
+    if not raw:
+        return "random"
+    config = example_gen_pb2.CustomConfig()
+    json_format.Parse(raw, config)
+    struct = struct_pb2.Struct()
+    config.custom_config.Unpack(struct)
+    return struct.fields["split"].string_value or "random"
+
+
+def _read_header(path: str) -> list[str]:
+    with FileSystems.open(path) as f:
+        first = f.readline().decode("utf-8")
+    if not first.strip():
+        raise ValueError(f"{path}: empty file, expected a CSV header line")
+    return next(csv.reader([first]))
+
+
+def _contract_type(column: str) -> str:
+    if column == features.LABEL:
+        return _INT
+    return _FLOAT
+
+
+def _parses(cell: str, kind: str) -> bool:
+    if cell == "":
+        return True  # A missing value; the schema's presence rules judge it.
+    try:
+        int(cell) if kind == _INT else float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+class _ReadCsvRows(beam.DoFn):
+    """Reads one CSV file (compression from its extension) into lists of cells."""
+
+    def __init__(self, num_columns: int):
+        self._num_columns = num_columns
+
+    def process(self, path: str) -> Iterable[list[str]]:
+        with FileSystems.open(path) as f:
+            reader = csv.reader(line.decode("utf-8") for line in iter(f.readline, b""))
+            next(reader, None)
+            for cells in reader:
+                if not cells:
+                    continue
+                if len(cells) != self._num_columns:
+                    raise ValueError(
+                        f"{path}, line {reader.line_num}: {len(cells)} fields where the header has {self._num_columns}"
+                    )
+                yield cells
+
+
+class _ColumnsParse(beam.CombineFn):
+    """For each column: do all its cells parse as its contract type?"""
+
+    def __init__(self, kinds: list[str]):
+        self._kinds = kinds
+
+    def create_accumulator(self):
+        return [True] * len(self._kinds)
+
+    def add_input(self, acc, cells):
+        return [ok and _parses(cell, kind) for ok, cell, kind in zip(acc, cells, self._kinds)]
+
+    def merge_accumulators(self, accs):
+        return [all(oks) for oks in zip(*accs)]
+
+    def extract_output(self, acc):
+        return [kind if ok else _BYTES for ok, kind in zip(acc, self._kinds)]
+
+
+def _to_example(cells: list[str], names: list[str], kinds: list[str]) -> tf.train.Example:
+    example = tf.train.Example()
+    for name, kind, cell in zip(names, kinds, cells):
+        feature = example.features.feature[name]
+        if kind == _FLOAT:
+            feature.float_list.value.extend([float(cell)] if cell else [])
+        elif kind == _INT:
+            feature.int64_list.value.extend([int(cell)] if cell else [])
+        else:
+            feature.bytes_list.value.extend([cell.encode()] if cell else [])
+    return example
+
+
+@beam.typehints.with_input_types(beam.Pipeline)
+@beam.typehints.with_output_types(tf.train.Example)
+class _CsvToExample(beam.PTransform):
+    """Reads the CSV files of one input pattern into tf.Examples typed by the feature contract."""
+
+    def __init__(self, exec_properties: dict[str, Any], split_pattern: str):
+        super().__init__()
+        base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+        self._pattern = base.rstrip("/") + "/" + split_pattern
+
+    def expand(self, pipeline):
+        files = sorted(fileio.glob(self._pattern))
+        if not files:
+            raise FileNotFoundError(f"no CSV file matches {self._pattern}")
+        names = _read_header(files[0])
+        for path in files[1:]:
+            if _read_header(path) != names:
+                raise ValueError(f"{path}: its header differs from the header of {files[0]}")
+        rows = (
+            pipeline
+            | "Files" >> beam.Create(files)
+            | "Reshuffle" >> beam.Reshuffle()
+            | "ReadRows" >> beam.ParDo(_ReadCsvRows(len(names)))
+        )
+        kinds = beam.pvalue.AsSingleton(
+            rows | "ColumnTypes" >> beam.CombineGlobally(_ColumnsParse([_contract_type(n) for n in names]))
+        )
+        return rows | "ToExample" >> beam.Map(_to_example, names, kinds)
+
+
+def _time_of(example: tf.train.Example) -> float | None:
+    values = example.features.feature[features.TIME].float_list.value
+    return values[0] if values else None
+
+
+def _time_cuts(quantiles: list[float], shares: list[float]) -> list[float]:
+    """The Time values at the cumulative shares of all splits but the last."""
+    if not quantiles:
+        return []
+    last = len(quantiles) - 1
+    cuts, total = [], 0.0
+    for share in shares[:-1]:
+        total += share
+        cuts.append(quantiles[round(total * last)])
+    return cuts
+
+
+def _time_partition(example: tf.train.Example, num_partitions: int, cuts: list[float]) -> int:
+    time = _time_of(example)
+    if time is None:
+        # No usable Time: the row goes to the first split, where the
+        # ExampleValidator reports the missing or malformed feature.
+        return 0
+    for index, cut in enumerate(cuts):
+        if time < cut:
+            return index
+    return num_partitions - 1
+
+
+class Executor(BaseExampleGenExecutor):
+    """Reads CSV by the feature contract; splits by hash or by time."""
+
+    def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
+        return _CsvToExample
+
+    def GenerateExamplesByBeam(self, pipeline: beam.Pipeline, exec_properties: dict[str, Any]):
+        if _split_scheme(exec_properties) != "time":
+            return super().GenerateExamplesByBeam(pipeline, exec_properties)
+        input_config = example_gen_pb2.Input()
+        json_format.Parse(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
+        output_config = example_gen_pb2.Output()
+        json_format.Parse(exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY], output_config)
+        splits = output_config.split_config.splits
+        if len(input_config.splits) != 1 or not splits:
+            raise ValueError("the time split needs one input pattern and output splits with hash buckets")
+        total = sum(s.hash_buckets for s in splits)
+        shares = [s.hash_buckets / total for s in splits]
+
+        examples = pipeline | "InputToRecord" >> _CsvToExample(exec_properties, input_config.splits[0].pattern)
+        cuts = (
+            examples
+            | "Time" >> beam.FlatMap(lambda e: [t] if (t := _time_of(e)) is not None else [])
+            | "Quantiles" >> beam.ApproximateQuantiles.Globally(_NUM_QUANTILES)
+            | "Cuts" >> beam.Map(_time_cuts, shares)
+        )
+        parts = examples | "SplitByTime" >> beam.Partition(_time_partition, len(splits), beam.pvalue.AsSingleton(cuts))
+        return {split.name: parts[index] for index, split in enumerate(splits)}
+
+
+class CsvExampleGen(example_gen_component.FileBasedExampleGen):
+    """CsvExampleGen with this project's reader; keeps the stock component id."""
+
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
+
+    def __init__(self, input_base: str, input_pattern: str, split: str):
+        """Args: input_base: the folder; input_pattern: file glob inside it; split: 'time' or 'random'."""
+        super().__init__(
+            input_base=input_base,
+            input_config=example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="all", pattern=input_pattern)]),
+            output_config=example_gen_pb2.Output(
+                split_config=example_gen_pb2.SplitConfig(
+                    splits=[
+                        example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=buckets)
+                        for name, buckets in features.SPLIT_BUCKETS.items()
+                    ]
+                )
+            ),
+            custom_config=split_custom_config(split),
+        )

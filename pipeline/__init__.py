@@ -1,0 +1,1 @@
+"""The fraud pipeline: feature contract, config, pipeline definition, runners and CLI."""

@@ -1,0 +1,39 @@
+"""The typed, frozen configuration that create_pipeline takes; only runners and the CLI build it."""
+
+import dataclasses
+
+from pipeline import features
+
+DEFAULT_PIPELINE_NAME = "fraud-detection"
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """Everything create_pipeline needs.
+
+    Attributes:
+      pipeline_root: where TFX writes artifacts.
+      data_root: the folder holding the input CSV files.
+      data_pattern: the glob of input files inside data_root.
+      schema_path: the curated schema (schema.pbtxt) ImportSchemaGen brings in.
+      split: 'time' (ordered by Time) or 'random' (hash-based).
+      metadata_path: the SQLite ML Metadata file for local runs; None where the
+        orchestrator provides metadata (Kubeflow, Vertex).
+      beam_pipeline_args: passed to every Beam-based component.
+      enable_cache: reuse earlier results of unchanged components.
+      pipeline_name: the name in ML Metadata and on the orchestrator.
+    """
+
+    pipeline_root: str
+    data_root: str
+    data_pattern: str
+    schema_path: str
+    split: str = "time"
+    metadata_path: str | None = None
+    beam_pipeline_args: tuple[str, ...] = ()
+    enable_cache: bool = True
+    pipeline_name: str = DEFAULT_PIPELINE_NAME
+
+    def __post_init__(self):
+        if self.split not in features.SPLIT_SCHEMES:
+            raise ValueError(f"split must be one of {features.SPLIT_SCHEMES}, got {self.split!r}")

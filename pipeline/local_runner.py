@@ -1,0 +1,154 @@
+"""Runs the pipeline on the local Beam runner (LocalDagRunner, SQLite ML Metadata) and writes summary.json."""
+
+import dataclasses
+import datetime
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+
+from tfx import v1 as tfx
+
+from components.anomalies_gate import describe
+from pipeline import status as st
+from pipeline import summary as summary_lib
+from pipeline.config import PipelineConfig
+from pipeline.metadata import latest_run
+from pipeline.pipeline import create_pipeline
+
+GATE_ID = "AnomaliesGate"
+
+
+@dataclasses.dataclass
+class RunResult:
+    """What a local run ended with."""
+
+    status: str
+    exit_code: int
+    message: str
+    summary: dict
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputLayout:
+    """Where a run writes inside its output folder; reused across runs so caching works."""
+
+    root: str
+
+    @property
+    def pipeline_root(self) -> str:
+        return os.path.join(self.root, "tfx")
+
+    @property
+    def metadata_path(self) -> str:
+        return os.path.join(self.root, "metadata.sqlite")
+
+    @property
+    def summary_path(self) -> str:
+        return os.path.join(self.root, "summary.json")
+
+    @property
+    def log_path(self) -> str:
+        return os.path.join(self.root, "pipeline.log")
+
+
+class _ProgressHandler(logging.Handler):
+    """Turns LocalDagRunner's 'Component X is running/finished' log lines into progress lines."""
+
+    def __init__(self, say: Callable[[str], None]):
+        super().__init__(logging.INFO)
+        self._say = say
+        self._started: dict[str, float] = {}
+        self.seconds: dict[str, float] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg == "Component %s is running." and record.args:
+            node = record.args[0]
+            self._started[node] = time.monotonic()
+            self._say(f"running {node} ...")
+        elif record.msg == "Component %s is finished." and record.args:
+            node = record.args[0]
+            self.seconds[node] = round(time.monotonic() - self._started.get(node, time.monotonic()), 1)
+            self._say(f"finished {node} ({self.seconds[node]} s)")
+
+
+def _say(line: str) -> None:
+    print(f"[fraud-pipeline] {line}", file=sys.stderr, flush=True)
+
+
+def _route_logs(log_path: str, progress: logging.Handler) -> Callable[[], None]:
+    """Sends all library logs to the run's log file and progress lines to stderr; returns an undo."""
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    file_handler = logging.FileHandler(log_path)
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.handlers = [file_handler, progress]
+    root.setLevel(logging.INFO)
+    logging.captureWarnings(True)
+
+    def undo():
+        root.handlers, level = saved
+        root.setLevel(level)
+        logging.captureWarnings(False)
+        file_handler.close()
+
+    return undo
+
+
+def run(config: PipelineConfig, layout: OutputLayout, input_path: str, say: Callable[[str], None] = _say) -> RunResult:
+    """Runs the pipeline locally, then reads ML Metadata to write summary.json.
+
+    Args:
+      config: the pipeline config; its pipeline_root and metadata_path should come from layout.
+      layout: the output folder.
+      input_path: the data path as the user gave it, for the summary.
+      say: where progress lines go.
+
+    Returns:
+      The status, exit code, a one-line message and the summary written.
+    """
+    os.makedirs(layout.root, exist_ok=True)
+    progress = _ProgressHandler(say)
+    undo_logs = _route_logs(layout.log_path, progress)
+    started = datetime.datetime.now(datetime.timezone.utc)
+    error: BaseException | None = None
+    try:
+        tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
+    except Exception as e:  # noqa: BLE001 - every failure is classified and reported below.
+        error = e
+        logging.exception("pipeline run failed")
+    finally:
+        undo_logs()
+    nodes = latest_run(config.metadata_path, config.pipeline_name)
+
+    found = summary_lib.anomalies(nodes["ExampleValidator"]) if "ExampleValidator" in nodes else []
+    gate = nodes.get(GATE_ID)
+    if error is None:
+        status, code, message = st.COMPLETED, st.EXIT_OK, "run completed"
+    elif gate is not None and gate.state == "FAILED" and found:
+        status, code = st.DATA_REJECTED, st.EXIT_DATA_REJECTED
+        message = "data rejected: " + describe(found)
+    else:
+        failed = [n for n, r in nodes.items() if r.state not in ("COMPLETE", "CACHED")]
+        where = f" in {failed[0]}" if failed else ""
+        status, code = st.FAILED, st.EXIT_FAILED
+        message = f"run failed{where}: {type(error).__name__}: {error}".splitlines()[0]
+
+    result = {
+        "status": status,
+        "exit_code": code,
+        "message": message,
+        "input": {"path": input_path, "split": config.split},
+        "splits": summary_lib.split_counts(nodes["StatisticsGen"]) if "StatisticsGen" in nodes else {},
+        "anomalies": found,
+        "components": {node: {"state": r.state, "seconds": progress.seconds.get(node)} for node, r in nodes.items()},
+        "started_at": started.isoformat(timespec="seconds"),
+        "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "output_dir": layout.root,
+        "pipeline_root": layout.pipeline_root,
+        "metadata": layout.metadata_path,
+        "log": layout.log_path,
+    }
+    summary_lib.write(layout.summary_path, result)
+    return RunResult(status=status, exit_code=code, message=message, summary=result)

@@ -1,0 +1,86 @@
+"""Reads what a local run did from its ML Metadata store: each component's state and output artifacts."""
+
+import dataclasses
+
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+_STATES = {value: name for name, value in metadata_store_pb2.Execution.State.items()}
+
+
+@dataclasses.dataclass
+class NodeRun:
+    """One component's execution in a pipeline run.
+
+    Attributes:
+      node_id: the component id.
+      state: the MLMD execution state name: COMPLETE, CACHED, FAILED, RUNNING, ...
+      outputs: output key -> the artifacts it produced (or reused, when cached).
+    """
+
+    node_id: str
+    state: str
+    outputs: dict[str, list[metadata_store_pb2.Artifact]]
+
+    def output_uri(self, key: str) -> str:
+        """The URI of the single artifact under an output key."""
+        return self.outputs[key][0].uri
+
+
+def open_store(metadata_path: str) -> metadata_store.MetadataStore:
+    """Opens an existing SQLite ML Metadata store read-write."""
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = metadata_path
+    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE
+    return metadata_store.MetadataStore(config)
+
+
+def latest_run(metadata_path: str, pipeline_name: str) -> dict[str, NodeRun]:
+    """The executions of the pipeline's newest run, by component id.
+
+    Args:
+      metadata_path: the SQLite ML Metadata file.
+      pipeline_name: the pipeline whose run to read.
+
+    Returns:
+      Component id -> NodeRun, for every component that started in that run.
+    """
+    store = open_store(metadata_path)
+    pipeline = store.get_context_by_type_and_name("pipeline", pipeline_name)
+    if pipeline is None:
+        return {}
+    executions = store.get_executions_by_context(pipeline.id)
+    if not executions:
+        return {}
+    newest = max(executions, key=lambda e: e.id)
+    run = next(c for c in store.get_contexts_by_execution(newest.id) if c.type == "pipeline_run")
+    in_run = {e.id: e for e in store.get_executions_by_context(run.id)}
+    prefix = pipeline_name + "."
+    result = {}
+    for node in store.get_contexts_by_type("node"):
+        if not node.name.startswith(prefix):
+            continue
+        executions = [e for e in store.get_executions_by_context(node.id) if e.id in in_run]
+        if not executions:
+            continue
+        execution = max(executions, key=lambda e: e.id)
+        result[node.name[len(prefix) :]] = NodeRun(
+            node_id=node.name[len(prefix) :],
+            state=_STATES.get(execution.last_known_state, "UNKNOWN"),
+            outputs=_outputs(store, execution.id),
+        )
+    return result
+
+
+def _outputs(store: metadata_store.MetadataStore, execution_id: int) -> dict[str, list[metadata_store_pb2.Artifact]]:
+    events = [
+        e
+        for e in store.get_events_by_execution_ids([execution_id])
+        if e.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
+    ]
+    artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
+    outputs: dict[str, list[metadata_store_pb2.Artifact]] = {}
+    for event in events:
+        key = event.path.steps[0].key if event.path.steps else ""
+        outputs.setdefault(key, []).append(artifacts[event.artifact_id])
+    return outputs

@@ -1,0 +1,10 @@
+"""Run statuses and the exit codes of `fraud-pipeline run` (documented in the README)."""
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_DATA_REJECTED = 3
+
+COMPLETED = "completed"
+DATA_REJECTED = "data_rejected"
+FAILED = "failed"

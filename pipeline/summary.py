@@ -1,0 +1,54 @@
+"""Builds summary.json from a run's ML Metadata and artifacts: splits, anomalies, component states, status."""
+
+import json
+import os
+
+from tensorflow_metadata.proto.v0 import statistics_pb2
+from tfx.dsl.io import fileio
+
+from components.anomalies_gate import read_anomalies
+from pipeline import features
+from pipeline.metadata import NodeRun
+
+# The file StatisticsGen writes in each split folder (TFX 1.16).
+STATISTICS_FILE = "FeatureStats.pb"
+
+
+def split_names(node: NodeRun, key: str) -> list[str]:
+    """The split names recorded on a node's single output artifact."""
+    return json.loads(node.outputs[key][0].properties["split_names"].string_value)
+
+
+def _frauds(dataset: statistics_pb2.DatasetFeatureStatistics) -> int | None:
+    for feature in dataset.features:
+        if list(feature.path.step) == [features.LABEL]:
+            # The curated schema marks the label categorical, so its counts are exact top values.
+            return int(sum(v.frequency for v in feature.string_stats.top_values if v.value == "1"))
+    return None
+
+
+def split_counts(statistics: NodeRun) -> dict[str, dict[str, int | None]]:
+    """Rows and frauds per split, read from the StatisticsGen output."""
+    uri = statistics.output_uri("statistics")
+    counts = {}
+    for split in split_names(statistics, "statistics"):
+        stats = statistics_pb2.DatasetFeatureStatisticsList()
+        with fileio.open(os.path.join(uri, f"Split-{split}", STATISTICS_FILE), "rb") as f:
+            stats.ParseFromString(f.read())
+        dataset = stats.datasets[0]
+        counts[split] = {"rows": int(dataset.num_examples), "frauds": _frauds(dataset)}
+    return counts
+
+
+def anomalies(validator: NodeRun) -> list[dict]:
+    """The anomalies the ExampleValidator found, one dict per split and feature."""
+    return read_anomalies(validator.output_uri("anomalies"), split_names(validator, "anomalies"))
+
+
+def write(path: str, summary: dict) -> None:
+    """Writes summary.json atomically so readers never see half a file."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(summary, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)

@@ -1,0 +1,23 @@
+"""Installs the fraud pipeline's packages and the `fraud-pipeline` console command."""
+
+from setuptools import setup
+
+setup(
+    name="fraud-pipeline",
+    version="0.1.0",
+    description="TFX pipeline for imbalanced classification, on the credit-card fraud data",
+    python_requires=">=3.10,<3.11",
+    packages=["pipeline", "components", "transform", "trainer"],
+    package_data={"pipeline": ["schema.pbtxt"]},
+    # The exact versions are pinned in requirements.lock; these are the direct dependencies.
+    install_requires=[
+        "tfx==1.16.0",
+        "apache-beam[gcp]==2.59.0",
+        "tensorflow==2.16.2",
+        "tf-keras~=2.16.0",
+        "kfp==2.5.0",
+        "protobuf==3.20.3",
+    ],
+    extras_require={"dev": ["pytest", "ruff"]},
+    entry_points={"console_scripts": ["fraud-pipeline=pipeline.cli:main"]},
+)

@@ -1,0 +1,1 @@
+"""Tests of the fraud pipeline; `make test` runs them."""

@@ -1,0 +1,94 @@
+"""Shared test helpers and session-scoped pipeline runs (a TFX run costs tens of seconds, so tests share them)."""
+
+import csv
+import dataclasses
+import gzip
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURE = ROOT / "tests" / "fixtures" / "creditcard_fixture.csv.gz"
+# The console script installed next to this interpreter: tests drive the real command.
+CLI = Path(sys.executable).parent / "fraud-pipeline"
+
+
+@dataclasses.dataclass
+class CliRun:
+    """A finished `fraud-pipeline run`."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    output: Path
+
+    @property
+    def summary(self) -> dict:
+        return json.loads((self.output / "summary.json").read_text())
+
+    @property
+    def metadata_path(self) -> str:
+        return str(self.output / "metadata.sqlite")
+
+
+def run_cli(output: Path, *args: str) -> CliRun:
+    """Runs `fraud-pipeline run --output OUTPUT ARGS...` in a subprocess."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run(
+        [str(CLI), "run", "--output", str(output), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+    return CliRun(proc.returncode, proc.stdout, proc.stderr, output)
+
+
+def read_csv_rows(path: Path) -> list[list[str]]:
+    """The rows of a (gzip) CSV file, header first."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", newline="") as f:
+        return list(csv.reader(f))
+
+
+def write_csv_rows(path: Path, rows: list[list[str]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    return path
+
+
+def executions_per_node(metadata_path: str) -> dict[str, list[str]]:
+    """Component id -> the states of all its executions in the store, straight from ML Metadata."""
+    from ml_metadata.metadata_store import metadata_store
+    from ml_metadata.proto import metadata_store_pb2
+
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = metadata_path
+    store = metadata_store.MetadataStore(config)
+    names = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
+    result = {}
+    for node in store.get_contexts_by_type("node"):
+        node_id = node.name.split(".", 1)[1]
+        result[node_id] = [names[e.last_known_state] for e in store.get_executions_by_context(node.id)]
+    return result
+
+
+@pytest.fixture(scope="session")
+def time_run(tmp_path_factory) -> CliRun:
+    """The fixture run end to end with the time split (the default)."""
+    result = run_cli(tmp_path_factory.mktemp("time_run"), "--data", str(FIXTURE))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="session")
+def random_run(tmp_path_factory) -> CliRun:
+    """The fixture run end to end with the random (hash) split."""
+    result = run_cli(tmp_path_factory.mktemp("random_run"), "--data", str(FIXTURE), "--split", "random")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result

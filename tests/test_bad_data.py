@@ -1,0 +1,50 @@
+"""Bad input stops at the AnomaliesGate with the data-rejected exit code and names the feature."""
+
+import pytest
+
+from pipeline import features, status
+from tests.conftest import FIXTURE, executions_per_node, read_csv_rows, run_cli, write_csv_rows
+from tests.test_ingest_e2e import UPSTREAM_OF_TRAINING
+
+ROWS = 300  # enough rows for every split, few enough to keep each run short
+
+
+def _drop_column(header, rows, name):
+    at = header.index(name)
+    return [c for i, c in enumerate(header) if i != at], [[c for i, c in enumerate(r) if i != at] for r in rows]
+
+
+def _set_cell(header, rows, name, value, row=10):
+    rows = [r[:] for r in rows]
+    rows[row][header.index(name)] = value
+    return header, rows
+
+
+CASES = {
+    "missing column": ("V3", lambda h, r: _drop_column(h, r, "V3"), "Column dropped"),
+    "non-numeric V value": ("V5", lambda h, r: _set_cell(h, r, "V5", "abc"), "STRING"),
+    "Class = 2": (features.LABEL, lambda h, r: _set_cell(h, r, features.LABEL, "2"), "Out-of-range"),
+    "negative Amount": (features.AMOUNT, lambda h, r: _set_cell(h, r, features.AMOUNT, "-3.5"), "Out-of-range"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_data_is_rejected_at_the_gate(case, tmp_path):
+    feature, corrupt, anomaly = CASES[case]
+    rows = read_csv_rows(FIXTURE)
+    header, body = corrupt(rows[0], rows[1 : ROWS + 1])
+    data = write_csv_rows(tmp_path / "data" / "bad.csv", [header, *body])
+
+    run = run_cli(tmp_path / "out", "--data", str(data))
+
+    assert run.returncode == status.EXIT_DATA_REJECTED, run.stderr[-3000:]
+    message = [line for line in run.stderr.splitlines() if line.startswith("fraud-pipeline: ")]
+    assert len(message) == 1, run.stderr[-3000:]
+    assert f"feature '{feature}'" in message[0] and anomaly in message[0]
+    summary = run.summary
+    assert summary["status"] == status.DATA_REJECTED
+    assert {a["feature"] for a in summary["anomalies"]} == {feature}
+    executions = executions_per_node(run.metadata_path)
+    assert executions["AnomaliesGate"] == ["FAILED"]
+    # Nothing after the gate ran: only the gate and what feeds it have executions.
+    assert {node for node, states in executions.items() if states} <= UPSTREAM_OF_TRAINING

@@ -1,0 +1,55 @@
+"""The command line's help, usage errors, and the set-up's search for Python 3.10."""
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pipeline import cli, status
+from tests.conftest import CLI, ROOT
+
+
+def test_help_lists_the_subcommands_and_options():
+    top = subprocess.run([str(CLI), "--help"], capture_output=True, text=True, check=True).stdout
+    assert "run" in top
+    run = subprocess.run([str(CLI), "run", "--help"], capture_output=True, text=True, check=True).stdout
+    for option in ("--data", "--output", "--split", "--no-cache", "--beam-arg"):
+        assert option in run
+
+
+def test_missing_data_is_a_usage_error(tmp_path, capsys):
+    code = cli.main(["run", "--data", str(tmp_path / "nope.csv"), "--output", str(tmp_path / "out")])
+    assert code == status.EXIT_USAGE
+    assert "no such file" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_data_path_forms(tmp_path):
+    (tmp_path / "a.csv.gz").write_bytes(b"")
+    assert cli.split_data_path(str(tmp_path)) == (str(tmp_path), "*.csv*")
+    assert cli.split_data_path(str(tmp_path / "a.csv.gz")) == (str(tmp_path), "a.csv.gz")
+    assert cli.split_data_path("gs://bucket/data/creditcard.csv") == ("gs://bucket/data", "creditcard.csv")
+    assert cli.split_data_path("gs://bucket/data/") == ("gs://bucket/data", "*.csv*")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(cli.UsageError, match="no file matching"):
+        cli.split_data_path(str(tmp_path / "empty"))
+
+
+def test_find_python_refuses_a_wrong_python():
+    env = dict(os.environ, PYTHON="/bin/true")
+    proc = subprocess.run([str(ROOT / "scripts" / "find-python")], capture_output=True, text=True, env=env)
+    assert proc.returncode == 1
+    assert "PYTHON=/bin/true is not a working Python 3.10" in proc.stderr
+
+
+@pytest.mark.skipif(
+    any(Path(p).exists() for p in ("/usr/bin/python3.10", "/usr/local/bin/python3.10")),
+    reason="this machine has a system Python 3.10, so the search cannot come up empty",
+)
+def test_find_python_names_what_it_looked_for(tmp_path):
+    env = {"PATH": str(tmp_path), "HOME": str(tmp_path)}
+    proc = subprocess.run(["/bin/bash", str(ROOT / "scripts" / "find-python")], capture_output=True, text=True, env=env)
+    assert proc.returncode == 1
+    assert "no Python 3.10 found" in proc.stderr
+    assert "python3.10 /usr/bin/python3.10" in proc.stderr and "PYTHON=" in proc.stderr

@@ -1,0 +1,89 @@
+"""End to end on the committed fixture: ExampleGen -> StatisticsGen -> ImportSchemaGen -> ExampleValidator -> gate."""
+
+import glob
+import os
+
+import pytest
+import tensorflow as tf
+
+from pipeline import features
+from tests.conftest import FIXTURE, executions_per_node, read_csv_rows
+
+UPSTREAM_OF_TRAINING = {"CsvExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator", "AnomaliesGate"}
+
+
+def read_split(run, split):
+    """(Time, Class) of every example ExampleGen wrote for a split."""
+    folders = glob.glob(str(run.output / "tfx" / "CsvExampleGen" / "examples" / "*" / f"Split-{split}"))
+    assert len(folders) == 1, folders
+    files = glob.glob(os.path.join(folders[0], "*"))
+    rows = []
+    for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
+        example = tf.train.Example.FromString(record.numpy())
+        feature = example.features.feature
+        rows.append((feature[features.TIME].float_list.value[0], feature[features.LABEL].int64_list.value[0]))
+    return rows
+
+
+def fixture_totals():
+    rows = read_csv_rows(FIXTURE)
+    label_at = rows[0].index(features.LABEL)
+    return len(rows) - 1, sum(r[label_at] == "1" for r in rows[1:])
+
+
+@pytest.mark.parametrize("run_name", ["time_run", "random_run"])
+def test_every_component_executed_once(run_name, request):
+    run = request.getfixturevalue(run_name)
+    executions = executions_per_node(run.metadata_path)
+    assert set(executions) == UPSTREAM_OF_TRAINING
+    for node, states in executions.items():
+        assert states == ["COMPLETE"], (node, states)
+
+
+@pytest.mark.parametrize("run_name", ["time_run", "random_run"])
+def test_splits_hold_the_rows_and_frauds_the_summary_reports(run_name, request):
+    run = request.getfixturevalue(run_name)
+    total_rows, total_frauds = fixture_totals()
+    summary = run.summary
+    assert set(summary["splits"]) == set(features.SPLITS)
+    buckets = sum(features.SPLIT_BUCKETS.values())
+    for split in features.SPLITS:
+        rows = read_split(run, split)
+        counted = {"rows": len(rows), "frauds": sum(label for _, label in rows)}
+        assert summary["splits"][split] == counted, split
+        share = features.SPLIT_BUCKETS[split] / buckets
+        # Quantile cuts are near exact; hash buckets vary by a few rows on ~1,000.
+        tolerance = 0.01 if run_name == "time_run" else 0.05
+        assert abs(len(rows) / total_rows - share) < tolerance, (split, len(rows))
+    assert sum(s["rows"] for s in summary["splits"].values()) == total_rows
+    assert sum(s["frauds"] for s in summary["splits"].values()) == total_frauds
+
+
+def test_time_split_orders_the_splits(time_run):
+    times = {split: [t for t, _ in read_split(time_run, split)] for split in features.SPLITS}
+    assert max(times["train"]) <= min(times["eval"])
+    assert max(times["eval"]) <= min(times["test"])
+
+
+def test_random_split_mixes_time(random_run):
+    # Under hashing, the test split is not simply the newest rows.
+    train = [t for t, _ in read_split(random_run, "train")]
+    test = [t for t, _ in read_split(random_run, "test")]
+    assert min(test) < max(train)
+
+
+def test_summary_of_a_clean_run(time_run):
+    summary = time_run.summary
+    assert summary["status"] == "completed"
+    assert summary["exit_code"] == 0
+    assert summary["anomalies"] == []
+    assert summary["input"] == {"path": str(FIXTURE), "split": "time"}
+    assert set(summary["components"]) == UPSTREAM_OF_TRAINING
+    assert all(c["state"] == "COMPLETE" for c in summary["components"].values())
+
+
+def test_cli_reports_progress_and_outputs(time_run):
+    for component in UPSTREAM_OF_TRAINING:
+        assert f"running {component}" in time_run.stderr
+    assert f"outputs: {time_run.output}" in time_run.stdout
+    assert "status: completed" in time_run.stdout

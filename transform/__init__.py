@@ -1,0 +1,1 @@
+"""Transform: the preprocessing_fn that the TFX Transform component loads by dotted path."""
