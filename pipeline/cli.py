@@ -1,6 +1,8 @@
 """The `fraud-pipeline` command: builds the typed config from flags and hands it to a runner."""
 
 import argparse
+import dataclasses
+import hashlib
 import os
 import sys
 import warnings
@@ -8,6 +10,7 @@ from pathlib import Path
 
 from pipeline import features
 from pipeline import status as st
+from trainer.hparams import STRATEGIES, HParams
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 SCHEMA_PATH = PACKAGE_DIR / "schema.pbtxt"
@@ -15,6 +18,33 @@ SCHEMA_PATH = PACKAGE_DIR / "schema.pbtxt"
 DEFAULT_DATA = PACKAGE_DIR.parent / "data" / "creditcard_sample.csv.gz"
 DEFAULT_OUTPUT = "output"
 CSV_GLOB = "*.csv*"
+
+
+# What goes into the code fingerprint that re-runs Transform and Trainer when their code changes.
+CODE_DIRS = ("transform", "trainer")
+CODE_FILES = ("pipeline/features.py",)
+
+_HPARAM_HELP = {
+    "units": "width of the hidden layer",
+    "dropout": "dropout rate after the hidden layer",
+    "learning_rate": "Adam learning rate",
+    "batch_size": "examples per training step",
+    "max_epochs": "epochs at most (early stopping usually ends sooner)",
+    "patience": "epochs without a better eval PR-AUC before stopping; the best weights are kept",
+    "strategy": "baseline: no reweighting; class_weight: weigh each class to half the loss; "
+    "oversample: balanced batches of the train split",
+    "seed": "random seed; the same seed and data give the same model",
+}
+
+
+def code_version(root: Path = PACKAGE_DIR.parent) -> str:
+    """A short fingerprint of the Transform and Trainer source."""
+    digest = hashlib.sha256()
+    paths = sorted(p for d in CODE_DIRS for p in (root / d).rglob("*.py")) + [root / f for f in CODE_FILES]
+    for path in paths:
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 class UsageError(Exception):
@@ -78,6 +108,16 @@ def _parser() -> argparse.ArgumentParser:
         help="time: train on the oldest 64%%, eval on the next 16%%, test on the newest 20%% by Time "
         "(default; how fraud models meet the future); random: hash-based 64/16/20 as in the tutorial",
     )
+    defaults = HParams()
+    group = run.add_argument_group("training (defaults: the tutorial's)")
+    for field in dataclasses.fields(HParams):
+        group.add_argument(
+            "--" + field.name.replace("_", "-"),
+            type=field.type,
+            default=getattr(defaults, field.name),
+            choices=STRATEGIES if field.name == "strategy" else None,
+            help=f"{_HPARAM_HELP[field.name]} (default: %(default)s)",
+        )
     run.add_argument("--no-cache", action="store_true", help="re-run every component instead of reusing results")
     run.add_argument(
         "--beam-arg",
@@ -96,6 +136,10 @@ def _run(args: argparse.Namespace) -> int:
     from pipeline.config import PipelineConfig
     from pipeline.local_runner import OutputLayout, run
 
+    try:
+        hparams = HParams(**{f.name: getattr(args, f.name) for f in dataclasses.fields(HParams)})
+    except ValueError as e:
+        raise UsageError(str(e)) from e
     layout = OutputLayout(str(Path(args.output).expanduser().resolve()))
     config = PipelineConfig(
         pipeline_root=layout.pipeline_root,
@@ -106,6 +150,8 @@ def _run(args: argparse.Namespace) -> int:
         metadata_path=layout.metadata_path,
         beam_pipeline_args=tuple(args.beam_arg),
         enable_cache=not args.no_cache,
+        hparams=hparams,
+        code_version=code_version(),
     )
     result = run(config, layout, input_path=args.data)
     if result.exit_code != st.EXIT_OK:
@@ -122,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     # Quiet TensorFlow's C++ start-up chatter and the libraries' import-time deprecation notices;
     # the Python logs of a run go to its log file.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # TFX 1.16 and TF Transform use Keras 2 (the tf_keras package).
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=UserWarning, module="google")

@@ -3,6 +3,7 @@
 import dataclasses
 
 from pipeline import features
+from trainer.hparams import HParams
 
 DEFAULT_PIPELINE_NAME = "fraud-detection"
 
@@ -22,6 +23,9 @@ class PipelineConfig:
       beam_pipeline_args: passed to every Beam-based component.
       enable_cache: reuse earlier results of unchanged components.
       pipeline_name: the name in ML Metadata and on the orchestrator.
+      hparams: the Trainer's hyperparameters.
+      code_version: a fingerprint of the Transform and Trainer code. TFX does not put code loaded by dotted
+        path into its cache key, so this goes into their custom_config to re-run them when the code changes.
     """
 
     pipeline_root: str
@@ -33,6 +37,8 @@ class PipelineConfig:
     beam_pipeline_args: tuple[str, ...] = ()
     enable_cache: bool = True
     pipeline_name: str = DEFAULT_PIPELINE_NAME
+    hparams: HParams = HParams()
+    code_version: str = ""
 
     def __post_init__(self):
         if self.split not in features.SPLIT_SCHEMES:

@@ -19,3 +19,24 @@ CLIP = 5.0
 SPLIT_BUCKETS = {"train": 16, "eval": 4, "test": 5}
 SPLITS = tuple(SPLIT_BUCKETS)
 SPLIT_SCHEMES = ("time", "random")
+
+# Transform outputs that are not model inputs: evaluation slices.
+AMOUNT_BUCKET = "amount_bucket"
+HOUR_BUCKET = "hour_bucket"
+SLICE_FEATURES = (AMOUNT_BUCKET, HOUR_BUCKET)
+# Amount bucket edges (in the data's currency) and their labels: fixed, so slices mean the same in every run.
+AMOUNT_EDGES = (10.0, 50.0, 200.0, 1000.0)
+AMOUNT_LABELS = ("0-10", "10-50", "50-200", "200-1000", "1000+")
+# Time of day in 4-hour windows, counting from the first transaction (the data start at midnight).
+HOURS_PER_BUCKET = 4
+HOUR_LABELS = tuple(f"{h:02d}-{h + HOURS_PER_BUCKET:02d}h" for h in range(0, 24, HOURS_PER_BUCKET))
+# Added to Amount before the log, so an amount of 0 stays finite.
+AMOUNT_LOG_OFFSET = 0.001
+
+
+def transformed_name(name: str) -> str:
+    """The name Transform gives a model input."""
+    return f"{name}_xf"
+
+
+MODEL_INPUTS = tuple(transformed_name(n) for n in MODEL_FEATURES)

@@ -86,14 +86,31 @@ def _route_logs(log_path: str, progress: logging.Handler) -> Callable[[], None]:
     root.handlers = [file_handler, progress]
     root.setLevel(logging.INFO)
     logging.captureWarnings(True)
+    # TensorFlow's logger writes to stderr itself; send it to the file only.
+    tf_logger = logging.getLogger("tensorflow")
+    tf_saved = (tf_logger.handlers[:], tf_logger.propagate)
+    tf_logger.handlers, tf_logger.propagate = [], True
+    # The Transform executor resets absl's verbosity to WARNING (through absl flags), which would hide
+    # LocalDagRunner's INFO progress lines for the rest of the run; hold the absl logger at INFO meanwhile.
+    absl_logger = logging.getLogger("absl")
+    absl_level = absl_logger.level
+    absl_logger.setLevel(logging.INFO)
+    absl_logger.setLevel = lambda level: None
 
     def undo():
+        del absl_logger.setLevel
+        absl_logger.setLevel(absl_level)
+        tf_logger.handlers, tf_logger.propagate = tf_saved
         root.handlers, level = saved
         root.setLevel(level)
         logging.captureWarnings(False)
         file_handler.close()
 
     return undo
+
+
+def _ok(node) -> bool:
+    return node is not None and node.state in ("COMPLETE", "CACHED")
 
 
 def run(config: PipelineConfig, layout: OutputLayout, input_path: str, say: Callable[[str], None] = _say) -> RunResult:
@@ -130,7 +147,7 @@ def run(config: PipelineConfig, layout: OutputLayout, input_path: str, say: Call
         status, code = st.DATA_REJECTED, st.EXIT_DATA_REJECTED
         message = "data rejected: " + describe(found)
     else:
-        failed = [n for n, r in nodes.items() if r.state not in ("COMPLETE", "CACHED")]
+        failed = [n for n, r in nodes.items() if not _ok(r)]
         where = f" in {failed[0]}" if failed else ""
         status, code = st.FAILED, st.EXIT_FAILED
         message = f"run failed{where}: {type(error).__name__}: {error}".splitlines()[0]
@@ -142,6 +159,8 @@ def run(config: PipelineConfig, layout: OutputLayout, input_path: str, say: Call
         "input": {"path": input_path, "split": config.split},
         "splits": summary_lib.split_counts(nodes["StatisticsGen"]) if "StatisticsGen" in nodes else {},
         "anomalies": found,
+        "hparams": config.hparams.to_dict(),
+        "trainer": summary_lib.training(nodes["Trainer"]) if _ok(nodes.get("Trainer")) else None,
         "components": {node: {"state": r.state, "seconds": progress.seconds.get(node)} for node, r in nodes.items()},
         "started_at": started.isoformat(timespec="seconds"),
         "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

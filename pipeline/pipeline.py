@@ -4,6 +4,7 @@ from tfx import v1 as tfx
 
 from components.anomalies_gate import AnomaliesGate
 from components.example_gen import CsvExampleGen
+from pipeline import features
 from pipeline.config import PipelineConfig
 
 
@@ -19,7 +20,26 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     )
     gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"])
 
-    components = [example_gen, schema_importer, statistics_gen, example_validator, gate]
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"],
+        schema=schema_importer.outputs["schema"],
+        preprocessing_fn="transform.preprocessing.preprocessing_fn",
+        # Statistics (mean, standard deviation) come from the train split only.
+        splits_config=tfx.proto.SplitsConfig(analyze=["train"], transform=list(features.SPLITS)),
+        custom_config={"code_version": config.code_version},
+    )
+    # Validation is a gate: Transform, and so everything after it, waits for it to pass.
+    transform.add_upstream_node(gate)
+    trainer = tfx.components.Trainer(
+        run_fn="trainer.task.run_fn",
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        train_args=tfx.proto.TrainArgs(splits=["train"]),
+        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        custom_config={"hparams": config.hparams.to_dict(), "code_version": config.code_version},
+    )
+
+    components = [example_gen, schema_importer, statistics_gen, example_validator, gate, transform, trainer]
     metadata = (
         tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
         if config.metadata_path

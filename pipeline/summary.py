@@ -9,6 +9,10 @@ from tfx.dsl.io import fileio
 from components.anomalies_gate import read_anomalies
 from pipeline import features
 from pipeline.metadata import NodeRun
+from trainer.task import TRAINING_SUMMARY
+
+# The SavedModel's folder inside a Trainer Model artifact (TFX 1.16).
+SERVING_MODEL_DIR = "Format-Serving"
 
 # The file StatisticsGen writes in each split folder (TFX 1.16).
 STATISTICS_FILE = "FeatureStats.pb"
@@ -43,6 +47,18 @@ def split_counts(statistics: NodeRun) -> dict[str, dict[str, int | None]]:
 def anomalies(validator: NodeRun) -> list[dict]:
     """The anomalies the ExampleValidator found, one dict per split and feature."""
     return read_anomalies(validator.output_uri("anomalies"), split_names(validator, "anomalies"))
+
+
+def training(trainer: NodeRun) -> dict:
+    """What the Trainer recorded with the model (counts, bias, weights, epochs), without the per-epoch history."""
+    model_uri = trainer.output_uri("model")
+    path = os.path.join(model_uri, SERVING_MODEL_DIR, TRAINING_SUMMARY)
+    with fileio.open(path) as f:
+        facts = json.load(f)
+    facts.pop("history")
+    facts["model_uri"] = model_uri
+    facts["history_path"] = path
+    return facts
 
 
 def write(path: str, summary: dict) -> None:

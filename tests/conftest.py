@@ -11,6 +11,10 @@ from pathlib import Path
 
 import pytest
 
+# TFX 1.16 and TF Transform use Keras 2 (tf_keras); set before anything imports TensorFlow.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "fixtures" / "creditcard_fixture.csv.gz"
 # The console script installed next to this interpreter: tests drive the real command.
@@ -25,10 +29,8 @@ class CliRun:
     stdout: str
     stderr: str
     output: Path
-
-    @property
-    def summary(self) -> dict:
-        return json.loads((self.output / "summary.json").read_text())
+    # summary.json as the run left it (a later run into the same folder overwrites the file).
+    summary: dict | None
 
     @property
     def metadata_path(self) -> str:
@@ -45,7 +47,9 @@ def run_cli(output: Path, *args: str) -> CliRun:
         env=env,
         timeout=900,
     )
-    return CliRun(proc.returncode, proc.stdout, proc.stderr, output)
+    summary_path = output / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
+    return CliRun(proc.returncode, proc.stdout, proc.stderr, output, summary)
 
 
 def read_csv_rows(path: Path) -> list[list[str]]:
@@ -84,6 +88,18 @@ def time_run(tmp_path_factory) -> CliRun:
     result = run_cli(tmp_path_factory.mktemp("time_run"), "--data", str(FIXTURE))
     assert result.returncode == 0, result.stderr[-3000:]
     return result
+
+
+@pytest.fixture(scope="session")
+def strategy_runs(tmp_path_factory) -> dict[str, CliRun]:
+    """The fixture trained with the baseline and oversample strategies, one after the other in one output folder."""
+    output = tmp_path_factory.mktemp("strategy_runs")
+    runs = {}
+    for strategy in ("baseline", "oversample"):
+        result = run_cli(output, "--data", str(FIXTURE), "--strategy", strategy)
+        assert result.returncode == 0, result.stderr[-3000:]
+        runs[strategy] = result
+    return runs
 
 
 @pytest.fixture(scope="session")

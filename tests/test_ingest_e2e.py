@@ -1,4 +1,4 @@
-"""End to end on the committed fixture: ExampleGen -> StatisticsGen -> ImportSchemaGen -> ExampleValidator -> gate."""
+"""End to end on the committed fixture: ingestion, statistics, validation gate, and the splits it writes."""
 
 import glob
 import os
@@ -9,7 +9,10 @@ import tensorflow as tf
 from pipeline import features
 from tests.conftest import FIXTURE, executions_per_node, read_csv_rows
 
+# The gate and what feeds it; then what runs only after the gate passed.
 UPSTREAM_OF_TRAINING = {"CsvExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator", "AnomaliesGate"}
+TRAINING = {"Transform", "Trainer"}
+ALL_COMPONENTS = UPSTREAM_OF_TRAINING | TRAINING
 
 
 def read_split(run, split):
@@ -35,7 +38,7 @@ def fixture_totals():
 def test_every_component_executed_once(run_name, request):
     run = request.getfixturevalue(run_name)
     executions = executions_per_node(run.metadata_path)
-    assert set(executions) == UPSTREAM_OF_TRAINING
+    assert set(executions) == ALL_COMPONENTS
     for node, states in executions.items():
         assert states == ["COMPLETE"], (node, states)
 
@@ -78,12 +81,13 @@ def test_summary_of_a_clean_run(time_run):
     assert summary["exit_code"] == 0
     assert summary["anomalies"] == []
     assert summary["input"] == {"path": str(FIXTURE), "split": "time"}
-    assert set(summary["components"]) == UPSTREAM_OF_TRAINING
+    assert set(summary["components"]) == ALL_COMPONENTS
     assert all(c["state"] == "COMPLETE" for c in summary["components"].values())
 
 
 def test_cli_reports_progress_and_outputs(time_run):
-    for component in UPSTREAM_OF_TRAINING:
+    for component in ALL_COMPONENTS:
         assert f"running {component}" in time_run.stderr
+        assert f"finished {component}" in time_run.stderr
     assert f"outputs: {time_run.output}" in time_run.stdout
     assert "status: completed" in time_run.stdout

@@ -1,0 +1,101 @@
+"""Through Transform and Trainer on the fixture: the three strategies, and the exported SavedModel's signatures."""
+
+import glob
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras as keras
+
+from pipeline import features
+from pipeline.metadata import latest_run
+from tests.test_ingest_e2e import TRAINING, UPSTREAM_OF_TRAINING
+
+
+def _raw_examples(run, split):
+    folders = glob.glob(str(run.output / "tfx" / "CsvExampleGen" / "examples" / "*" / f"Split-{split}"))
+    files = glob.glob(os.path.join(folders[0], "*"))
+    return [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+
+
+def _without_label(serialized):
+    example = tf.train.Example.FromString(serialized)
+    del example.features.feature[features.LABEL]
+    return example.SerializeToString()
+
+
+def _check_trainer_summary(summary, strategy):
+    trainer = summary["trainer"]
+    assert trainer["hparams"]["strategy"] == strategy == summary["hparams"]["strategy"]
+    train = summary["splits"]["train"]
+    assert (trainer["train_rows"], trainer["train_frauds"]) == (train["rows"], train["frauds"])
+    pos, neg = train["frauds"], train["rows"] - train["frauds"]
+    if strategy == "oversample":
+        assert trainer["initial_bias"] == 0.0
+        assert trainer["steps_per_epoch"] == math.ceil(2 * neg / trainer["hparams"]["batch_size"])
+    else:
+        assert trainer["initial_bias"] == pytest.approx(math.log(pos / neg))
+    if strategy == "class_weight":
+        assert trainer["class_weight"] == {
+            "0": pytest.approx(train["rows"] / (2 * neg)),
+            "1": pytest.approx(train["rows"] / (2 * pos)),
+        }
+    else:
+        assert trainer["class_weight"] is None
+    assert 1 <= trainer["best_epoch"] <= trainer["epochs_run"] <= trainer["hparams"]["max_epochs"]
+    assert 0.0 < trainer["best_val_prc"] <= 1.0
+    assert os.path.isfile(trainer["history_path"])
+
+
+def test_default_strategy_is_class_weight(time_run):
+    _check_trainer_summary(time_run.summary, "class_weight")
+
+
+@pytest.mark.parametrize("strategy", ["baseline", "oversample"])
+def test_other_strategies_train_end_to_end(strategy, strategy_runs):
+    run = strategy_runs[strategy]
+    _check_trainer_summary(run.summary, strategy)
+    states = {node: c["state"] for node, c in run.summary["components"].items()}
+    assert set(states) == UPSTREAM_OF_TRAINING | TRAINING
+    if strategy == "oversample":
+        # Only the Trainer's hyperparameters changed since the baseline run: everything before it is reused.
+        assert {n for n, s in states.items() if s == "CACHED"} == UPSTREAM_OF_TRAINING | {"Transform"}
+        assert states["Trainer"] == "COMPLETE"
+
+
+def test_history_is_kept_with_the_model(time_run):
+    with open(time_run.summary["trainer"]["history_path"]) as f:
+        facts = json.load(f)
+    epochs = time_run.summary["trainer"]["epochs_run"]
+    for metric in ("loss", "tp", "fp", "tn", "fn", "precision", "recall", "auc", "prc"):
+        assert len(facts["history"][metric]) == epochs
+        assert len(facts["history"]["val_" + metric]) == epochs
+
+
+def test_saved_model_round_trip(time_run):
+    model_dir = os.path.join(time_run.summary["trainer"]["model_uri"], "Format-Serving")
+    nodes = latest_run(time_run.metadata_path, "fraud-detection")
+    tf_transform_output = tft.TFTransformOutput(nodes["Transform"].output_uri("transform_graph"))
+    raw = _raw_examples(time_run, "test")
+
+    loaded = tf.saved_model.load(model_dir)
+    served = loaded.signatures["serving_default"](examples=tf.constant([_without_label(r) for r in raw]))
+    probabilities = served["probability"].numpy().ravel()
+
+    # The same examples transformed separately, then fed to the Keras model.
+    parsed = tf.io.parse_example(tf.constant(raw), tf_transform_output.raw_feature_spec())
+    transformed = tf_transform_output.transform_raw_features(parsed)
+    model = keras.models.load_model(model_dir)
+    expected = model({name: transformed[name] for name in features.MODEL_INPUTS}).numpy().ravel()
+
+    assert len(probabilities) == len(raw)
+    assert np.all((probabilities > 0) & (probabilities < 1))
+    np.testing.assert_allclose(probabilities, expected, atol=1e-5)
+
+    slices = loaded.signatures["transformed_features"](examples=tf.constant(raw[:5]))
+    assert set(features.SLICE_FEATURES) <= set(slices)
+    assert {v.decode() for v in slices[features.AMOUNT_BUCKET].numpy().ravel()} <= set(features.AMOUNT_LABELS)

@@ -1,0 +1,95 @@
+"""The imbalance techniques and the model, without a pipeline: bias, weights, oversampling, determinism."""
+
+import math
+
+import numpy as np
+import pytest
+
+from pipeline import features
+from trainer import model as model_lib
+from trainer import task
+from trainer.hparams import HParams
+
+
+def _data(n, fraud_rate, seed):
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < fraud_rate).astype(np.int64).reshape(-1, 1)
+    # Frauds sit a little apart on the first few inputs, so there is something to learn.
+    x = {
+        name: (rng.normal(size=(n, 1)) + (1.5 * y if i < 4 else 0)).astype(np.float32)
+        for i, name in enumerate(features.MODEL_INPUTS)
+    }
+    return x, y
+
+
+def test_initial_bias_and_class_weights_follow_the_formulas():
+    assert model_lib.initial_bias(pos=417, neg=227428) == pytest.approx(math.log(417 / 227428))
+    weights = model_lib.class_weights(pos=417, neg=227428)
+    total = 417 + 227428
+    assert weights == {0: pytest.approx(total / (2 * 227428)), 1: pytest.approx(total / (2 * 417))}
+    # Each class then carries half of the total weight.
+    assert weights[0] * 227428 == pytest.approx(weights[1] * 417) == pytest.approx(total / 2)
+    with pytest.raises(ValueError, match="both classes"):
+        model_lib.initial_bias(pos=0, neg=10)
+
+
+def test_strategies_set_bias_weights_and_epoch_length():
+    train_xy, eval_xy = _data(3000, 0.05, 1), _data(500, 0.05, 2)
+    pos = int(train_xy[1].sum())
+    neg = 3000 - pos
+    for strategy in ("baseline", "class_weight", "oversample"):
+        data = task.training_data(HParams(strategy=strategy, batch_size=256), train_xy, eval_xy)
+        assert (data.pos, data.neg) == (pos, neg)
+        if strategy == "oversample":
+            assert data.initial_bias == 0.0
+            assert data.steps_per_epoch == math.ceil(2 * neg / 256)
+        else:
+            assert data.initial_bias == pytest.approx(math.log(pos / neg))
+            assert data.steps_per_epoch is None
+        assert data.class_weight == (model_lib.class_weights(pos, neg) if strategy == "class_weight" else None)
+
+
+def test_oversampled_batches_are_balanced_and_eval_is_untouched():
+    train_xy, eval_xy = _data(5000, 0.03, 3), _data(800, 0.03, 4)
+    data = task.training_data(HParams(strategy="oversample", batch_size=1024), train_xy, eval_xy)
+    labels = np.concatenate([y for _, y in data.train.take(5).as_numpy_iterator()])
+    assert len(labels) == 5 * 1024
+    assert 0.45 < labels.mean() < 0.55
+    # The eval split comes through row for row, in order, at its own fraud rate.
+    eval_labels = np.concatenate([y for _, y in data.eval.as_numpy_iterator()])
+    np.testing.assert_array_equal(eval_labels, eval_xy[1])
+    eval_v1 = np.concatenate([x[features.MODEL_INPUTS[0]] for x, _ in data.eval.as_numpy_iterator()])
+    np.testing.assert_array_equal(eval_v1, eval_xy[0][features.MODEL_INPUTS[0]])
+
+
+def test_oversampling_is_seeded():
+    train_xy = _data(2000, 0.05, 5)
+
+    def first_batch(seed):
+        batch = next(model_lib.oversampled_dataset(*train_xy, batch_size=64, seed=seed).as_numpy_iterator())
+        return batch[1].ravel()
+
+    np.testing.assert_array_equal(first_batch(7), first_batch(7))
+
+
+def test_zeroed_hidden_layer_gives_sigmoid_of_the_bias():
+    bias = model_lib.initial_bias(pos=10, neg=990)
+    model = model_lib.build_model(HParams(), bias)
+    hidden = model.get_layer("hidden")
+    hidden.set_weights([np.zeros_like(w) for w in hidden.get_weights()])
+    x, _ = _data(50, 0.5, 6)
+    predictions = model.predict(x, verbose=0).ravel()
+    np.testing.assert_allclose(predictions, 1 / (1 + math.exp(-bias)), rtol=1e-6)
+
+
+def test_same_seed_and_data_give_the_same_model():
+    train_xy, eval_xy = _data(2000, 0.05, 8), _data(400, 0.05, 9)
+    hparams = HParams(max_epochs=4, batch_size=256, patience=10)
+    (model_a, facts_a), (model_b, facts_b) = (task.train(hparams, train_xy, eval_xy) for _ in range(2))
+    assert facts_a["history"] == facts_b["history"]
+    np.testing.assert_array_equal(model_a.predict(eval_xy[0], verbose=0), model_b.predict(eval_xy[0], verbose=0))
+    assert set(facts_a["history"]) >= {
+        f"{prefix}{m}"
+        for prefix in ("", "val_")
+        for m in ("loss", "tp", "fp", "tn", "fn", "precision", "recall", "auc", "prc")
+    }

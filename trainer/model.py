@@ -1,0 +1,95 @@
+"""The tutorial's Keras model and the imbalance techniques: initial bias, class weights, oversampled batches."""
+
+import math
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from pipeline import features
+from trainer.hparams import HParams
+
+# Metrics recorded every epoch for train and validation; PR-AUC ("prc") drives early stopping.
+EARLY_STOPPING_METRIC = "prc"
+
+
+def initial_bias(pos: int, neg: int) -> float:
+    """log(pos/neg): the output bias at which the untrained model predicts the class prior."""
+    if pos <= 0 or neg <= 0:
+        raise ValueError(f"the training split needs both classes, got {pos} frauds and {neg} normal rows")
+    return math.log(pos / neg)
+
+
+def class_weights(pos: int, neg: int) -> dict:
+    """total/(2*neg) for normal rows and total/(2*pos) for frauds, so each class weighs half of the loss."""
+    total = pos + neg
+    return {0: total / (2.0 * neg), 1: total / (2.0 * pos)}
+
+
+def oversampled_steps_per_epoch(neg: int, batch_size: int) -> int:
+    """One epoch of the balanced stream: as many batches as it takes to draw each normal row once on average."""
+    return max(1, math.ceil(2.0 * neg / batch_size))
+
+
+def metrics() -> list:
+    return [
+        keras.metrics.TruePositives(name="tp"),
+        keras.metrics.FalsePositives(name="fp"),
+        keras.metrics.TrueNegatives(name="tn"),
+        keras.metrics.FalseNegatives(name="fn"),
+        keras.metrics.Precision(name="precision"),
+        keras.metrics.Recall(name="recall"),
+        keras.metrics.AUC(name="auc"),
+        keras.metrics.AUC(name="prc", curve="PR"),
+    ]
+
+
+def build_model(hparams: HParams, output_bias: float) -> keras.Model:
+    """Dense(units, relu) -> Dropout -> Dense(1, sigmoid) over the transformed model inputs.
+
+    Args:
+      hparams: the layer width, dropout and learning rate.
+      output_bias: the output layer's initial bias (log(pos/neg), or 0 for balanced batches).
+
+    Returns:
+      A compiled model taking a dict of [batch, 1] float inputs named features.MODEL_INPUTS.
+    """
+    inputs = {name: keras.layers.Input(shape=(1,), name=name, dtype=tf.float32) for name in features.MODEL_INPUTS}
+    x = keras.layers.Concatenate(name="inputs")([inputs[name] for name in features.MODEL_INPUTS])
+    x = keras.layers.Dense(hparams.units, activation="relu", name="hidden")(x)
+    x = keras.layers.Dropout(hparams.dropout, seed=hparams.seed, name="dropout")(x)
+    output = keras.layers.Dense(
+        1,
+        activation="sigmoid",
+        bias_initializer=keras.initializers.Constant(output_bias),
+        name="probability",
+    )(x)
+    model = keras.Model(inputs=inputs, outputs=output)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=hparams.learning_rate),
+        loss=keras.losses.BinaryCrossentropy(),
+        metrics=metrics(),
+    )
+    return model
+
+
+def dataset(x: dict, y: np.ndarray, batch_size: int, shuffle_seed=None) -> tf.data.Dataset:
+    """Batches of (inputs, label) in file order, or shuffled with a seed."""
+    data = tf.data.Dataset.from_tensor_slices((x, y))
+    if shuffle_seed is not None:
+        data = data.shuffle(len(y), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def oversampled_dataset(x: dict, y: np.ndarray, batch_size: int, seed: int) -> tf.data.Dataset:
+    """An endless stream of batches drawing frauds and normal rows 50/50 (tf.data sample_from_datasets)."""
+    labels = y.reshape(-1)
+
+    def repeated(mask, offset):
+        part = tf.data.Dataset.from_tensor_slices(({k: v[mask] for k, v in x.items()}, y[mask]))
+        return part.shuffle(int(mask.sum()), seed=seed + offset, reshuffle_each_iteration=True).repeat()
+
+    balanced = tf.data.Dataset.sample_from_datasets(
+        [repeated(labels == 1, 1), repeated(labels == 0, 2)], weights=[0.5, 0.5], seed=seed
+    )
+    return balanced.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,182 @@
+"""run_fn: the Trainer component loads it by dotted path (trainer.task.run_fn) and calls it with TFX's FnArgs.
+
+Trains the tutorial's model on the transformed train split with the chosen imbalance strategy, stops early on
+the eval split's PR-AUC, and exports a SavedModel whose signatures take serialized raw tf.Examples.
+"""
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras as keras
+from tfx import v1 as tfx
+from tfx_bsl.public import tfxio
+
+from pipeline import features
+from trainer import model as model_lib
+from trainer.hparams import HParams
+
+# Written next to the SavedModel (TF Serving's assets.extra convention), so it travels with the model.
+TRAINING_SUMMARY = os.path.join("assets.extra", "training_summary.json")
+SERVING_OUTPUT = "probability"
+
+
+def load_split(file_pattern, data_accessor, tf_transform_output, batch_size=8192):
+    """Reads a transformed split into memory: (model inputs as [n, 1] float32 arrays, labels as [n, 1] int64)."""
+    data = data_accessor.tf_dataset_factory(
+        file_pattern,
+        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, num_epochs=1, shuffle=False, label_key=features.LABEL),
+        tf_transform_output.transformed_metadata.schema,
+    )
+    xs = {name: [] for name in features.MODEL_INPUTS}
+    ys = []
+    for batch, label in data.as_numpy_iterator():
+        for name in features.MODEL_INPUTS:
+            xs[name].append(batch[name].reshape(-1, 1))
+        ys.append(label.reshape(-1, 1))
+    if not ys:
+        raise ValueError(f"no examples in {file_pattern}")
+    return {k: np.concatenate(v).astype(np.float32) for k, v in xs.items()}, np.concatenate(ys).astype(np.int64)
+
+
+@dataclasses.dataclass
+class TrainingData:
+    """What model.fit gets for a strategy, and the numbers that set it up."""
+
+    train: tf.data.Dataset
+    eval: tf.data.Dataset
+    steps_per_epoch: int | None
+    class_weight: dict | None
+    initial_bias: float
+    pos: int
+    neg: int
+
+
+def training_data(hparams: HParams, train_xy, eval_xy) -> TrainingData:
+    """Builds the datasets of hparams.strategy; only the train split is ever reweighted or oversampled.
+
+    Args:
+      hparams: the typed configuration.
+      train_xy: (inputs, labels) of the train split; frauds and normal rows are counted here.
+      eval_xy: (inputs, labels) of the eval split, batched as they are, for validation and early stopping.
+    """
+    x, y = train_xy
+    pos = int(y.sum())
+    neg = int(len(y) - pos)
+    bias = model_lib.initial_bias(pos, neg)
+    weights = None
+    steps_per_epoch = None
+    if hparams.strategy == "oversample":
+        # Balanced batches make the prior 50/50, so the bias that matches it is 0.
+        bias = 0.0
+        train = model_lib.oversampled_dataset(x, y, hparams.batch_size, hparams.seed)
+        steps_per_epoch = model_lib.oversampled_steps_per_epoch(neg, hparams.batch_size)
+    else:
+        train = model_lib.dataset(x, y, hparams.batch_size, shuffle_seed=hparams.seed)
+        if hparams.strategy == "class_weight":
+            weights = model_lib.class_weights(pos, neg)
+    return TrainingData(
+        train=train,
+        eval=model_lib.dataset(*eval_xy, hparams.batch_size),
+        steps_per_epoch=steps_per_epoch,
+        class_weight=weights,
+        initial_bias=bias,
+        pos=pos,
+        neg=neg,
+    )
+
+
+def train(hparams: HParams, train_xy, eval_xy):
+    """Fits the model with the strategy of hparams, stopping early on the eval split's PR-AUC.
+
+    Returns:
+      (model, facts) where facts records the counts, bias, weights, per-epoch history and the best epoch.
+    """
+    keras.utils.set_random_seed(hparams.seed)
+    tf.config.experimental.enable_op_determinism()
+    data = training_data(hparams, train_xy, eval_xy)
+    model = model_lib.build_model(hparams, data.initial_bias)
+    stop = keras.callbacks.EarlyStopping(
+        monitor=f"val_{model_lib.EARLY_STOPPING_METRIC}",
+        mode="max",
+        patience=hparams.patience,
+        restore_best_weights=True,
+        verbose=0,
+    )
+    history = model.fit(
+        data.train,
+        validation_data=data.eval,
+        epochs=hparams.max_epochs,
+        steps_per_epoch=data.steps_per_epoch,
+        class_weight=data.class_weight,
+        callbacks=[stop],
+        verbose=0,
+    )
+    val = history.history[f"val_{model_lib.EARLY_STOPPING_METRIC}"]
+    facts = {
+        "hparams": hparams.to_dict(),
+        "train_rows": data.pos + data.neg,
+        "train_frauds": data.pos,
+        "eval_rows": len(eval_xy[1]),
+        "eval_frauds": int(eval_xy[1].sum()),
+        "initial_bias": data.initial_bias,
+        "class_weight": {str(k): v for k, v in data.class_weight.items()} if data.class_weight else None,
+        "steps_per_epoch": data.steps_per_epoch,
+        "epochs_run": len(val),
+        "best_epoch": int(np.argmax(val)) + 1,
+        "best_val_prc": float(np.max(val)),
+        "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
+    }
+    return model, facts
+
+
+class _ServingModule(tf.Module):
+    """Holds the model and the Transform layer so the exported signatures can track both."""
+
+    def __init__(self, model, tf_transform_output):
+        super().__init__()
+        self.model = model
+        self.tft_layer = tf_transform_output.transform_features_layer()
+        raw_spec = tf_transform_output.raw_feature_spec()
+        self._raw_spec = raw_spec
+        self._serving_spec = {k: v for k, v in raw_spec.items() if k != features.LABEL}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve(self, examples):
+        """Serialized raw tf.Examples as a client sends them (no label) -> fraud probability."""
+        transformed = self.tft_layer(tf.io.parse_example(examples, self._serving_spec))
+        inputs = {name: transformed[name] for name in features.MODEL_INPUTS}
+        return {SERVING_OUTPUT: self.model(inputs)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def transformed_features(self, examples):
+        """Serialized raw tf.Examples (label included) -> every Transform output; TFMA slices on these."""
+        return self.tft_layer(tf.io.parse_example(examples, self._raw_spec))
+
+
+def export(model, tf_transform_output, serving_dir: str, facts: dict) -> None:
+    """Saves the Keras model with the raw-example signatures, and the training facts in assets.extra."""
+    module = _ServingModule(model, tf_transform_output)
+    model.tft_layer = module.tft_layer  # tracked by the Keras SavedModel so the Transform assets are saved
+    signatures = {
+        "serving_default": module.serve.get_concrete_function(),
+        "transformed_features": module.transformed_features.get_concrete_function(),
+    }
+    model.save(serving_dir, save_format="tf", signatures=signatures)
+    path = os.path.join(serving_dir, TRAINING_SUMMARY)
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    with tf.io.gfile.GFile(path, "w") as f:
+        json.dump(facts, f, indent=2)
+
+
+def run_fn(fn_args: tfx.components.FnArgs) -> None:
+    """The Trainer's entry point."""
+    hparams = HParams.from_dict(fn_args.custom_config["hparams"])
+    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+    train_xy = load_split(fn_args.train_files, fn_args.data_accessor, tf_transform_output)
+    eval_xy = load_split(fn_args.eval_files, fn_args.data_accessor, tf_transform_output)
+    model, facts = train(hparams, train_xy, eval_xy)
+    export(model, tf_transform_output, fn_args.serving_model_dir, facts)

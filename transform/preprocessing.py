@@ -1,0 +1,49 @@
+"""preprocessing_fn: the Transform component loads it by dotted path (transform.preprocessing.preprocessing_fn).
+
+Drops Time from the model inputs, takes log(Amount + 0.001), scales every model input to a z-score with the
+training split's mean and standard deviation (the Transform component analyzes the train split only), clips to
+[-5, 5], passes the label through under its raw name, and adds two slice features that are not model inputs.
+"""
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from pipeline import features
+
+
+def _bucket_labels(values: tf.Tensor, edges, labels) -> tf.Tensor:
+    index = tf.raw_ops.Bucketize(input=values, boundaries=list(edges))
+    return tf.gather(tf.constant(labels), index)
+
+
+def preprocessing_fn(inputs, custom_config=None):
+    """Maps raw features to model inputs, the label and the slice features.
+
+    Args:
+      inputs: raw feature name -> dense tensor of shape [batch, 1] (the schema fixes the shape).
+      custom_config: the Transform component's custom_config; it carries the code version for caching only.
+
+    Returns:
+      transformed_name(f) for each model feature (float32 z-score in [-CLIP, CLIP]), the label under its raw
+      name, and the string slice features AMOUNT_BUCKET and HOUR_BUCKET.
+    """
+    del custom_config
+    outputs = {}
+    for name in features.MODEL_FEATURES:
+        value = tf.cast(inputs[name], tf.float32)
+        if name == features.AMOUNT:
+            value = tf.math.log(value + features.AMOUNT_LOG_OFFSET)
+        outputs[features.transformed_name(name)] = tf.clip_by_value(
+            tft.scale_to_z_score(value), -features.CLIP, features.CLIP
+        )
+    outputs[features.LABEL] = inputs[features.LABEL]
+    outputs[features.AMOUNT_BUCKET] = _bucket_labels(
+        tf.cast(inputs[features.AMOUNT], tf.float32), features.AMOUNT_EDGES, features.AMOUNT_LABELS
+    )
+    hour = tf.math.floormod(tf.cast(inputs[features.TIME], tf.float64) / 3600.0, 24.0)
+    outputs[features.HOUR_BUCKET] = _bucket_labels(
+        tf.cast(hour, tf.float32),
+        [float(h) for h in range(features.HOURS_PER_BUCKET, 24, features.HOURS_PER_BUCKET)],
+        features.HOUR_LABELS,
+    )
+    return outputs
