@@ -34,7 +34,7 @@ lock: $(STAMP)
 	  $(VENV)/bin/python -m pip freeze --exclude-editable; } > requirements.lock
 
 bench: $(STAMP)
-	$(VENV)/bin/python bench/bench_pipeline.py
+	$(VENV)/bin/python bench/bench_pipeline.py $(BENCH_ARGS)
 
 clean:
 	rm -rf output .pytest_cache

@@ -9,7 +9,9 @@ import warnings
 from pathlib import Path
 
 from pipeline import features
+from pipeline import gates as gates_lib
 from pipeline import status as st
+from pipeline.gates import GateConfig
 from trainer.hparams import STRATEGIES, HParams
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -35,6 +37,37 @@ _HPARAM_HELP = {
     "oversample: balanced batches of the train split",
     "seed": "random seed; the same seed and data give the same model",
 }
+
+
+_GATE_HELP = {
+    "threshold": "decision threshold for TP, FP, TN, FN, precision and recall",
+    "min_pr_auc": "bless only if the test PR-AUC is at least this",
+    "at_precision": "the precision at which recall_at_precision is measured",
+    "min_recall_at_precision": "bless only if recall at that precision is at least this",
+    "max_pr_auc_drop": "bless only if PR-AUC is at most this much below the latest blessed model's",
+    "max_recall_drop": "bless only if recall_at_precision is at most this much below the latest blessed model's",
+}
+
+
+def _add_flags(group, cls, helps: dict) -> None:
+    """One --flag per field of a config dataclass, typed and defaulted from it."""
+    defaults = cls()
+    for field in dataclasses.fields(cls):
+        group.add_argument(
+            "--" + field.name.replace("_", "-"),
+            type=field.type,
+            default=getattr(defaults, field.name),
+            choices=STRATEGIES if field.name == "strategy" else None,
+            help=f"{helps[field.name]} (default: %(default)s)",
+        )
+
+
+def _from_flags(cls, args: argparse.Namespace):
+    """The config dataclass built from its flags; an invalid value is a usage error."""
+    try:
+        return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+    except ValueError as e:
+        raise UsageError(str(e)) from e
 
 
 def code_version(root: Path = PACKAGE_DIR.parent) -> str:
@@ -85,7 +118,8 @@ def _parser() -> argparse.ArgumentParser:
         description=(
             "Run the pipeline on the local Beam runner. Writes DIR/summary.json, DIR/pipeline.log, "
             "the ML Metadata store DIR/metadata.sqlite and the artifacts under DIR/tfx. "
-            f"Exit codes: {st.EXIT_OK} completed, {st.EXIT_DATA_REJECTED} data rejected by validation, "
+            f"Exit codes: {st.EXIT_OK} model blessed and pushed, {st.EXIT_NOT_BLESSED} run completed but the model "
+            f"was not blessed (nothing pushed), {st.EXIT_DATA_REJECTED} data rejected by validation, "
             f"{st.EXIT_FAILED} any other failure, {st.EXIT_USAGE} bad command line."
         ),
     )
@@ -108,16 +142,8 @@ def _parser() -> argparse.ArgumentParser:
         help="time: train on the oldest 64%%, eval on the next 16%%, test on the newest 20%% by Time "
         "(default; how fraud models meet the future); random: hash-based 64/16/20 as in the tutorial",
     )
-    defaults = HParams()
-    group = run.add_argument_group("training (defaults: the tutorial's)")
-    for field in dataclasses.fields(HParams):
-        group.add_argument(
-            "--" + field.name.replace("_", "-"),
-            type=field.type,
-            default=getattr(defaults, field.name),
-            choices=STRATEGIES if field.name == "strategy" else None,
-            help=f"{_HPARAM_HELP[field.name]} (default: %(default)s)",
-        )
+    _add_flags(run.add_argument_group("training (defaults: the tutorial's)"), HParams, _HPARAM_HELP)
+    _add_flags(run.add_argument_group("blessing gates (Evaluator on the test split)"), GateConfig, _GATE_HELP)
     run.add_argument("--no-cache", action="store_true", help="re-run every component instead of reusing results")
     run.add_argument(
         "--beam-arg",
@@ -136,13 +162,11 @@ def _run(args: argparse.Namespace) -> int:
     from pipeline.config import PipelineConfig
     from pipeline.local_runner import OutputLayout, run
 
-    try:
-        hparams = HParams(**{f.name: getattr(args, f.name) for f in dataclasses.fields(HParams)})
-    except ValueError as e:
-        raise UsageError(str(e)) from e
+    hparams, gates = _from_flags(HParams, args), _from_flags(GateConfig, args)
     layout = OutputLayout(str(Path(args.output).expanduser().resolve()))
     config = PipelineConfig(
         pipeline_root=layout.pipeline_root,
+        serving_dir=layout.serving_dir,
         data_root=data_root,
         data_pattern=data_pattern,
         schema_path=str(SCHEMA_PATH),
@@ -151,6 +175,7 @@ def _run(args: argparse.Namespace) -> int:
         beam_pipeline_args=tuple(args.beam_arg),
         enable_cache=not args.no_cache,
         hparams=hparams,
+        gates=gates,
         code_version=code_version(),
     )
     result = run(config, layout, input_path=args.data)
@@ -159,6 +184,18 @@ def _run(args: argparse.Namespace) -> int:
     for split, counts in result.summary["splits"].items():
         print(f"{split:>5}: {counts['rows']} rows, {counts['frauds']} frauds")
     print(f"status: {result.status}")
+    summary = result.summary
+    if summary["evaluation"] is not None:
+        overall = summary["evaluation"]["overall"]
+        shown = ", ".join(f"{m} {overall[m]:.4f}" for m in ("pr_auc", "roc_auc", "recall_at_precision") if m in overall)
+        print(f"test metrics: {shown}")
+        print(summary["baseline"])
+        if summary["blessed"]:
+            print(f"blessed: yes; pushed to {summary['pushed_model']}")
+        else:
+            print("blessed: no; nothing pushed")
+            for failure in summary["not_blessed_reasons"]:
+                print(f"  - {gates_lib.describe_failure(failure)}")
     print(f"outputs: {layout.root} (summary: {layout.summary_path}, log: {layout.log_path})")
     return result.exit_code
 

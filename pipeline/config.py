@@ -3,6 +3,7 @@
 import dataclasses
 
 from pipeline import features
+from pipeline.gates import GateConfig
 from trainer.hparams import HParams
 
 DEFAULT_PIPELINE_NAME = "fraud-detection"
@@ -14,6 +15,7 @@ class PipelineConfig:
 
     Attributes:
       pipeline_root: where TFX writes artifacts.
+      serving_dir: where the Pusher puts blessed models, each in a versioned folder.
       data_root: the folder holding the input CSV files.
       data_pattern: the glob of input files inside data_root.
       schema_path: the curated schema (schema.pbtxt) ImportSchemaGen brings in.
@@ -24,11 +26,15 @@ class PipelineConfig:
       enable_cache: reuse earlier results of unchanged components.
       pipeline_name: the name in ML Metadata and on the orchestrator.
       hparams: the Trainer's hyperparameters.
+      gates: the Evaluator's thresholds (the blessing gate).
+      baseline_excludes_candidate: resolve the Evaluator's baseline with LatestBlessedOtherModelStrategy, so an
+        unchanged re-run is fully cached; False uses TFX's LatestBlessedModelStrategy (what Kubeflow V2 compiles).
       code_version: a fingerprint of the Transform and Trainer code. TFX does not put code loaded by dotted
         path into its cache key, so this goes into their custom_config to re-run them when the code changes.
     """
 
     pipeline_root: str
+    serving_dir: str
     data_root: str
     data_pattern: str
     schema_path: str
@@ -38,6 +44,8 @@ class PipelineConfig:
     enable_cache: bool = True
     pipeline_name: str = DEFAULT_PIPELINE_NAME
     hparams: HParams = HParams()
+    gates: GateConfig = GateConfig()
+    baseline_excludes_candidate: bool = True
     code_version: str = ""
 
     def __post_init__(self):

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from tfx import v1 as tfx
 
 from components.anomalies_gate import describe
+from pipeline import gates as gates_lib
 from pipeline import status as st
 from pipeline import summary as summary_lib
 from pipeline.config import PipelineConfig
@@ -39,6 +40,10 @@ class OutputLayout:
     @property
     def pipeline_root(self) -> str:
         return os.path.join(self.root, "tfx")
+
+    @property
+    def serving_dir(self) -> str:
+        return os.path.join(self.root, "serving")
 
     @property
     def metadata_path(self) -> str:
@@ -109,6 +114,14 @@ def _route_logs(log_path: str, progress: logging.Handler) -> Callable[[], None]:
     return undo
 
 
+def _baseline_note(evaluated: dict | None) -> str | None:
+    if evaluated is None:
+        return None
+    if evaluated["baseline"] is None:
+        return "no other blessed model to compare with (as on a first run): only the value thresholds applied"
+    return f"compared with the latest blessed model {evaluated['baseline']['model_uri']}"
+
+
 def _ok(node) -> bool:
     return node is not None and node.state in ("COMPLETE", "CACHED")
 
@@ -141,8 +154,19 @@ def run(config: PipelineConfig, layout: OutputLayout, input_path: str, say: Call
 
     found = summary_lib.anomalies(nodes["ExampleValidator"]) if "ExampleValidator" in nodes else []
     gate = nodes.get(GATE_ID)
-    if error is None:
-        status, code, message = st.COMPLETED, st.EXIT_OK, "run completed"
+    evaluated = (
+        summary_lib.evaluation_summary(nodes["Evaluator"], config.gates) if _ok(nodes.get("Evaluator")) else None
+    )
+    pushed = summary_lib.pushed_model(nodes["Pusher"]) if _ok(nodes.get("Pusher")) else None
+    if error is None and evaluated is not None and evaluated["blessed"] and pushed:
+        status, code, message = st.COMPLETED, st.EXIT_OK, f"model blessed and pushed to {pushed}"
+    elif error is None and evaluated is not None and not evaluated["blessed"]:
+        status, code = st.NOT_BLESSED, st.EXIT_NOT_BLESSED
+        reasons = "; ".join(gates_lib.describe_failure(f) for f in evaluated["not_blessed_reasons"])
+        message = f"model not blessed, nothing pushed: {reasons or 'see the Evaluator output'}"
+    elif error is None:
+        status, code = st.FAILED, st.EXIT_FAILED
+        message = "the run ended without an evaluation or a push; see the log"
     elif gate is not None and gate.state == "FAILED" and found:
         status, code = st.DATA_REJECTED, st.EXIT_DATA_REJECTED
         message = "data rejected: " + describe(found)
@@ -161,6 +185,12 @@ def run(config: PipelineConfig, layout: OutputLayout, input_path: str, say: Call
         "anomalies": found,
         "hparams": config.hparams.to_dict(),
         "trainer": summary_lib.training(nodes["Trainer"]) if _ok(nodes.get("Trainer")) else None,
+        "evaluation": evaluated,
+        "blessed": bool(evaluated and evaluated["blessed"]),
+        "not_blessed_reasons": evaluated["not_blessed_reasons"] if evaluated else [],
+        "baseline": _baseline_note(evaluated),
+        "pushed_model": pushed,
+        "serving_dir": config.serving_dir,
         "components": {node: {"state": r.state, "seconds": progress.seconds.get(node)} for node, r in nodes.items()},
         "started_at": started.isoformat(timespec="seconds"),
         "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -15,11 +15,13 @@ class NodeRun:
     Attributes:
       node_id: the component id.
       state: the MLMD execution state name: COMPLETE, CACHED, FAILED, RUNNING, ...
+      inputs: input key -> the artifacts it read.
       outputs: output key -> the artifacts it produced (or reused, when cached).
     """
 
     node_id: str
     state: str
+    inputs: dict[str, list[metadata_store_pb2.Artifact]]
     outputs: dict[str, list[metadata_store_pb2.Artifact]]
 
     def output_uri(self, key: str) -> str:
@@ -67,20 +69,31 @@ def latest_run(metadata_path: str, pipeline_name: str) -> dict[str, NodeRun]:
         result[node.name[len(prefix) :]] = NodeRun(
             node_id=node.name[len(prefix) :],
             state=_STATES.get(execution.last_known_state, "UNKNOWN"),
-            outputs=_outputs(store, execution.id),
+            inputs=_artifacts(store, execution.id, (metadata_store_pb2.Event.INPUT,)),
+            outputs=_artifacts(
+                store, execution.id, (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
+            ),
         )
     return result
 
 
-def _outputs(store: metadata_store.MetadataStore, execution_id: int) -> dict[str, list[metadata_store_pb2.Artifact]]:
-    events = [
-        e
-        for e in store.get_events_by_execution_ids([execution_id])
-        if e.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
-    ]
+def _artifacts(
+    store: metadata_store.MetadataStore, execution_id: int, event_types: tuple
+) -> dict[str, list[metadata_store_pb2.Artifact]]:
+    events = [e for e in store.get_events_by_execution_ids([execution_id]) if e.type in event_types]
     artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
-    outputs: dict[str, list[metadata_store_pb2.Artifact]] = {}
+    by_key: dict[str, list[metadata_store_pb2.Artifact]] = {}
     for event in events:
         key = event.path.steps[0].key if event.path.steps else ""
-        outputs.setdefault(key, []).append(artifacts[event.artifact_id])
-    return outputs
+        by_key.setdefault(key, []).append(artifacts[event.artifact_id])
+    return by_key
+
+
+def int_property(artifact: metadata_store_pb2.Artifact, name: str) -> int | None:
+    """An integer custom property of an artifact (e.g. a blessing's 'blessed'), or None when unset."""
+    return artifact.custom_properties[name].int_value if name in artifact.custom_properties else None
+
+
+def str_property(artifact: metadata_store_pb2.Artifact, name: str) -> str | None:
+    """A string custom property of an artifact, or None when unset."""
+    return artifact.custom_properties[name].string_value if name in artifact.custom_properties else None

@@ -3,9 +3,23 @@
 from tfx import v1 as tfx
 
 from components.anomalies_gate import AnomaliesGate
+from components.baseline_resolver import MODEL, MODEL_BLESSING, LatestBlessedOtherModelStrategy
 from components.example_gen import CsvExampleGen
-from pipeline import features
+from pipeline import evaluation, features
 from pipeline.config import PipelineConfig
+
+
+def _baseline_resolver(config: PipelineConfig, candidate) -> tfx.dsl.Resolver:
+    """The latest blessed model, to compare the new one with; nothing on the first run."""
+    channels = {
+        MODEL: tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        MODEL_BLESSING: tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    }
+    if config.baseline_excludes_candidate:
+        resolver = tfx.dsl.Resolver(strategy_class=LatestBlessedOtherModelStrategy, candidate=candidate, **channels)
+    else:
+        resolver = tfx.dsl.Resolver(strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy, **channels)
+    return resolver.with_id("latest_blessed_model_resolver")
 
 
 def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
@@ -39,7 +53,34 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         custom_config={"hparams": config.hparams.to_dict(), "code_version": config.code_version},
     )
 
-    components = [example_gen, schema_importer, statistics_gen, example_validator, gate, transform, trainer]
+    latest_blessed = _baseline_resolver(config, trainer.outputs["model"])
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=latest_blessed.outputs["model"],
+        example_splits=["test"],
+        eval_config=evaluation.eval_config(config.gates),
+    )
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_dir)
+        ),
+    )
+
+    components = [
+        example_gen,
+        schema_importer,
+        statistics_gen,
+        example_validator,
+        gate,
+        transform,
+        trainer,
+        latest_blessed,
+        evaluator,
+        pusher,
+    ]
     metadata = (
         tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
         if config.metadata_path

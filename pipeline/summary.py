@@ -7,8 +7,9 @@ from tensorflow_metadata.proto.v0 import statistics_pb2
 from tfx.dsl.io import fileio
 
 from components.anomalies_gate import read_anomalies
-from pipeline import features
-from pipeline.metadata import NodeRun
+from pipeline import evaluation, features
+from pipeline.gates import GateConfig
+from pipeline.metadata import NodeRun, int_property, str_property
 from trainer.task import TRAINING_SUMMARY
 
 # The SavedModel's folder inside a Trainer Model artifact (TFX 1.16).
@@ -59,6 +60,35 @@ def training(trainer: NodeRun) -> dict:
     facts["model_uri"] = model_uri
     facts["history_path"] = path
     return facts
+
+
+def evaluation_summary(evaluator: NodeRun, gates: GateConfig) -> dict:
+    """The test metrics overall and per slice, the blessing, the reasons when not blessed, and the baseline."""
+    uri = evaluator.output_uri("evaluation")
+    metrics = evaluation.read_metrics(uri)
+    blessing = evaluator.outputs["blessing"][0]
+    baseline = evaluator.inputs.get("baseline_model")
+    candidate = {name: per_model.get(evaluation.CANDIDATE, {}) for name, per_model in metrics.items()}
+    return {
+        "split": "test",
+        "gates": gates.to_dict(),
+        "overall": candidate.get("overall", {}),
+        "slices": {name: values for name, values in sorted(candidate.items()) if name != "overall"},
+        "blessed": int_property(blessing, "blessed") == 1,
+        "not_blessed_reasons": evaluation.read_failures(uri, metrics),
+        "baseline": (
+            {"model_uri": baseline[0].uri, "overall": metrics.get("overall", {}).get(evaluation.BASELINE, {})}
+            if baseline
+            else None
+        ),
+        "evaluation_uri": uri,
+    }
+
+
+def pushed_model(pusher: NodeRun) -> str | None:
+    """Where the Pusher put the model, or None when it pushed nothing."""
+    pushed = pusher.outputs["pushed_model"][0]
+    return str_property(pushed, "pushed_destination") if int_property(pushed, "pushed") == 1 else None
 
 
 def write(path: str, summary: dict) -> None:

@@ -31,6 +31,8 @@ class CliRun:
     output: Path
     # summary.json as the run left it (a later run into the same folder overwrites the file).
     summary: dict | None
+    # Every file under OUTPUT/serving after the run: relative path -> (size, mtime in ns).
+    serving: dict
 
     @property
     def metadata_path(self) -> str:
@@ -49,7 +51,14 @@ def run_cli(output: Path, *args: str) -> CliRun:
     )
     summary_path = output / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
-    return CliRun(proc.returncode, proc.stdout, proc.stderr, output, summary)
+    return CliRun(proc.returncode, proc.stdout, proc.stderr, output, summary, snapshot(output / "serving"))
+
+
+def snapshot(folder: Path) -> dict:
+    """Relative path -> (size, mtime_ns) of every file below folder; {} when it does not exist."""
+    return {
+        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()
+    }
 
 
 def read_csv_rows(path: Path) -> list[list[str]]:
@@ -91,15 +100,34 @@ def time_run(tmp_path_factory) -> CliRun:
 
 
 @pytest.fixture(scope="session")
-def strategy_runs(tmp_path_factory) -> dict[str, CliRun]:
-    """The fixture trained with the baseline and oversample strategies, one after the other in one output folder."""
-    output = tmp_path_factory.mktemp("strategy_runs")
-    runs = {}
-    for strategy in ("baseline", "oversample"):
-        result = run_cli(output, "--data", str(FIXTURE), "--strategy", strategy)
-        assert result.returncode == 0, result.stderr[-3000:]
-        runs[strategy] = result
-    return runs
+def lifecycle(tmp_path_factory) -> dict[str, CliRun]:
+    """Runs into one output folder, in order, as a team would over time:
+
+    first: the baseline strategy on a fresh folder (no blessed model yet);
+    unchanged: the same again (everything should come from the cache);
+    oversample: another strategy (Trainer and what follows re-run);
+    impossible: gates no model can meet (not blessed, nothing pushed);
+    worse: a model trained for one step, with the value floors at 0 (only the baseline comparison can fail).
+    """
+    output = tmp_path_factory.mktemp("lifecycle")
+    data = ("--data", str(FIXTURE))
+    steps = {
+        "first": ("--strategy", "baseline"),
+        "unchanged": ("--strategy", "baseline"),
+        "oversample": ("--strategy", "oversample"),
+        "impossible": ("--strategy", "oversample", "--min-pr-auc", "1.0", "--min-recall-at-precision", "1.0"),
+        "worse": (
+            "--strategy",
+            "oversample",
+            "--max-epochs",
+            "1",
+            "--min-pr-auc",
+            "0",
+            "--min-recall-at-precision",
+            "0",
+        ),
+    }
+    return {name: run_cli(output, *data, *args) for name, args in steps.items()}
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,3 +54,9 @@ def test_find_python_names_what_it_looked_for(tmp_path):
     assert proc.returncode == 1
     assert "no Python 3.10 found" in proc.stderr
     assert "python3.10 /usr/bin/python3.10" in proc.stderr and "PYTHON=" in proc.stderr
+
+
+def test_the_command_line_loads_without_tensorflow():
+    # --help and usage errors answer at once: TensorFlow and TFX load only when a run starts.
+    code = "import sys, pipeline.cli; sys.exit(any(m.split('.')[0] in ('tensorflow', 'tfx') for m in sys.modules))"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

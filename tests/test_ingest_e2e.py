@@ -11,8 +11,9 @@ from tests.conftest import FIXTURE, executions_per_node, read_csv_rows
 
 # The gate and what feeds it; then what runs only after the gate passed.
 UPSTREAM_OF_TRAINING = {"CsvExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator", "AnomaliesGate"}
-TRAINING = {"Transform", "Trainer"}
-ALL_COMPONENTS = UPSTREAM_OF_TRAINING | TRAINING
+RESOLVER = "latest_blessed_model_resolver"
+DOWNSTREAM_OF_GATE = {"Transform", "Trainer", RESOLVER, "Evaluator", "Pusher"}
+ALL_COMPONENTS = UPSTREAM_OF_TRAINING | DOWNSTREAM_OF_GATE
 
 
 def read_split(run, split):
@@ -79,6 +80,7 @@ def test_summary_of_a_clean_run(time_run):
     summary = time_run.summary
     assert summary["status"] == "completed"
     assert summary["exit_code"] == 0
+    assert summary["blessed"] is True
     assert summary["anomalies"] == []
     assert summary["input"] == {"path": str(FIXTURE), "split": "time"}
     assert set(summary["components"]) == ALL_COMPONENTS
@@ -86,7 +88,7 @@ def test_summary_of_a_clean_run(time_run):
 
 
 def test_cli_reports_progress_and_outputs(time_run):
-    for component in ALL_COMPONENTS:
+    for component in ALL_COMPONENTS - {RESOLVER}:
         assert f"running {component}" in time_run.stderr
         assert f"finished {component}" in time_run.stderr
     assert f"outputs: {time_run.output}" in time_run.stdout

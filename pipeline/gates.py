@@ -1,0 +1,45 @@
+"""GateConfig: the blessing gate's thresholds (light: no TensorFlow), and how a failed gate is told."""
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class GateConfig:
+    """The Evaluator's thresholds; a model is blessed only when it meets all of them.
+
+    Attributes:
+      threshold: the decision threshold behind TP, FP, TN, FN, precision and recall.
+      min_pr_auc: the test split's PR-AUC must be at least this.
+      at_precision: the precision at which recall_at_precision is measured.
+      min_recall_at_precision: recall at that precision must be at least this.
+      max_pr_auc_drop: the new model's PR-AUC may be at most this much below the latest blessed model's.
+      max_recall_drop: likewise for recall_at_precision.
+    """
+
+    threshold: float = 0.5
+    min_pr_auc: float = 0.5
+    at_precision: float = 0.8
+    min_recall_at_precision: float = 0.4
+    max_pr_auc_drop: float = 0.02
+    max_recall_drop: float = 0.05
+
+    def __post_init__(self):
+        for name in ("threshold", "min_pr_auc", "at_precision", "min_recall_at_precision"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        for name in ("max_pr_auc_drop", "max_recall_drop"):
+            if getattr(self, name) < 0.0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def describe_failure(failure: dict) -> str:
+    """One line: which metric failed, its value, the threshold and the baseline."""
+    if failure["difference"] is not None:
+        return (
+            f"{failure['metric']} {failure['value']:.4f} is {-failure['difference']:.4f} below the latest blessed "
+            f"model's {failure['baseline_value']:.4f} (allowed drop {-failure['threshold']:.4f})"
+        )
+    return f"{failure['metric']} {failure['value']:.4f} is below the floor {failure['threshold']:.4f}"

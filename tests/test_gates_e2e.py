@@ -1,0 +1,104 @@
+"""The Evaluator as the blessing gate and the Pusher as its consequence, over a sequence of runs in one folder."""
+
+import os
+
+import pytest
+import tensorflow_model_analysis as tfma
+
+from pipeline import features, status
+from pipeline.evaluation import eval_config
+from pipeline.gates import GateConfig
+from tests.test_ingest_e2e import ALL_COMPONENTS, RESOLVER
+
+
+def _states(run):
+    return {node: c["state"] for node, c in run.summary["components"].items()}
+
+
+def test_first_run_is_blessed_and_pushed_into_a_versioned_folder(lifecycle):
+    first = lifecycle["first"]
+    assert first.returncode == status.EXIT_OK, first.stderr[-3000:]
+    summary = first.summary
+    assert summary["blessed"] is True and summary["not_blessed_reasons"] == []
+    assert summary["evaluation"]["baseline"] is None
+    assert "no other blessed model" in summary["baseline"]
+    pushed = summary["pushed_model"]
+    assert os.path.dirname(pushed) == str(first.output / "serving")
+    assert os.path.basename(pushed).isdigit()
+    assert os.path.isfile(os.path.join(pushed, "saved_model.pb"))
+    assert set(_states(first).values()) == {"COMPLETE"}
+    assert f"blessed: yes; pushed to {pushed}" in first.stdout
+
+
+def test_unchanged_rerun_comes_from_the_cache(lifecycle):
+    first, unchanged = lifecycle["first"], lifecycle["unchanged"]
+    assert unchanged.returncode == status.EXIT_OK, unchanged.stderr[-3000:]
+    states = _states(unchanged)
+    # The resolver is not a component with outputs: it resolves afresh every run, and finds the same nothing.
+    assert states.pop(RESOLVER) == "COMPLETE"
+    assert states == dict.fromkeys(ALL_COMPONENTS - {RESOLVER}, "CACHED")
+    assert unchanged.summary["pushed_model"] == first.summary["pushed_model"]
+    assert unchanged.serving == first.serving
+
+
+@pytest.mark.parametrize("step", ["impossible", "worse"])
+def test_a_model_that_fails_a_gate_is_not_pushed(step, lifecycle):
+    names = list(lifecycle)
+    before = lifecycle[names[names.index(step) - 1]]
+    run = lifecycle[step]
+    assert run.returncode == status.EXIT_NOT_BLESSED, run.stderr[-3000:]
+    summary = run.summary
+    assert summary["status"] == status.NOT_BLESSED
+    assert summary["blessed"] is False and summary["pushed_model"] is None
+    assert run.serving == before.serving  # the serving folder is exactly as it was
+    reasons = summary["not_blessed_reasons"]
+    assert reasons and all(r["slice"] == "overall" for r in reasons)
+    message = [line for line in run.stderr.splitlines() if line.startswith("fraud-pipeline: ")]
+    assert len(message) == 1 and "not blessed" in message[0]
+    if step == "impossible":
+        failed = {r["metric"]: r for r in reasons if r["kind"] == "value"}
+        assert "pr_auc" in failed and failed["pr_auc"]["threshold"] == 1.0
+        assert failed["pr_auc"]["value"] < 1.0
+        assert "pr_auc" in message[0] and "floor" in message[0]
+    else:
+        assert summary["trainer"]["epochs_run"] == 1
+        assert summary["evaluation"]["baseline"] is not None
+        assert {r["kind"] for r in reasons} == {"change vs latest blessed model"}
+        for reason in reasons:
+            assert reason["value"] < reason["baseline_value"] + reason["threshold"]
+        assert "latest blessed model" in message[0]
+
+
+def test_slices_are_in_the_evaluation_result(time_run):
+    evaluation = time_run.summary["evaluation"]
+    result = tfma.load_eval_result(evaluation["evaluation_uri"])
+    slice_features = {column for key, _ in result.slicing_metrics for column, _ in key}
+    assert slice_features == set(features.SLICE_FEATURES)
+    test_rows = time_run.summary["splits"]["test"]["rows"]
+    assert evaluation["overall"]["example_count"] == test_rows
+    for feature in features.SLICE_FEATURES:
+        slices = {k: v for k, v in evaluation["slices"].items() if k.startswith(feature + "=")}
+        assert slices, feature
+        assert sum(v["example_count"] for v in slices.values()) == test_rows
+        for values in slices.values():
+            assert {"tp", "fp", "tn", "fn", "precision", "recall", "roc_auc", "pr_auc"} <= set(values)
+    overall = evaluation["overall"]
+    assert overall["tp"] + overall["fp"] + overall["tn"] + overall["fn"] == test_rows
+    assert overall["tp"] + overall["fn"] == time_run.summary["splits"]["test"]["frauds"]
+
+
+def test_gates_apply_to_the_overall_slice_only():
+    config = eval_config(GateConfig())
+    gated = {}
+    for metric in config.metrics_specs[0].metrics:
+        for per_slice in metric.per_slice_thresholds:
+            gated[metric.class_name] = [list(spec.feature_keys) for spec in per_slice.slicing_specs]
+        assert not metric.HasField("threshold")
+    assert gated == {"AUCPrecisionRecall": [[]], "RecallAtPrecision": [[]]}
+
+
+def test_gate_values_are_checked():
+    with pytest.raises(ValueError, match="min_pr_auc"):
+        GateConfig(min_pr_auc=1.5)
+    with pytest.raises(ValueError, match="max_recall_drop"):
+        GateConfig(max_recall_drop=-0.1)
