@@ -11,6 +11,7 @@ from pathlib import Path
 from pipeline import features
 from pipeline import gates as gates_lib
 from pipeline import status as st
+from pipeline.config import TARGETS
 from pipeline.gates import GateConfig
 from trainer.hparams import STRATEGIES, HParams
 
@@ -20,6 +21,9 @@ SCHEMA_PATH = PACKAGE_DIR / "schema.pbtxt"
 DEFAULT_DATA = PACKAGE_DIR.parent / "data" / "creditcard_sample.csv.gz"
 DEFAULT_OUTPUT = "output"
 CSV_GLOB = "*.csv*"
+# Where the Dockerfile installs the project inside the pipeline image.
+IMAGE_PROJECT_DIR = "/pipeline"
+IMAGE_SCHEMA_PATH = f"{IMAGE_PROJECT_DIR}/pipeline/schema.pbtxt"
 
 
 # What goes into the code fingerprint that re-runs Transform and Trainer when their code changes.
@@ -105,6 +109,28 @@ def split_data_path(path: str) -> tuple[str, str]:
     return str(local.parent), local.name
 
 
+def _add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags that shape the pipeline itself, shared by run and compile."""
+    parser.add_argument(
+        "--split",
+        choices=features.SPLIT_SCHEMES,
+        default="time",
+        help="time: train on the oldest 64%%, eval on the next 16%%, test on the newest 20%% by Time "
+        "(default; how fraud models meet the future); random: hash-based 64/16/20 as in the tutorial",
+    )
+    parser.add_argument(
+        "--beam-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="a Beam pipeline argument for every Beam-based component, repeatable "
+        "(e.g. --beam-arg=--direct_num_workers=2 --beam-arg=--direct_running_mode=multi_processing, or "
+        "--beam-arg=--runner=DataflowRunner --beam-arg=--project=P --beam-arg=--region=R ...)",
+    )
+    _add_flags(parser.add_argument_group("training (defaults: the tutorial's)"), HParams, _HPARAM_HELP)
+    _add_flags(parser.add_argument_group("blessing gates (Evaluator on the test split)"), GateConfig, _GATE_HELP)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fraud-pipeline",
@@ -117,9 +143,9 @@ def _parser() -> argparse.ArgumentParser:
         help="run the pipeline locally on Apache Beam",
         description=(
             "Run the pipeline on the local Beam runner. Writes DIR/summary.json, DIR/pipeline.log, "
-            "the ML Metadata store DIR/metadata.sqlite and the artifacts under DIR/tfx. "
-            f"Exit codes: {st.EXIT_OK} model blessed and pushed, {st.EXIT_NOT_BLESSED} run completed but the model "
-            f"was not blessed (nothing pushed), {st.EXIT_DATA_REJECTED} data rejected by validation, "
+            "the ML Metadata store DIR/metadata.sqlite, the artifacts under DIR/tfx and pushed models under "
+            f"DIR/serving. Exit codes: {st.EXIT_OK} model blessed and pushed, {st.EXIT_NOT_BLESSED} run completed "
+            f"but the model was not blessed (nothing pushed), {st.EXIT_DATA_REJECTED} data rejected by validation, "
             f"{st.EXIT_FAILED} any other failure, {st.EXIT_USAGE} bad command line."
         ),
     )
@@ -135,69 +161,168 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help=f"output folder, reused across runs so unchanged steps are cached (default: ./{DEFAULT_OUTPUT})",
     )
-    run.add_argument(
-        "--split",
-        choices=features.SPLIT_SCHEMES,
-        default="time",
-        help="time: train on the oldest 64%%, eval on the next 16%%, test on the newest 20%% by Time "
-        "(default; how fraud models meet the future); random: hash-based 64/16/20 as in the tutorial",
-    )
-    _add_flags(run.add_argument_group("training (defaults: the tutorial's)"), HParams, _HPARAM_HELP)
-    _add_flags(run.add_argument_group("blessing gates (Evaluator on the test split)"), GateConfig, _GATE_HELP)
     run.add_argument("--no-cache", action="store_true", help="re-run every component instead of reusing results")
-    run.add_argument(
-        "--beam-arg",
+    _add_pipeline_flags(run)
+
+    comp = commands.add_parser(
+        "compile",
+        help="compile the pipeline for Kubeflow Pipelines v2 or Vertex AI Pipelines",
+        description=(
+            "Compile the same pipeline with KubeflowV2DagRunner into a KFP v2 spec (JSON, or YAML when FILE ends in "
+            ".yaml). Nothing is submitted. The data location is a runtime parameter (data_root); the other "
+            "options are fixed in the spec."
+        ),
+    )
+    comp.add_argument("--target", choices=TARGETS, required=True, help="vertex: a PipelineJob; kubeflow: a spec")
+    comp.add_argument("--image", required=True, help="the pipeline image (see the Dockerfile), e.g. gcr.io/P/fraud:1")
+    comp.add_argument(
+        "--pipeline-root", required=True, metavar="ROOT", help="where runs write artifacts, e.g. gs://B/r"
+    )
+    comp.add_argument(
+        "--data",
+        required=True,
+        metavar="URI",
+        help="a CSV file or a folder URI ending in / (the default of the data_root runtime parameter)",
+    )
+    comp.add_argument("--output", required=True, metavar="FILE", help="the spec file to write (.json or .yaml)")
+    comp.add_argument("--serving-dir", metavar="URI", help="where blessed models are pushed (default: ROOT/serving)")
+    comp.add_argument(
+        "--schema-path",
+        default=IMAGE_SCHEMA_PATH,
+        metavar="PATH",
+        help="the curated schema as the containers see it (default: %(default)s, where the Dockerfile puts it)",
+    )
+    _add_pipeline_flags(comp)
+
+    sub = commands.add_parser(
+        "submit",
+        help="start a run of a compiled spec on Vertex AI Pipelines or Kubeflow Pipelines",
+        description="Upload a spec written by `fraud-pipeline compile` and start a run; prints its id and URL.",
+    )
+    sub.add_argument("file", metavar="FILE", help="the compiled spec (.json or .yaml)")
+    sub.add_argument("--target", choices=TARGETS, required=True)
+    sub.add_argument("--project", help="Google Cloud project (vertex)")
+    sub.add_argument("--region", help="Google Cloud region, e.g. europe-west4 (vertex)")
+    sub.add_argument("--service-account", metavar="SA", help="service account the run uses (vertex)")
+    sub.add_argument("--host", metavar="URL", help="the Kubeflow Pipelines API endpoint (kubeflow)")
+    sub.add_argument("--token", help="a bearer token for the Kubeflow Pipelines API (kubeflow)")
+    sub.add_argument("--experiment", default="fraud-pipeline", help="experiment to file the run under (kubeflow)")
+    sub.add_argument("--run-name", help="the run's name (kubeflow; default: the file name)")
+    sub.add_argument(
+        "--param",
         action="append",
         default=[],
-        metavar="ARG",
-        help="a Beam pipeline argument for every Beam-based component, repeatable "
-        "(e.g. --beam-arg=--direct_num_workers=2 --beam-arg=--direct_running_mode=multi_processing)",
+        metavar="NAME=VALUE",
+        help="a runtime parameter of the spec, repeatable (e.g. --param data_root=gs://bucket/new-data)",
     )
     return parser
 
 
+def _pipeline_config(args: argparse.Namespace, **paths):
+    """PipelineConfig from the shared flags plus the runner's paths."""
+    from pipeline.config import PipelineConfig
+
+    return PipelineConfig(
+        split=args.split,
+        beam_pipeline_args=tuple(args.beam_arg),
+        hparams=_from_flags(HParams, args),
+        gates=_from_flags(GateConfig, args),
+        code_version=code_version(),
+        **paths,
+    )
+
+
 def _run(args: argparse.Namespace) -> int:
     data_root, data_pattern = split_data_path(args.data)
+    _from_flags(HParams, args), _from_flags(GateConfig, args)  # usage errors before the heavy imports
     # Heavy imports (TensorFlow, TFX) only once the command line is known to be good.
-    from pipeline.config import PipelineConfig
     from pipeline.local_runner import OutputLayout, run
 
-    hparams, gates = _from_flags(HParams, args), _from_flags(GateConfig, args)
     layout = OutputLayout(str(Path(args.output).expanduser().resolve()))
-    config = PipelineConfig(
+    config = _pipeline_config(
+        args,
         pipeline_root=layout.pipeline_root,
         serving_dir=layout.serving_dir,
         data_root=data_root,
         data_pattern=data_pattern,
         schema_path=str(SCHEMA_PATH),
-        split=args.split,
         metadata_path=layout.metadata_path,
-        beam_pipeline_args=tuple(args.beam_arg),
         enable_cache=not args.no_cache,
-        hparams=hparams,
-        gates=gates,
-        code_version=code_version(),
     )
     result = run(config, layout, input_path=args.data)
     if result.exit_code != st.EXIT_OK:
         print(f"fraud-pipeline: {result.message}", file=sys.stderr)
-    for split, counts in result.summary["splits"].items():
-        print(f"{split:>5}: {counts['rows']} rows, {counts['frauds']} frauds")
-    print(f"status: {result.status}")
-    summary = result.summary
-    if summary["evaluation"] is not None:
-        overall = summary["evaluation"]["overall"]
-        shown = ", ".join(f"{m} {overall[m]:.4f}" for m in ("pr_auc", "roc_auc", "recall_at_precision") if m in overall)
-        print(f"test metrics: {shown}")
-        print(summary["baseline"])
-        if summary["blessed"]:
-            print(f"blessed: yes; pushed to {summary['pushed_model']}")
-        else:
-            print("blessed: no; nothing pushed")
-            for failure in summary["not_blessed_reasons"]:
-                print(f"  - {gates_lib.describe_failure(failure)}")
+    _print_run(result.summary)
     print(f"outputs: {layout.root} (summary: {layout.summary_path}, log: {layout.log_path})")
     return result.exit_code
+
+
+def _print_run(summary: dict) -> None:
+    for split, counts in summary["splits"].items():
+        print(f"{split:>5}: {counts['rows']} rows, {counts['frauds']} frauds")
+    print(f"status: {summary['status']}")
+    if summary["evaluation"] is None:
+        return
+    overall = summary["evaluation"]["overall"]
+    shown = ", ".join(f"{m} {overall[m]:.4f}" for m in ("pr_auc", "roc_auc", "recall_at_precision") if m in overall)
+    print(f"test metrics: {shown}")
+    print(summary["baseline"])
+    if summary["blessed"]:
+        print(f"blessed: yes; pushed to {summary['pushed_model']}")
+    else:
+        print("blessed: no; nothing pushed")
+        for failure in summary["not_blessed_reasons"]:
+            print(f"  - {gates_lib.describe_failure(failure)}")
+
+
+def _compile(args: argparse.Namespace) -> int:
+    if "://" not in args.pipeline_root:
+        raise UsageError(f"--pipeline-root {args.pipeline_root}: give a URI the cluster can reach (gs://, s3://)")
+    data_root, data_pattern = split_data_path(args.data)
+    _from_flags(HParams, args), _from_flags(GateConfig, args)
+    from pipeline.kubeflow import compile_spec, write_spec
+
+    root = args.pipeline_root.rstrip("/")
+    config = _pipeline_config(
+        args,
+        pipeline_root=root,
+        serving_dir=args.serving_dir or f"{root}/serving",
+        data_root=data_root,
+        data_pattern=data_pattern,
+        schema_path=args.schema_path,
+        metadata_path=None,
+        # Kubeflow V2 compiles only TFX's stock resolver strategies.
+        baseline_excludes_candidate=False,
+        runtime_data_root=True,
+    )
+    write_spec(compile_spec(config, args.image, args.target), args.output)
+    print(f"compiled for {args.target}: {args.output}")
+    return st.EXIT_OK
+
+
+def _submit(args: argparse.Namespace) -> int:
+    needed = {"vertex": ("project", "region"), "kubeflow": ("host",)}[args.target]
+    missing = [f"--{name}" for name in needed if not getattr(args, name)]
+    if missing:
+        raise UsageError(f"--target {args.target} needs {' and '.join(missing)}")
+    if not Path(args.file).is_file():
+        raise UsageError(f"{args.file}: no such file")
+    from pipeline.kubeflow import read_spec
+    from pipeline.submit import SubmitError, parse_params, submit_kubeflow, submit_vertex
+
+    try:
+        params = parse_params(args.param, read_spec(args.file))
+        if args.target == "vertex":
+            submitted = submit_vertex(args.file, args.project, args.region, params, args.service_account)
+        else:
+            run_name = args.run_name or Path(args.file).stem
+            submitted = submit_kubeflow(args.file, args.host, params, run_name, args.experiment, args.token)
+    except SubmitError as e:
+        print(f"fraud-pipeline: {e}", file=sys.stderr)
+        return st.EXIT_FAILED
+    print(f"run id: {submitted.run_id}")
+    print(f"run URL: {submitted.url}")
+    return st.EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -214,6 +339,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "compile":
+            return _compile(args)
+        if args.command == "submit":
+            return _submit(args)
     except UsageError as e:
         print(f"fraud-pipeline: {e}", file=sys.stderr)
         return st.EXIT_USAGE

@@ -7,6 +7,9 @@ from pipeline.gates import GateConfig
 from trainer.hparams import HParams
 
 DEFAULT_PIPELINE_NAME = "fraud-detection"
+DATA_ROOT_PARAMETER = "data_root"
+# Orchestrators `fraud-pipeline compile` writes a spec for.
+TARGETS = ("vertex", "kubeflow")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,6 +32,8 @@ class PipelineConfig:
       gates: the Evaluator's thresholds (the blessing gate).
       baseline_excludes_candidate: resolve the Evaluator's baseline with LatestBlessedOtherModelStrategy, so an
         unchanged re-run is fully cached; False uses TFX's LatestBlessedModelStrategy (what Kubeflow V2 compiles).
+      runtime_data_root: make data_root a runtime parameter (DATA_ROOT_PARAMETER, defaulting to data_root) that
+        each Kubeflow/Vertex run can set.
       code_version: a fingerprint of the Transform and Trainer code. TFX does not put code loaded by dotted
         path into its cache key, so this goes into their custom_config to re-run them when the code changes.
     """
@@ -46,6 +51,7 @@ class PipelineConfig:
     hparams: HParams = HParams()
     gates: GateConfig = GateConfig()
     baseline_excludes_candidate: bool = True
+    runtime_data_root: bool = False
     code_version: str = ""
 
     def __post_init__(self):

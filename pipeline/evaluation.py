@@ -68,6 +68,8 @@ def eval_config(gates: GateConfig) -> tfma.EvalConfig:
         ],
         slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[f]) for f in features.SLICE_FEATURES],
         metrics_specs=[tfma.MetricsSpec(metrics=metrics)],
+        # The model's own compiled Keras metrics would be computed again under other names; these are the ones.
+        options=tfma.Options(include_default_metrics={"value": False}),
     )
 
 

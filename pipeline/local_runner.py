@@ -122,6 +122,23 @@ def _baseline_note(evaluated: dict | None) -> str | None:
     return f"compared with the latest blessed model {evaluated['baseline']['model_uri']}"
 
 
+def _verdict(error, nodes, found, evaluated, pushed) -> tuple:
+    """(status, exit code, one-line message) of a finished run."""
+    if error is None and evaluated is not None and evaluated["blessed"] and pushed:
+        return st.COMPLETED, st.EXIT_OK, f"model blessed and pushed to {pushed}"
+    if error is None and evaluated is not None and not evaluated["blessed"]:
+        reasons = "; ".join(gates_lib.describe_failure(f) for f in evaluated["not_blessed_reasons"])
+        return st.NOT_BLESSED, st.EXIT_NOT_BLESSED, f"model not blessed, nothing pushed: {reasons}"
+    if error is None:
+        return st.FAILED, st.EXIT_FAILED, "the run ended without a blessed and pushed model; see the log"
+    gate = nodes.get(GATE_ID)
+    if gate is not None and gate.state == "FAILED" and found:
+        return st.DATA_REJECTED, st.EXIT_DATA_REJECTED, "data rejected: " + describe(found)
+    failed = [n for n, r in nodes.items() if not _ok(r)]
+    where = f" in {failed[0]}" if failed else ""
+    return st.FAILED, st.EXIT_FAILED, f"run failed{where}: {type(error).__name__}: {error}".splitlines()[0]
+
+
 def _ok(node) -> bool:
     return node is not None and node.state in ("COMPLETE", "CACHED")
 
@@ -150,31 +167,18 @@ def run(config: PipelineConfig, layout: OutputLayout, input_path: str, say: Call
         logging.exception("pipeline run failed")
     finally:
         undo_logs()
-    nodes = latest_run(config.metadata_path, config.pipeline_name)
+    nodes = (
+        latest_run(config.metadata_path, config.pipeline_name, since_ms=int(started.timestamp() * 1000))
+        if os.path.exists(config.metadata_path)
+        else {}
+    )
 
     found = summary_lib.anomalies(nodes["ExampleValidator"]) if "ExampleValidator" in nodes else []
-    gate = nodes.get(GATE_ID)
     evaluated = (
         summary_lib.evaluation_summary(nodes["Evaluator"], config.gates) if _ok(nodes.get("Evaluator")) else None
     )
     pushed = summary_lib.pushed_model(nodes["Pusher"]) if _ok(nodes.get("Pusher")) else None
-    if error is None and evaluated is not None and evaluated["blessed"] and pushed:
-        status, code, message = st.COMPLETED, st.EXIT_OK, f"model blessed and pushed to {pushed}"
-    elif error is None and evaluated is not None and not evaluated["blessed"]:
-        status, code = st.NOT_BLESSED, st.EXIT_NOT_BLESSED
-        reasons = "; ".join(gates_lib.describe_failure(f) for f in evaluated["not_blessed_reasons"])
-        message = f"model not blessed, nothing pushed: {reasons or 'see the Evaluator output'}"
-    elif error is None:
-        status, code = st.FAILED, st.EXIT_FAILED
-        message = "the run ended without an evaluation or a push; see the log"
-    elif gate is not None and gate.state == "FAILED" and found:
-        status, code = st.DATA_REJECTED, st.EXIT_DATA_REJECTED
-        message = "data rejected: " + describe(found)
-    else:
-        failed = [n for n, r in nodes.items() if not _ok(r)]
-        where = f" in {failed[0]}" if failed else ""
-        status, code = st.FAILED, st.EXIT_FAILED
-        message = f"run failed{where}: {type(error).__name__}: {error}".splitlines()[0]
+    status, code, message = _verdict(error, nodes, found, evaluated, pushed)
 
     result = {
         "status": status,

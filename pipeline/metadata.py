@@ -37,12 +37,14 @@ def open_store(metadata_path: str) -> metadata_store.MetadataStore:
     return metadata_store.MetadataStore(config)
 
 
-def latest_run(metadata_path: str, pipeline_name: str) -> dict[str, NodeRun]:
+def latest_run(metadata_path: str, pipeline_name: str, since_ms: int = 0) -> dict[str, NodeRun]:
     """The executions of the pipeline's newest run, by component id.
 
     Args:
       metadata_path: the SQLite ML Metadata file.
       pipeline_name: the pipeline whose run to read.
+      since_ms: ignore a newest run that started before this time (ms since the epoch), so a run that failed
+        before its first component is not mistaken for the one before it.
 
     Returns:
       Component id -> NodeRun, for every component that started in that run.
@@ -55,6 +57,8 @@ def latest_run(metadata_path: str, pipeline_name: str) -> dict[str, NodeRun]:
     if not executions:
         return {}
     newest = max(executions, key=lambda e: e.id)
+    if newest.create_time_since_epoch < since_ms:
+        return {}
     run = next(c for c in store.get_contexts_by_execution(newest.id) if c.type == "pipeline_run")
     in_run = {e.id: e for e in store.get_executions_by_context(run.id)}
     prefix = pipeline_name + "."

@@ -6,7 +6,7 @@ from components.anomalies_gate import AnomaliesGate
 from components.baseline_resolver import MODEL, MODEL_BLESSING, LatestBlessedOtherModelStrategy
 from components.example_gen import CsvExampleGen
 from pipeline import evaluation, features
-from pipeline.config import PipelineConfig
+from pipeline.config import DATA_ROOT_PARAMETER, PipelineConfig
 
 
 def _baseline_resolver(config: PipelineConfig, candidate) -> tfx.dsl.Resolver:
@@ -24,7 +24,12 @@ def _baseline_resolver(config: PipelineConfig, candidate) -> tfx.dsl.Resolver:
 
 def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     """Builds the TFX pipeline from its config; reads no environment, file or clock."""
-    example_gen = CsvExampleGen(input_base=config.data_root, input_pattern=config.data_pattern, split=config.split)
+    data_root = (
+        tfx.dsl.experimental.RuntimeParameter(name=DATA_ROOT_PARAMETER, ptype=str, default=config.data_root)
+        if config.runtime_data_root
+        else config.data_root
+    )
+    example_gen = CsvExampleGen(input_base=data_root, input_pattern=config.data_pattern, split=config.split)
     schema_importer = tfx.components.ImportSchemaGen(schema_file=config.schema_path)
     statistics_gen = tfx.components.StatisticsGen(
         examples=example_gen.outputs["examples"], schema=schema_importer.outputs["schema"]

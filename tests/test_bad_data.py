@@ -48,3 +48,19 @@ def test_bad_data_is_rejected_at_the_gate(case, tmp_path):
     assert executions["AnomaliesGate"] == ["FAILED"]
     # Nothing after the gate ran: only the gate and what feeds it have executions.
     assert {node for node, states in executions.items() if states} <= UPSTREAM_OF_TRAINING
+
+
+def test_a_malformed_row_fails_the_run_naming_file_and_line(tmp_path):
+    rows = read_csv_rows(FIXTURE)[: ROWS + 1]
+    rows[5] = rows[5] + ["0.5"]  # one field too many on the 6th line of the file
+    data = write_csv_rows(tmp_path / "data" / "malformed.csv", rows)
+
+    run = run_cli(tmp_path / "out", "--data", str(data))
+
+    assert run.returncode == status.EXIT_FAILED, run.stderr[-3000:]
+    message = [line for line in run.stderr.splitlines() if line.startswith("fraud-pipeline: ")]
+    assert len(message) == 1
+    assert "CsvExampleGen" in message[0] and f"{data}, line 6" in message[0]
+    assert run.summary["status"] == status.FAILED
+    assert run.summary["components"]["CsvExampleGen"]["state"] == "FAILED"
+    assert set(executions_per_node(run.metadata_path)) == {"CsvExampleGen"}

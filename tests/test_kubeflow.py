@@ -1,0 +1,170 @@
+"""Kubeflow V2 / Vertex: the compiled spec, one compiled executor run locally, and submission without a cloud."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+from google.protobuf import json_format
+from kfp.pipeline_spec import pipeline_spec_pb2
+
+from pipeline.config import DATA_ROOT_PARAMETER, PipelineConfig
+from tests.conftest import CLI, ROOT
+from tests.test_ingest_e2e import ALL_COMPONENTS, RESOLVER
+
+IMAGE = "europe-docker.pkg.dev/demo/fraud/fraud-pipeline:test"
+ROOT_URI = "gs://demo-bucket/fraud/root"
+DATA_URI = "gs://demo-bucket/fraud/data/"
+BEAM_ARGS = ("--runner=DataflowRunner", "--project=demo", "--region=europe-west4", "--temp_location=gs://demo/tmp")
+BEAM_COMPONENTS = {"CsvExampleGen", "StatisticsGen", "Transform", "Evaluator"}
+
+
+def _compile(path, target, *extra):
+    args = [str(CLI), "compile", "--target", target, "--image", IMAGE, "--pipeline-root", ROOT_URI]
+    args += ["--data", DATA_URI, "--output", str(path), *extra]
+    args += [f"--beam-arg={a}" for a in BEAM_ARGS]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return path
+
+
+@pytest.fixture(scope="session")
+def compiled(tmp_path_factory):
+    """The pipeline compiled for both targets: {'vertex': JSON PipelineJob, 'kubeflow': YAML spec}."""
+    folder = tmp_path_factory.mktemp("compiled")
+    return {
+        "vertex": _compile(folder / "vertex.json", "vertex"),
+        "kubeflow": _compile(folder / "kubeflow.yaml", "kubeflow", "--max-epochs", "7"),
+    }
+
+
+def _spec(compiled, target) -> pipeline_spec_pb2.PipelineSpec:
+    with open(compiled[target]) as f:
+        doc = json.load(f) if target == "vertex" else yaml.safe_load(f)
+    return json_format.ParseDict(doc.get("pipelineSpec", doc), pipeline_spec_pb2.PipelineSpec())
+
+
+def _local_dependencies() -> dict:
+    """Component id -> ids it depends on, in the pipeline create_pipeline builds for Kubeflow."""
+    from pipeline.pipeline import create_pipeline
+
+    config = PipelineConfig(
+        pipeline_root=ROOT_URI,
+        serving_dir=ROOT_URI + "/serving",
+        data_root=DATA_URI,
+        data_pattern="*.csv*",
+        schema_path="/pipeline/pipeline/schema.pbtxt",
+        baseline_excludes_candidate=False,
+        runtime_data_root=True,
+    )
+    return {c.id: {u.id for u in c.upstream_nodes} for c in create_pipeline(config).components}
+
+
+def _task_component(task: str) -> str:
+    # Kubeflow V2 splits the resolver into one task per resolved channel.
+    return RESOLVER if task.startswith(RESOLVER) else task
+
+
+@pytest.mark.parametrize("target", ["vertex", "kubeflow"])
+def test_spec_holds_the_local_pipeline(target, compiled):
+    spec = _spec(compiled, target)
+    tasks = spec.root.dag.tasks
+    assert {_task_component(t) for t in tasks} == ALL_COMPONENTS
+    local = _local_dependencies()
+    for name, task in tasks.items():
+        depends = {_task_component(t) for t in task.dependent_tasks}
+        assert depends == local[_task_component(name)], name
+    for name, executor in spec.deployment_spec.fields["executors"].struct_value.fields.items():
+        container = executor.struct_value.fields.get("container")
+        if container is not None:
+            assert container.struct_value.fields["image"].string_value == IMAGE, name
+
+
+@pytest.mark.parametrize("target", ["vertex", "kubeflow"])
+def test_data_root_is_a_runtime_parameter(target, compiled):
+    parameter = _spec(compiled, target).root.input_definitions.parameters[DATA_ROOT_PARAMETER]
+    assert parameter.default_value.string_value == DATA_URI.rstrip("/")
+    example_gen = _spec(compiled, target).root.dag.tasks["CsvExampleGen"]
+    assert example_gen.inputs.parameters["input_base"].component_input_parameter == DATA_ROOT_PARAMETER
+    if target == "vertex":
+        job = json.loads(compiled["vertex"].read_text())
+        assert job["runtimeConfig"]["gcsOutputDirectory"] == ROOT_URI
+        assert job["runtimeConfig"]["parameters"][DATA_ROOT_PARAMETER] == {"stringValue": DATA_URI.rstrip("/")}
+
+
+def test_beam_args_reach_the_beam_components(compiled):
+    executors = _spec(compiled, "vertex").deployment_spec.fields["executors"].struct_value.fields
+    for name, executor in executors.items():
+        component = name.removesuffix("_executor")
+        container = executor.struct_value.fields.get("container")
+        if container is None:
+            continue
+        args = [v.string_value for v in container.struct_value.fields["args"].list_value.values]
+        # Kubeflow V2 hands the Beam args to every executor; the Beam-based ones use them.
+        if component in BEAM_COMPONENTS:
+            assert all(a in args for a in BEAM_ARGS), component
+
+
+def test_compile_time_options_are_in_the_spec(compiled):
+    trainer = _spec(compiled, "kubeflow").root.dag.tasks["Trainer"]
+    custom = trainer.inputs.parameters["custom_config"].runtime_value.constant_value.string_value
+    assert json.loads(custom)["hparams"]["max_epochs"] == 7
+
+
+def test_compile_refuses_a_local_pipeline_root(tmp_path):
+    proc = subprocess.run(
+        [str(CLI), "compile", "--target", "vertex", "--image", IMAGE, "--pipeline-root", str(tmp_path)]
+        + ["--data", DATA_URI, "--output", str(tmp_path / "x.json")],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2 and "--pipeline-root" in proc.stderr
+
+
+def test_compiled_statistics_gen_executor_runs_locally(compiled, time_run, tmp_path):
+    """StatisticsGen's container command and arguments from the spec, run through TFX's Kubeflow V2 entrypoint."""
+    from pipeline.metadata import latest_run
+
+    spec = _spec(compiled, "vertex")
+    executor = spec.deployment_spec.fields["executors"].struct_value.fields["StatisticsGen_executor"]
+    container = json_format.MessageToDict(executor.struct_value)["container"]
+    task = json_format.MessageToDict(spec.root.dag.tasks["StatisticsGen"])
+    nodes = latest_run(time_run.metadata_path, "fraud-detection")
+    examples = nodes["CsvExampleGen"].outputs["examples"][0]
+    schema = nodes["ImportSchemaGen"].outputs["schema"][0]
+    stats_uri = tmp_path / "statistics"
+    executor_input = {
+        "inputs": {
+            "artifacts": {
+                "examples": {
+                    "artifacts": [
+                        {
+                            "type": {"schemaTitle": "tfx.Examples"},
+                            "uri": examples.uri,
+                            "metadata": {"split_names": examples.properties["split_names"].string_value},
+                        }
+                    ]
+                },
+                "schema": {"artifacts": [{"type": {"schemaTitle": "tfx.Schema"}, "uri": schema.uri}]},
+            },
+            "parameters": {
+                name: value["runtimeValue"]["constantValue"]
+                for name, value in task["inputs"].get("parameters", {}).items()
+            },
+        },
+        "outputs": {
+            "artifacts": {
+                "statistics": {"artifacts": [{"type": {"schemaTitle": "tfx.ExampleStatistics"}, "uri": str(stats_uri)}]}
+            },
+            "outputFile": str(tmp_path / "task" / "executor_output.json"),
+        },
+    }
+    # Swap the cloud runner for the local one; keep every other argument as compiled.
+    args = [a for a in container["args"] if a not in BEAM_ARGS]
+    args = [json.dumps(executor_input) if a == "{{$}}" else a for a in args]
+    command = [sys.executable if c == "python" else c for c in container["command"]]
+    proc = subprocess.run(command + args, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for split in ("train", "eval", "test"):
+        assert (stats_uri / f"Split-{split}" / "FeatureStats.pb").stat().st_size > 0
