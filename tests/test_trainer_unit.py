@@ -93,3 +93,16 @@ def test_same_seed_and_data_give_the_same_model():
         for prefix in ("", "val_")
         for m in ("loss", "tp", "fp", "tn", "fn", "precision", "recall", "auc", "prc")
     }
+
+
+def test_rows_are_put_in_one_order_whatever_order_they_arrive_in():
+    x, y = _data(500, 0.1, 10)
+    permutation = np.random.default_rng(11).permutation(500)
+    shuffled = ({k: v[permutation] for k, v in x.items()}, y[permutation])
+    (x1, y1), (x2, y2) = task.canonical_order(x, y), task.canonical_order(*shuffled)
+    np.testing.assert_array_equal(y1, y2)
+    for name in features.MODEL_INPUTS:
+        np.testing.assert_array_equal(x1[name], x2[name])
+    assert sorted(map(tuple, np.hstack([x[n] for n in features.MODEL_INPUTS]))) == list(
+        map(tuple, np.hstack([x1[n] for n in features.MODEL_INPUTS]))
+    )

@@ -39,7 +39,16 @@ def load_split(file_pattern, data_accessor, tf_transform_output, batch_size=8192
         ys.append(label.reshape(-1, 1))
     if not ys:
         raise ValueError(f"no examples in {file_pattern}")
-    return {k: np.concatenate(v).astype(np.float32) for k, v in xs.items()}, np.concatenate(ys).astype(np.int64)
+    x = {k: np.concatenate(v).astype(np.float32) for k, v in xs.items()}
+    return canonical_order(x, np.concatenate(ys).astype(np.int64))
+
+
+def canonical_order(x: dict, y: np.ndarray):
+    """Sorts the rows by their values, so the seeded shuffles see the same sequence whatever order the
+    upstream Beam stages wrote the shards in (which varies between runs on large data)."""
+    # np.lexsort sorts by the last key first: the first model input, then the next, ..., the label last.
+    order = np.lexsort([y.ravel()] + [x[name].ravel() for name in reversed(features.MODEL_INPUTS)])
+    return {k: v[order] for k, v in x.items()}, y[order]
 
 
 @dataclasses.dataclass
