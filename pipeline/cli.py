@@ -233,11 +233,9 @@ def _pipeline_config(args: argparse.Namespace, **paths):
 
 
 def _run(args: argparse.Namespace) -> int:
-    data_root, data_pattern = split_data_path(args.data)
-    _from_flags(HParams, args), _from_flags(GateConfig, args)  # usage errors before the heavy imports
-    # Heavy imports (TensorFlow, TFX) only once the command line is known to be good.
-    from pipeline.local_runner import OutputLayout, run
+    from pipeline.config import OutputLayout
 
+    data_root, data_pattern = split_data_path(args.data)
     layout = OutputLayout(str(Path(args.output).expanduser().resolve()))
     config = _pipeline_config(
         args,
@@ -249,6 +247,9 @@ def _run(args: argparse.Namespace) -> int:
         metadata_path=layout.metadata_path,
         enable_cache=not args.no_cache,
     )
+    # Heavy imports (TensorFlow, TFX) only once the command line is known to be good.
+    from pipeline.local_runner import run
+
     result = run(config, layout, input_path=args.data)
     if result.exit_code != st.EXIT_OK:
         print(f"fraud-pipeline: {result.message}", file=sys.stderr)
@@ -279,9 +280,6 @@ def _compile(args: argparse.Namespace) -> int:
     if "://" not in args.pipeline_root:
         raise UsageError(f"--pipeline-root {args.pipeline_root}: give a URI the cluster can reach (gs://, s3://)")
     data_root, data_pattern = split_data_path(args.data)
-    _from_flags(HParams, args), _from_flags(GateConfig, args)
-    from pipeline.kubeflow import compile_spec, write_spec
-
     root = args.pipeline_root.rstrip("/")
     config = _pipeline_config(
         args,
@@ -295,6 +293,8 @@ def _compile(args: argparse.Namespace) -> int:
         baseline_excludes_candidate=False,
         runtime_data_root=True,
     )
+    from pipeline.kubeflow import compile_spec, write_spec
+
     write_spec(compile_spec(config, args.image, args.target), args.output)
     print(f"compiled for {args.target}: {args.output}")
     return st.EXIT_OK

@@ -1,6 +1,7 @@
 """The typed, frozen configuration that create_pipeline takes; only runners and the CLI build it."""
 
 import dataclasses
+import os
 
 from pipeline import features
 from pipeline.gates import GateConfig
@@ -57,3 +58,30 @@ class PipelineConfig:
     def __post_init__(self):
         if self.split not in features.SPLIT_SCHEMES:
             raise ValueError(f"split must be one of {features.SPLIT_SCHEMES}, got {self.split!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputLayout:
+    """Where a run writes inside its output folder; reused across runs so caching works."""
+
+    root: str
+
+    @property
+    def pipeline_root(self) -> str:
+        return os.path.join(self.root, "tfx")
+
+    @property
+    def serving_dir(self) -> str:
+        return os.path.join(self.root, "serving")
+
+    @property
+    def metadata_path(self) -> str:
+        return os.path.join(self.root, "metadata.sqlite")
+
+    @property
+    def summary_path(self) -> str:
+        return os.path.join(self.root, "summary.json")
+
+    @property
+    def log_path(self) -> str:
+        return os.path.join(self.root, "pipeline.log")

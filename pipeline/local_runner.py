@@ -14,7 +14,7 @@ from components.anomalies_gate import describe
 from pipeline import gates as gates_lib
 from pipeline import status as st
 from pipeline import summary as summary_lib
-from pipeline.config import PipelineConfig
+from pipeline.config import OutputLayout, PipelineConfig
 from pipeline.metadata import latest_run
 from pipeline.pipeline import create_pipeline
 
@@ -29,33 +29,6 @@ class RunResult:
     exit_code: int
     message: str
     summary: dict
-
-
-@dataclasses.dataclass(frozen=True)
-class OutputLayout:
-    """Where a run writes inside its output folder; reused across runs so caching works."""
-
-    root: str
-
-    @property
-    def pipeline_root(self) -> str:
-        return os.path.join(self.root, "tfx")
-
-    @property
-    def serving_dir(self) -> str:
-        return os.path.join(self.root, "serving")
-
-    @property
-    def metadata_path(self) -> str:
-        return os.path.join(self.root, "metadata.sqlite")
-
-    @property
-    def summary_path(self) -> str:
-        return os.path.join(self.root, "summary.json")
-
-    @property
-    def log_path(self) -> str:
-        return os.path.join(self.root, "pipeline.log")
 
 
 class _ProgressHandler(logging.Handler):
