@@ -17,7 +17,10 @@ setup(
         "tf-keras~=2.16.0",
         "kfp==2.5.0",
         "protobuf==3.20.3",
+        # The run report's figures.
+        "matplotlib>=3.8,<3.10",
     ],
-    extras_require={"dev": ["pytest", "ruff"]},
+    # playwright drives the system's Chromium in the report's browser test.
+    extras_require={"dev": ["pytest", "ruff", "playwright"]},
     entry_points={"console_scripts": ["fraud-pipeline=pipeline.cli:main"]},
 )

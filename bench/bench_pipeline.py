@@ -30,10 +30,13 @@ def run_once(data: str, strategy: str, output: Path, extra: list) -> dict:
     seconds = time.monotonic() - started
     path = output / "summary.json"
     summary = json.loads(path.read_text()) if path.exists() else {}
+    # The CLI writes summary.json, then the HTML report: the time since then is the report's.
+    report_seconds = time.time() - path.stat().st_mtime if path.exists() else None
     return {
         "strategy": strategy,
         "exit": proc.returncode,
         "seconds": seconds,
+        "report_seconds": report_seconds,
         "summary": summary,
         "stderr": proc.stderr,
     }
@@ -59,7 +62,8 @@ def main() -> int:
 
     print(f"data: {args.data}")
     components = sorted({c for r in rows for c in r["summary"].get("components", {})})
-    header = ["strategy", "exit", "total s", "peak RSS MB", "epochs"] + [f"{c} s" for c in components] + list(METRICS)
+    header = ["strategy", "exit", "total s", "peak RSS MB", "epochs"] + [f"{c} s" for c in components]
+    header += ["report s", "threshold"] + list(METRICS)
     print(" | ".join(header))
     print(" | ".join("---" for _ in header))
     for r in rows:
@@ -73,6 +77,11 @@ def main() -> int:
             str((s.get("trainer") or {}).get("epochs_run", "")),
         ]
         cells += [str(s.get("components", {}).get(c, {}).get("seconds", "")) for c in components]
+        threshold = (s.get("operating_threshold") or {}).get("threshold")
+        cells += [
+            f"{r['report_seconds']:.0f}" if r["report_seconds"] is not None else "",
+            f"{threshold:.4f}" if threshold is not None else "",
+        ]
         cells += [f"{overall[m]:.4f}" if m in overall else "" for m in METRICS]
         print(" | ".join(cells))
     return 0 if all(r["exit"] in (0, 4) for r in rows) else 1

@@ -13,15 +13,17 @@ from pipeline import gates as gates_lib
 from pipeline import status as st
 from pipeline.config import TARGETS
 from pipeline.gates import GateConfig
-from trainer.hparams import STRATEGIES, HParams
+from trainer.hparams import STRATEGIES, HParams, ThresholdPolicy
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 SCHEMA_PATH = PACKAGE_DIR / "schema.pbtxt"
 # The embedded sample lives at the top of the source tree (the project installs editable).
 DEFAULT_DATA = PACKAGE_DIR.parent / "data" / "creditcard_sample.csv.gz"
 DEFAULT_OUTPUT = "output"
+DEFAULT_COMPARE_OUTPUT = "output/compare"
 CSV_GLOB = "*.csv*"
 # Where the Dockerfile installs the project inside the pipeline image.
+COMPARE_PIPELINE_NAME = "fraud-detection-compare"
 IMAGE_PROJECT_DIR = "/pipeline"
 IMAGE_SCHEMA_PATH = f"{IMAGE_PROJECT_DIR}/pipeline/schema.pbtxt"
 
@@ -44,7 +46,6 @@ _HPARAM_HELP = {
 
 
 _GATE_HELP = {
-    "threshold": "decision threshold for TP, FP, TN, FN, precision and recall",
     "min_pr_auc": "bless only if the test PR-AUC is at least this",
     "at_precision": "the precision at which recall_at_precision is measured",
     "min_recall_at_precision": "bless only if recall at that precision is at least this",
@@ -128,6 +129,23 @@ def _add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
         "--beam-arg=--runner=DataflowRunner --beam-arg=--project=P --beam-arg=--region=R ...)",
     )
     _add_flags(parser.add_argument_group("training (defaults: the tutorial's)"), HParams, _HPARAM_HELP)
+    default = ThresholdPolicy()
+    op = parser.add_argument_group(
+        "operating threshold (chosen by the Trainer on the eval split, never on test; it travels with the model "
+        "and gives the Evaluator's TP, FP, TN, FN, precision and recall; "
+        f"default: --min-precision {default.min_precision})"
+    )
+    op.add_argument(
+        "--min-precision", type=float, metavar="P", help="the threshold with the most eval recall at precision >= P"
+    )
+    op.add_argument("--fn-cost", type=float, metavar="A", help="what a missed fraud costs (give with --fp-cost)")
+    op.add_argument(
+        "--fp-cost",
+        type=float,
+        metavar="B",
+        help="what a false alarm costs: the threshold minimising A*missed frauds + B*false alarms on eval",
+    )
+    op.add_argument("--threshold", type=float, metavar="T", help="a fixed threshold, e.g. the tutorial's 0.5")
     _add_flags(parser.add_argument_group("blessing gates (Evaluator on the test split)"), GateConfig, _GATE_HELP)
 
 
@@ -162,7 +180,47 @@ def _parser() -> argparse.ArgumentParser:
         help=f"output folder, reused across runs so unchanged steps are cached (default: ./{DEFAULT_OUTPUT})",
     )
     run.add_argument("--no-cache", action="store_true", help="re-run every component instead of reusing results")
+    run.add_argument("--no-report", action="store_true", help="skip the HTML report (DIR/runs/RUN/report/report.html)")
     _add_pipeline_flags(run)
+
+    rep = commands.add_parser(
+        "report",
+        help="write the HTML report of a local run",
+        description=(
+            "Write a self-contained HTML report (figures embedded) and its PNGs for a run of `fraud-pipeline run`, "
+            "from the run's own artifacts: class imbalance, training history, the operating threshold, confusion "
+            "matrix, ROC and precision-recall curves (train and test), metrics per slice, the blessing verdict and "
+            "feature distributions of frauds vs normal transactions. `run` writes it already; this re-writes it, "
+            "or writes an earlier run's."
+        ),
+    )
+    rep.add_argument(
+        "--output", default=DEFAULT_OUTPUT, metavar="DIR", help="the run's output folder (default: ./%(default)s)"
+    )
+    rep.add_argument("--run", default="latest", metavar="ID", help="a run id (see DIR/runs) or 'latest' (default)")
+    rep.add_argument("--to", metavar="FOLDER", help="where to write the report (default: DIR/runs/ID/report)")
+
+    cmp_ = commands.add_parser(
+        "compare",
+        help="train the three imbalance strategies on the same splits and compare them",
+        description=(
+            "Run one pipeline with a Trainer and an Evaluator per strategy (baseline, class_weight, oversample) "
+            "after a shared ingest, validation and Transform; nothing is pushed. Writes DIR/compare.json and "
+            "DIR/compare/compare.html: test ROC and precision-recall curves overlaid, a metrics table and which "
+            "model would pass the value gates."
+        ),
+    )
+    cmp_.add_argument("--data", default=str(DEFAULT_DATA), help="a CSV file or folder (default: the embedded sample)")
+    cmp_.add_argument(
+        "--output", default=DEFAULT_COMPARE_OUTPUT, metavar="DIR", help="output folder (default: ./%(default)s)"
+    )
+    cmp_.add_argument(
+        "--strategies",
+        default=",".join(STRATEGIES),
+        help="comma-separated strategies to compare (default: %(default)s)",
+    )
+    cmp_.add_argument("--no-cache", action="store_true", help="re-run every component instead of reusing results")
+    _add_pipeline_flags(cmp_)
 
     comp = commands.add_parser(
         "compile",
@@ -218,6 +276,34 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def threshold_policy(args: argparse.Namespace) -> ThresholdPolicy:
+    """The operating-threshold policy of the flags: at most one of the three ways; a precision target by default."""
+    costs = (args.fn_cost, args.fp_cost)
+    given = [
+        name
+        for name, present in (
+            ("--min-precision", args.min_precision is not None),
+            ("--fn-cost/--fp-cost", any(c is not None for c in costs)),
+            ("--threshold", args.threshold is not None),
+        )
+        if present
+    ]
+    if len(given) > 1:
+        raise UsageError(f"choose the operating threshold one way, not with {' and '.join(given)}")
+    try:
+        if args.threshold is not None:
+            return ThresholdPolicy(kind="fixed", value=args.threshold)
+        if any(c is not None for c in costs):
+            if None in costs:
+                raise UsageError("--fn-cost and --fp-cost go together")
+            return ThresholdPolicy(kind="cost", fn_cost=args.fn_cost, fp_cost=args.fp_cost)
+        if args.min_precision is not None:
+            return ThresholdPolicy(kind="precision", min_precision=args.min_precision)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    return ThresholdPolicy()
+
+
 def _pipeline_config(args: argparse.Namespace, **paths):
     """PipelineConfig from the shared flags plus the runner's paths."""
     from pipeline.config import PipelineConfig
@@ -226,13 +312,15 @@ def _pipeline_config(args: argparse.Namespace, **paths):
         split=args.split,
         beam_pipeline_args=tuple(args.beam_arg),
         hparams=_from_flags(HParams, args),
+        threshold_policy=threshold_policy(args),
         gates=_from_flags(GateConfig, args),
         code_version=code_version(),
         **paths,
     )
 
 
-def _run(args: argparse.Namespace) -> int:
+def _local_config(args: argparse.Namespace, **extra):
+    """(OutputLayout, PipelineConfig) of a local run into --output on --data."""
     from pipeline.config import OutputLayout
 
     data_root, data_pattern = split_data_path(args.data)
@@ -246,7 +334,13 @@ def _run(args: argparse.Namespace) -> int:
         schema_path=str(SCHEMA_PATH),
         metadata_path=layout.metadata_path,
         enable_cache=not args.no_cache,
+        **extra,
     )
+    return layout, config
+
+
+def _run(args: argparse.Namespace) -> int:
+    layout, config = _local_config(args)
     # Heavy imports (TensorFlow, TFX) only once the command line is known to be good.
     from pipeline.local_runner import run
 
@@ -255,7 +349,62 @@ def _run(args: argparse.Namespace) -> int:
         print(f"fraud-pipeline: {result.message}", file=sys.stderr)
     _print_run(result.summary)
     print(f"outputs: {layout.root} (summary: {layout.summary_path}, log: {layout.log_path})")
+    if not args.no_report and result.summary["run_id"] is not None:
+        _write_report(result.summary, layout.report_dir(result.summary["run_id"]))
     return result.exit_code
+
+
+def _write_report(summary: dict, folder: str) -> bool:
+    """Writes a run's report and prints its path; a failure is reported without changing the run's verdict."""
+    from pipeline import report
+
+    try:
+        path = report.build(summary, folder)
+    except Exception as e:  # noqa: BLE001 - the run's result stands; the report is told apart.
+        print(f"fraud-pipeline: the report could not be written: {type(e).__name__}: {e}", file=sys.stderr)
+        return False
+    print(f"report: {path}")
+    return True
+
+
+def _report(args: argparse.Namespace) -> int:
+    import json
+
+    from pipeline.config import OutputLayout
+
+    layout = OutputLayout(str(Path(args.output).expanduser().resolve()))
+    if args.run == "latest":
+        path = Path(layout.summary_path)
+        if not path.is_file():
+            raise UsageError(f"--output {args.output}: no run here yet (no summary.json)")
+    else:
+        path = Path(layout.run_summary_path(args.run))
+        if not path.is_file():
+            runs = sorted(p.name for p in Path(layout.runs_dir).glob("*")) if Path(layout.runs_dir).is_dir() else []
+            raise UsageError(f"--run {args.run}: no such run in {layout.runs_dir}; runs: {', '.join(runs) or 'none'}")
+    summary = json.loads(path.read_text())
+    if summary.get("run_id") is None:
+        raise UsageError(f"{path}: the run recorded no run id (it failed before its first component)")
+    folder = args.to or layout.report_dir(summary["run_id"])
+    return st.EXIT_OK if _write_report(summary, folder) else st.EXIT_FAILED
+
+
+def _compare(args: argparse.Namespace) -> int:
+    strategies = tuple(s.strip() for s in args.strategies.split(",") if s.strip())
+    unknown = [s for s in strategies if s not in STRATEGIES]
+    if unknown or not strategies or len(set(strategies)) != len(strategies):
+        raise UsageError(f"--strategies {args.strategies}: give distinct names among {', '.join(STRATEGIES)}")
+    layout, config = _local_config(args, pipeline_name=COMPARE_PIPELINE_NAME)
+    from pipeline.compare import compare, table
+
+    result = compare(config, layout, args.data, strategies)
+    if result.exit_code != st.EXIT_OK:
+        print(f"fraud-pipeline: {result.message}", file=sys.stderr)
+        return result.exit_code
+    print(table(result.result))
+    print(result.message)
+    print(f"comparison: {result.html_path} (numbers: {os.path.join(layout.root, 'compare.json')})")
+    return st.EXIT_OK
 
 
 def _print_run(summary: dict) -> None:
@@ -267,6 +416,16 @@ def _print_run(summary: dict) -> None:
     overall = summary["evaluation"]["overall"]
     shown = ", ".join(f"{m} {overall[m]:.4f}" for m in ("pr_auc", "roc_auc", "recall_at_precision") if m in overall)
     print(f"test metrics: {shown}")
+    op = summary["operating_threshold"]
+    if op is not None:
+        at = "; ".join(
+            f"{split} precision {op[split]['precision']:.4f}, recall {op[split]['recall']:.4f}"
+            for split in ("eval", "test")
+            if split in op
+        )
+        print(f"operating threshold {op['threshold']:.4f} ({op['policy_description']}): {at}")
+        if op["target_met"] is False:
+            print("  the precision target was not reached on eval; the most precise threshold is used")
     print(summary["baseline"])
     if summary["blessed"]:
         print(f"blessed: yes; pushed to {summary['pushed_model']}")
@@ -341,6 +500,10 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "compile":
             return _compile(args)
+        if args.command == "report":
+            return _report(args)
+        if args.command == "compare":
+            return _compare(args)
         if args.command == "submit":
             return _submit(args)
     except UsageError as e:

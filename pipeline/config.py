@@ -5,7 +5,7 @@ import os
 
 from pipeline import features
 from pipeline.gates import GateConfig
-from trainer.hparams import HParams
+from trainer.hparams import HParams, ThresholdPolicy
 
 DEFAULT_PIPELINE_NAME = "fraud-detection"
 DATA_ROOT_PARAMETER = "data_root"
@@ -30,6 +30,7 @@ class PipelineConfig:
       enable_cache: reuse earlier results of unchanged components.
       pipeline_name: the name in ML Metadata and on the orchestrator.
       hparams: the Trainer's hyperparameters.
+      threshold_policy: how the Trainer picks the operating threshold on the eval split.
       gates: the Evaluator's thresholds (the blessing gate).
       baseline_excludes_candidate: resolve the Evaluator's baseline with LatestBlessedOtherModelStrategy, so an
         unchanged re-run is fully cached; False uses TFX's LatestBlessedModelStrategy (what Kubeflow V2 compiles).
@@ -50,6 +51,7 @@ class PipelineConfig:
     enable_cache: bool = True
     pipeline_name: str = DEFAULT_PIPELINE_NAME
     hparams: HParams = HParams()
+    threshold_policy: ThresholdPolicy = ThresholdPolicy()
     gates: GateConfig = GateConfig()
     baseline_excludes_candidate: bool = True
     runtime_data_root: bool = False
@@ -85,3 +87,17 @@ class OutputLayout:
     @property
     def log_path(self) -> str:
         return os.path.join(self.root, "pipeline.log")
+
+    @property
+    def runs_dir(self) -> str:
+        return os.path.join(self.root, "runs")
+
+    def run_dir(self, run_id: str) -> str:
+        """The folder of one run's summary and report (the run id with ':' made file-name safe)."""
+        return os.path.join(self.runs_dir, run_id.replace(":", "-"))
+
+    def run_summary_path(self, run_id: str) -> str:
+        return os.path.join(self.run_dir(run_id), "summary.json")
+
+    def report_dir(self, run_id: str) -> str:
+        return os.path.join(self.run_dir(run_id), "report")

@@ -6,7 +6,7 @@ import tensorflow_model_analysis as tfma
 
 from pipeline import features
 from pipeline.gates import GateConfig
-from trainer.task import SERVING_OUTPUT
+from trainer.task import DECISION_OUTPUT, SERVING_OUTPUT
 
 # Metric names as they appear in TFMA's results and in summary.json.
 EXAMPLE_COUNT = "example_count"
@@ -37,17 +37,26 @@ def _gate(floor: float, max_drop: float) -> tfma.MetricThreshold:
     )
 
 
+# The serving decision is 0 or 1, so counting it above 0.5 counts exactly the rows the model flags.
+_DECISION_CUT = [0.5]
+
+
 def eval_config(gates: GateConfig) -> tfma.EvalConfig:
-    """TFMA config: raw test examples through the serving signature, sliced overall and by the two buckets."""
-    at = [gates.threshold]
-    metrics = [
+    """TFMA config: raw test examples through the serving signature, sliced overall and by the two buckets.
+
+    The ranking metrics (AUCs, recall at a precision) score the probability output; the counts, precision and
+    recall score the decision output, i.e. the model's own operating threshold chosen on the eval split.
+    """
+    decisions = [
+        _metric("TruePositives", "tp", thresholds=_DECISION_CUT),
+        _metric("FalsePositives", "fp", thresholds=_DECISION_CUT),
+        _metric("TrueNegatives", "tn", thresholds=_DECISION_CUT),
+        _metric("FalseNegatives", "fn", thresholds=_DECISION_CUT),
+        _metric("Precision", PRECISION, thresholds=_DECISION_CUT),
+        _metric("Recall", RECALL, thresholds=_DECISION_CUT),
+    ]
+    scores = [
         _metric("ExampleCount", EXAMPLE_COUNT),
-        _metric("TruePositives", "tp", thresholds=at),
-        _metric("FalsePositives", "fp", thresholds=at),
-        _metric("TrueNegatives", "tn", thresholds=at),
-        _metric("FalseNegatives", "fn", thresholds=at),
-        _metric("Precision", PRECISION, thresholds=at),
-        _metric("Recall", RECALL, thresholds=at),
         _metric("AUC", ROC_AUC),
         _metric("AUCPrecisionRecall", PR_AUC, _gate(gates.min_pr_auc, gates.max_pr_auc_drop)),
         _metric(
@@ -57,17 +66,21 @@ def eval_config(gates: GateConfig) -> tfma.EvalConfig:
             precision=gates.at_precision,
         ),
     ]
+    outputs = (SERVING_OUTPUT, DECISION_OUTPUT)
     return tfma.EvalConfig(
         model_specs=[
             tfma.ModelSpec(
                 signature_name="serving_default",
-                label_key=features.LABEL,
-                prediction_key=SERVING_OUTPUT,
+                label_keys={name: features.LABEL for name in outputs},
+                prediction_keys={name: name for name in outputs},
                 preprocessing_function_names=["transformed_features"],
             )
         ],
         slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[f]) for f in features.SLICE_FEATURES],
-        metrics_specs=[tfma.MetricsSpec(metrics=metrics)],
+        metrics_specs=[
+            tfma.MetricsSpec(metrics=scores, output_names=[SERVING_OUTPUT]),
+            tfma.MetricsSpec(metrics=decisions, output_names=[DECISION_OUTPUT]),
+        ],
         # The model's own compiled Keras metrics would be computed again under other names; these are the ones.
         options=tfma.Options(include_default_metrics={"value": False}),
     )
@@ -83,7 +96,10 @@ def _slice_name(slice_key) -> str:
 
 
 def read_metrics(evaluation_uri: str) -> dict:
-    """slice name -> model name -> metric -> value, for the scalar metrics of an Evaluator output."""
+    """slice name -> model name -> metric -> value, for the scalar metrics of an Evaluator output.
+
+    The metric names of the two outputs do not overlap, so the output name is dropped.
+    """
     result: dict = {}
     for metrics_for_slice in tfma.load_metrics(evaluation_uri):
         per_model = result.setdefault(_slice_name(metrics_for_slice.slice_key), {})

@@ -7,8 +7,10 @@ import dataclasses
 class GateConfig:
     """The Evaluator's thresholds; a model is blessed only when it meets all of them.
 
+    The decision threshold behind TP, FP, TN, FN, precision and recall is not a gate: each model carries its own
+    operating threshold, chosen on the eval split (trainer.hparams.ThresholdPolicy).
+
     Attributes:
-      threshold: the decision threshold behind TP, FP, TN, FN, precision and recall.
       min_pr_auc: the test split's PR-AUC must be at least this.
       at_precision: the precision at which recall_at_precision is measured.
       min_recall_at_precision: recall at that precision must be at least this.
@@ -16,7 +18,6 @@ class GateConfig:
       max_recall_drop: likewise for recall_at_precision.
     """
 
-    threshold: float = 0.5
     min_pr_auc: float = 0.5
     at_precision: float = 0.8
     min_recall_at_precision: float = 0.4
@@ -24,7 +25,7 @@ class GateConfig:
     max_recall_drop: float = 0.05
 
     def __post_init__(self):
-        for name in ("threshold", "min_pr_auc", "at_precision", "min_recall_at_precision"):
+        for name in ("min_pr_auc", "at_precision", "min_recall_at_precision"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         for name in ("max_pr_auc_drop", "max_recall_drop"):

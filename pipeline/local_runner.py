@@ -17,6 +17,7 @@ from pipeline import summary as summary_lib
 from pipeline.config import OutputLayout, PipelineConfig
 from pipeline.metadata import latest_run
 from pipeline.pipeline import create_pipeline
+from trainer.hparams import ThresholdPolicy
 
 GATE_ID = "AnomaliesGate"
 
@@ -116,6 +117,83 @@ def _ok(node) -> bool:
     return node is not None and node.state in ("COMPLETE", "CACHED")
 
 
+@dataclasses.dataclass
+class Executed:
+    """A finished LocalDagRunner run: the error it raised (if any) and each component's execution."""
+
+    error: BaseException | None
+    nodes: dict
+    run_id: str | None
+    seconds: dict
+    started: datetime.datetime
+
+
+def execute(
+    pipeline: tfx.dsl.Pipeline, config: PipelineConfig, layout: OutputLayout, say: Callable[[str], None] = _say
+) -> Executed:
+    """Runs a pipeline with LocalDagRunner, with progress lines on stderr and library logs in the run's log."""
+    os.makedirs(layout.root, exist_ok=True)
+    progress = _ProgressHandler(say)
+    undo_logs = _route_logs(layout.log_path, progress)
+    started = datetime.datetime.now(datetime.timezone.utc)
+    error: BaseException | None = None
+    try:
+        tfx.orchestration.LocalDagRunner().run(pipeline)
+    except Exception as e:  # noqa: BLE001 - every failure is classified and reported by the caller.
+        error = e
+        logging.exception("pipeline run failed")
+    finally:
+        undo_logs()
+    nodes = (
+        latest_run(config.metadata_path, config.pipeline_name, since_ms=int(started.timestamp() * 1000))
+        if os.path.exists(config.metadata_path)
+        else {}
+    )
+    run_id = next(iter(nodes.values())).run_id if nodes else None
+    return Executed(error=error, nodes=nodes, run_id=run_id, seconds=progress.seconds, started=started)
+
+
+def run_record(done: Executed, config: PipelineConfig, input_path: str) -> dict:
+    """What every run's JSON record starts with: the run, its input and splits, and each component's state."""
+    return {
+        "run_id": done.run_id,
+        "input": {"path": input_path, "split": config.split},
+        "splits": summary_lib.split_counts(done.nodes["StatisticsGen"]) if _ok(done.nodes.get("StatisticsGen")) else {},
+        "hparams": config.hparams.to_dict(),
+        "components": {n: {"state": r.state, "seconds": done.seconds.get(n)} for n, r in done.nodes.items()},
+        "started_at": done.started.isoformat(timespec="seconds"),
+        "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _operating_threshold(trainer: dict | None, evaluated: dict | None) -> dict | None:
+    """The model's operating threshold, what it did on eval (where it was chosen) and on test (TFMA)."""
+    if trainer is None:
+        return None
+    chosen = dict(trainer.pop("operating_threshold"))
+    chosen["policy_description"] = ThresholdPolicy.from_dict(chosen["policy"]).describe()
+    if evaluated is not None:
+        overall = evaluated["overall"]
+        chosen["test"] = {k: overall.get(k) for k in ("tp", "fp", "tn", "fn", "precision", "recall")}
+    return chosen
+
+
+def _artifacts(nodes: dict) -> dict:
+    """The URIs of the run's main artifacts (what the report reads)."""
+    wanted = {
+        "examples": ("CsvExampleGen", "examples"),
+        "statistics": ("StatisticsGen", "statistics"),
+        "transform_graph": ("Transform", "transform_graph"),
+        "model": ("Trainer", "model"),
+        "evaluation": ("Evaluator", "evaluation"),
+    }
+    return {
+        name: nodes[node].output_uri(key)
+        for name, (node, key) in wanted.items()
+        if _ok(nodes.get(node)) and nodes[node].outputs.get(key)
+    }
+
+
 def run(config: PipelineConfig, layout: OutputLayout, input_path: str, say: Callable[[str], None] = _say) -> RunResult:
     """Runs the pipeline locally, then reads ML Metadata to write summary.json.
 
@@ -126,55 +204,42 @@ def run(config: PipelineConfig, layout: OutputLayout, input_path: str, say: Call
       say: where progress lines go.
 
     Returns:
-      The status, exit code, a one-line message and the summary written.
+      The status, exit code, a one-line message and the summary written (to DIR/summary.json and, kept for
+      `fraud-pipeline report --run ID`, to DIR/runs/ID/summary.json).
     """
-    os.makedirs(layout.root, exist_ok=True)
-    progress = _ProgressHandler(say)
-    undo_logs = _route_logs(layout.log_path, progress)
-    started = datetime.datetime.now(datetime.timezone.utc)
-    error: BaseException | None = None
-    try:
-        tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
-    except Exception as e:  # noqa: BLE001 - every failure is classified and reported below.
-        error = e
-        logging.exception("pipeline run failed")
-    finally:
-        undo_logs()
-    nodes = (
-        latest_run(config.metadata_path, config.pipeline_name, since_ms=int(started.timestamp() * 1000))
-        if os.path.exists(config.metadata_path)
-        else {}
-    )
-
+    done = execute(create_pipeline(config), config, layout, say)
+    nodes = done.nodes
     found = summary_lib.anomalies(nodes["ExampleValidator"]) if "ExampleValidator" in nodes else []
     evaluated = (
         summary_lib.evaluation_summary(nodes["Evaluator"], config.gates) if _ok(nodes.get("Evaluator")) else None
     )
     pushed = summary_lib.pushed_model(nodes["Pusher"]) if _ok(nodes.get("Pusher")) else None
-    status, code, message = _verdict(error, nodes, found, evaluated, pushed)
+    status, code, message = _verdict(done.error, nodes, found, evaluated, pushed)
+    trainer = summary_lib.training(nodes["Trainer"]) if _ok(nodes.get("Trainer")) else None
 
     result = {
+        **run_record(done, config, input_path),
         "status": status,
         "exit_code": code,
         "message": message,
-        "input": {"path": input_path, "split": config.split},
-        "splits": summary_lib.split_counts(nodes["StatisticsGen"]) if "StatisticsGen" in nodes else {},
         "anomalies": found,
-        "hparams": config.hparams.to_dict(),
-        "trainer": summary_lib.training(nodes["Trainer"]) if _ok(nodes.get("Trainer")) else None,
+        "trainer": trainer,
+        "operating_threshold": _operating_threshold(trainer, evaluated),
         "evaluation": evaluated,
         "blessed": bool(evaluated and evaluated["blessed"]),
         "not_blessed_reasons": evaluated["not_blessed_reasons"] if evaluated else [],
         "baseline": _baseline_note(evaluated),
         "pushed_model": pushed,
         "serving_dir": config.serving_dir,
-        "components": {node: {"state": r.state, "seconds": progress.seconds.get(node)} for node, r in nodes.items()},
-        "started_at": started.isoformat(timespec="seconds"),
-        "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "artifacts": _artifacts(nodes),
         "output_dir": layout.root,
         "pipeline_root": layout.pipeline_root,
         "metadata": layout.metadata_path,
         "log": layout.log_path,
     }
     summary_lib.write(layout.summary_path, result)
+    if done.run_id is not None:
+        run_summary = layout.run_summary_path(done.run_id)
+        os.makedirs(os.path.dirname(run_summary), exist_ok=True)
+        summary_lib.write(run_summary, result)
     return RunResult(status=status, exit_code=code, message=message, summary=result)

@@ -14,12 +14,14 @@ class NodeRun:
 
     Attributes:
       node_id: the component id.
+      run_id: the pipeline run it belongs to (the name of its MLMD pipeline_run context).
       state: the MLMD execution state name: COMPLETE, CACHED, FAILED, RUNNING, ...
       inputs: input key -> the artifacts it read.
       outputs: output key -> the artifacts it produced (or reused, when cached).
     """
 
     node_id: str
+    run_id: str
     state: str
     inputs: dict[str, list[metadata_store_pb2.Artifact]]
     outputs: dict[str, list[metadata_store_pb2.Artifact]]
@@ -72,6 +74,7 @@ def latest_run(metadata_path: str, pipeline_name: str, since_ms: int = 0) -> dic
         execution = max(executions, key=lambda e: e.id)
         result[node.name[len(prefix) :]] = NodeRun(
             node_id=node.name[len(prefix) :],
+            run_id=run.name,
             state=_STATES.get(execution.last_known_state, "UNKNOWN"),
             inputs=_artifacts(store, execution.id, (metadata_store_pb2.Event.INPUT,)),
             outputs=_artifacts(

@@ -1,5 +1,7 @@
 """create_pipeline: the one pipeline definition that every runner (local, Kubeflow, Vertex) uses."""
 
+import dataclasses
+
 from tfx import v1 as tfx
 
 from components.anomalies_gate import AnomaliesGate
@@ -22,8 +24,8 @@ def _baseline_resolver(config: PipelineConfig, candidate) -> tfx.dsl.Resolver:
     return resolver.with_id("latest_blessed_model_resolver")
 
 
-def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
-    """Builds the TFX pipeline from its config; reads no environment, file or clock."""
+def _upstream(config: PipelineConfig) -> tuple:
+    """Ingest, validation and Transform: (example_gen, transform, the components in order)."""
     data_root = (
         tfx.dsl.experimental.RuntimeParameter(name=DATA_ROOT_PARAMETER, ptype=str, default=config.data_root)
         if config.runtime_data_root
@@ -49,43 +51,36 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     )
     # Validation is a gate: Transform, and so everything after it, waits for it to pass.
     transform.add_upstream_node(gate)
-    trainer = tfx.components.Trainer(
+    components = [example_gen, schema_importer, statistics_gen, example_validator, gate, transform]
+    return example_gen, transform, components
+
+
+def _trainer(config: PipelineConfig, transform, hparams) -> tfx.components.Trainer:
+    return tfx.components.Trainer(
         run_fn="trainer.task.run_fn",
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-        custom_config={"hparams": config.hparams.to_dict(), "code_version": config.code_version},
+        custom_config={
+            "hparams": hparams.to_dict(),
+            "threshold_policy": config.threshold_policy.to_dict(),
+            "code_version": config.code_version,
+        },
     )
 
-    latest_blessed = _baseline_resolver(config, trainer.outputs["model"])
-    evaluator = tfx.components.Evaluator(
+
+def _evaluator(config: PipelineConfig, example_gen, trainer, baseline=None) -> tfx.components.Evaluator:
+    return tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
-        baseline_model=latest_blessed.outputs["model"],
+        baseline_model=baseline.outputs["model"] if baseline is not None else None,
         example_splits=["test"],
         eval_config=evaluation.eval_config(config.gates),
     )
-    pusher = tfx.components.Pusher(
-        model=trainer.outputs["model"],
-        model_blessing=evaluator.outputs["blessing"],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_dir)
-        ),
-    )
 
-    components = [
-        example_gen,
-        schema_importer,
-        statistics_gen,
-        example_validator,
-        gate,
-        transform,
-        trainer,
-        latest_blessed,
-        evaluator,
-        pusher,
-    ]
+
+def _pipeline(config: PipelineConfig, components: list) -> tfx.dsl.Pipeline:
     metadata = (
         tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
         if config.metadata_path
@@ -99,3 +94,40 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         metadata_connection_config=metadata,
         beam_pipeline_args=list(config.beam_pipeline_args),
     )
+
+
+def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
+    """Builds the TFX pipeline from its config; reads no environment, file or clock."""
+    example_gen, transform, components = _upstream(config)
+    trainer = _trainer(config, transform, config.hparams)
+    latest_blessed = _baseline_resolver(config, trainer.outputs["model"])
+    evaluator = _evaluator(config, example_gen, trainer, latest_blessed)
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_dir)
+        ),
+    )
+    return _pipeline(config, components + [trainer, latest_blessed, evaluator, pusher])
+
+
+def compare_node_ids(strategy: str) -> tuple[str, str]:
+    """The (Trainer, Evaluator) component ids of a strategy in the comparison pipeline."""
+    return f"Trainer_{strategy}", f"Evaluator_{strategy}"
+
+
+def create_compare_pipeline(config: PipelineConfig, strategies: tuple[str, ...]) -> tfx.dsl.Pipeline:
+    """One ingest, validation and Transform, then a Trainer and an Evaluator per strategy; nothing is pushed.
+
+    Each Evaluator applies the value gates only (there is no baseline here), so its blessing says whether that
+    strategy's model would be blessed on a first run. The other hyperparameters are config.hparams'.
+    """
+    example_gen, transform, components = _upstream(config)
+    for strategy in strategies:
+        trainer_id, evaluator_id = compare_node_ids(strategy)
+        hparams = dataclasses.replace(config.hparams, strategy=strategy)
+        trainer = _trainer(config, transform, hparams).with_id(trainer_id)
+        evaluator = _evaluator(config, example_gen, trainer).with_id(evaluator_id)
+        components += [trainer, evaluator]
+    return _pipeline(config, components)

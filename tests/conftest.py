@@ -106,7 +106,7 @@ def lifecycle(tmp_path_factory) -> dict[str, CliRun]:
     first: the baseline strategy on a fresh folder (no blessed model yet);
     unchanged: the same again (everything should come from the cache);
     oversample: another strategy (Trainer and what follows re-run);
-    impossible: gates no model can meet (not blessed, nothing pushed);
+    impossible: gates no model can meet (not blessed, nothing pushed), and a cost-based operating threshold;
     worse: a model trained for one step, with the value floors at 0 (only the baseline comparison can fail).
     """
     output = tmp_path_factory.mktemp("lifecycle")
@@ -115,7 +115,18 @@ def lifecycle(tmp_path_factory) -> dict[str, CliRun]:
         "first": ("--strategy", "baseline"),
         "unchanged": ("--strategy", "baseline"),
         "oversample": ("--strategy", "oversample"),
-        "impossible": ("--strategy", "oversample", "--min-pr-auc", "1.0", "--min-recall-at-precision", "1.0"),
+        "impossible": (
+            "--strategy",
+            "oversample",
+            "--min-pr-auc",
+            "1.0",
+            "--min-recall-at-precision",
+            "1.0",
+            "--fn-cost",
+            "10",
+            "--fp-cost",
+            "1",
+        ),
         "worse": (
             "--strategy",
             "oversample",
@@ -136,3 +147,72 @@ def random_run(tmp_path_factory) -> CliRun:
     result = run_cli(tmp_path_factory.mktemp("random_run"), "--data", str(FIXTURE), "--split", "random")
     assert result.returncode == 0, result.stderr[-3000:]
     return result
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+# As the machine notes advise: no sandbox as root, and no background connections on a closed network.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@dataclasses.dataclass
+class BrowserView:
+    """What headless Chromium saw of a page: console messages, uncaught errors, failed loads, a screenshot."""
+
+    console: list
+    errors: list
+    failed_requests: list
+    screenshot: Path
+
+
+def open_in_chromium(page_path: Path, screenshot: Path) -> BrowserView:
+    """Opens a local HTML file in headless Chromium (Debian's package) and takes a full-page screenshot."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium; .ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            console, errors, failed = [], [], []
+            page.on("console", lambda m: console.append((m.type, m.text)))
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("requestfailed", lambda r: failed.append(r.url))
+            page.goto(page_path.resolve().as_uri(), wait_until="load")
+            page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            browser.close()
+    return BrowserView(console, errors, failed, screenshot)
+
+
+def assert_not_blank(png: Path) -> None:
+    """A screenshot with real content: many non-white pixels and a spread of tones."""
+    from PIL import Image, ImageStat
+
+    image = Image.open(png).convert("L")
+    pixels = image.getdata()
+    inked = sum(1 for v in pixels if v < 200) / len(pixels)
+    assert inked > 0.02, f"only {inked:.1%} of {png} is not white"
+    assert ImageStat.Stat(image).stddev[0] > 20
+
+
+@pytest.fixture(scope="session")
+def compare_run(tmp_path_factory) -> dict:
+    """`fraud-pipeline compare` on the fixture: its process result, output folder and compare.json."""
+    output = tmp_path_factory.mktemp("compare")
+    proc = subprocess.run(
+        [str(CLI), "compare", "--data", str(FIXTURE), "--output", str(output)],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {"proc": proc, "output": output, "result": json.loads((output / "compare.json").read_text())}

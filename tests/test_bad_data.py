@@ -1,5 +1,7 @@
 """Bad input stops at the AnomaliesGate with the data-rejected exit code and names the feature."""
 
+from pathlib import Path
+
 import pytest
 
 from pipeline import features, status
@@ -48,6 +50,10 @@ def test_bad_data_is_rejected_at_the_gate(case, tmp_path):
     assert executions["AnomaliesGate"] == ["FAILED"]
     # Nothing after the gate ran: only the gate and what feeds it have executions.
     assert {node for node, states in executions.items() if states} <= UPSTREAM_OF_TRAINING
+    # The report still tells the story: the splits as read, and what was rejected.
+    page = _report(run)
+    assert "<h2>Data rejected</h2>" in page and f"{feature}: " in page
+    assert 'id="fig-class_balance"' in page and "<h2>Training</h2>" not in page
 
 
 def test_a_malformed_row_fails_the_run_naming_file_and_line(tmp_path):
@@ -64,3 +70,10 @@ def test_a_malformed_row_fails_the_run_naming_file_and_line(tmp_path):
     assert run.summary["status"] == status.FAILED
     assert run.summary["components"]["CsvExampleGen"]["state"] == "FAILED"
     assert set(executions_per_node(run.metadata_path)) == {"CsvExampleGen"}
+    assert "No evaluation" in _report(run)
+
+
+def _report(run) -> str:
+    lines = [line for line in run.stdout.splitlines() if line.startswith("report: ")]
+    assert len(lines) == 1, run.stdout + run.stderr[-2000:]
+    return Path(lines[0].removeprefix("report: ")).read_text()

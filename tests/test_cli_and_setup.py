@@ -13,10 +13,30 @@ from tests.conftest import CLI, ROOT
 
 def test_help_lists_the_subcommands_and_options():
     top = subprocess.run([str(CLI), "--help"], capture_output=True, text=True, check=True).stdout
-    assert "run" in top
+    for command in ("run", "compile", "submit", "report", "compare"):
+        assert command in top
     run = subprocess.run([str(CLI), "run", "--help"], capture_output=True, text=True, check=True).stdout
-    for option in ("--data", "--output", "--split", "--no-cache", "--beam-arg"):
+    for option in ("--data", "--output", "--split", "--no-cache", "--beam-arg", "--no-report"):
         assert option in run
+    for option in ("--min-precision", "--fn-cost", "--fp-cost", "--threshold"):
+        assert option in run
+    report = subprocess.run([str(CLI), "report", "--help"], capture_output=True, text=True, check=True).stdout
+    assert "--run" in report and "--output" in report
+    compare = subprocess.run([str(CLI), "compare", "--help"], capture_output=True, text=True, check=True).stdout
+    assert "--strategies" in compare and "--min-precision" in compare
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "--min-precision", "0.9", "--threshold", "0.5"], "one way"),
+        (["run", "--fn-cost", "10"], "go together"),
+        (["compare", "--strategies", "class_weight,smote"], "--strategies"),
+    ],
+)
+def test_threshold_and_strategy_flags_are_checked_before_any_work(args, message, capsys):
+    assert cli.main(args) == status.EXIT_USAGE
+    assert message in capsys.readouterr().err
 
 
 def test_missing_data_is_a_usage_error(tmp_path, capsys):

@@ -90,7 +90,7 @@ def test_slices_are_in_the_evaluation_result(time_run):
 def test_gates_apply_to_the_overall_slice_only():
     config = eval_config(GateConfig())
     gated = {}
-    for metric in config.metrics_specs[0].metrics:
+    for metric in (m for spec in config.metrics_specs for m in spec.metrics):
         for per_slice in metric.per_slice_thresholds:
             gated[metric.class_name] = [list(spec.feature_keys) for spec in per_slice.slicing_specs]
         assert not metric.HasField("threshold")

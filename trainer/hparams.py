@@ -46,3 +46,53 @@ class HParams:
     @classmethod
     def from_dict(cls, values: dict) -> "HParams":
         return cls(**values)
+
+
+THRESHOLD_POLICIES = ("precision", "cost", "fixed")
+
+
+@dataclasses.dataclass(frozen=True)
+class ThresholdPolicy:
+    """How the Trainer picks the operating threshold on the eval split (never on test).
+
+    Attributes:
+      kind: precision: the threshold with the most recall whose eval precision is at least min_precision;
+        cost: the threshold that minimises fn_cost * missed frauds + fp_cost * false alarms on eval;
+        fixed: the given value, as the tutorial's 0.5.
+      min_precision: the precision target of kind 'precision'.
+      fn_cost: what a missed fraud costs (kind 'cost').
+      fp_cost: what a false alarm costs (kind 'cost').
+      value: the threshold of kind 'fixed'.
+    """
+
+    kind: str = "precision"
+    min_precision: float = 0.8
+    fn_cost: float = 0.0
+    fp_cost: float = 0.0
+    value: float = 0.5
+
+    def __post_init__(self):
+        if self.kind not in THRESHOLD_POLICIES:
+            raise ValueError(f"threshold policy must be one of {THRESHOLD_POLICIES}, got {self.kind!r}")
+        if not 0.0 < self.min_precision <= 1.0:
+            raise ValueError(f"min_precision must be in (0, 1], got {self.min_precision}")
+        if not 0.0 <= self.value <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {self.value}")
+        if self.fn_cost < 0 or self.fp_cost < 0:
+            raise ValueError(f"costs must be >= 0, got fn_cost {self.fn_cost} and fp_cost {self.fp_cost}")
+        if self.kind == "cost" and (self.fn_cost == 0 or self.fp_cost == 0):
+            raise ValueError("the cost policy needs both a positive --fn-cost and a positive --fp-cost")
+
+    def describe(self) -> str:
+        if self.kind == "precision":
+            return f"most recall with eval precision >= {self.min_precision:g}"
+        if self.kind == "cost":
+            return f"least eval cost with a missed fraud at {self.fn_cost:g} and a false alarm at {self.fp_cost:g}"
+        return f"fixed at {self.value:g}"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ThresholdPolicy":
+        return cls(**values)

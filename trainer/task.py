@@ -17,11 +17,15 @@ from tfx_bsl.public import tfxio
 
 from pipeline import features
 from trainer import model as model_lib
-from trainer.hparams import HParams
+from trainer import threshold as threshold_lib
+from trainer.hparams import HParams, ThresholdPolicy
 
-# Written next to the SavedModel (TF Serving's assets.extra convention), so it travels with the model.
+# Written next to the SavedModel (TF Serving's assets.extra convention), so they travel with the model.
 TRAINING_SUMMARY = os.path.join("assets.extra", "training_summary.json")
+OPERATING_THRESHOLD = os.path.join("assets.extra", "operating_threshold.json")
+# The serving signature's outputs: the fraud probability, and the decision at the operating threshold.
 SERVING_OUTPUT = "probability"
+DECISION_OUTPUT = "decision"
 
 
 def load_split(file_pattern, data_accessor, tf_transform_output, batch_size=8192):
@@ -142,12 +146,20 @@ def train(hparams: HParams, train_xy, eval_xy):
     return model, facts
 
 
+def operating_threshold(policy: ThresholdPolicy, model, eval_xy) -> dict:
+    """Chooses the operating threshold on the eval split's predictions (see trainer.threshold.choose)."""
+    x, y = eval_xy
+    scores = model.predict(x, batch_size=8192, verbose=0).ravel()
+    return threshold_lib.choose(policy, y, scores)
+
+
 class _ServingModule(tf.Module):
     """Holds the model and the Transform layer so the exported signatures can track both."""
 
-    def __init__(self, model, tf_transform_output):
+    def __init__(self, model, tf_transform_output, threshold: float):
         super().__init__()
         self.model = model
+        self.threshold = tf.constant(threshold, tf.float32, name="operating_threshold")
         self.tft_layer = tf_transform_output.transform_features_layer()
         raw_spec = tf_transform_output.raw_feature_spec()
         self._raw_spec = raw_spec
@@ -155,10 +167,13 @@ class _ServingModule(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve(self, examples):
-        """Serialized raw tf.Examples as a client sends them (no label) -> fraud probability."""
+        """Serialized raw tf.Examples as a client sends them (no label) -> fraud probability, and the decision
+        (1 = flag as fraud) at the operating threshold chosen on the eval split."""
         transformed = self.tft_layer(tf.io.parse_example(examples, self._serving_spec))
         inputs = {name: transformed[name] for name in features.MODEL_INPUTS}
-        return {SERVING_OUTPUT: self.model(inputs)}
+        probability = self.model(inputs)
+        decision = tf.cast(probability >= self.threshold, tf.int64)
+        return {SERVING_OUTPUT: probability, DECISION_OUTPUT: decision}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def transformed_features(self, examples):
@@ -166,19 +181,20 @@ class _ServingModule(tf.Module):
         return self.tft_layer(tf.io.parse_example(examples, self._raw_spec))
 
 
-def export(model, tf_transform_output, serving_dir: str, facts: dict) -> None:
-    """Saves the Keras model with the raw-example signatures, and the training facts in assets.extra."""
-    module = _ServingModule(model, tf_transform_output)
+def export(model, tf_transform_output, serving_dir: str, facts: dict, operating: dict) -> None:
+    """Saves the Keras model with the raw-example signatures, and in assets.extra the training facts and the
+    operating threshold (with the policy that chose it and its eval counts)."""
+    module = _ServingModule(model, tf_transform_output, operating["threshold"])
     model.tft_layer = module.tft_layer  # tracked by the Keras SavedModel so the Transform assets are saved
     signatures = {
         "serving_default": module.serve.get_concrete_function(),
         "transformed_features": module.transformed_features.get_concrete_function(),
     }
     model.save(serving_dir, save_format="tf", signatures=signatures)
-    path = os.path.join(serving_dir, TRAINING_SUMMARY)
-    tf.io.gfile.makedirs(os.path.dirname(path))
-    with tf.io.gfile.GFile(path, "w") as f:
-        json.dump(facts, f, indent=2)
+    tf.io.gfile.makedirs(os.path.join(serving_dir, "assets.extra"))
+    for name, content in ((TRAINING_SUMMARY, facts), (OPERATING_THRESHOLD, operating)):
+        with tf.io.gfile.GFile(os.path.join(serving_dir, name), "w") as f:
+            json.dump(content, f, indent=2)
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
@@ -188,4 +204,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     train_xy = load_split(fn_args.train_files, fn_args.data_accessor, tf_transform_output)
     eval_xy = load_split(fn_args.eval_files, fn_args.data_accessor, tf_transform_output)
     model, facts = train(hparams, train_xy, eval_xy)
-    export(model, tf_transform_output, fn_args.serving_model_dir, facts)
+    policy = ThresholdPolicy.from_dict(fn_args.custom_config["threshold_policy"])
+    operating = operating_threshold(policy, model, eval_xy)
+    facts["operating_threshold"] = operating
+    export(model, tf_transform_output, fn_args.serving_model_dir, facts, operating)

@@ -1,0 +1,65 @@
+"""Scores a run's own splits with its own model: the raw examples ExampleGen wrote, through the serving signature."""
+
+import dataclasses
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from pipeline import features
+from pipeline.summary import SERVING_MODEL_DIR
+from trainer.task import DECISION_OUTPUT, SERVING_OUTPUT
+
+BATCH = 8192
+
+
+@dataclasses.dataclass
+class Scored:
+    """One split: labels, the model's probabilities and decisions, and the raw feature columns."""
+
+    labels: np.ndarray
+    probability: np.ndarray
+    decision: np.ndarray
+    columns: dict
+
+
+def split_files(examples_uri: str, split: str) -> list[str]:
+    return sorted(tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
+
+
+def _raw_spec() -> dict:
+    spec = {name: tf.io.FixedLenFeature([], tf.float32) for name in features.RAW_FLOAT_FEATURES}
+    spec[features.LABEL] = tf.io.FixedLenFeature([], tf.int64)
+    return spec
+
+
+def load_model(model_uri: str):
+    """The serving signature of a Trainer Model artifact (or of a pushed model's folder)."""
+    path = os.path.join(model_uri, SERVING_MODEL_DIR)
+    loaded = tf.saved_model.load(path if tf.io.gfile.exists(path) else model_uri)
+    return loaded, loaded.signatures["serving_default"]
+
+
+def score_split(examples_uri: str, split: str, serve) -> Scored:
+    """Reads a split of ExampleGen's output and runs every example through the serving signature."""
+    files = split_files(examples_uri, split)
+    if not files:
+        raise FileNotFoundError(f"no examples for split {split!r} under {examples_uri}")
+    spec = _raw_spec()
+    data = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(BATCH)
+    columns: dict[str, list] = {name: [] for name in spec}
+    probability, decision = [], []
+    for serialized in data:
+        parsed = tf.io.parse_example(serialized, spec)
+        for name, values in parsed.items():
+            columns[name].append(values.numpy())
+        outputs = serve(examples=serialized)
+        probability.append(outputs[SERVING_OUTPUT].numpy().ravel())
+        decision.append(outputs[DECISION_OUTPUT].numpy().ravel())
+    cols = {name: np.concatenate(values) for name, values in columns.items()}
+    return Scored(
+        labels=cols.pop(features.LABEL).astype(np.int64),
+        probability=np.concatenate(probability),
+        decision=np.concatenate(decision),
+        columns=cols,
+    )

@@ -1,0 +1,85 @@
+"""Choosing the operating threshold on the eval split's predictions (numpy only, no TensorFlow)."""
+
+import numpy as np
+
+from trainer.hparams import ThresholdPolicy
+
+
+def confusion(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
+    """TP, FP, TN, FN, precision and recall when flagging score >= threshold."""
+    y = np.asarray(labels).ravel().astype(bool)
+    flagged = np.asarray(scores).ravel() >= np.float32(threshold)
+    tp = int(np.sum(flagged & y))
+    fp = int(np.sum(flagged & ~y))
+    fn = int(np.sum(~flagged & y))
+    tn = int(np.sum(~flagged & ~y))
+    return {
+        "tp": tp,
+        "fp": fp,
+        "tn": tn,
+        "fn": fn,
+        "precision": tp / (tp + fp) if tp + fp else float("nan"),
+        "recall": tp / (tp + fn) if tp + fn else float("nan"),
+    }
+
+
+def sweep(labels: np.ndarray, scores: np.ndarray):
+    """Every distinct way to flag the top-scored rows, most selective first.
+
+    Returns:
+      (cuts, tp, fp): cuts[0] is above every score (nothing flagged); cuts[i] for i >= 1 lies strictly between
+      the i-th highest distinct score and the next lower one, so 'score >= cuts[i]' flags exactly the rows with
+      the i highest distinct scores, with tp[i] frauds and fp[i] normal rows among them. The cut sits midway
+      between scores so that a float rounding of a score does not move a row across it.
+    """
+    y = np.asarray(labels).ravel().astype(np.int64)
+    s = np.asarray(scores).ravel().astype(np.float32)
+    order = np.argsort(-s, kind="stable")
+    s, y = s[order], y[order]
+    last = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]  # the last row of each distinct score
+    tp = np.r_[0, np.cumsum(y)[last]]
+    fp = np.r_[0, np.cumsum(1 - y)[last]]
+    distinct = s[last]
+    lower = np.r_[distinct[1:], np.float32(0.0)]
+    cuts = ((distinct.astype(np.float64) + lower) / 2).astype(np.float32)
+    # Where two scores are too close for a float32 midway, cut at the score itself.
+    cuts = np.where((cuts > lower) & (cuts <= distinct), cuts, distinct)
+    top = np.nextafter(distinct[0], np.float32(np.inf)) if len(distinct) else np.float32(1.0)
+    return np.r_[np.float32(min(top, 1.0)), cuts], tp, fp
+
+
+def choose(policy: ThresholdPolicy, labels: np.ndarray, scores: np.ndarray) -> dict:
+    """The operating threshold of the policy on these (eval) labels and scores, and how it does on them.
+
+    Returns:
+      {"threshold", "policy", "target_met", "eval": confusion at the threshold (+ expected_cost for 'cost')}.
+      target_met is False when no threshold reaches the precision target; the threshold with the highest
+      precision is used then.
+    """
+    y = np.asarray(labels).ravel().astype(np.int64)
+    positives = int(y.sum())
+    if len(y) == 0 or positives == 0:
+        raise ValueError("the eval split holds no fraud: an operating threshold cannot be chosen on it")
+    target_met = None
+    if policy.kind == "fixed":
+        threshold = float(policy.value)
+    else:
+        cuts, tp, fp = sweep(y, scores)
+        if policy.kind == "precision":
+            flagged = tp + fp
+            precision = np.divide(tp, flagged, out=np.zeros(len(tp)), where=flagged > 0)
+            meets = (precision >= policy.min_precision) & (flagged > 0)
+            target_met = bool(meets.any())
+            if target_met:
+                # The most frauds caught; of equal recall, the highest cut (fewest false alarms).
+                best = int(np.argmax(np.where(meets, tp, -1)))
+            else:
+                best = int(np.lexsort((-tp, -precision))[0])
+        else:
+            cost = policy.fn_cost * (positives - tp) + policy.fp_cost * fp
+            best = int(np.argmin(cost))  # the first minimum is the highest cut
+        threshold = float(cuts[best])
+    result = confusion(y, scores, threshold)
+    if policy.kind == "cost":
+        result["expected_cost"] = float(policy.fn_cost * result["fn"] + policy.fp_cost * result["fp"])
+    return {"threshold": threshold, "policy": policy.to_dict(), "target_met": target_met, "eval": result}
