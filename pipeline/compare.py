@@ -17,7 +17,7 @@ from pipeline import report as report_lib
 from pipeline import status as st
 from pipeline import summary as summary_lib
 from pipeline.config import OutputLayout, PipelineConfig
-from pipeline.local_runner import GATE_ID, _ok, _say, execute, run_record
+from pipeline.local_runner import GATE_ID, _ok, _say, execute, logs_to_file, run_record
 from pipeline.pipeline import compare_node_ids, create_compare_pipeline
 
 COMPARE_FILE = "compare.html"
@@ -126,6 +126,12 @@ def compare(
 ) -> CompareResult:
     """Runs the comparison pipeline locally and writes compare.json and the HTML page."""
     done = execute(create_compare_pipeline(config, strategies), config, layout, say)
+    with logs_to_file(layout):
+        return _record(done, config, layout, input_path, strategies)
+
+
+def _record(done, config: PipelineConfig, layout: OutputLayout, input_path: str, strategies) -> CompareResult:
+    """Reads each strategy's results, writes compare.json and, when all finished, the comparison page."""
     nodes = done.nodes
     results = {s: _strategy_result(nodes, s, config.gates) for s in strategies}
     missing = [s for s, r in results.items() if r is None]

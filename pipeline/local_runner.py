@@ -1,5 +1,6 @@
 """Runs the pipeline on the local Beam runner (LocalDagRunner, SQLite ML Metadata) and writes summary.json."""
 
+import contextlib
 import dataclasses
 import datetime
 import logging
@@ -128,6 +129,16 @@ class Executed:
     started: datetime.datetime
 
 
+@contextlib.contextmanager
+def logs_to_file(layout: OutputLayout):
+    """Library logs (TensorFlow's deprecation notices among them) go to the run's log file meanwhile."""
+    undo = _route_logs(layout.log_path, logging.NullHandler())
+    try:
+        yield
+    finally:
+        undo()
+
+
 def execute(
     pipeline: tfx.dsl.Pipeline, config: PipelineConfig, layout: OutputLayout, say: Callable[[str], None] = _say
 ) -> Executed:
@@ -208,6 +219,12 @@ def run(config: PipelineConfig, layout: OutputLayout, input_path: str, say: Call
       `fraud-pipeline report --run ID`, to DIR/runs/ID/summary.json).
     """
     done = execute(create_pipeline(config), config, layout, say)
+    with logs_to_file(layout):
+        return _record(done, config, layout, input_path)
+
+
+def _record(done: Executed, config: PipelineConfig, layout: OutputLayout, input_path: str) -> RunResult:
+    """Reads the finished run's results and writes its summary.json (see run)."""
     nodes = done.nodes
     found = summary_lib.anomalies(nodes["ExampleValidator"]) if "ExampleValidator" in nodes else []
     evaluated = (
