@@ -49,7 +49,7 @@ def main() -> int:
     parser.add_argument("--output", default=str(ROOT / "bench" / "results"))
     parser.add_argument("extra", nargs="*", help="more `fraud-pipeline run` flags, after --")
     args = parser.parse_args()
-    strategies = args.strategies or ["class_weight"]
+    strategies = args.strategies or ["baseline"]
 
     rows = []
     for strategy in strategies:

@@ -103,7 +103,7 @@ def time_run(tmp_path_factory) -> CliRun:
 def lifecycle(tmp_path_factory) -> dict[str, CliRun]:
     """Runs into one output folder, in order, as a team would over time:
 
-    first: the baseline strategy on a fresh folder (no blessed model yet);
+    first: the class_weight strategy on a fresh folder (no blessed model yet);
     unchanged: the same again (everything should come from the cache);
     oversample: another strategy (Trainer and what follows re-run);
     impossible: gates no model can meet (not blessed, nothing pushed), and a cost-based operating threshold;
@@ -112,8 +112,8 @@ def lifecycle(tmp_path_factory) -> dict[str, CliRun]:
     output = tmp_path_factory.mktemp("lifecycle")
     data = ("--data", str(FIXTURE))
     steps = {
-        "first": ("--strategy", "baseline"),
-        "unchanged": ("--strategy", "baseline"),
+        "first": ("--strategy", "class_weight"),
+        "unchanged": ("--strategy", "class_weight"),
         "oversample": ("--strategy", "oversample"),
         "impossible": (
             "--strategy",

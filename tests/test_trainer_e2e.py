@@ -51,11 +51,11 @@ def _check_trainer_summary(summary, strategy):
     assert os.path.isfile(trainer["history_path"])
 
 
-def test_default_strategy_is_class_weight(time_run):
-    _check_trainer_summary(time_run.summary, "class_weight")
+def test_default_strategy_is_baseline(time_run):
+    _check_trainer_summary(time_run.summary, "baseline")
 
 
-@pytest.mark.parametrize(("step", "strategy"), [("first", "baseline"), ("oversample", "oversample")])
+@pytest.mark.parametrize(("step", "strategy"), [("first", "class_weight"), ("oversample", "oversample")])
 def test_other_strategies_train_end_to_end(step, strategy, lifecycle):
     run = lifecycle[step]
     assert run.returncode in (0, 4), run.stderr[-3000:]
