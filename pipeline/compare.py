@@ -7,10 +7,9 @@ ROC and precision-recall curves of the test split overlaid, a metrics table and 
 
 import dataclasses
 import html
+import math
 import os
 from collections.abc import Callable
-
-import numpy as np
 
 from components.anomalies_gate import describe
 from pipeline import report as report_lib
@@ -44,7 +43,7 @@ def _strategy_result(nodes: dict, strategy: str, gates) -> dict | None:
         "strategy": strategy,
         "would_be_blessed": evaluated["blessed"],
         "not_blessed_reasons": evaluated["not_blessed_reasons"],
-        "operating_threshold": trainer.pop("operating_threshold"),
+        "operating_threshold": summary_lib.operating_threshold(nodes[trainer_id]),
         "test": evaluated["overall"],
         "trainer": trainer,
         "model_uri": trainer["model_uri"],
@@ -187,7 +186,7 @@ def table(result: dict) -> str:
         values = [f"{strategy:>12}", f"{r['operating_threshold']['threshold']:>12.4f}"]
         for m in TABLE_METRICS:
             v = r["test"].get(m)
-            if v is None or np.isnan(v):
+            if v is None or math.isnan(v):
                 values.append(f"{'n/a':>12}")
             elif m in report_lib.COUNT_KEYS:
                 values.append(f"{int(v):>12}")

@@ -16,7 +16,7 @@ from pipeline import gates as gates_lib
 from pipeline import status as st
 from pipeline import summary as summary_lib
 from pipeline.config import OutputLayout, PipelineConfig
-from pipeline.metadata import latest_run
+from pipeline.metadata import NodeRun, latest_run
 from pipeline.pipeline import create_pipeline
 from trainer.hparams import ThresholdPolicy
 
@@ -177,11 +177,11 @@ def run_record(done: Executed, config: PipelineConfig, input_path: str) -> dict:
     }
 
 
-def _operating_threshold(trainer: dict | None, evaluated: dict | None) -> dict | None:
+def _operating_threshold(trainer: NodeRun | None, evaluated: dict | None) -> dict | None:
     """The model's operating threshold, what it did on eval (where it was chosen) and on test (TFMA)."""
     if trainer is None:
         return None
-    chosen = dict(trainer.pop("operating_threshold"))
+    chosen = summary_lib.operating_threshold(trainer)
     chosen["policy_description"] = ThresholdPolicy.from_dict(chosen["policy"]).describe()
     if evaluated is not None:
         overall = evaluated["overall"]
@@ -232,7 +232,7 @@ def _record(done: Executed, config: PipelineConfig, layout: OutputLayout, input_
     )
     pushed = summary_lib.pushed_model(nodes["Pusher"]) if _ok(nodes.get("Pusher")) else None
     status, code, message = _verdict(done.error, nodes, found, evaluated, pushed)
-    trainer = summary_lib.training(nodes["Trainer"]) if _ok(nodes.get("Trainer")) else None
+    trainer = nodes["Trainer"] if _ok(nodes.get("Trainer")) else None
 
     result = {
         **run_record(done, config, input_path),
@@ -240,7 +240,7 @@ def _record(done: Executed, config: PipelineConfig, layout: OutputLayout, input_
         "exit_code": code,
         "message": message,
         "anomalies": found,
-        "trainer": trainer,
+        "trainer": summary_lib.training(trainer) if trainer else None,
         "operating_threshold": _operating_threshold(trainer, evaluated),
         "evaluation": evaluated,
         "blessed": bool(evaluated and evaluated["blessed"]),

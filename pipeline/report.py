@@ -61,11 +61,16 @@ def _fmt(value, count: bool = False, digits: int = 4) -> str:
     return f"{value:.{digits}f}"
 
 
-def num(summary: dict, *path) -> str:
-    """The value at path in summary.json, formatted, in a span whose data-key is that path."""
+def _at(summary: dict, path) -> object:
     value = summary
     for step in path:
         value = value[step]
+    return value
+
+
+def num(summary: dict, *path) -> str:
+    """The value at path in summary.json, formatted, in a span whose data-key is that path."""
+    value = _at(summary, path)
     key = "/".join(str(p) for p in path)
     return (
         f'<span class="num" data-key="{html.escape(key)}" data-value="{html.escape(repr(value))}">'
@@ -330,10 +335,10 @@ def _gate_rows(summary: dict) -> str:
     baseline = evaluation["baseline"]
     rows = []
     floors = (
-        ("pr_auc", "min_pr_auc", "PR-AUC", "max_pr_auc_drop"),
-        ("recall_at_precision", "min_recall_at_precision", f"recall at precision {gates['at_precision']}", None),
+        ("pr_auc", "min_pr_auc", "PR-AUC"),
+        ("recall_at_precision", "min_recall_at_precision", f"recall at precision {gates['at_precision']}"),
     )
-    for metric, floor_key, label, _ in floors:
+    for metric, floor_key, label in floors:
         value = evaluation["overall"].get(metric)
         ok = value is not None and value >= gates[floor_key]
         rows.append(
@@ -454,9 +459,7 @@ def _metrics_table(summary: dict) -> str:
     ]
     body = []
     for label, path in rows:
-        values = summary
-        for step in path:
-            values = values[step]
+        values = _at(summary, path)
         cells = "".join(f"<td>{num(summary, *path, n)}</td>" if n in values else "<td>n/a</td>" for n in names)
         body.append(f"<tr><td>{_esc(label)}</td>{cells}</tr>")
     return f"<table id='metrics'><tr><th>slice</th>{head}</tr>{''.join(body)}</table>"

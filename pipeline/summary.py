@@ -10,7 +10,7 @@ from components.anomalies_gate import read_anomalies
 from pipeline import evaluation, features
 from pipeline.gates import GateConfig
 from pipeline.metadata import NodeRun, int_property, str_property
-from trainer.task import TRAINING_SUMMARY
+from trainer.task import OPERATING_THRESHOLD, TRAINING_SUMMARY
 
 # The SavedModel's folder inside a Trainer Model artifact (TFX 1.16).
 SERVING_MODEL_DIR = "Format-Serving"
@@ -60,6 +60,12 @@ def training(trainer: NodeRun) -> dict:
     facts["model_uri"] = model_uri
     facts["history_path"] = path
     return facts
+
+
+def operating_threshold(trainer: NodeRun) -> dict:
+    """The operating threshold saved next to the Trainer's model: threshold, policy, target_met, eval counts."""
+    with fileio.open(os.path.join(trainer.output_uri("model"), SERVING_MODEL_DIR, OPERATING_THRESHOLD)) as f:
+        return json.load(f)
 
 
 def evaluation_summary(evaluator: NodeRun, gates: GateConfig) -> dict:

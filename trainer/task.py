@@ -206,5 +206,4 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     model, facts = train(hparams, train_xy, eval_xy)
     policy = ThresholdPolicy.from_dict(fn_args.custom_config["threshold_policy"])
     operating = operating_threshold(policy, model, eval_xy)
-    facts["operating_threshold"] = operating
     export(model, tf_transform_output, fn_args.serving_model_dir, facts, operating)
