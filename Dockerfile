@@ -1,5 +1,5 @@
 # The pipeline image for Kubeflow Pipelines v2 / Vertex AI: TFX 1.16 with this project installed, so every
-# component's executor can import transform/, trainer/, components/ and pipeline/ (and find the curated schema
+# component's executor can import contract.py, transform/, trainer/, components/ and pipeline/ (and find the curated schema
 # at /pipeline/pipeline/schema.pbtxt, the path `fraud-pipeline compile` puts in the spec by default).
 #
 #   docker build -t REGION-docker.pkg.dev/PROJECT/REPO/fraud-pipeline:TAG .
@@ -14,12 +14,13 @@ ENV TF_USE_LEGACY_KERAS=1 \
 WORKDIR /pipeline
 # The same pinned set as local runs: what the base image already has at these versions stays as it is.
 COPY requirements.lock setup.py ./
+COPY contract.py ./
 COPY pipeline/ pipeline/
 COPY components/ components/
 COPY transform/ transform/
 COPY trainer/ trainer/
 RUN pip install --no-cache-dir -c requirements.lock -e . \
-    && python -c "import pipeline.pipeline, transform.preprocessing, trainer.task"
+    && python -c "import contract, pipeline.pipeline, components.example_gen, transform.preprocessing, trainer.task"
 
 # The base image's entrypoint runs TFX executors; the compiled spec sets the command explicitly
 # (python -m tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor).

@@ -6,13 +6,17 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 export PYTHON
 
-.PHONY: run test lint format lock bench clean
+.PHONY: run test test-fast lint format lock bench clean
 
 run: $(STAMP)
 	$(VENV)/bin/fraud-pipeline run $(ARGS)
 
 test: $(STAMP) lint
 	$(VENV)/bin/pytest
+
+# The fast tier: everything but the end-to-end pipeline runs (@pytest.mark.e2e).
+test-fast: $(STAMP) lint
+	$(VENV)/bin/pytest -m "not e2e"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

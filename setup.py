@@ -1,13 +1,16 @@
 """Installs the fraud pipeline's packages and the `fraud-pipeline` console command."""
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 setup(
     name="fraud-pipeline",
     version="0.1.0",
     description="TFX pipeline for imbalanced classification, on the credit-card fraud data",
     python_requires=">=3.10,<3.11",
-    packages=["pipeline", "components", "transform", "trainer"],
+    # contract.py is the one module every layer shares; the four packages are the user code TFX loads
+    # (components/, transform/, trainer/) and the orchestration around it (pipeline/ and its subpackages).
+    py_modules=["contract"],
+    packages=find_packages(include=["pipeline", "pipeline.*", "components", "transform", "trainer"]),
     package_data={"pipeline": ["schema.pbtxt"]},
     # The exact versions are pinned in requirements.lock; these are the direct dependencies.
     install_requires=[

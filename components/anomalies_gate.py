@@ -11,8 +11,7 @@ from tfx import v1 as tfx
 from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 
-# The file the ExampleValidator writes in each split folder (TFX 1.16).
-ANOMALIES_FILE = "SchemaDiff.pb"
+import contract
 
 
 class DataRejectedError(RuntimeError):
@@ -31,7 +30,7 @@ def read_anomalies(uri: str, split_names: list[str]) -> list[dict]:
     """
     found = []
     for split in split_names:
-        path = os.path.join(uri, f"Split-{split}", ANOMALIES_FILE)
+        path = os.path.join(uri, contract.split_dir(split), contract.ANOMALIES_FILE)
         anomalies = anomalies_pb2.Anomalies()
         with fileio.open(path, "rb") as f:
             anomalies.ParseFromString(f.read())
@@ -65,8 +64,15 @@ def describe(found: list[dict]) -> str:
 
 
 @tfx.dsl.components.component
-def AnomaliesGate(anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies]):
-    """Raises DataRejectedError when the anomalies artifact holds any anomaly."""
+def AnomaliesGate(
+    anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies],
+    code_version: tfx.dsl.components.Parameter[str] = "",
+):
+    """Raises DataRejectedError when the anomalies artifact holds any anomaly.
+
+    code_version is unused here: it is the fingerprint of this code, so a change to it re-runs the gate.
+    """
+    del code_version
     found = read_anomalies(anomalies.uri, artifact_utils.decode_split_names(anomalies.split_names))
     if found:
         raise DataRejectedError("data rejected: " + describe(found))

@@ -28,19 +28,27 @@ from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 
-from pipeline import features
+import contract
 
 _FLOAT, _INT, _BYTES = "float", "int", "bytes"
 # Enough quantiles that a cut lands within 0.1% of its target share.
 _NUM_QUANTILES = 1001
 
 
-def split_custom_config(split: str) -> example_gen_pb2.CustomConfig:
-    """Packs the split scheme into the CustomConfig the executor reads."""
-    if split not in features.SPLIT_SCHEMES:
-        raise ValueError(f"unknown split scheme {split!r}; expected one of {features.SPLIT_SCHEMES}")
+def split_custom_config(split: str, code_version: str = "") -> example_gen_pb2.CustomConfig:
+    """Packs the split scheme into the CustomConfig the executor reads.
+
+    code_version (the fingerprint of this reader's code) is carried only so that a change to the code changes
+    the component's cache key and re-runs it.
+    """
+    if split not in contract.SPLIT_SCHEMES:
+        raise ValueError(f"unknown split scheme {split!r}; expected one of {contract.SPLIT_SCHEMES}")
+    fields = {
+        "split": struct_pb2.Value(string_value=split),
+        "code_version": struct_pb2.Value(string_value=code_version),
+    }
     config = example_gen_pb2.CustomConfig()
-    config.custom_config.Pack(struct_pb2.Struct(fields={"split": struct_pb2.Value(string_value=split)}))
+    config.custom_config.Pack(struct_pb2.Struct(fields=fields))
     return config
 
 
@@ -64,7 +72,7 @@ def _read_header(path: str) -> list[str]:
 
 
 def _contract_type(column: str) -> str:
-    if column == features.LABEL:
+    if column == contract.LABEL:
         return _INT
     return _FLOAT
 
@@ -162,7 +170,7 @@ class _CsvToExample(beam.PTransform):
 
 
 def _time_of(example: tf.train.Example) -> float | None:
-    values = example.features.feature[features.TIME].float_list.value
+    values = example.features.feature[contract.TIME].float_list.value
     return values[0] if values else None
 
 
@@ -225,8 +233,9 @@ class CsvExampleGen(example_gen_component.FileBasedExampleGen):
 
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
 
-    def __init__(self, input_base: str, input_pattern: str, split: str):
-        """Args: input_base: the folder; input_pattern: file glob inside it; split: 'time' or 'random'."""
+    def __init__(self, input_base: str, input_pattern: str, split: str, code_version: str = ""):
+        """Args: input_base: the folder; input_pattern: file glob inside it; split: 'time' or 'random';
+        code_version: the fingerprint of this code, part of the cache key."""
         super().__init__(
             input_base=input_base,
             input_config=example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="all", pattern=input_pattern)]),
@@ -234,9 +243,9 @@ class CsvExampleGen(example_gen_component.FileBasedExampleGen):
                 split_config=example_gen_pb2.SplitConfig(
                     splits=[
                         example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=buckets)
-                        for name, buckets in features.SPLIT_BUCKETS.items()
+                        for name, buckets in contract.SPLIT_BUCKETS.items()
                     ]
                 )
             ),
-            custom_config=split_custom_config(split),
+            custom_config=split_custom_config(split, code_version),
         )

@@ -2,16 +2,18 @@
 
 import argparse
 import dataclasses
-import hashlib
+import json
 import os
 import sys
 import warnings
 from pathlib import Path
 
-from pipeline import features
+import contract
+from contract import OutputLayout
+from pipeline import fingerprint
 from pipeline import gates as gates_lib
 from pipeline import status as st
-from pipeline.config import TARGETS
+from pipeline.config import COMPARE_PIPELINE_NAME, TARGETS, PipelineConfig
 from pipeline.gates import GateConfig
 from trainer.hparams import STRATEGIES, HParams, ThresholdPolicy
 
@@ -23,14 +25,8 @@ DEFAULT_OUTPUT = "output"
 DEFAULT_COMPARE_OUTPUT = "output/compare"
 CSV_GLOB = "*.csv*"
 # Where the Dockerfile installs the project inside the pipeline image.
-COMPARE_PIPELINE_NAME = "fraud-detection-compare"
 IMAGE_PROJECT_DIR = "/pipeline"
 IMAGE_SCHEMA_PATH = f"{IMAGE_PROJECT_DIR}/pipeline/schema.pbtxt"
-
-
-# What goes into the code fingerprint that re-runs Transform and Trainer when their code changes.
-CODE_DIRS = ("transform", "trainer")
-CODE_FILES = ("pipeline/features.py",)
 
 _HPARAM_HELP = {
     "units": "width of the hidden layer",
@@ -75,16 +71,6 @@ def _from_flags(cls, args: argparse.Namespace):
         raise UsageError(str(e)) from e
 
 
-def code_version(root: Path = PACKAGE_DIR.parent) -> str:
-    """A short fingerprint of the Transform and Trainer source."""
-    digest = hashlib.sha256()
-    paths = sorted(p for d in CODE_DIRS for p in (root / d).rglob("*.py")) + [root / f for f in CODE_FILES]
-    for path in paths:
-        digest.update(str(path.relative_to(root)).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
 class UsageError(Exception):
     """A flag or path the user gave cannot be used; the message says which and why."""
 
@@ -114,7 +100,7 @@ def _add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
     """The flags that shape the pipeline itself, shared by run and compile."""
     parser.add_argument(
         "--split",
-        choices=features.SPLIT_SCHEMES,
+        choices=contract.SPLIT_SCHEMES,
         default="time",
         help="time: train on the oldest 64%%, eval on the next 16%%, test on the newest 20%% by Time "
         "(default; how fraud models meet the future); random: hash-based 64/16/20 as in the tutorial",
@@ -304,25 +290,21 @@ def threshold_policy(args: argparse.Namespace) -> ThresholdPolicy:
     return ThresholdPolicy()
 
 
-def _pipeline_config(args: argparse.Namespace, **paths):
+def _pipeline_config(args: argparse.Namespace, **paths) -> PipelineConfig:
     """PipelineConfig from the shared flags plus the runner's paths."""
-    from pipeline.config import PipelineConfig
-
     return PipelineConfig(
         split=args.split,
         beam_pipeline_args=tuple(args.beam_arg),
         hparams=_from_flags(HParams, args),
         threshold_policy=threshold_policy(args),
         gates=_from_flags(GateConfig, args),
-        code_version=code_version(),
+        code_versions=fingerprint.code_versions(),
         **paths,
     )
 
 
-def _local_config(args: argparse.Namespace, **extra):
+def _local_config(args: argparse.Namespace, **extra) -> tuple[OutputLayout, PipelineConfig]:
     """(OutputLayout, PipelineConfig) of a local run into --output on --data."""
-    from pipeline.config import OutputLayout
-
     data_root, data_pattern = split_data_path(args.data)
     layout = OutputLayout(str(Path(args.output).expanduser().resolve()))
     config = _pipeline_config(
@@ -342,24 +324,24 @@ def _local_config(args: argparse.Namespace, **extra):
 def _run(args: argparse.Namespace) -> int:
     layout, config = _local_config(args)
     # Heavy imports (TensorFlow, TFX) only once the command line is known to be good.
-    from pipeline.local_runner import run
+    from pipeline.runners.local import run
 
     result = run(config, layout, input_path=args.data)
     if result.exit_code != st.EXIT_OK:
         print(f"fraud-pipeline: {result.message}", file=sys.stderr)
-    _print_run(result.summary)
+    _print_run(result.record)
     print(f"outputs: {layout.root} (summary: {layout.summary_path}, log: {layout.log_path})")
-    if not args.no_report and result.summary["run_id"] is not None:
-        _write_report(result.summary, layout.report_dir(result.summary["run_id"]))
+    if not args.no_report and result.record["run_id"] is not None:
+        _write_report(result.record, layout.report_dir(result.record["run_id"]))
     return result.exit_code
 
 
 def _write_report(summary: dict, folder: str) -> bool:
     """Writes a run's report and prints its path; a failure is reported without changing the run's verdict."""
-    from pipeline import report
+    from pipeline.report import run_page
 
     try:
-        path = report.build(summary, folder)
+        path = run_page.build(summary, folder)
     except Exception as e:  # noqa: BLE001 - the run's result stands; the report is told apart.
         print(f"fraud-pipeline: the report could not be written: {type(e).__name__}: {e}", file=sys.stderr)
         return False
@@ -368,10 +350,6 @@ def _write_report(summary: dict, folder: str) -> bool:
 
 
 def _report(args: argparse.Namespace) -> int:
-    import json
-
-    from pipeline.config import OutputLayout
-
     layout = OutputLayout(str(Path(args.output).expanduser().resolve()))
     if args.run == "latest":
         path = Path(layout.summary_path)
@@ -395,15 +373,16 @@ def _compare(args: argparse.Namespace) -> int:
     if unknown or not strategies or len(set(strategies)) != len(strategies):
         raise UsageError(f"--strategies {args.strategies}: give distinct names among {', '.join(STRATEGIES)}")
     layout, config = _local_config(args, pipeline_name=COMPARE_PIPELINE_NAME)
-    from pipeline.compare import compare, table
+    from pipeline.results.comparison import table
+    from pipeline.runners.local import compare
 
     result = compare(config, layout, args.data, strategies)
     if result.exit_code != st.EXIT_OK:
         print(f"fraud-pipeline: {result.message}", file=sys.stderr)
         return result.exit_code
-    print(table(result.result))
+    print(table(result.record))
     print(result.message)
-    print(f"comparison: {result.html_path} (numbers: {os.path.join(layout.root, 'compare.json')})")
+    print(f"comparison: {result.record['html']} (numbers: {layout.compare_json_path})")
     return st.EXIT_OK
 
 
@@ -452,7 +431,8 @@ def _compile(args: argparse.Namespace) -> int:
         baseline_excludes_candidate=False,
         runtime_data_root=True,
     )
-    from pipeline.kubeflow import compile_spec, write_spec
+    from pipeline.runners.kubeflow import compile_spec
+    from pipeline.runners.spec_io import write_spec
 
     write_spec(compile_spec(config, args.image, args.target), args.output)
     print(f"compiled for {args.target}: {args.output}")
@@ -466,8 +446,8 @@ def _submit(args: argparse.Namespace) -> int:
         raise UsageError(f"--target {args.target} needs {' and '.join(missing)}")
     if not Path(args.file).is_file():
         raise UsageError(f"{args.file}: no such file")
-    from pipeline.kubeflow import read_spec
-    from pipeline.submit import SubmitError, parse_params, submit_kubeflow, submit_vertex
+    from pipeline.runners.spec_io import read_spec
+    from pipeline.runners.submit import SubmitError, parse_params, submit_kubeflow, submit_vertex
 
     try:
         params = parse_params(args.param, read_spec(args.file))

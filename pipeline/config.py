@@ -1,16 +1,45 @@
 """The typed, frozen configuration that create_pipeline takes; only runners and the CLI build it."""
 
 import dataclasses
-import os
 
-from pipeline import features
+import contract
 from pipeline.gates import GateConfig
 from trainer.hparams import HParams, ThresholdPolicy
 
 DEFAULT_PIPELINE_NAME = "fraud-detection"
+COMPARE_PIPELINE_NAME = "fraud-detection-compare"
 DATA_ROOT_PARAMETER = "data_root"
 # Orchestrators `fraud-pipeline compile` writes a spec for.
 TARGETS = ("vertex", "kubeflow")
+
+# Component ids (TFX's defaults, which tests and metadata queries rely on).
+EXAMPLE_GEN = "CsvExampleGen"
+SCHEMA_IMPORTER = "ImportSchemaGen"
+STATISTICS_GEN = "StatisticsGen"
+EXAMPLE_VALIDATOR = "ExampleValidator"
+GATE = "AnomaliesGate"
+TRANSFORM = "Transform"
+TRAINER = "Trainer"
+RESOLVER = "latest_blessed_model_resolver"
+EVALUATOR = "Evaluator"
+PUSHER = "Pusher"
+
+# The project code that runs inside each component, by the module TFX loads (a dotted path or the executor's
+# module). The CLI fingerprints each one with every project module it imports, since TFX's cache key does not
+# cover code loaded by dotted path.
+PREPROCESSING_FN = "transform.preprocessing.preprocessing_fn"
+RUN_FN = "trainer.task.run_fn"
+COMPONENT_CODE = {
+    EXAMPLE_GEN: "components.example_gen",
+    GATE: "components.anomalies_gate",
+    TRANSFORM: PREPROCESSING_FN.rsplit(".", 1)[0],
+    TRAINER: RUN_FN.rsplit(".", 1)[0],
+}
+
+
+def compare_node_ids(strategy: str) -> tuple[str, str]:
+    """The (Trainer, Evaluator) component ids of a strategy in the comparison pipeline."""
+    return f"{TRAINER}_{strategy}", f"{EVALUATOR}_{strategy}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,8 +65,9 @@ class PipelineConfig:
         unchanged re-run is fully cached; False uses TFX's LatestBlessedModelStrategy (what Kubeflow V2 compiles).
       runtime_data_root: make data_root a runtime parameter (DATA_ROOT_PARAMETER, defaulting to data_root) that
         each Kubeflow/Vertex run can set.
-      code_version: a fingerprint of the Transform and Trainer code. TFX does not put code loaded by dotted
-        path into its cache key, so this goes into their custom_config to re-run them when the code changes.
+      code_versions: component id (keys of COMPONENT_CODE) -> fingerprint of the project code that runs in it.
+        TFX does not put code loaded by dotted path into its cache key, so each goes into its component's
+        properties, and a change to that code re-runs the component (and what depends on it).
     """
 
     pipeline_root: str
@@ -55,49 +85,15 @@ class PipelineConfig:
     gates: GateConfig = GateConfig()
     baseline_excludes_candidate: bool = True
     runtime_data_root: bool = False
-    code_version: str = ""
+    code_versions: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
-        if self.split not in features.SPLIT_SCHEMES:
-            raise ValueError(f"split must be one of {features.SPLIT_SCHEMES}, got {self.split!r}")
+        if self.split not in contract.SPLIT_SCHEMES:
+            raise ValueError(f"split must be one of {contract.SPLIT_SCHEMES}, got {self.split!r}")
+        unknown = set(self.code_versions) - set(COMPONENT_CODE)
+        if unknown:
+            raise ValueError(f"code_versions for unknown components {sorted(unknown)}")
 
-
-@dataclasses.dataclass(frozen=True)
-class OutputLayout:
-    """Where a run writes inside its output folder; reused across runs so caching works."""
-
-    root: str
-
-    @property
-    def pipeline_root(self) -> str:
-        return os.path.join(self.root, "tfx")
-
-    @property
-    def serving_dir(self) -> str:
-        return os.path.join(self.root, "serving")
-
-    @property
-    def metadata_path(self) -> str:
-        return os.path.join(self.root, "metadata.sqlite")
-
-    @property
-    def summary_path(self) -> str:
-        return os.path.join(self.root, "summary.json")
-
-    @property
-    def log_path(self) -> str:
-        return os.path.join(self.root, "pipeline.log")
-
-    @property
-    def runs_dir(self) -> str:
-        return os.path.join(self.root, "runs")
-
-    def run_dir(self, run_id: str) -> str:
-        """The folder of one run's summary and report (the run id with ':' made file-name safe)."""
-        return os.path.join(self.runs_dir, run_id.replace(":", "-"))
-
-    def run_summary_path(self, run_id: str) -> str:
-        return os.path.join(self.run_dir(run_id), "summary.json")
-
-    def report_dir(self, run_id: str) -> str:
-        return os.path.join(self.run_dir(run_id), "report")
+    def code_version(self, component: str) -> str:
+        """The fingerprint of the code that runs in a component ('' when none was given)."""
+        return self.code_versions.get(component, "")

@@ -4,11 +4,13 @@ import dataclasses
 
 from tfx import v1 as tfx
 
+import contract
 from components.anomalies_gate import AnomaliesGate
 from components.baseline_resolver import MODEL, MODEL_BLESSING, LatestBlessedOtherModelStrategy
 from components.example_gen import CsvExampleGen
-from pipeline import evaluation, features
+from pipeline import config as cfg
 from pipeline.config import DATA_ROOT_PARAMETER, PipelineConfig
+from pipeline.eval_config import eval_config
 
 
 def _baseline_resolver(config: PipelineConfig, candidate) -> tfx.dsl.Resolver:
@@ -21,7 +23,7 @@ def _baseline_resolver(config: PipelineConfig, candidate) -> tfx.dsl.Resolver:
         resolver = tfx.dsl.Resolver(strategy_class=LatestBlessedOtherModelStrategy, candidate=candidate, **channels)
     else:
         resolver = tfx.dsl.Resolver(strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy, **channels)
-    return resolver.with_id("latest_blessed_model_resolver")
+    return resolver.with_id(cfg.RESOLVER)
 
 
 def _upstream(config: PipelineConfig) -> tuple:
@@ -31,7 +33,12 @@ def _upstream(config: PipelineConfig) -> tuple:
         if config.runtime_data_root
         else config.data_root
     )
-    example_gen = CsvExampleGen(input_base=data_root, input_pattern=config.data_pattern, split=config.split)
+    example_gen = CsvExampleGen(
+        input_base=data_root,
+        input_pattern=config.data_pattern,
+        split=config.split,
+        code_version=config.code_version(cfg.EXAMPLE_GEN),
+    )
     schema_importer = tfx.components.ImportSchemaGen(schema_file=config.schema_path)
     statistics_gen = tfx.components.StatisticsGen(
         examples=example_gen.outputs["examples"], schema=schema_importer.outputs["schema"]
@@ -39,15 +46,15 @@ def _upstream(config: PipelineConfig) -> tuple:
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_importer.outputs["schema"]
     )
-    gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"])
+    gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"], code_version=config.code_version(cfg.GATE))
 
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
         schema=schema_importer.outputs["schema"],
-        preprocessing_fn="transform.preprocessing.preprocessing_fn",
+        preprocessing_fn=cfg.PREPROCESSING_FN,
         # Statistics (mean, standard deviation) come from the train split only.
-        splits_config=tfx.proto.SplitsConfig(analyze=["train"], transform=list(features.SPLITS)),
-        custom_config={"code_version": config.code_version},
+        splits_config=tfx.proto.SplitsConfig(analyze=["train"], transform=list(contract.SPLITS)),
+        custom_config={"code_version": config.code_version(cfg.TRANSFORM)},
     )
     # Validation is a gate: Transform, and so everything after it, waits for it to pass.
     transform.add_upstream_node(gate)
@@ -57,7 +64,7 @@ def _upstream(config: PipelineConfig) -> tuple:
 
 def _trainer(config: PipelineConfig, transform, hparams) -> tfx.components.Trainer:
     return tfx.components.Trainer(
-        run_fn="trainer.task.run_fn",
+        run_fn=cfg.RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         train_args=tfx.proto.TrainArgs(splits=["train"]),
@@ -65,7 +72,7 @@ def _trainer(config: PipelineConfig, transform, hparams) -> tfx.components.Train
         custom_config={
             "hparams": hparams.to_dict(),
             "threshold_policy": config.threshold_policy.to_dict(),
-            "code_version": config.code_version,
+            "code_version": config.code_version(cfg.TRAINER),
         },
     )
 
@@ -76,7 +83,7 @@ def _evaluator(config: PipelineConfig, example_gen, trainer, baseline=None) -> t
         model=trainer.outputs["model"],
         baseline_model=baseline.outputs["model"] if baseline is not None else None,
         example_splits=["test"],
-        eval_config=evaluation.eval_config(config.gates),
+        eval_config=eval_config(config.gates),
     )
 
 
@@ -112,11 +119,6 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     return _pipeline(config, components + [trainer, latest_blessed, evaluator, pusher])
 
 
-def compare_node_ids(strategy: str) -> tuple[str, str]:
-    """The (Trainer, Evaluator) component ids of a strategy in the comparison pipeline."""
-    return f"Trainer_{strategy}", f"Evaluator_{strategy}"
-
-
 def create_compare_pipeline(config: PipelineConfig, strategies: tuple[str, ...]) -> tfx.dsl.Pipeline:
     """One ingest, validation and Transform, then a Trainer and an Evaluator per strategy; nothing is pushed.
 
@@ -125,7 +127,7 @@ def create_compare_pipeline(config: PipelineConfig, strategies: tuple[str, ...])
     """
     example_gen, transform, components = _upstream(config)
     for strategy in strategies:
-        trainer_id, evaluator_id = compare_node_ids(strategy)
+        trainer_id, evaluator_id = cfg.compare_node_ids(strategy)
         hparams = dataclasses.replace(config.hparams, strategy=strategy)
         trainer = _trainer(config, transform, hparams).with_id(trainer_id)
         evaluator = _evaluator(config, example_gen, trainer).with_id(evaluator_id)

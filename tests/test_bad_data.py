@@ -1,12 +1,20 @@
 """Bad input stops at the AnomaliesGate with the data-rejected exit code and names the feature."""
 
-from pathlib import Path
-
 import pytest
 
-from pipeline import features, status
-from tests.conftest import FIXTURE, executions_per_node, read_csv_rows, run_cli, write_csv_rows
-from tests.test_ingest_e2e import UPSTREAM_OF_TRAINING
+import contract
+from pipeline import status
+from tests.support import (
+    FIXTURE,
+    UPSTREAM_OF_TRAINING,
+    executions_per_node,
+    read_csv_rows,
+    report_path,
+    run_cli,
+    write_csv_rows,
+)
+
+pytestmark = pytest.mark.e2e
 
 ROWS = 300  # enough rows for every split, few enough to keep each run short
 
@@ -25,8 +33,8 @@ def _set_cell(header, rows, name, value, row=10):
 CASES = {
     "missing column": ("V3", lambda h, r: _drop_column(h, r, "V3"), "Column dropped"),
     "non-numeric V value": ("V5", lambda h, r: _set_cell(h, r, "V5", "abc"), "STRING"),
-    "Class = 2": (features.LABEL, lambda h, r: _set_cell(h, r, features.LABEL, "2"), "Out-of-range"),
-    "negative Amount": (features.AMOUNT, lambda h, r: _set_cell(h, r, features.AMOUNT, "-3.5"), "Out-of-range"),
+    "Class = 2": (contract.LABEL, lambda h, r: _set_cell(h, r, contract.LABEL, "2"), "Out-of-range"),
+    "negative Amount": (contract.AMOUNT, lambda h, r: _set_cell(h, r, contract.AMOUNT, "-3.5"), "Out-of-range"),
 }
 
 
@@ -51,7 +59,7 @@ def test_bad_data_is_rejected_at_the_gate(case, tmp_path):
     # Nothing after the gate ran: only the gate and what feeds it have executions.
     assert {node for node, states in executions.items() if states} <= UPSTREAM_OF_TRAINING
     # The report still tells the story: the splits as read, and what was rejected.
-    page = _report(run)
+    page = report_path(run).read_text()
     assert "<h2>Data rejected</h2>" in page and f"{feature}: " in page
     assert 'id="fig-class_balance"' in page and "<h2>Training</h2>" not in page
 
@@ -70,10 +78,4 @@ def test_a_malformed_row_fails_the_run_naming_file_and_line(tmp_path):
     assert run.summary["status"] == status.FAILED
     assert run.summary["components"]["CsvExampleGen"]["state"] == "FAILED"
     assert set(executions_per_node(run.metadata_path)) == {"CsvExampleGen"}
-    assert "No evaluation" in _report(run)
-
-
-def _report(run) -> str:
-    lines = [line for line in run.stdout.splitlines() if line.startswith("report: ")]
-    assert len(lines) == 1, run.stdout + run.stderr[-2000:]
-    return Path(lines[0].removeprefix("report: ")).read_text()
+    assert "No evaluation" in report_path(run).read_text()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import cli, status
-from tests.conftest import CLI, ROOT
+from tests.support import CLI, ROOT
 
 
 def test_help_lists_the_subcommands_and_options():

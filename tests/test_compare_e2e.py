@@ -2,10 +2,13 @@
 
 import re
 
-from pipeline import pipeline as pipeline_lib
-from tests.conftest import executions_per_node
-from tests.test_report_e2e import FIGURE, NUMBER, _at
+import pytest
+
+from pipeline.config import compare_node_ids
+from tests.support import FIGURE, NUMBER, at, executions_per_node
 from trainer.hparams import STRATEGIES
+
+pytestmark = pytest.mark.e2e
 
 METRICS = {"pr_auc", "roc_auc", "recall_at_precision", "precision", "recall", "tp", "fp", "tn", "fn"}
 
@@ -36,7 +39,7 @@ def test_the_upstream_work_is_shared(compare_run):
     for node in ("CsvExampleGen", "StatisticsGen", "Transform"):
         assert executions[node] == ["COMPLETE"], node
     for strategy in STRATEGIES:
-        trainer, evaluator = pipeline_lib.compare_node_ids(strategy)
+        trainer, evaluator = compare_node_ids(strategy)
         assert executions[trainer] == ["COMPLETE"] and executions[evaluator] == ["COMPLETE"]
     assert "Pusher" not in executions and not (compare_run["output"] / "serving").exists()
 
@@ -51,4 +54,4 @@ def test_the_comparison_page_overlays_the_curves_and_shows_the_numbers(compare_r
     for strategy in STRATEGIES:
         assert f"strategies/{strategy}/test/pr_auc" in {k for k, _ in shown}
     for key, value in shown:
-        assert float(value) == _at(result, key), key
+        assert float(value) == at(result, key), key

@@ -3,14 +3,14 @@
 import pytest
 import tensorflow as tf
 
+import contract
 from components import example_gen
-from pipeline import features
 
 
 def _example(time):
     example = tf.train.Example()
     if time is not None:
-        example.features.feature[features.TIME].float_list.value.append(time)
+        example.features.feature[contract.TIME].float_list.value.append(time)
     return example
 
 
@@ -47,7 +47,7 @@ def test_label_with_a_fraction_is_not_an_int():
     assert combine.extract_output(combine.add_input(combine.create_accumulator(), ["1.0"])) == ["bytes"]
 
 
-@pytest.mark.parametrize("scheme", features.SPLIT_SCHEMES)
+@pytest.mark.parametrize("scheme", contract.SPLIT_SCHEMES)
 def test_split_scheme_round_trips_through_exec_properties(scheme):
     from google.protobuf import json_format
 

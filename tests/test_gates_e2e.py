@@ -5,10 +5,12 @@ import os
 import pytest
 import tensorflow_model_analysis as tfma
 
-from pipeline import features, status
-from pipeline.evaluation import eval_config
-from pipeline.gates import GateConfig
-from tests.test_ingest_e2e import ALL_COMPONENTS, RESOLVER
+import contract
+from pipeline import status
+from pipeline.config import RESOLVER
+from tests.support import ALL_COMPONENTS
+
+pytestmark = pytest.mark.e2e
 
 
 def _states(run):
@@ -53,6 +55,11 @@ def test_a_model_that_fails_a_gate_is_not_pushed(step, lifecycle):
     assert run.serving == before.serving  # the serving folder is exactly as it was
     reasons = summary["not_blessed_reasons"]
     assert reasons and all(r["slice"] == "overall" for r in reasons)
+    # The gate table is TFMA's verdict: the failed rows are exactly TFMA's failures.
+    evaluation = summary["evaluation"]
+    assert evaluation["validation_ok"] is False
+    failed = {(g["metric"], g["kind"]) for g in evaluation["gate_results"] if g["result"] == "fail"}
+    assert failed == {(r["metric"], r["kind"]) for r in reasons}
     message = [line for line in run.stderr.splitlines() if line.startswith("fraud-pipeline: ")]
     assert len(message) == 1 and "not blessed" in message[0]
     if step == "impossible":
@@ -73,10 +80,10 @@ def test_slices_are_in_the_evaluation_result(time_run):
     evaluation = time_run.summary["evaluation"]
     result = tfma.load_eval_result(evaluation["evaluation_uri"])
     slice_features = {column for key, _ in result.slicing_metrics for column, _ in key}
-    assert slice_features == set(features.SLICE_FEATURES)
+    assert slice_features == set(contract.SLICE_FEATURES)
     test_rows = time_run.summary["splits"]["test"]["rows"]
     assert evaluation["overall"]["example_count"] == test_rows
-    for feature in features.SLICE_FEATURES:
+    for feature in contract.SLICE_FEATURES:
         slices = {k: v for k, v in evaluation["slices"].items() if k.startswith(feature + "=")}
         assert slices, feature
         assert sum(v["example_count"] for v in slices.values()) == test_rows
@@ -85,20 +92,3 @@ def test_slices_are_in_the_evaluation_result(time_run):
     overall = evaluation["overall"]
     assert overall["tp"] + overall["fp"] + overall["tn"] + overall["fn"] == test_rows
     assert overall["tp"] + overall["fn"] == time_run.summary["splits"]["test"]["frauds"]
-
-
-def test_gates_apply_to_the_overall_slice_only():
-    config = eval_config(GateConfig())
-    gated = {}
-    for metric in (m for spec in config.metrics_specs for m in spec.metrics):
-        for per_slice in metric.per_slice_thresholds:
-            gated[metric.class_name] = [list(spec.feature_keys) for spec in per_slice.slicing_specs]
-        assert not metric.HasField("threshold")
-    assert gated == {"AUCPrecisionRecall": [[]], "RecallAtPrecision": [[]]}
-
-
-def test_gate_values_are_checked():
-    with pytest.raises(ValueError, match="min_pr_auc"):
-        GateConfig(min_pr_auc=1.5)
-    with pytest.raises(ValueError, match="max_recall_drop"):
-        GateConfig(max_recall_drop=-0.1)

@@ -1,37 +1,28 @@
 """End to end on the committed fixture: ingestion, statistics, validation gate, and the splits it writes."""
 
-import glob
-import os
-
 import pytest
 import tensorflow as tf
 
-from pipeline import features
-from tests.conftest import FIXTURE, executions_per_node, read_csv_rows
+import contract
+from pipeline.config import RESOLVER
+from tests.support import ALL_COMPONENTS, FIXTURE, executions_per_node, raw_examples, read_csv_rows
 
-# The gate and what feeds it; then what runs only after the gate passed.
-UPSTREAM_OF_TRAINING = {"CsvExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator", "AnomaliesGate"}
-RESOLVER = "latest_blessed_model_resolver"
-DOWNSTREAM_OF_GATE = {"Transform", "Trainer", RESOLVER, "Evaluator", "Pusher"}
-ALL_COMPONENTS = UPSTREAM_OF_TRAINING | DOWNSTREAM_OF_GATE
+pytestmark = pytest.mark.e2e
 
 
 def read_split(run, split):
     """(Time, Class) of every example ExampleGen wrote for a split."""
-    folders = glob.glob(str(run.output / "tfx" / "CsvExampleGen" / "examples" / "*" / f"Split-{split}"))
-    assert len(folders) == 1, folders
-    files = glob.glob(os.path.join(folders[0], "*"))
     rows = []
-    for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
-        example = tf.train.Example.FromString(record.numpy())
+    for record in raw_examples(run, split):
+        example = tf.train.Example.FromString(record)
         feature = example.features.feature
-        rows.append((feature[features.TIME].float_list.value[0], feature[features.LABEL].int64_list.value[0]))
+        rows.append((feature[contract.TIME].float_list.value[0], feature[contract.LABEL].int64_list.value[0]))
     return rows
 
 
 def fixture_totals():
     rows = read_csv_rows(FIXTURE)
-    label_at = rows[0].index(features.LABEL)
+    label_at = rows[0].index(contract.LABEL)
     return len(rows) - 1, sum(r[label_at] == "1" for r in rows[1:])
 
 
@@ -49,13 +40,13 @@ def test_splits_hold_the_rows_and_frauds_the_summary_reports(run_name, request):
     run = request.getfixturevalue(run_name)
     total_rows, total_frauds = fixture_totals()
     summary = run.summary
-    assert set(summary["splits"]) == set(features.SPLITS)
-    buckets = sum(features.SPLIT_BUCKETS.values())
-    for split in features.SPLITS:
+    assert set(summary["splits"]) == set(contract.SPLITS)
+    buckets = sum(contract.SPLIT_BUCKETS.values())
+    for split in contract.SPLITS:
         rows = read_split(run, split)
         counted = {"rows": len(rows), "frauds": sum(label for _, label in rows)}
         assert summary["splits"][split] == counted, split
-        share = features.SPLIT_BUCKETS[split] / buckets
+        share = contract.SPLIT_BUCKETS[split] / buckets
         # Quantile cuts are near exact; hash buckets vary by a few rows on ~1,000.
         tolerance = 0.01 if run_name == "time_run" else 0.05
         assert abs(len(rows) / total_rows - share) < tolerance, (split, len(rows))
@@ -64,7 +55,7 @@ def test_splits_hold_the_rows_and_frauds_the_summary_reports(run_name, request):
 
 
 def test_time_split_orders_the_splits(time_run):
-    times = {split: [t for t, _ in read_split(time_run, split)] for split in features.SPLITS}
+    times = {split: [t for t, _ in read_split(time_run, split)] for split in contract.SPLITS}
     assert max(times["train"]) <= min(times["eval"])
     assert max(times["eval"]) <= min(times["test"])
 

@@ -5,15 +5,14 @@ import json
 import math
 import re
 import subprocess
-from pathlib import Path
 
+import pytest
 import tensorflow_model_analysis as tfma
 
-from pipeline import report
-from tests.conftest import CLI, assert_not_blank, open_in_chromium
+from pipeline.report import run_page
+from tests.support import CLI, FIGURE, NUMBER, assert_not_blank, at, open_in_chromium, report_path
 
-NUMBER = re.compile(r'<span class="num" data-key="([^"]+)" data-value="([^"]+)">')
-FIGURE = re.compile(r'<figure id="fig-([a-z_]+)"><img alt="[^"]*" src="data:image/png;base64,([^"]+)">')
+pytestmark = pytest.mark.e2e
 # Numbers the page must show, as paths into summary.json.
 REQUIRED = {
     "evaluation/overall/pr_auc",
@@ -33,31 +32,18 @@ REQUIRED = {
 }
 
 
-def _report_path(run) -> Path:
-    lines = [line for line in run.stdout.splitlines() if line.startswith("report: ")]
-    assert len(lines) == 1, run.stdout
-    return Path(lines[0].removeprefix("report: "))
-
-
-def _at(summary: dict, key: str):
-    value = summary
-    for step in key.split("/"):
-        value = value[step]
-    return value
-
-
 def test_the_run_prints_where_its_report_is(time_run):
-    path = _report_path(time_run)
+    path = report_path(time_run)
     run_id = time_run.summary["run_id"]
-    assert path == time_run.output / "runs" / run_id.replace(":", "-") / "report" / report.REPORT_FILE
+    assert path == time_run.output / "runs" / run_id.replace(":", "-") / "report" / run_page.REPORT_FILE
     assert json.loads((path.parents[1] / "summary.json").read_text()) == time_run.summary
 
 
 def test_every_figure_is_embedded_and_written_as_a_png(time_run):
-    path = _report_path(time_run)
+    path = report_path(time_run)
     page = path.read_text()
     embedded = dict(FIGURE.findall(page))
-    assert set(embedded) == set(report.FIGURES)
+    assert set(embedded) == set(run_page.FIGURES)
     for name, data in embedded.items():
         png = path.parent / f"{name}.png"
         assert png.stat().st_size > 5000, name
@@ -67,14 +53,24 @@ def test_every_figure_is_embedded_and_written_as_a_png(time_run):
 
 
 def test_the_numbers_shown_are_the_runs(time_run):
-    page = _report_path(time_run).read_text()
+    page = report_path(time_run).read_text()
     shown = NUMBER.findall(page)
     keys = {key for key, _ in shown}
     assert REQUIRED <= keys, REQUIRED - keys
     for key, value in shown:
-        expected = _at(time_run.summary, key)
+        expected = at(time_run.summary, key)
         got = float(value)
         assert (math.isnan(got) and math.isnan(expected)) or got == expected, key
+
+
+def test_the_gate_table_shows_tfmas_own_outcomes(time_run):
+    page = report_path(time_run).read_text()
+    shown = dict(re.findall(r"data-gate='([a-z_]+)'>([a-z ]+)</td>", page))
+    evaluation = time_run.summary["evaluation"]
+    assert shown == {g["gate"]: g["result"] for g in evaluation["gate_results"]}
+    # A first run: the value gates passed (it was blessed), the change gates had no baseline.
+    assert evaluation["validation_ok"] is True
+    assert sorted(shown.values()) == ["not applied", "not applied", "pass", "pass"]
 
 
 def test_the_confusion_matrix_is_tfmas_and_the_models_own_decisions(time_run):
@@ -86,7 +82,7 @@ def test_the_confusion_matrix_is_tfmas_and_the_models_own_decisions(time_run):
             for kv in per_slice.metric_keys_and_values:
                 if not kv.key.model_name or kv.key.model_name == "candidate":
                     metrics[kv.key.name] = kv.value.double_value.value
-    page = _report_path(time_run).read_text()
+    page = report_path(time_run).read_text()
     for name, label in (
         ("tn", "Legitimate Transactions Detected (True Negatives)"),
         ("fp", "Legitimate Transactions Incorrectly Detected (False Positives)"),
@@ -96,13 +92,13 @@ def test_the_confusion_matrix_is_tfmas_and_the_models_own_decisions(time_run):
         shown = f'<span class="num" data-key="evaluation/overall/{name}" data-value="{metrics[name]!r}">'
         assert f"{label}: {shown}" in page
     # The report scored the test split itself with the serving signature: the same four counts.
-    computed = json.loads((_report_path(time_run).parent / "report.json").read_text())
+    computed = json.loads((report_path(time_run).parent / "report.json").read_text())
     test = computed["operating_points"]["test"]
     assert {k: test[k] for k in ("tp", "fp", "tn", "fn")} == {k: int(metrics[k]) for k in ("tp", "fp", "tn", "fn")}
 
 
 def test_the_page_renders_in_headless_chromium(time_run, tmp_path):
-    view = open_in_chromium(_report_path(time_run), tmp_path / "report.png")
+    view = open_in_chromium(report_path(time_run), tmp_path / "report.png")
     assert view.errors == []
     assert [m for m in view.console if m[0] in ("error", "warning")] == []
     assert view.failed_requests == []
@@ -119,8 +115,8 @@ def test_report_command_rewrites_a_named_run(time_run, tmp_path):
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip() == f"report: {target / report.REPORT_FILE}"
-    assert {p.stem for p in target.glob("*.png")} == set(report.FIGURES)
+    assert proc.stdout.strip() == f"report: {target / run_page.REPORT_FILE}"
+    assert {p.stem for p in target.glob("*.png")} == set(run_page.FIGURES)
     missing = subprocess.run(
         [str(CLI), "report", "--output", str(time_run.output), "--run", "2020-01-01"], capture_output=True, text=True
     )

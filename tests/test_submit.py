@@ -12,8 +12,7 @@ import pytest
 import yaml
 
 from pipeline.config import DATA_ROOT_PARAMETER
-from tests.conftest import CLI
-from tests.test_kubeflow import ROOT_URI, compiled  # noqa: F401 - the session fixture
+from tests.support import CLI, ROOT_URI
 
 NEW_DATA = "gs://demo-bucket/fraud/next-month"
 
@@ -79,7 +78,7 @@ def _free_port():
 
 
 @pytest.mark.parametrize("target", ["kubeflow", "vertex"])
-def test_kubeflow_submit_uploads_the_spec_with_the_parameters(target, compiled, kfp_api):  # noqa: F811
+def test_kubeflow_submit_uploads_the_spec_with_the_parameters(target, compiled, kfp_api):
     host = f"http://127.0.0.1:{kfp_api.server_port}"
     proc = _submit(
         str(compiled[target]), "--target", "kubeflow", "--host", host, "--param", f"{DATA_ROOT_PARAMETER}={NEW_DATA}"
@@ -95,7 +94,7 @@ def test_kubeflow_submit_uploads_the_spec_with_the_parameters(target, compiled, 
     assert runs[0]["experiment_id"] == "exp-1"
 
 
-def test_kubeflow_submit_to_a_refused_port_is_one_clear_error(compiled):  # noqa: F811
+def test_kubeflow_submit_to_a_refused_port_is_one_clear_error(compiled):
     host = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
     proc = _submit(str(compiled["kubeflow"]), "--target", "kubeflow", "--host", host)
     assert proc.returncode == 1
@@ -103,7 +102,7 @@ def test_kubeflow_submit_to_a_refused_port_is_one_clear_error(compiled):  # noqa
     assert lines == [f"fraud-pipeline: cannot reach the Kubeflow Pipelines API at {host}: ConnectionError"]
 
 
-def test_kubeflow_submit_unauthorized_is_one_clear_error(compiled, kfp_api):  # noqa: F811
+def test_kubeflow_submit_unauthorized_is_one_clear_error(compiled, kfp_api):
     kfp_api.deny = True
     proc = _submit(
         str(compiled["kubeflow"]), "--target", "kubeflow", "--host", f"http://127.0.0.1:{kfp_api.server_port}"
@@ -113,17 +112,17 @@ def test_kubeflow_submit_unauthorized_is_one_clear_error(compiled, kfp_api):  # 
     assert len(lines) == 1 and "HTTP 401" in lines[0] and "--token" in lines[0]
 
 
-def test_unknown_parameter_is_refused(compiled, kfp_api):  # noqa: F811
+def test_unknown_parameter_is_refused(compiled, kfp_api):
     host = f"http://127.0.0.1:{kfp_api.server_port}"
     proc = _submit(str(compiled["kubeflow"]), "--target", "kubeflow", "--host", host, "--param", "epochs=3")
     assert proc.returncode == 1 and "no such parameter" in proc.stderr
     assert kfp_api.received == []
 
 
-def test_vertex_job_is_built_from_the_compiled_file(compiled):  # noqa: F811
+def test_vertex_job_is_built_from_the_compiled_file(compiled):
     from google.auth.credentials import AnonymousCredentials
 
-    from pipeline.submit import vertex_job
+    from pipeline.runners.submit import vertex_job
 
     job = vertex_job(
         str(compiled["vertex"]),
@@ -140,7 +139,7 @@ def test_vertex_job_is_built_from_the_compiled_file(compiled):  # noqa: F811
     assert job.location == "europe-west4" and job.project == "demo"
 
 
-def test_vertex_submit_without_credentials_is_one_clear_error(compiled, tmp_path):  # noqa: F811
+def test_vertex_submit_without_credentials_is_one_clear_error(compiled, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GOOGLE_", "CLOUDSDK_"))}
     env.update(HOME=str(tmp_path), GCE_METADATA_HOST="127.0.0.1:1", GCE_METADATA_IP="127.0.0.1:1", NO_GCE_CHECK="True")
     proc = _submit(
@@ -151,6 +150,6 @@ def test_vertex_submit_without_credentials_is_one_clear_error(compiled, tmp_path
     assert len(lines) == 1 and "no Google Cloud credentials" in lines[0]
 
 
-def test_submit_needs_its_target_flags(compiled):  # noqa: F811
+def test_submit_needs_its_target_flags(compiled):
     proc = _submit(str(compiled["vertex"]), "--target", "vertex")
     assert proc.returncode == 2 and "--project and --region" in proc.stderr

@@ -6,14 +6,17 @@ import os
 import numpy as np
 import pytest
 
-from pipeline import features, predictions
+import contract
+from pipeline.report import scoring
 from trainer.threshold import confusion, sweep
 
+pytestmark = pytest.mark.e2e
 
-def _scored(run, model_dir, splits=features.SPLITS):
-    _, serve = predictions.load_model(model_dir)
+
+def _scored(run, model_dir, splits=contract.SPLITS):
+    _, serve = scoring.load_model(model_dir)
     examples = run.summary["artifacts"]["examples"]
-    return {split: predictions.score_split(examples, split, serve) for split in splits}
+    return {split: scoring.score_split(examples, split, serve) for split in splits}
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +28,7 @@ def pushed(time_run):
 
 def test_the_threshold_travels_with_the_pushed_model(time_run, pushed):
     model_dir, _ = pushed
-    with open(os.path.join(model_dir, "assets.extra", "operating_threshold.json")) as f:
+    with open(os.path.join(model_dir, contract.OPERATING_THRESHOLD)) as f:
         carried = json.load(f)
     summary = time_run.summary["operating_threshold"]
     assert carried == {k: summary[k] for k in ("threshold", "policy", "target_met", "eval")}

@@ -1,6 +1,5 @@
 """Through Transform and Trainer on the fixture: the three strategies, and the exported SavedModel's signatures."""
 
-import glob
 import json
 import math
 import os
@@ -11,20 +10,17 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
-from pipeline import features
-from pipeline.metadata import latest_run
-from tests.test_ingest_e2e import ALL_COMPONENTS, UPSTREAM_OF_TRAINING
+import contract
+from pipeline import config as cfg
+from pipeline.results.metadata import latest_run
+from tests.support import ALL_COMPONENTS, UPSTREAM_OF_TRAINING, raw_examples
 
-
-def _raw_examples(run, split):
-    folders = glob.glob(str(run.output / "tfx" / "CsvExampleGen" / "examples" / "*" / f"Split-{split}"))
-    files = glob.glob(os.path.join(folders[0], "*"))
-    return [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+pytestmark = pytest.mark.e2e
 
 
 def _without_label(serialized):
     example = tf.train.Example.FromString(serialized)
-    del example.features.feature[features.LABEL]
+    del example.features.feature[contract.LABEL]
     return example.SerializeToString()
 
 
@@ -78,25 +74,27 @@ def test_history_is_kept_with_the_model(time_run):
 
 
 def test_saved_model_round_trip(time_run):
-    model_dir = os.path.join(time_run.summary["trainer"]["model_uri"], "Format-Serving")
-    nodes = latest_run(time_run.metadata_path, "fraud-detection")
+    model_dir = os.path.join(time_run.summary["trainer"]["model_uri"], contract.SERVING_MODEL_DIR)
+    nodes = latest_run(time_run.metadata_path, cfg.DEFAULT_PIPELINE_NAME)
     tf_transform_output = tft.TFTransformOutput(nodes["Transform"].output_uri("transform_graph"))
-    raw = _raw_examples(time_run, "test")
+    raw = raw_examples(time_run, "test")
 
     loaded = tf.saved_model.load(model_dir)
-    served = loaded.signatures["serving_default"](examples=tf.constant([_without_label(r) for r in raw]))
-    probabilities = served["probability"].numpy().ravel()
+    serve = loaded.signatures[contract.SERVING_SIGNATURE]
+    served = serve(**{contract.SERVING_INPUT: tf.constant([_without_label(r) for r in raw])})
+    probabilities = served[contract.PROBABILITY_OUTPUT].numpy().ravel()
 
     # The same examples transformed separately, then fed to the Keras model.
     parsed = tf.io.parse_example(tf.constant(raw), tf_transform_output.raw_feature_spec())
     transformed = tf_transform_output.transform_raw_features(parsed)
     model = keras.models.load_model(model_dir)
-    expected = model({name: transformed[name] for name in features.MODEL_INPUTS}).numpy().ravel()
+    expected = model({name: transformed[name] for name in contract.MODEL_INPUTS}).numpy().ravel()
 
     assert len(probabilities) == len(raw)
     assert np.all((probabilities > 0) & (probabilities < 1))
     np.testing.assert_allclose(probabilities, expected, atol=1e-5)
 
-    slices = loaded.signatures["transformed_features"](examples=tf.constant(raw[:5]))
-    assert set(features.SLICE_FEATURES) <= set(slices)
-    assert {v.decode() for v in slices[features.AMOUNT_BUCKET].numpy().ravel()} <= set(features.AMOUNT_LABELS)
+    transformed_features = loaded.signatures[contract.TRANSFORMED_FEATURES_SIGNATURE]
+    slices = transformed_features(**{contract.SERVING_INPUT: tf.constant(raw[:5])})
+    assert set(contract.SLICE_FEATURES) <= set(slices)
+    assert {v.decode() for v in slices[contract.AMOUNT_BUCKET].numpy().ravel()} <= set(contract.AMOUNT_LABELS)

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from pipeline import features
+import contract
 from trainer import model as model_lib
 from trainer import task
 from trainer.hparams import HParams
@@ -17,7 +17,7 @@ def _data(n, fraud_rate, seed):
     # Frauds sit a little apart on the first few inputs, so there is something to learn.
     x = {
         name: (rng.normal(size=(n, 1)) + (1.5 * y if i < 4 else 0)).astype(np.float32)
-        for i, name in enumerate(features.MODEL_INPUTS)
+        for i, name in enumerate(contract.MODEL_INPUTS)
     }
     return x, y
 
@@ -58,8 +58,8 @@ def test_oversampled_batches_are_balanced_and_eval_is_untouched():
     # The eval split comes through row for row, in order, at its own fraud rate.
     eval_labels = np.concatenate([y for _, y in data.eval.as_numpy_iterator()])
     np.testing.assert_array_equal(eval_labels, eval_xy[1])
-    eval_v1 = np.concatenate([x[features.MODEL_INPUTS[0]] for x, _ in data.eval.as_numpy_iterator()])
-    np.testing.assert_array_equal(eval_v1, eval_xy[0][features.MODEL_INPUTS[0]])
+    eval_v1 = np.concatenate([x[contract.MODEL_INPUTS[0]] for x, _ in data.eval.as_numpy_iterator()])
+    np.testing.assert_array_equal(eval_v1, eval_xy[0][contract.MODEL_INPUTS[0]])
 
 
 def test_oversampling_is_seeded():
@@ -101,8 +101,8 @@ def test_rows_are_put_in_one_order_whatever_order_they_arrive_in():
     shuffled = ({k: v[permutation] for k, v in x.items()}, y[permutation])
     (x1, y1), (x2, y2) = task.canonical_order(x, y), task.canonical_order(*shuffled)
     np.testing.assert_array_equal(y1, y2)
-    for name in features.MODEL_INPUTS:
+    for name in contract.MODEL_INPUTS:
         np.testing.assert_array_equal(x1[name], x2[name])
-    assert sorted(map(tuple, np.hstack([x[n] for n in features.MODEL_INPUTS]))) == list(
-        map(tuple, np.hstack([x1[n] for n in features.MODEL_INPUTS]))
+    assert sorted(map(tuple, np.hstack([x[n] for n in contract.MODEL_INPUTS]))) == list(
+        map(tuple, np.hstack([x1[n] for n in contract.MODEL_INPUTS]))
     )

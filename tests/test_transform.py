@@ -5,16 +5,16 @@ import tensorflow as tf
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
-from pipeline import features
-from tests.conftest import FIXTURE, read_csv_rows
+import contract
+from tests.support import FIXTURE, read_csv_rows
 from transform.preprocessing import preprocessing_fn
 
 
 def _rows(csv_rows, header):
     rows = []
     for r in csv_rows:
-        row = {name: [float(r[header.index(name)])] for name in features.RAW_FLOAT_FEATURES}
-        row[features.LABEL] = [int(r[header.index(features.LABEL)])]
+        row = {name: [float(r[header.index(name)])] for name in contract.RAW_FLOAT_FEATURES}
+        row[contract.LABEL] = [int(r[header.index(contract.LABEL)])]
         rows.append(row)
     return rows
 
@@ -33,34 +33,35 @@ def test_preprocessing_matches_numpy_with_train_statistics_only(tmp_path):
     evaluation[0]["V2"] = [-1e4]
     evaluation[1]["Amount"] = [0.0]
 
-    spec = {name: tf.io.FixedLenFeature([1], tf.float32) for name in features.RAW_FLOAT_FEATURES}
-    spec[features.LABEL] = tf.io.FixedLenFeature([1], tf.int64)
+    spec = {name: tf.io.FixedLenFeature([1], tf.float32) for name in contract.RAW_FLOAT_FEATURES}
+    spec[contract.LABEL] = tf.io.FixedLenFeature([1], tf.int64)
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
     with tft_beam.Context(temp_dir=str(tmp_path)):
         (_, _), transform_fn = (train, metadata) | tft_beam.AnalyzeAndTransformDataset(preprocessing_fn)
         transformed, _ = ((evaluation, metadata), transform_fn) | tft_beam.TransformDataset()
 
     assert len(transformed) == len(evaluation)
-    assert features.TIME not in transformed[0] and features.transformed_name(features.TIME) not in transformed[0]
-    for name in features.MODEL_FEATURES:
+    assert contract.TIME not in transformed[0] and contract.transformed_name(contract.TIME) not in transformed[0]
+    for name in contract.MODEL_FEATURES:
         raw_train, raw_eval = _column(train, name), _column(evaluation, name)
-        if name == features.AMOUNT:
-            raw_train, raw_eval = np.log(raw_train + 0.001), np.log(raw_eval + 0.001)
+        if name == contract.AMOUNT:
+            raw_train = np.log(raw_train + contract.AMOUNT_LOG_OFFSET)
+            raw_eval = np.log(raw_eval + contract.AMOUNT_LOG_OFFSET)
         expected = np.clip((raw_eval - raw_train.mean()) / raw_train.std(), -5, 5)
-        got = np.array([float(np.ravel(r[features.transformed_name(name)])[0]) for r in transformed])
+        got = np.array([float(np.ravel(r[contract.transformed_name(name)])[0]) for r in transformed])
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4, err_msg=name)
-    got_v2 = float(np.ravel(transformed[0][features.transformed_name("V2")])[0])
+    got_v2 = float(np.ravel(transformed[0][contract.transformed_name("V2")])[0])
     assert got_v2 == -5.0  # clipped
 
-    labels = [int(np.ravel(r[features.LABEL])[0]) for r in transformed]
-    assert labels == [r[features.LABEL][0] for r in evaluation]
+    labels = [int(np.ravel(r[contract.LABEL])[0]) for r in transformed]
+    assert labels == [r[contract.LABEL][0] for r in evaluation]
 
-    amounts = _column(evaluation, features.AMOUNT)
-    expected_amount = [features.AMOUNT_LABELS[i] for i in np.digitize(amounts, features.AMOUNT_EDGES)]
-    hours = (_column(evaluation, features.TIME) / 3600.0) % 24
-    expected_hour = [features.HOUR_LABELS[int(h // features.HOURS_PER_BUCKET)] for h in hours]
-    assert [_text(r[features.AMOUNT_BUCKET]) for r in transformed] == expected_amount
-    assert [_text(r[features.HOUR_BUCKET]) for r in transformed] == expected_hour
+    amounts = _column(evaluation, contract.AMOUNT)
+    expected_amount = [contract.AMOUNT_LABELS[i] for i in np.digitize(amounts, contract.AMOUNT_EDGES)]
+    hours = (_column(evaluation, contract.TIME) / 3600.0) % 24
+    expected_hour = [contract.HOUR_LABELS[int(h // contract.HOURS_PER_BUCKET)] for h in hours]
+    assert [_text(r[contract.AMOUNT_BUCKET]) for r in transformed] == expected_amount
+    assert [_text(r[contract.HOUR_BUCKET]) for r in transformed] == expected_hour
 
 
 def _text(value):

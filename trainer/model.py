@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from pipeline import features
+import contract
 from trainer.hparams import HParams
 
 # Metrics recorded every epoch for train and validation; PR-AUC ("prc") drives early stopping.
@@ -52,17 +52,17 @@ def build_model(hparams: HParams, output_bias: float) -> keras.Model:
       output_bias: the output layer's initial bias (log(pos/neg), or 0 for balanced batches).
 
     Returns:
-      A compiled model taking a dict of [batch, 1] float inputs named features.MODEL_INPUTS.
+      A compiled model taking a dict of [batch, 1] float inputs named contract.MODEL_INPUTS.
     """
-    inputs = {name: keras.layers.Input(shape=(1,), name=name, dtype=tf.float32) for name in features.MODEL_INPUTS}
-    x = keras.layers.Concatenate(name="inputs")([inputs[name] for name in features.MODEL_INPUTS])
+    inputs = {name: keras.layers.Input(shape=(1,), name=name, dtype=tf.float32) for name in contract.MODEL_INPUTS}
+    x = keras.layers.Concatenate(name="inputs")([inputs[name] for name in contract.MODEL_INPUTS])
     x = keras.layers.Dense(hparams.units, activation="relu", name="hidden")(x)
     x = keras.layers.Dropout(hparams.dropout, seed=hparams.seed, name="dropout")(x)
     output = keras.layers.Dense(
         1,
         activation="sigmoid",
         bias_initializer=keras.initializers.Constant(output_bias),
-        name="probability",
+        name=contract.PROBABILITY_OUTPUT,
     )(x)
     model = keras.Model(inputs=inputs, outputs=output)
     model.compile(

@@ -15,30 +15,23 @@ import tf_keras as keras
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
-from pipeline import features
+import contract
 from trainer import model as model_lib
 from trainer import threshold as threshold_lib
 from trainer.hparams import HParams, ThresholdPolicy
 
-# Written next to the SavedModel (TF Serving's assets.extra convention), so they travel with the model.
-TRAINING_SUMMARY = os.path.join("assets.extra", "training_summary.json")
-OPERATING_THRESHOLD = os.path.join("assets.extra", "operating_threshold.json")
-# The serving signature's outputs: the fraud probability, and the decision at the operating threshold.
-SERVING_OUTPUT = "probability"
-DECISION_OUTPUT = "decision"
 
-
-def load_split(file_pattern, data_accessor, tf_transform_output, batch_size=8192):
+def load_split(file_pattern, data_accessor, tf_transform_output, batch_size=contract.READ_BATCH_SIZE):
     """Reads a transformed split into memory: (model inputs as [n, 1] float32 arrays, labels as [n, 1] int64)."""
     data = data_accessor.tf_dataset_factory(
         file_pattern,
-        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, num_epochs=1, shuffle=False, label_key=features.LABEL),
+        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, num_epochs=1, shuffle=False, label_key=contract.LABEL),
         tf_transform_output.transformed_metadata.schema,
     )
-    xs = {name: [] for name in features.MODEL_INPUTS}
+    xs = {name: [] for name in contract.MODEL_INPUTS}
     ys = []
     for batch, label in data.as_numpy_iterator():
-        for name in features.MODEL_INPUTS:
+        for name in contract.MODEL_INPUTS:
             xs[name].append(batch[name].reshape(-1, 1))
         ys.append(label.reshape(-1, 1))
     if not ys:
@@ -51,7 +44,7 @@ def canonical_order(x: dict, y: np.ndarray):
     """Sorts the rows by their values, so the seeded shuffles see the same sequence whatever order the
     upstream Beam stages wrote the shards in (which varies between runs on large data)."""
     # np.lexsort sorts by the last key first: the first model input, then the next, ..., the label last.
-    order = np.lexsort([y.ravel()] + [x[name].ravel() for name in reversed(features.MODEL_INPUTS)])
+    order = np.lexsort([y.ravel()] + [x[name].ravel() for name in reversed(contract.MODEL_INPUTS)])
     return {k: v[order] for k, v in x.items()}, y[order]
 
 
@@ -149,7 +142,7 @@ def train(hparams: HParams, train_xy, eval_xy):
 def operating_threshold(policy: ThresholdPolicy, model, eval_xy) -> dict:
     """Chooses the operating threshold on the eval split's predictions (see trainer.threshold.choose)."""
     x, y = eval_xy
-    scores = model.predict(x, batch_size=8192, verbose=0).ravel()
+    scores = model.predict(x, batch_size=contract.READ_BATCH_SIZE, verbose=0).ravel()
     return threshold_lib.choose(policy, y, scores)
 
 
@@ -163,19 +156,19 @@ class _ServingModule(tf.Module):
         self.tft_layer = tf_transform_output.transform_features_layer()
         raw_spec = tf_transform_output.raw_feature_spec()
         self._raw_spec = raw_spec
-        self._serving_spec = {k: v for k, v in raw_spec.items() if k != features.LABEL}
+        self._serving_spec = {k: v for k, v in raw_spec.items() if k != contract.LABEL}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=contract.SERVING_INPUT)])
     def serve(self, examples):
         """Serialized raw tf.Examples as a client sends them (no label) -> fraud probability, and the decision
         (1 = flag as fraud) at the operating threshold chosen on the eval split."""
         transformed = self.tft_layer(tf.io.parse_example(examples, self._serving_spec))
-        inputs = {name: transformed[name] for name in features.MODEL_INPUTS}
+        inputs = {name: transformed[name] for name in contract.MODEL_INPUTS}
         probability = self.model(inputs)
         decision = tf.cast(probability >= self.threshold, tf.int64)
-        return {SERVING_OUTPUT: probability, DECISION_OUTPUT: decision}
+        return {contract.PROBABILITY_OUTPUT: probability, contract.DECISION_OUTPUT: decision}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=contract.SERVING_INPUT)])
     def transformed_features(self, examples):
         """Serialized raw tf.Examples (label included) -> every Transform output; TFMA slices on these."""
         return self.tft_layer(tf.io.parse_example(examples, self._raw_spec))
@@ -187,12 +180,12 @@ def export(model, tf_transform_output, serving_dir: str, facts: dict, operating:
     module = _ServingModule(model, tf_transform_output, operating["threshold"])
     model.tft_layer = module.tft_layer  # tracked by the Keras SavedModel so the Transform assets are saved
     signatures = {
-        "serving_default": module.serve.get_concrete_function(),
-        "transformed_features": module.transformed_features.get_concrete_function(),
+        contract.SERVING_SIGNATURE: module.serve.get_concrete_function(),
+        contract.TRANSFORMED_FEATURES_SIGNATURE: module.transformed_features.get_concrete_function(),
     }
     model.save(serving_dir, save_format="tf", signatures=signatures)
-    tf.io.gfile.makedirs(os.path.join(serving_dir, "assets.extra"))
-    for name, content in ((TRAINING_SUMMARY, facts), (OPERATING_THRESHOLD, operating)):
+    tf.io.gfile.makedirs(os.path.dirname(os.path.join(serving_dir, contract.OPERATING_THRESHOLD)))
+    for name, content in ((contract.TRAINING_SUMMARY, facts), (contract.OPERATING_THRESHOLD, operating)):
         with tf.io.gfile.GFile(os.path.join(serving_dir, name), "w") as f:
             json.dump(content, f, indent=2)
 

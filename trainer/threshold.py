@@ -1,5 +1,7 @@
 """Choosing the operating threshold on the eval split's predictions (numpy only, no TensorFlow)."""
 
+import dataclasses
+
 import numpy as np
 
 from trainer.hparams import ThresholdPolicy
@@ -48,6 +50,39 @@ def sweep(labels: np.ndarray, scores: np.ndarray):
     return np.r_[np.float32(min(top, 1.0)), cuts], tp, fp
 
 
+@dataclasses.dataclass(frozen=True)
+class PrecisionRecall:
+    """Precision and recall at every cut of sweep(): the one place both the threshold choice and the report use.
+
+    Attributes:
+      cuts, tp, fp: as sweep() returns them (cuts[0] flags nothing).
+      positives: the frauds among the labels.
+      precision: tp / (tp + fp), and 1.0 where nothing is flagged (the convention of a PR curve's start).
+      recall: tp / positives (0 when there is no fraud).
+    """
+
+    cuts: np.ndarray
+    tp: np.ndarray
+    fp: np.ndarray
+    positives: int
+    precision: np.ndarray
+    recall: np.ndarray
+
+    @property
+    def flagged(self) -> np.ndarray:
+        return self.tp + self.fp
+
+
+def precision_recall(labels: np.ndarray, scores: np.ndarray) -> PrecisionRecall:
+    """Precision and recall for every distinct cut of the scores (see sweep)."""
+    cuts, tp, fp = sweep(labels, scores)
+    positives = int(np.asarray(labels).sum())
+    flagged = tp + fp
+    precision = np.divide(tp, flagged, out=np.ones(len(tp)), where=flagged > 0)
+    recall = tp / positives if positives else np.zeros(len(tp))
+    return PrecisionRecall(cuts, tp, fp, positives, precision, recall)
+
+
 def choose(policy: ThresholdPolicy, labels: np.ndarray, scores: np.ndarray) -> dict:
     """The operating threshold of the policy on these (eval) labels and scores, and how it does on them.
 
@@ -64,11 +99,12 @@ def choose(policy: ThresholdPolicy, labels: np.ndarray, scores: np.ndarray) -> d
     if policy.kind == "fixed":
         threshold = float(policy.value)
     else:
-        cuts, tp, fp = sweep(y, scores)
+        pr = precision_recall(y, scores)
+        tp = pr.tp
         if policy.kind == "precision":
-            flagged = tp + fp
-            precision = np.divide(tp, flagged, out=np.zeros(len(tp)), where=flagged > 0)
-            meets = (precision >= policy.min_precision) & (flagged > 0)
+            # Flagging nothing is no way to meet a precision target.
+            precision = np.where(pr.flagged > 0, pr.precision, 0.0)
+            meets = (precision >= policy.min_precision) & (pr.flagged > 0)
             target_met = bool(meets.any())
             if target_met:
                 # The most frauds caught; of equal recall, the highest cut (fewest false alarms).
@@ -76,9 +112,9 @@ def choose(policy: ThresholdPolicy, labels: np.ndarray, scores: np.ndarray) -> d
             else:
                 best = int(np.lexsort((-tp, -precision))[0])
         else:
-            cost = policy.fn_cost * (positives - tp) + policy.fp_cost * fp
+            cost = policy.fn_cost * (positives - tp) + policy.fp_cost * pr.fp
             best = int(np.argmin(cost))  # the first minimum is the highest cut
-        threshold = float(cuts[best])
+        threshold = float(pr.cuts[best])
     result = confusion(y, scores, threshold)
     if policy.kind == "cost":
         result["expected_cost"] = float(policy.fn_cost * result["fn"] + policy.fp_cost * result["fp"])

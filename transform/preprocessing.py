@@ -8,7 +8,7 @@ training split's mean and standard deviation (the Transform component analyzes t
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from pipeline import features
+import contract
 
 
 def _bucket_labels(values: tf.Tensor, edges, labels) -> tf.Tensor:
@@ -29,21 +29,21 @@ def preprocessing_fn(inputs, custom_config=None):
     """
     del custom_config
     outputs = {}
-    for name in features.MODEL_FEATURES:
+    for name in contract.MODEL_FEATURES:
         value = tf.cast(inputs[name], tf.float32)
-        if name == features.AMOUNT:
-            value = tf.math.log(value + features.AMOUNT_LOG_OFFSET)
-        outputs[features.transformed_name(name)] = tf.clip_by_value(
-            tft.scale_to_z_score(value), -features.CLIP, features.CLIP
+        if name == contract.AMOUNT:
+            value = tf.math.log(value + contract.AMOUNT_LOG_OFFSET)
+        outputs[contract.transformed_name(name)] = tf.clip_by_value(
+            tft.scale_to_z_score(value), -contract.CLIP, contract.CLIP
         )
-    outputs[features.LABEL] = inputs[features.LABEL]
-    outputs[features.AMOUNT_BUCKET] = _bucket_labels(
-        tf.cast(inputs[features.AMOUNT], tf.float32), features.AMOUNT_EDGES, features.AMOUNT_LABELS
+    outputs[contract.LABEL] = inputs[contract.LABEL]
+    outputs[contract.AMOUNT_BUCKET] = _bucket_labels(
+        tf.cast(inputs[contract.AMOUNT], tf.float32), contract.AMOUNT_EDGES, contract.AMOUNT_LABELS
     )
-    hour = tf.math.floormod(tf.cast(inputs[features.TIME], tf.float64) / 3600.0, 24.0)
-    outputs[features.HOUR_BUCKET] = _bucket_labels(
+    hour = tf.math.floormod(tf.cast(inputs[contract.TIME], tf.float64) / 3600.0, 24.0)
+    outputs[contract.HOUR_BUCKET] = _bucket_labels(
         tf.cast(hour, tf.float32),
-        [float(h) for h in range(features.HOURS_PER_BUCKET, 24, features.HOURS_PER_BUCKET)],
-        features.HOUR_LABELS,
+        [float(h) for h in range(contract.HOURS_PER_BUCKET, 24, contract.HOURS_PER_BUCKET)],
+        contract.HOUR_LABELS,
     )
     return outputs

@@ -6,11 +6,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from pipeline import features
-from pipeline.summary import SERVING_MODEL_DIR
-from trainer.task import DECISION_OUTPUT, SERVING_OUTPUT
-
-BATCH = 8192
+import contract
 
 
 @dataclasses.dataclass
@@ -24,20 +20,21 @@ class Scored:
 
 
 def split_files(examples_uri: str, split: str) -> list[str]:
-    return sorted(tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
+    """The files of one split of an Examples artifact."""
+    return sorted(tf.io.gfile.glob(os.path.join(examples_uri, contract.split_dir(split), "*")))
 
 
 def _raw_spec() -> dict:
-    spec = {name: tf.io.FixedLenFeature([], tf.float32) for name in features.RAW_FLOAT_FEATURES}
-    spec[features.LABEL] = tf.io.FixedLenFeature([], tf.int64)
+    spec = {name: tf.io.FixedLenFeature([], tf.float32) for name in contract.RAW_FLOAT_FEATURES}
+    spec[contract.LABEL] = tf.io.FixedLenFeature([], tf.int64)
     return spec
 
 
 def load_model(model_uri: str):
     """The serving signature of a Trainer Model artifact (or of a pushed model's folder)."""
-    path = os.path.join(model_uri, SERVING_MODEL_DIR)
+    path = os.path.join(model_uri, contract.SERVING_MODEL_DIR)
     loaded = tf.saved_model.load(path if tf.io.gfile.exists(path) else model_uri)
-    return loaded, loaded.signatures["serving_default"]
+    return loaded, loaded.signatures[contract.SERVING_SIGNATURE]
 
 
 def score_split(examples_uri: str, split: str, serve) -> Scored:
@@ -46,19 +43,19 @@ def score_split(examples_uri: str, split: str, serve) -> Scored:
     if not files:
         raise FileNotFoundError(f"no examples for split {split!r} under {examples_uri}")
     spec = _raw_spec()
-    data = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(BATCH)
+    data = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(contract.READ_BATCH_SIZE)
     columns: dict[str, list] = {name: [] for name in spec}
     probability, decision = [], []
     for serialized in data:
         parsed = tf.io.parse_example(serialized, spec)
         for name, values in parsed.items():
             columns[name].append(values.numpy())
-        outputs = serve(examples=serialized)
-        probability.append(outputs[SERVING_OUTPUT].numpy().ravel())
-        decision.append(outputs[DECISION_OUTPUT].numpy().ravel())
+        outputs = serve(**{contract.SERVING_INPUT: serialized})
+        probability.append(outputs[contract.PROBABILITY_OUTPUT].numpy().ravel())
+        decision.append(outputs[contract.DECISION_OUTPUT].numpy().ravel())
     cols = {name: np.concatenate(values) for name, values in columns.items()}
     return Scored(
-        labels=cols.pop(features.LABEL).astype(np.int64),
+        labels=cols.pop(contract.LABEL).astype(np.int64),
         probability=np.concatenate(probability),
         decision=np.concatenate(decision),
         columns=cols,

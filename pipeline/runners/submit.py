@@ -10,7 +10,7 @@ import tempfile
 
 import requests
 
-from pipeline.kubeflow import read_spec, write_spec
+from pipeline.runners.spec_io import pipeline_spec, read_spec, write_spec
 
 
 class SubmitError(Exception):
@@ -27,7 +27,7 @@ class Submitted:
 
 def parse_params(pairs: list[str], spec: dict) -> dict:
     """--param k=v pairs as a dict; the names must be parameters the spec declares."""
-    declared = _pipeline_spec(spec)["root"].get("inputDefinitions", {}).get("parameters", {})
+    declared = pipeline_spec(spec)["root"].get("inputDefinitions", {}).get("parameters", {})
     params = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
@@ -39,11 +39,6 @@ def parse_params(pairs: list[str], spec: dict) -> dict:
             )
         params[name] = value
     return params
-
-
-def _pipeline_spec(spec: dict) -> dict:
-    """The PipelineSpec inside a Vertex PipelineJob file, or the file itself when it is a bare spec."""
-    return spec.get("pipelineSpec", spec)
 
 
 def submit_kubeflow(spec_path: str, host: str, params: dict, run_name: str, experiment: str, token=None) -> Submitted:
@@ -67,7 +62,7 @@ def submit_kubeflow(spec_path: str, host: str, params: dict, run_name: str, expe
     with tempfile.TemporaryDirectory() as tmp:
         # The kfp client reads a bare pipeline spec; a Vertex PipelineJob file carries it under pipelineSpec.
         package = os.path.join(tmp, "pipeline.yaml")
-        write_spec(_pipeline_spec(spec), package)
+        write_spec(pipeline_spec(spec), package)
         try:
             client = kfp.Client(host=host, existing_token=token)
             result = client.create_run_from_pipeline_package(
@@ -90,7 +85,7 @@ def vertex_job(spec_path: str, project: str, region: str, params: dict, pipeline
     spec = read_spec(spec_path)
     try:
         return aiplatform.PipelineJob(
-            display_name=spec.get("displayName") or _pipeline_spec(spec)["pipelineInfo"]["name"],
+            display_name=spec.get("displayName") or pipeline_spec(spec)["pipelineInfo"]["name"],
             template_path=spec_path,
             pipeline_root=pipeline_root,
             parameter_values=params,

@@ -5,14 +5,9 @@ Both targets get the same KFP v2 pipeline spec. For Vertex the file is a Pipelin
 reads; for Kubeflow it is the bare pipeline spec, which the kfp client uploads.
 """
 
-import json
-import os
-
-import yaml
 from tfx import v1 as tfx
 
-from pipeline.cli import TARGETS
-from pipeline.config import DATA_ROOT_PARAMETER, PipelineConfig
+from pipeline.config import DATA_ROOT_PARAMETER, TARGETS, PipelineConfig
 from pipeline.pipeline import create_pipeline
 
 
@@ -36,20 +31,3 @@ def compile_spec(config: PipelineConfig, image: str, target: str) -> dict:
     parameter["defaultValue"] = config.data_root
     parameter["isOptional"] = True
     return job if target == "vertex" else job["pipelineSpec"]
-
-
-def write_spec(spec: dict, path: str) -> None:
-    """Writes the spec as YAML when the path ends in .yaml/.yml, else as JSON."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as f:
-        if path.endswith((".yaml", ".yml")):
-            yaml.safe_dump(spec, f, sort_keys=False)
-        else:
-            json.dump(spec, f, indent=2, sort_keys=True)
-            f.write("\n")
-
-
-def read_spec(path: str) -> dict:
-    """Reads a spec written by write_spec (YAML is a superset of JSON)."""
-    with open(path) as f:
-        return yaml.safe_load(f)

@@ -1,0 +1,140 @@
+"""The contract every layer shares: feature, label and split names, serving outputs, file names, output layout.
+
+It imports nothing from the project and nothing heavy, so the code TFX loads inside components (components/,
+transform/, trainer/) and the orchestration around it (pipeline/) can both depend on it.
+"""
+
+import dataclasses
+import os
+
+# ----------------------------------------------------------------------------------------------------------------
+# Raw data.
+
+TIME = "Time"
+AMOUNT = "Amount"
+LABEL = "Class"
+V_FEATURES = tuple(f"V{i}" for i in range(1, 29))
+
+# Every raw input column except the label: 30 required floats.
+RAW_FLOAT_FEATURES = (TIME, *V_FEATURES, AMOUNT)
+RAW_COLUMNS = (*RAW_FLOAT_FEATURES, LABEL)
+
+# ----------------------------------------------------------------------------------------------------------------
+# Model inputs and slices (what Transform emits).
+
+# Time is dropped from the model inputs (it only orders the splits and feeds a slice).
+MODEL_FEATURES = (*V_FEATURES, AMOUNT)
+
+# Model inputs are z-scores clipped to [-CLIP, CLIP].
+CLIP = 5.0
+# Added to Amount before the log, so an amount of 0 stays finite.
+AMOUNT_LOG_OFFSET = 0.001
+
+# Transform outputs that are not model inputs: evaluation slices.
+AMOUNT_BUCKET = "amount_bucket"
+HOUR_BUCKET = "hour_bucket"
+SLICE_FEATURES = (AMOUNT_BUCKET, HOUR_BUCKET)
+# Amount bucket edges (in the data's currency) and their labels: fixed, so slices mean the same in every run.
+AMOUNT_EDGES = (10.0, 50.0, 200.0, 1000.0)
+AMOUNT_LABELS = ("0-10", "10-50", "50-200", "200-1000", "1000+")
+# Time of day in 4-hour windows, counting from the first transaction (the data start at midnight).
+HOURS_PER_BUCKET = 4
+HOUR_LABELS = tuple(f"{h:02d}-{h + HOURS_PER_BUCKET:02d}h" for h in range(0, 24, HOURS_PER_BUCKET))
+
+
+def transformed_name(name: str) -> str:
+    """The name Transform gives a model input."""
+    return f"{name}_xf"
+
+
+MODEL_INPUTS = tuple(transformed_name(n) for n in MODEL_FEATURES)
+
+# ----------------------------------------------------------------------------------------------------------------
+# Splits.
+
+# Output splits and their shares (hash buckets for the random scheme, quantiles of Time for the time scheme).
+SPLIT_BUCKETS = {"train": 16, "eval": 4, "test": 5}
+SPLITS = tuple(SPLIT_BUCKETS)
+SPLIT_SCHEMES = ("time", "random")
+
+
+def split_dir(split: str) -> str:
+    """The folder of one split inside a TFX Examples, ExampleStatistics or ExampleAnomalies artifact."""
+    return f"Split-{split}"
+
+
+# Files TFX 1.16 writes inside a split folder.
+STATISTICS_FILE = "FeatureStats.pb"
+ANOMALIES_FILE = "SchemaDiff.pb"
+
+# Rows per batch when data are read or scored in bulk (not a training hyperparameter).
+READ_BATCH_SIZE = 8192
+
+# ----------------------------------------------------------------------------------------------------------------
+# The exported model.
+
+# The SavedModel's folder inside a Trainer Model artifact (TFX 1.16).
+SERVING_MODEL_DIR = "Format-Serving"
+# Signatures: what a client calls (raw features, no label), and every Transform output (TFMA slices on these).
+SERVING_SIGNATURE = "serving_default"
+TRANSFORMED_FEATURES_SIGNATURE = "transformed_features"
+# The signatures' input: a batch of serialized raw tf.Examples.
+SERVING_INPUT = "examples"
+# The serving signature's outputs: the fraud probability, and the decision (1 = flag) at the operating threshold.
+PROBABILITY_OUTPUT = "probability"
+DECISION_OUTPUT = "decision"
+# Written next to the SavedModel (TF Serving's assets.extra convention), so they travel with the model.
+TRAINING_SUMMARY = os.path.join("assets.extra", "training_summary.json")
+OPERATING_THRESHOLD = os.path.join("assets.extra", "operating_threshold.json")
+
+# ----------------------------------------------------------------------------------------------------------------
+# A local run's output folder.
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputLayout:
+    """Where a run writes inside its output folder; reused across runs so caching works."""
+
+    root: str
+
+    @property
+    def pipeline_root(self) -> str:
+        return os.path.join(self.root, "tfx")
+
+    @property
+    def serving_dir(self) -> str:
+        return os.path.join(self.root, "serving")
+
+    @property
+    def metadata_path(self) -> str:
+        return os.path.join(self.root, "metadata.sqlite")
+
+    @property
+    def summary_path(self) -> str:
+        return os.path.join(self.root, "summary.json")
+
+    @property
+    def log_path(self) -> str:
+        return os.path.join(self.root, "pipeline.log")
+
+    @property
+    def runs_dir(self) -> str:
+        return os.path.join(self.root, "runs")
+
+    def run_dir(self, run_id: str) -> str:
+        """The folder of one run's summary and report (the run id with ':' made file-name safe)."""
+        return os.path.join(self.runs_dir, run_id.replace(":", "-"))
+
+    def run_summary_path(self, run_id: str) -> str:
+        return os.path.join(self.run_dir(run_id), "summary.json")
+
+    def report_dir(self, run_id: str) -> str:
+        return os.path.join(self.run_dir(run_id), "report")
+
+    @property
+    def compare_json_path(self) -> str:
+        return os.path.join(self.root, "compare.json")
+
+    @property
+    def compare_dir(self) -> str:
+        return os.path.join(self.root, "compare")

@@ -1,0 +1,128 @@
+"""summary.json: what a local run did, read from its ML Metadata and artifacts, with its verdict."""
+
+import dataclasses
+import datetime
+import json
+import os
+
+from contract import OutputLayout
+from pipeline import config as cfg
+from pipeline.config import PipelineConfig
+from pipeline.results import artifacts
+from pipeline.results.evaluation import evaluation_summary
+from pipeline.results.metadata import NodeRun
+from pipeline.results.verdict import Verdict, ok, run_verdict
+from trainer.hparams import ThresholdPolicy
+
+
+@dataclasses.dataclass
+class Executed:
+    """A finished LocalDagRunner run: the error it raised (if any) and each component's execution."""
+
+    error: BaseException | None
+    nodes: dict[str, NodeRun]
+    run_id: str | None
+    seconds: dict
+    started: datetime.datetime
+
+    def done(self, node_id: str) -> NodeRun | None:
+        """The component's execution when it finished (now or from the cache), else None."""
+        node = self.nodes.get(node_id)
+        return node if ok(node) else None
+
+
+def run_record(done: Executed, config: PipelineConfig, input_path: str) -> dict:
+    """What every run's JSON record starts with: the run, its input and splits, and each component's state."""
+    statistics = done.done(cfg.STATISTICS_GEN)
+    return {
+        "run_id": done.run_id,
+        "input": {"path": input_path, "split": config.split},
+        "splits": artifacts.split_counts(statistics) if statistics else {},
+        "hparams": config.hparams.to_dict(),
+        "code_versions": dict(config.code_versions),
+        "components": {n: {"state": r.state, "seconds": done.seconds.get(n)} for n, r in done.nodes.items()},
+        "started_at": done.started.isoformat(timespec="seconds"),
+        "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def found_anomalies(done: Executed) -> list[dict]:
+    """What the ExampleValidator found (its output exists even when the gate after it failed)."""
+    validator = done.done(cfg.EXAMPLE_VALIDATOR)
+    return artifacts.anomalies(validator) if validator else []
+
+
+def _baseline_note(evaluated: dict | None) -> str | None:
+    if evaluated is None:
+        return None
+    if evaluated["baseline"] is None:
+        return "no other blessed model to compare with (as on a first run): only the value thresholds applied"
+    return f"compared with the latest blessed model {evaluated['baseline']['model_uri']}"
+
+
+def _operating_threshold(trainer: NodeRun | None, evaluated: dict | None) -> dict | None:
+    """The model's operating threshold, what it did on eval (where it was chosen) and on test (TFMA)."""
+    if trainer is None:
+        return None
+    chosen = artifacts.operating_threshold(trainer)
+    chosen["policy_description"] = ThresholdPolicy.from_dict(chosen["policy"]).describe()
+    if evaluated is not None:
+        overall = evaluated["overall"]
+        chosen["test"] = {k: overall.get(k) for k in ("tp", "fp", "tn", "fn", "precision", "recall")}
+    return chosen
+
+
+def _artifacts(done: Executed) -> dict:
+    """The URIs of the run's main artifacts (what the report reads)."""
+    wanted = {
+        "examples": (cfg.EXAMPLE_GEN, "examples"),
+        "statistics": (cfg.STATISTICS_GEN, "statistics"),
+        "transform_graph": (cfg.TRANSFORM, "transform_graph"),
+        "model": (cfg.TRAINER, "model"),
+        "evaluation": (cfg.EVALUATOR, "evaluation"),
+    }
+    return {
+        name: done.nodes[node].output_uri(key)
+        for name, (node, key) in wanted.items()
+        if done.done(node) and done.nodes[node].outputs.get(key)
+    }
+
+
+def run_summary(done: Executed, config: PipelineConfig, layout: OutputLayout, input_path: str) -> tuple[Verdict, dict]:
+    """The verdict of a finished `run` and its summary.json content."""
+    found = found_anomalies(done)
+    evaluator, pusher, trainer = done.done(cfg.EVALUATOR), done.done(cfg.PUSHER), done.done(cfg.TRAINER)
+    evaluated = evaluation_summary(evaluator, config.gates) if evaluator else None
+    pushed = artifacts.pushed_model(pusher) if pusher else None
+    verdict = run_verdict(done.error, done.nodes, found, evaluated, pushed)
+    summary = {
+        **run_record(done, config, input_path),
+        "status": verdict.status,
+        "exit_code": verdict.exit_code,
+        "message": verdict.message,
+        "anomalies": found,
+        "trainer": artifacts.training(trainer) if trainer else None,
+        "operating_threshold": _operating_threshold(trainer, evaluated),
+        "evaluation": evaluated,
+        "blessed": bool(evaluated and evaluated["blessed"]),
+        "not_blessed_reasons": evaluated["not_blessed_reasons"] if evaluated else [],
+        "baseline": _baseline_note(evaluated),
+        "pushed_model": pushed,
+        "serving_dir": config.serving_dir,
+        "artifacts": _artifacts(done),
+        "output_dir": layout.root,
+        "pipeline_root": layout.pipeline_root,
+        "metadata": layout.metadata_path,
+        "log": layout.log_path,
+    }
+    return verdict, summary
+
+
+def write(path: str, summary: dict) -> None:
+    """Writes a JSON record atomically so readers never see half a file."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(summary, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)

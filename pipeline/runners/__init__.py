@@ -1,0 +1,1 @@
+"""Runners: the local LocalDagRunner run, the Kubeflow V2 / Vertex compile, spec files, and submission."""

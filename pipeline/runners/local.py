@@ -1,0 +1,170 @@
+"""Runs the pipeline on the local Beam runner (LocalDagRunner, SQLite ML Metadata) and writes summary.json."""
+
+import contextlib
+import dataclasses
+import datetime
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+
+from tfx import v1 as tfx
+
+from contract import OutputLayout
+from pipeline import config as cfg
+from pipeline import status as st
+from pipeline.config import PipelineConfig
+from pipeline.pipeline import create_compare_pipeline, create_pipeline
+from pipeline.report import compare_page
+from pipeline.results import comparison, summary
+from pipeline.results.metadata import latest_run
+from pipeline.results.summary import Executed
+from pipeline.results.verdict import Verdict
+
+
+@dataclasses.dataclass
+class RunResult:
+    """What a local run ended with: its verdict and the JSON record written (summary.json or compare.json)."""
+
+    verdict: Verdict
+    record: dict
+
+    @property
+    def exit_code(self) -> int:
+        return self.verdict.exit_code
+
+    @property
+    def message(self) -> str:
+        return self.verdict.message
+
+
+class _ProgressHandler(logging.Handler):
+    """Turns LocalDagRunner's 'Component X is running/finished' log lines into progress lines."""
+
+    def __init__(self, say: Callable[[str], None]):
+        super().__init__(logging.INFO)
+        self._say = say
+        self._started: dict[str, float] = {}
+        self.seconds: dict[str, float] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg == "Component %s is running." and record.args:
+            node = record.args[0]
+            self._started[node] = time.monotonic()
+            self._say(f"running {node} ...")
+        elif record.msg == "Component %s is finished." and record.args:
+            node = record.args[0]
+            self.seconds[node] = round(time.monotonic() - self._started.get(node, time.monotonic()), 1)
+            self._say(f"finished {node} ({self.seconds[node]} s)")
+
+
+def _say(line: str) -> None:
+    print(f"[fraud-pipeline] {line}", file=sys.stderr, flush=True)
+
+
+def _route_logs(log_path: str, progress: logging.Handler) -> Callable[[], None]:
+    """Sends all library logs to the run's log file and progress lines to stderr; returns an undo."""
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    file_handler = logging.FileHandler(log_path)
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.handlers = [file_handler, progress]
+    root.setLevel(logging.INFO)
+    logging.captureWarnings(True)
+    # TensorFlow's logger writes to stderr itself; send it to the file only.
+    tf_logger = logging.getLogger("tensorflow")
+    tf_saved = (tf_logger.handlers[:], tf_logger.propagate)
+    tf_logger.handlers, tf_logger.propagate = [], True
+    # The Transform executor resets absl's verbosity to WARNING (through absl flags), which would hide
+    # LocalDagRunner's INFO progress lines for the rest of the run; hold the absl logger at INFO meanwhile.
+    absl_logger = logging.getLogger("absl")
+    absl_level = absl_logger.level
+    absl_logger.setLevel(logging.INFO)
+    absl_logger.setLevel = lambda level: None
+
+    def undo():
+        del absl_logger.setLevel
+        absl_logger.setLevel(absl_level)
+        tf_logger.handlers, tf_logger.propagate = tf_saved
+        root.handlers, level = saved
+        root.setLevel(level)
+        logging.captureWarnings(False)
+        file_handler.close()
+
+    return undo
+
+
+@contextlib.contextmanager
+def logs_to_file(layout: OutputLayout):
+    """Library logs (TensorFlow's deprecation notices among them) go to the run's log file meanwhile."""
+    undo = _route_logs(layout.log_path, logging.NullHandler())
+    try:
+        yield
+    finally:
+        undo()
+
+
+def execute(
+    pipeline: tfx.dsl.Pipeline, config: PipelineConfig, layout: OutputLayout, say: Callable[[str], None] = _say
+) -> Executed:
+    """Runs a pipeline with LocalDagRunner, with progress lines on stderr and library logs in the run's log."""
+    os.makedirs(layout.root, exist_ok=True)
+    progress = _ProgressHandler(say)
+    undo_logs = _route_logs(layout.log_path, progress)
+    started = datetime.datetime.now(datetime.timezone.utc)
+    error: BaseException | None = None
+    try:
+        tfx.orchestration.LocalDagRunner().run(pipeline)
+    except Exception as e:  # noqa: BLE001 - every failure is classified and reported by the caller.
+        error = e
+        logging.exception("pipeline run failed")
+    finally:
+        undo_logs()
+    nodes = (
+        latest_run(config.metadata_path, config.pipeline_name, since_ms=int(started.timestamp() * 1000))
+        if os.path.exists(config.metadata_path)
+        else {}
+    )
+    run_id = next(iter(nodes.values())).run_id if nodes else None
+    return Executed(error=error, nodes=nodes, run_id=run_id, seconds=progress.seconds, started=started)
+
+
+def run(config: PipelineConfig, layout: OutputLayout, input_path: str, say: Callable[[str], None] = _say) -> RunResult:
+    """Runs the pipeline locally, then reads ML Metadata to write summary.json.
+
+    Args:
+      config: the pipeline config; its pipeline_root and metadata_path should come from layout.
+      layout: the output folder.
+      input_path: the data path as the user gave it, for the summary.
+      say: where progress lines go.
+
+    Returns:
+      The verdict and the summary written (to DIR/summary.json and, kept for `fraud-pipeline report --run ID`,
+      to DIR/runs/ID/summary.json).
+    """
+    done = execute(create_pipeline(config), config, layout, say)
+    with logs_to_file(layout):
+        verdict, record = summary.run_summary(done, config, layout, input_path)
+    summary.write(layout.summary_path, record)
+    if done.run_id is not None:
+        summary.write(layout.run_summary_path(done.run_id), record)
+    return RunResult(verdict, record)
+
+
+def compare(
+    config: PipelineConfig,
+    layout: OutputLayout,
+    input_path: str,
+    strategies: tuple[str, ...],
+    say: Callable[[str], None] = _say,
+) -> RunResult:
+    """Runs the comparison pipeline locally; writes compare.json and, when every strategy finished, the page."""
+    done = execute(create_compare_pipeline(config, strategies), config, layout, say)
+    with logs_to_file(layout):
+        verdict, record = comparison.compare_result(done, config, layout, input_path, strategies)
+        if verdict.exit_code == st.EXIT_OK:
+            examples = done.nodes[cfg.EXAMPLE_GEN].output_uri("examples")
+            record["html"] = compare_page.build(record, examples, layout.compare_dir)
+    summary.write(layout.compare_json_path, record)
+    return RunResult(verdict, record)

@@ -1,0 +1,199 @@
+"""Helpers the test modules share: running the CLI, reading what a run wrote, the browser check (fixtures: conftest)."""
+
+import csv
+import dataclasses
+import glob
+import gzip
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import contract
+from pipeline import config as cfg
+
+ROOT = Path(__file__).resolve().parent.parent
+# The pipeline's components: the gate and what feeds it, then what runs only after the gate passed.
+UPSTREAM_OF_TRAINING = {cfg.EXAMPLE_GEN, cfg.SCHEMA_IMPORTER, cfg.STATISTICS_GEN, cfg.EXAMPLE_VALIDATOR, cfg.GATE}
+DOWNSTREAM_OF_GATE = {cfg.TRANSFORM, cfg.TRAINER, cfg.RESOLVER, cfg.EVALUATOR, cfg.PUSHER}
+ALL_COMPONENTS = UPSTREAM_OF_TRAINING | DOWNSTREAM_OF_GATE
+# What `fraud-pipeline compile` is given in the tests (nothing is sent anywhere).
+IMAGE = "europe-docker.pkg.dev/demo/fraud/fraud-pipeline:test"
+ROOT_URI = "gs://demo-bucket/fraud/root"
+DATA_URI = "gs://demo-bucket/fraud/data/"
+BEAM_ARGS = ("--runner=DataflowRunner", "--project=demo", "--region=europe-west4", "--temp_location=gs://demo/tmp")
+# Report pages tag each number with its path in the JSON record, and embed each figure.
+NUMBER = re.compile(r'<span class="num" data-key="([^"]+)" data-value="([^"]+)">')
+FIGURE = re.compile(r'<figure id="fig-([a-z_]+)"><img alt="[^"]*" src="data:image/png;base64,([^"]+)">')
+FIXTURE = ROOT / "tests" / "fixtures" / "creditcard_fixture.csv.gz"
+# The console script installed next to this interpreter: tests drive the real command.
+CLI = Path(sys.executable).parent / "fraud-pipeline"
+
+
+@dataclasses.dataclass
+class CliRun:
+    """A finished `fraud-pipeline run`."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    output: Path
+    # summary.json as the run left it (a later run into the same folder overwrites the file).
+    summary: dict | None
+    # Every file under OUTPUT/serving after the run: relative path -> (size, mtime in ns).
+    serving: dict
+
+    @property
+    def metadata_path(self) -> str:
+        return str(self.output / "metadata.sqlite")
+
+
+def run_cli(output: Path, *args: str) -> CliRun:
+    """Runs `fraud-pipeline run --output OUTPUT ARGS...` in a subprocess."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run(
+        [str(CLI), "run", "--output", str(output), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+    summary_path = output / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
+    return CliRun(proc.returncode, proc.stdout, proc.stderr, output, summary, snapshot(output / "serving"))
+
+
+def snapshot(folder: Path) -> dict:
+    """Relative path -> (size, mtime_ns) of every file below folder; {} when it does not exist."""
+    return {
+        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()
+    }
+
+
+def read_csv_rows(path: Path) -> list[list[str]]:
+    """The rows of a (gzip) CSV file, header first."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", newline="") as f:
+        return list(csv.reader(f))
+
+
+def write_csv_rows(path: Path, rows: list[list[str]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    return path
+
+
+def executions_per_node(metadata_path: str) -> dict[str, list[str]]:
+    """Component id -> the states of all its executions in the store, straight from ML Metadata."""
+    from ml_metadata.metadata_store import metadata_store
+    from ml_metadata.proto import metadata_store_pb2
+
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = metadata_path
+    store = metadata_store.MetadataStore(config)
+    names = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
+    result = {}
+    for node in store.get_contexts_by_type("node"):
+        node_id = node.name.split(".", 1)[1]
+        result[node_id] = [names[e.last_known_state] for e in store.get_executions_by_context(node.id)]
+    return result
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+# As the machine notes advise: no sandbox as root, and no background connections on a closed network.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@dataclasses.dataclass
+class BrowserView:
+    """What headless Chromium saw of a page: console messages, uncaught errors, failed loads, a screenshot."""
+
+    console: list
+    errors: list
+    failed_requests: list
+    screenshot: Path
+
+
+def open_in_chromium(page_path: Path, screenshot: Path) -> BrowserView:
+    """Opens a local HTML file in headless Chromium (Debian's package) and takes a full-page screenshot."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium; .ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            console, errors, failed = [], [], []
+            page.on("console", lambda m: console.append((m.type, m.text)))
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("requestfailed", lambda r: failed.append(r.url))
+            page.goto(page_path.resolve().as_uri(), wait_until="load")
+            page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            browser.close()
+    return BrowserView(console, errors, failed, screenshot)
+
+
+def assert_not_blank(png: Path) -> None:
+    """A screenshot with real content: many non-white pixels and a spread of tones."""
+    from PIL import Image, ImageStat
+
+    image = Image.open(png).convert("L")
+    pixels = image.getdata()
+    inked = sum(1 for v in pixels if v < 200) / len(pixels)
+    assert inked > 0.02, f"only {inked:.1%} of {png} is not white"
+    assert ImageStat.Stat(image).stddev[0] > 20
+
+
+def at(record: dict, key: str):
+    """The value at a 'a/b/c' path in a JSON record."""
+    value = record
+    for step in key.split("/"):
+        value = value[step]
+    return value
+
+
+def report_path(run: CliRun) -> Path:
+    """The report the run printed it wrote."""
+    lines = [line for line in run.stdout.splitlines() if line.startswith("report: ")]
+    assert len(lines) == 1, run.stdout + run.stderr[-2000:]
+    return Path(lines[0].removeprefix("report: "))
+
+
+def split_files(run: CliRun, split: str) -> list[str]:
+    """The files of one split ExampleGen wrote in a run's output folder."""
+    pattern = run.output / "tfx" / cfg.EXAMPLE_GEN / "examples" / "*" / contract.split_dir(split)
+    folders = glob.glob(str(pattern))
+    assert len(folders) == 1, folders
+    return glob.glob(os.path.join(folders[0], "*"))
+
+
+def raw_examples(run: CliRun, split: str) -> list[bytes]:
+    """The serialized tf.Examples of one split ExampleGen wrote."""
+    import tensorflow as tf
+
+    return [r.numpy() for r in tf.data.TFRecordDataset(split_files(run, split), compression_type="GZIP")]
+
+
+def compile_spec(path: Path, target: str, *extra: str) -> Path:
+    """Runs `fraud-pipeline compile` for a target with the test image, root, data and Beam args."""
+    args = [str(CLI), "compile", "--target", target, "--image", IMAGE, "--pipeline-root", ROOT_URI]
+    args += ["--data", DATA_URI, "--output", str(path), *extra]
+    args += [f"--beam-arg={a}" for a in BEAM_ARGS]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return path

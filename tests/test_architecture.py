@@ -1,0 +1,162 @@
+"""The layout is the architecture: layers import only downwards, no import cycles, one contract, tests apart,
+and the code fingerprint that re-runs a component whenever the code it runs changes."""
+
+import ast
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pipeline import config as cfg
+from pipeline import fingerprint
+from tests.support import ROOT
+
+GRAPH = fingerprint.imports()
+
+# Bottom to top; a module may import modules of its own layer or below.
+LAYERS = (
+    ("contract",),
+    ("components", "transform", "trainer"),
+    ("pipeline.config", "pipeline.gates", "pipeline.status", "pipeline.eval_config", "pipeline.pipeline"),
+    ("pipeline.fingerprint", "pipeline.results"),
+    ("pipeline.report",),
+    ("pipeline.runners",),
+    ("pipeline.cli",),
+)
+
+
+def _layer(module: str) -> int:
+    if module == "pipeline":  # the package's own __init__: a docstring only
+        return 0
+    for index, prefixes in enumerate(LAYERS):
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return index
+    raise AssertionError(f"{module} is in no layer; add it to LAYERS")
+
+
+def test_the_graph_is_read_from_the_sources():
+    # Known edges, so the checks below cannot pass on an empty graph.
+    assert "contract" in GRAPH["trainer.task"]
+    assert "pipeline.pipeline" in GRAPH["pipeline.runners.local"]
+    assert {"pipeline.runners.local", "pipeline.report.run_page"} <= GRAPH["pipeline.cli"]  # lazy imports count
+    assert len(GRAPH) > 30
+
+
+def test_every_import_goes_down_a_layer_or_stays_in_it():
+    upward = [
+        f"{module} -> {target}"
+        for module, targets in GRAPH.items()
+        for target in targets
+        if _layer(target) > _layer(module)
+    ]
+    assert upward == []
+
+
+def test_there_is_no_import_cycle():
+    state: dict[str, str] = {}
+
+    def visit(module, path):
+        if state.get(module) == "done":
+            return
+        assert state.get(module) != "open", " -> ".join([*path, module])
+        state[module] = "open"
+        for target in sorted(GRAPH[module]):
+            visit(target, [*path, module])
+        state[module] = "done"
+
+    for module in sorted(GRAPH):
+        visit(module, [])
+
+
+def test_the_contract_imports_nothing_from_the_project_and_nothing_heavy():
+    tree = ast.parse((ROOT / "contract.py").read_text())
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert imported <= {"dataclasses", "os"}
+
+
+@pytest.mark.parametrize("package", ["components", "transform", "trainer"])
+def test_user_code_imports_only_the_contract_and_its_own_package(package):
+    for module, targets in GRAPH.items():
+        if module.split(".")[0] == package:
+            others = {t for t in targets if t != "contract" and t.split(".")[0] != package}
+            assert others == set(), module
+
+
+def test_nothing_outside_the_trainer_imports_its_task_module():
+    # TFX loads trainer.task by dotted path; the rest of the project takes its names from the contract.
+    assert "trainer.task" in GRAPH and "trainer.model" in GRAPH["trainer.task"]
+    importers = {m for m, targets in GRAPH.items() if "trainer.task" in targets}
+    assert {m for m in importers if not m.startswith("trainer.")} == set()
+
+
+def test_test_modules_import_no_other_test_module():
+    for path in sorted((ROOT / "tests").glob("test_*.py")):
+        tree = ast.parse(path.read_text())
+        names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        names |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        assert not [n for n in names if n.startswith("tests.") and n != "tests.support"], path.name
+
+
+def test_each_component_is_fingerprinted_with_the_modules_it_loads():
+    loaded = {c: fingerprint.closure(m, GRAPH) for c, m in cfg.COMPONENT_CODE.items()}
+    assert loaded[cfg.EXAMPLE_GEN] == {"contract", "components", "components.example_gen"}
+    assert loaded[cfg.GATE] == {"contract", "components", "components.anomalies_gate"}
+    assert loaded[cfg.TRANSFORM] == {"contract", "transform", "transform.preprocessing"}
+    assert {"contract", "trainer.task", "trainer.model", "trainer.threshold", "trainer.hparams"} <= loaded[cfg.TRAINER]
+    # The dotted paths TFX loads are the modules fingerprinted.
+    assert cfg.PREPROCESSING_FN.startswith(cfg.COMPONENT_CODE[cfg.TRANSFORM] + ".")
+    assert cfg.RUN_FN.startswith(cfg.COMPONENT_CODE[cfg.TRAINER] + ".")
+
+
+@pytest.mark.parametrize(
+    ("edited", "changed"),
+    [
+        ("components/example_gen.py", {cfg.EXAMPLE_GEN}),
+        ("components/anomalies_gate.py", {cfg.GATE}),
+        ("components/__init__.py", {cfg.EXAMPLE_GEN, cfg.GATE}),
+        ("transform/preprocessing.py", {cfg.TRANSFORM}),
+        ("trainer/model.py", {cfg.TRAINER}),
+        ("contract.py", set(cfg.COMPONENT_CODE)),
+        ("pipeline/report/figures.py", set()),
+    ],
+)
+def test_a_code_change_changes_exactly_the_fingerprints_of_the_components_that_run_it(edited, changed, tmp_path):
+    for name in fingerprint.PACKAGES:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(ROOT / f"{name}.py", tmp_path / f"{name}.py")
+    before = fingerprint.code_versions(tmp_path)
+    # The paths do not count, only names and contents; by default, the code where it is imported from.
+    assert before == fingerprint.code_versions(ROOT) == fingerprint.code_versions()
+    with open(tmp_path / edited, "a") as f:
+        f.write("\n# an edit\n")
+    after = fingerprint.code_versions(tmp_path)
+    assert {c for c in before if before[c] != after[c]} == changed
+
+
+def test_every_fingerprint_reaches_its_components_properties():
+    from pipeline.pipeline import create_pipeline  # TFX
+
+    versions = {c: f"v-{c}" for c in cfg.COMPONENT_CODE}
+    config = cfg.PipelineConfig(
+        pipeline_root="/r", serving_dir="/s", data_root="/d", data_pattern="*.csv", schema_path="/x.pbtxt",
+        code_versions=versions,
+    )  # fmt: skip
+    components = {c.id: c for c in create_pipeline(config).components}
+    for component, version in versions.items():
+        properties = str(components[component].exec_properties)
+        assert version in properties, component
+        # ... and in no other component's, so that a change re-runs only what runs that code.
+        others = [c for c, node in components.items() if c != component and version in str(node.exec_properties)]
+        assert others == [], component
+
+
+def test_the_fingerprinted_code_is_what_the_image_installs():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    for name in fingerprint.PACKAGES:
+        copied = f"COPY {name}.py" if (ROOT / f"{name}.py").is_file() else f"COPY {name}/ {name}/"
+        assert copied in dockerfile, name
+    assert Path(ROOT / "setup.py").read_text().count('py_modules=["contract"]') == 1

@@ -1,0 +1,50 @@
+"""A change to the code a component runs re-runs that component, and only what depends on it."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from pipeline import config as cfg
+from tests.support import FIXTURE, ROOT, executions_per_node
+
+pytestmark = pytest.mark.e2e
+
+
+def test_an_edited_gate_re_runs_the_gate_and_nothing_else(time_run, tmp_path):
+    # The user code as it would be after an edit: a copy of components/ (and what it imports) whose gate module
+    # changed, put first on the path. pipeline/ itself still comes from the installed project.
+    code = tmp_path / "code"
+    for name in ("components", "transform", "trainer"):
+        shutil.copytree(ROOT / name, code / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "contract.py", code / "contract.py")
+    with open(code / "components" / "anomalies_gate.py", "a") as f:
+        f.write("\n# an edit that changes no behaviour\n")
+    # A copy of the time run's output folder, so the other tests' run stays as it was.
+    output = tmp_path / "output"
+    shutil.copytree(time_run.output, output)
+
+    env = dict(os.environ, PYTHONPATH=str(code))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "run", "--data", str(FIXTURE), "--output", str(output), "--no-report"],
+        capture_output=True,
+        text=True,
+        cwd=code,
+        env=env,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((output / "summary.json").read_text())
+    before, after = time_run.summary["code_versions"], summary["code_versions"]
+    assert {c for c in before if before[c] != after[c]} == {cfg.GATE}
+    states = {node: c["state"] for node, c in summary["components"].items()}
+    assert states.pop(cfg.GATE) == "COMPLETE"
+    assert states.pop(cfg.RESOLVER) == "COMPLETE"  # a resolver resolves afresh every run
+    # The Pusher's destination is OUTPUT/serving, a property that moved with the copied folder: it re-runs for that.
+    assert states.pop(cfg.PUSHER) == "COMPLETE"
+    assert set(states.values()) == {"CACHED"}, states
+    # The gate ran twice in this folder's history: once in the time run, once now.
+    assert executions_per_node(str(output / "metadata.sqlite"))[cfg.GATE] == ["COMPLETE", "COMPLETE"]

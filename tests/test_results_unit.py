@@ -1,0 +1,169 @@
+"""Reading results back without a pipeline: the baseline resolver, anomalies files, TFMA's gate outcomes, verdicts."""
+
+import os
+
+import pytest
+from tensorflow_metadata.proto.v0 import anomalies_pb2
+from tfx import v1 as tfx
+
+import contract
+from components.anomalies_gate import describe, read_anomalies
+from components.baseline_resolver import CANDIDATE, MODEL, MODEL_BLESSING, LatestBlessedOtherModelStrategy
+from pipeline import config as cfg
+from pipeline import status as st
+from pipeline.gates import GateConfig
+from pipeline.results.evaluation import CHANGE_KIND, gate_results
+from pipeline.results.metadata import NodeRun
+from pipeline.results.verdict import compare_verdict, run_verdict
+
+
+def _model(artifact_id):
+    model = tfx.types.standard_artifacts.Model()
+    model.id = artifact_id
+    return model
+
+
+def _blessing(model_id, blessed):
+    blessing = tfx.types.standard_artifacts.ModelBlessing()
+    blessing.id = 100 + model_id
+    blessing.set_int_custom_property("blessed", int(blessed))
+    blessing.set_int_custom_property("current_model_id", model_id)
+    return blessing
+
+
+def _resolve(models, blessings, candidates):
+    inputs = {MODEL: models, MODEL_BLESSING: blessings, CANDIDATE: candidates}
+    return LatestBlessedOtherModelStrategy().resolve_artifacts(None, inputs)
+
+
+def test_the_resolver_takes_the_newest_blessed_model_other_than_the_candidate():
+    models = [_model(i) for i in (1, 2, 3, 4)]
+    blessings = [_blessing(1, True), _blessing(2, True), _blessing(3, False), _blessing(4, True)]
+    # Model 4 is this run's candidate (an unchanged re-run): the baseline is 2, the newest other blessed one
+    # (3 was not blessed).
+    resolved = _resolve(models, blessings, [models[3]])
+    assert [a.id for a in resolved[MODEL]] == [2]
+    assert [a.id for a in resolved[MODEL_BLESSING]] == [102]
+    assert [a.id for a in resolved[CANDIDATE]] == [4]
+    # A new candidate (5) is compared with 4.
+    assert [a.id for a in _resolve(models, blessings, [_model(5)])[MODEL]] == [4]
+
+
+def test_the_resolver_finds_nothing_on_a_first_run():
+    assert _resolve([], [], [_model(1)])[MODEL] == []
+    # Only the candidate itself is blessed: still nothing to compare with.
+    resolved = _resolve([_model(1)], [_blessing(1, True)], [_model(1)])
+    assert resolved[MODEL] == [] and resolved[MODEL_BLESSING] == []
+
+
+def _write_anomalies(uri, split, **features):
+    folder = os.path.join(uri, contract.split_dir(split))
+    os.makedirs(folder)
+    anomalies = anomalies_pb2.Anomalies()
+    for feature, (short, description) in features.items():
+        info = anomalies.anomaly_info[feature]
+        info.short_description, info.description = short, description
+    with open(os.path.join(folder, contract.ANOMALIES_FILE), "wb") as f:
+        f.write(anomalies.SerializeToString())
+
+
+def test_read_anomalies_gives_one_entry_per_split_and_feature(tmp_path):
+    uri = str(tmp_path)
+    _write_anomalies(uri, "train", V3=("Column dropped", "The feature was present in fewer examples than expected."))
+    _write_anomalies(uri, "eval", V3=("Column dropped", "The feature was present in fewer examples than expected."))
+    _write_anomalies(uri, "test", Amount=("Out-of-range values", "Unexpectedly low values: -3.5<0"))
+    found = read_anomalies(uri, ["train", "eval", "test"])
+    assert [(a["feature"], a["split"]) for a in found] == [("Amount", "test"), ("V3", "eval"), ("V3", "train")]
+    assert found[0]["short"] == "Out-of-range values" and "-3.5" in found[0]["description"]
+    line = describe(found)
+    assert "feature 'V3' (split eval, train): Column dropped" in line
+    assert "feature 'Amount' (split test): Out-of-range values" in line
+
+
+def test_read_anomalies_of_clean_splits_is_empty(tmp_path):
+    _write_anomalies(str(tmp_path), "train")
+    assert read_anomalies(str(tmp_path), ["train"]) == []
+
+
+def _failure(metric, kind, slice_name="overall"):
+    return {"slice": slice_name, "metric": metric, "kind": kind}
+
+
+def test_gate_outcomes_are_tfmas_failures():
+    gates = GateConfig()
+    overall = {"pr_auc": 0.3, "recall_at_precision": 0.7}
+    rows = gate_results(gates, overall, None, [_failure("pr_auc", "value")])
+    outcome = {(r["metric"], r["kind"]): r["result"] for r in rows}
+    assert outcome == {
+        ("pr_auc", "value"): "fail",
+        ("recall_at_precision", "value"): "pass",
+        ("pr_auc", CHANGE_KIND): "not applied",
+        ("recall_at_precision", CHANGE_KIND): "not applied",
+    }
+    # With a baseline, TFMA's change failures decide; a failure on a slice is not a gate's.
+    baseline = {"pr_auc": 0.9, "recall_at_precision": 0.7}
+    failures = [_failure("pr_auc", CHANGE_KIND), _failure("recall_at_precision", "value", "amount_bucket=0-10")]
+    outcome = {(r["metric"], r["kind"]): r["result"] for r in gate_results(gates, overall, baseline, failures)}
+    assert outcome[("pr_auc", CHANGE_KIND)] == "fail"
+    assert outcome[("recall_at_precision", CHANGE_KIND)] == "pass"
+    assert outcome[("recall_at_precision", "value")] == "pass"
+
+
+def _nodes(**states):
+    return {n: NodeRun(node_id=n, run_id="r", state=s, inputs={}, outputs={}) for n, s in states.items()}
+
+
+_DONE = {n: "COMPLETE" for n in (cfg.EXAMPLE_GEN, cfg.GATE, cfg.TRANSFORM, cfg.TRAINER, cfg.EVALUATOR, cfg.PUSHER)}
+_REASON = {"metric": "pr_auc", "value": 0.3, "threshold": 0.5, "difference": None, "baseline_value": None}
+
+
+@pytest.mark.parametrize(
+    ("error", "states", "anomalies", "evaluated", "pushed", "expected"),
+    [
+        (None, _DONE, [], {"blessed": True}, "/s/1", (st.COMPLETED, st.EXIT_OK, "pushed to /s/1")),
+        (
+            None,
+            _DONE,
+            [],
+            {"blessed": False, "not_blessed_reasons": [_REASON]},
+            None,
+            (st.NOT_BLESSED, st.EXIT_NOT_BLESSED, "pr_auc 0.3000 is below the floor 0.5000"),
+        ),
+        (
+            RuntimeError("gate"),
+            {cfg.EXAMPLE_GEN: "COMPLETE", cfg.GATE: "FAILED"},
+            [{"split": "train", "feature": "V3", "short": "Column dropped", "description": "d"}],
+            None,
+            None,
+            (st.DATA_REJECTED, st.EXIT_DATA_REJECTED, "feature 'V3' (split train): Column dropped"),
+        ),
+        (
+            ValueError("no examples\nmore"),
+            {**_DONE, cfg.TRAINER: "FAILED"},
+            [],
+            None,
+            None,
+            (st.FAILED, st.EXIT_FAILED, "run failed in Trainer: ValueError: no examples"),
+        ),
+        (None, _DONE, [], {"blessed": True}, None, (st.FAILED, st.EXIT_FAILED, "pushed nothing")),
+    ],
+    ids=["pushed", "not blessed", "rejected", "failed", "blessed but not pushed"],
+)
+def test_the_run_verdict(error, states, anomalies, evaluated, pushed, expected):
+    verdict = run_verdict(error, _nodes(**states), anomalies, evaluated, pushed)
+    status, code, words = expected
+    assert (verdict.status, verdict.exit_code) == (status, code)
+    assert words in verdict.message and "\n" not in verdict.message
+
+
+def test_the_comparison_verdict_uses_the_same_rules():
+    ids = [n for s in ("baseline", "oversample") for n in cfg.compare_node_ids(s)]
+    results = {
+        "baseline": {"would_be_blessed": True, "test": {"pr_auc": 0.7}},
+        "oversample": {"would_be_blessed": False, "test": {"pr_auc": 0.8}},
+    }
+    verdict = compare_verdict(None, _nodes(**dict.fromkeys(ids, "COMPLETE")), [], results)
+    assert verdict.exit_code == st.EXIT_OK
+    assert verdict.message == "best test PR-AUC: oversample; would be blessed: baseline"
+    failed = compare_verdict(None, _nodes(**{ids[0]: "COMPLETE"}), [], {"baseline": None, "oversample": None})
+    assert failed.exit_code == st.EXIT_FAILED and "Trainer_oversample" in failed.message
