@@ -1,21 +1,39 @@
-"""AnomaliesGate: a custom component that fails the run when the ExampleValidator found any anomaly.
+"""AnomaliesGate: a custom component that fails the run when the data cannot train a model.
 
-Nothing downstream of the gate runs after it fails: LocalDagRunner stops at the
-first failing component, and Kubeflow/Vertex do not start dependent tasks.
+It fails when the ExampleValidator found any anomaly against the curated schema, or when a split holds no rows
+or fewer frauds than its minimum (components.rejection). Nothing downstream of the gate runs after it fails:
+LocalDagRunner stops at the first failing component, and Kubeflow/Vertex do not start dependent tasks.
 """
 
 import os
 
-from tensorflow_metadata.proto.v0 import anomalies_pb2
+from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
 from tfx import v1 as tfx
 from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 
 import contract
+from components.rejection import DEFAULT_MIN_FRAUDS, DataRejectedError, count_problems, describe_counts
 
 
-class DataRejectedError(RuntimeError):
-    """The data broke the schema; the message names each feature and anomaly."""
+def _frauds(dataset: statistics_pb2.DatasetFeatureStatistics) -> int | None:
+    for feature in dataset.features:
+        if list(feature.path.step) == [contract.LABEL]:
+            # The curated schema marks the label categorical, so its counts are exact top values.
+            return int(sum(v.frequency for v in feature.string_stats.top_values if v.value == "1"))
+    return None
+
+
+def read_split_counts(uri: str, split_names: list[str]) -> dict[str, dict[str, int | None]]:
+    """Rows and frauds per split, from an ExampleStatistics artifact (frauds None without a usable label)."""
+    counts = {}
+    for split in split_names:
+        stats = statistics_pb2.DatasetFeatureStatisticsList()
+        with fileio.open(os.path.join(uri, contract.split_dir(split), contract.STATISTICS_FILE), "rb") as f:
+            stats.ParseFromString(f.read())
+        dataset = stats.datasets[0]
+        counts[split] = {"rows": int(dataset.num_examples), "frauds": _frauds(dataset)}
+    return counts
 
 
 def read_anomalies(uri: str, split_names: list[str]) -> list[dict]:
@@ -66,13 +84,21 @@ def describe(found: list[dict]) -> str:
 @tfx.dsl.components.component
 def AnomaliesGate(
     anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies],
+    statistics: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleStatistics],
+    min_train_frauds: tfx.dsl.components.Parameter[int] = DEFAULT_MIN_FRAUDS["train"],
+    min_eval_frauds: tfx.dsl.components.Parameter[int] = DEFAULT_MIN_FRAUDS["eval"],
+    min_test_frauds: tfx.dsl.components.Parameter[int] = DEFAULT_MIN_FRAUDS["test"],
     code_version: tfx.dsl.components.Parameter[str] = "",
 ):
-    """Raises DataRejectedError when the anomalies artifact holds any anomaly.
+    """Raises DataRejectedError when the validator found anomalies, or a split is empty or short of frauds.
 
     code_version is unused here: it is the fingerprint of this code, so a change to it re-runs the gate.
     """
     del code_version
     found = read_anomalies(anomalies.uri, artifact_utils.decode_split_names(anomalies.split_names))
-    if found:
-        raise DataRejectedError("data rejected: " + describe(found))
+    counts = read_split_counts(statistics.uri, artifact_utils.decode_split_names(statistics.split_names))
+    minimums = {"train": min_train_frauds, "eval": min_eval_frauds, "test": min_test_frauds}
+    problems = count_problems(counts, minimums)
+    reasons = ([describe(found)] if found else []) + ([describe_counts(problems)] if problems else [])
+    if reasons:
+        raise DataRejectedError("data rejected: " + "; ".join(reasons))

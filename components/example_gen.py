@@ -13,12 +13,16 @@ schemes. ``random`` is TFX's hash split; ``time`` orders the rows by ``Time`` an
 cuts at its quantiles, so every later split holds only later transactions.
 """
 
+import contextlib
 import csv
-from collections.abc import Iterable
+import gzip
+import zlib
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import apache_beam as beam
 import tensorflow as tf
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from google.protobuf import json_format, struct_pb2
 from tfx.components.example_gen import component as example_gen_component
@@ -29,8 +33,11 @@ from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 
 import contract
+from components.rejection import DataRejectedError
 
 _FLOAT, _INT, _BYTES = "float", "int", "bytes"
+# Spreadsheet tools often start a UTF-8 CSV with a byte order mark; it is not part of the first column's name.
+_BOM = "\ufeff"
 # Enough quantiles that a cut lands within 0.1% of its target share.
 _NUM_QUANTILES = 1001
 
@@ -63,11 +70,42 @@ def _split_scheme(exec_properties: dict[str, Any]) -> str:
     return struct.fields["split"].string_value or "random"
 
 
+def _text_lines(path: str) -> Iterator[str]:
+    """The lines of a CSV file as text, plain or gzip (by its extension), without a leading byte order mark.
+
+    Raises:
+      DataRejectedError: a gzip file that is truncated or corrupt, or bytes that are not UTF-8, naming the file
+        and the line.
+    """
+    gz = path.endswith(".gz")
+    # Beam's own gzip reading stops quietly at a truncated end; Python's gzip module says so.
+    compression = CompressionTypes.UNCOMPRESSED if gz else CompressionTypes.AUTO
+    number = 0
+    with FileSystems.open(path, compression_type=compression) as raw:
+        stream = gzip.GzipFile(fileobj=raw) if gz else raw
+        try:
+            for number, line in enumerate(iter(stream.readline, b""), start=1):
+                text = line.decode("utf-8")
+                yield text.removeprefix(_BOM) if number == 1 else text
+        except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+            raise DataRejectedError(
+                f"{path} is not a complete gzip file (it breaks off after line {number}: {e}); "
+                "download or compress it again"
+            ) from e
+        except UnicodeDecodeError as e:
+            raise DataRejectedError(
+                f"{path}, line {number}: not UTF-8 text ({e.reason}); save the file as UTF-8 CSV"
+            ) from e
+
+
 def _read_header(path: str) -> list[str]:
-    with FileSystems.open(path) as f:
-        first = f.readline().decode("utf-8")
+    with contextlib.closing(_text_lines(path)) as lines:
+        first = next(lines, "")
     if not first.strip():
-        raise ValueError(f"{path}: empty file, expected a CSV header line")
+        raise DataRejectedError(
+            f"{path} is empty: a CSV file starts with the header line ({','.join(contract.RAW_COLUMNS[:3])},...) "
+            "and holds one row per transaction"
+        )
     return next(csv.reader([first]))
 
 
@@ -77,34 +115,62 @@ def _contract_type(column: str) -> str:
     return _FLOAT
 
 
+def _integer(cell: str) -> int | None:
+    """The cell as an integer, also when written as an integral float ('1.0', as pandas writes it); else None."""
+    try:
+        return int(cell)
+    except ValueError:
+        pass
+    try:
+        value = float(cell)
+    except ValueError:
+        return None
+    return int(value) if value.is_integer() else None
+
+
 def _parses(cell: str, kind: str) -> bool:
     if cell == "":
         return True  # A missing value; the schema's presence rules judge it.
+    if kind == _INT:
+        return _integer(cell) is not None
     try:
-        int(cell) if kind == _INT else float(cell)
+        float(cell)
     except ValueError:
         return False
     return True
 
 
+def _check_label(cell: str, path: str, line: int) -> None:
+    """A label that is a number but not a whole one (0.5) is refused here, where the line is known."""
+    try:
+        value = float(cell)
+    except ValueError:
+        return  # Text: the column is kept as bytes and the ExampleValidator names it.
+    if value == value and not value.is_integer():
+        raise DataRejectedError(f"{path}, line {line}: {contract.LABEL} is {cell!r}; it must be 0 or 1")
+
+
 class _ReadCsvRows(beam.DoFn):
     """Reads one CSV file (compression from its extension) into lists of cells."""
 
-    def __init__(self, num_columns: int):
+    def __init__(self, num_columns: int, label_index: int | None):
         self._num_columns = num_columns
+        self._label_index = label_index
 
     def process(self, path: str) -> Iterable[list[str]]:
-        with FileSystems.open(path) as f:
-            reader = csv.reader(line.decode("utf-8") for line in iter(f.readline, b""))
-            next(reader, None)
-            for cells in reader:
-                if not cells:
-                    continue
-                if len(cells) != self._num_columns:
-                    raise ValueError(
-                        f"{path}, line {reader.line_num}: {len(cells)} fields where the header has {self._num_columns}"
-                    )
-                yield cells
+        reader = csv.reader(_text_lines(path))
+        next(reader, None)
+        for cells in reader:
+            if not cells:
+                continue
+            if len(cells) != self._num_columns:
+                raise DataRejectedError(
+                    f"{path}, line {reader.line_num}: {len(cells)} fields where the header has {self._num_columns}; "
+                    "every row needs one value per column"
+                )
+            if self._label_index is not None and cells[self._label_index]:
+                _check_label(cells[self._label_index], path, reader.line_num)
+            yield cells
 
 
 class _ColumnsParse(beam.CombineFn):
@@ -133,7 +199,7 @@ def _to_example(cells: list[str], names: list[str], kinds: list[str]) -> tf.trai
         if kind == _FLOAT:
             feature.float_list.value.extend([float(cell)] if cell else [])
         elif kind == _INT:
-            feature.int64_list.value.extend([int(cell)] if cell else [])
+            feature.int64_list.value.extend([_integer(cell)] if cell else [])
         else:
             feature.bytes_list.value.extend([cell.encode()] if cell else [])
     return example
@@ -152,16 +218,17 @@ class _CsvToExample(beam.PTransform):
     def expand(self, pipeline):
         files = sorted(fileio.glob(self._pattern))
         if not files:
-            raise FileNotFoundError(f"no CSV file matches {self._pattern}")
+            raise DataRejectedError(f"no CSV file matches {self._pattern}")
         names = _read_header(files[0])
         for path in files[1:]:
             if _read_header(path) != names:
-                raise ValueError(f"{path}: its header differs from the header of {files[0]}")
+                raise DataRejectedError(f"{path}: its header differs from the header of {files[0]}")
+        label_index = names.index(contract.LABEL) if contract.LABEL in names else None
         rows = (
             pipeline
             | "Files" >> beam.Create(files)
             | "Reshuffle" >> beam.Reshuffle()
-            | "ReadRows" >> beam.ParDo(_ReadCsvRows(len(names)))
+            | "ReadRows" >> beam.ParDo(_ReadCsvRows(len(names), label_index))
         )
         kinds = beam.pvalue.AsSingleton(
             rows | "ColumnTypes" >> beam.CombineGlobally(_ColumnsParse([_contract_type(n) for n in names]))

@@ -14,7 +14,7 @@ from pipeline import fingerprint
 from pipeline import gates as gates_lib
 from pipeline import status as st
 from pipeline.config import COMPARE_PIPELINE_NAME, TARGETS, PipelineConfig
-from pipeline.gates import GateConfig
+from pipeline.gates import DataMinimums, GateConfig
 from trainer.hparams import STRATEGIES, HParams, ThresholdPolicy
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -48,6 +48,15 @@ _GATE_HELP = {
     "max_pr_auc_drop": "bless only if PR-AUC is at most this much below the latest blessed model's",
     "max_recall_drop": "bless only if recall_at_precision is at most this much below the latest blessed model's",
 }
+
+
+_DATA_HELP = {
+    "min_train_frauds": "stop before Transform (exit 3) when the train split holds fewer frauds",
+    "min_eval_frauds": "likewise for the eval split (early stopping and the operating threshold need frauds)",
+    "min_test_frauds": "likewise for the test split (the Evaluator needs frauds to measure)",
+}
+# Where `submit --target kubeflow` reads a bearer token from, never from the command line.
+TOKEN_ENV = "FRAUD_PIPELINE_KFP_TOKEN"
 
 
 def _add_flags(group, cls, helps: dict) -> None:
@@ -133,6 +142,11 @@ def _add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
     )
     op.add_argument("--threshold", type=float, metavar="T", help="a fixed threshold, e.g. the tutorial's 0.5")
     _add_flags(parser.add_argument_group("blessing gates (Evaluator on the test split)"), GateConfig, _GATE_HELP)
+    _add_flags(
+        parser.add_argument_group("data gate (AnomaliesGate, before Transform: too few frauds is a data rejection)"),
+        DataMinimums,
+        _DATA_HELP,
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -249,7 +263,13 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--region", help="Google Cloud region, e.g. europe-west4 (vertex)")
     sub.add_argument("--service-account", metavar="SA", help="service account the run uses (vertex)")
     sub.add_argument("--host", metavar="URL", help="the Kubeflow Pipelines API endpoint (kubeflow)")
-    sub.add_argument("--token", help="a bearer token for the Kubeflow Pipelines API (kubeflow)")
+    sub.add_argument(
+        "--token-file",
+        metavar="FILE",
+        help=f"a file holding a bearer token for the Kubeflow Pipelines API (kubeflow); or set {TOKEN_ENV}. "
+        "The token is never taken from the command line, where the process list and shell history would keep it",
+    )
+    sub.add_argument("--token", help=argparse.SUPPRESS)
     sub.add_argument("--experiment", default="fraud-pipeline", help="experiment to file the run under (kubeflow)")
     sub.add_argument("--run-name", help="the run's name (kubeflow; default: the file name)")
     sub.add_argument(
@@ -298,6 +318,7 @@ def _pipeline_config(args: argparse.Namespace, **paths) -> PipelineConfig:
         hparams=_from_flags(HParams, args),
         threshold_policy=threshold_policy(args),
         gates=_from_flags(GateConfig, args),
+        data_minimums=_from_flags(DataMinimums, args),
         code_versions=fingerprint.code_versions(),
         **paths,
     )
@@ -439,6 +460,24 @@ def _compile(args: argparse.Namespace) -> int:
     return st.EXIT_OK
 
 
+def _token(args: argparse.Namespace) -> str | None:
+    """The Kubeflow bearer token from --token-file or the environment; refused on the command line."""
+    if args.token is not None:
+        raise UsageError(
+            f"--token: a token on the command line shows in the process list and the shell history; "
+            f"put it in a file for --token-file, or in the environment variable {TOKEN_ENV}"
+        )
+    if args.token_file:
+        path = Path(args.token_file).expanduser()
+        if not path.is_file():
+            raise UsageError(f"--token-file {args.token_file}: no such file")
+        token = path.read_text().strip()
+        if not token:
+            raise UsageError(f"--token-file {args.token_file}: the file is empty")
+        return token
+    return os.environ.get(TOKEN_ENV) or None
+
+
 def _submit(args: argparse.Namespace) -> int:
     needed = {"vertex": ("project", "region"), "kubeflow": ("host",)}[args.target]
     missing = [f"--{name}" for name in needed if not getattr(args, name)]
@@ -449,15 +488,17 @@ def _submit(args: argparse.Namespace) -> int:
     from pipeline.runners.spec_io import read_spec
     from pipeline.runners.submit import SubmitError, parse_params, submit_kubeflow, submit_vertex
 
+    token = _token(args) if args.target == "kubeflow" else None
     try:
         params = parse_params(args.param, read_spec(args.file))
         if args.target == "vertex":
             submitted = submit_vertex(args.file, args.project, args.region, params, args.service_account)
         else:
             run_name = args.run_name or Path(args.file).stem
-            submitted = submit_kubeflow(args.file, args.host, params, run_name, args.experiment, args.token)
+            submitted = submit_kubeflow(args.file, args.host, params, run_name, args.experiment, token)
     except SubmitError as e:
-        print(f"fraud-pipeline: {e}", file=sys.stderr)
+        message = str(e).replace(token, "[token]") if token else str(e)  # a secret never reaches the terminal
+        print(f"fraud-pipeline: {message}", file=sys.stderr)
         return st.EXIT_FAILED
     print(f"run id: {submitted.run_id}")
     print(f"run URL: {submitted.url}")

@@ -3,7 +3,7 @@
 import dataclasses
 
 import contract
-from pipeline.gates import GateConfig
+from pipeline.gates import DataMinimums, GateConfig
 from trainer.hparams import HParams, ThresholdPolicy
 
 DEFAULT_PIPELINE_NAME = "fraud-detection"
@@ -34,6 +34,7 @@ COMPONENT_CODE = {
     GATE: "components.anomalies_gate",
     TRANSFORM: PREPROCESSING_FN.rsplit(".", 1)[0],
     TRAINER: RUN_FN.rsplit(".", 1)[0],
+    PUSHER: "components.pusher",
 }
 
 
@@ -61,6 +62,7 @@ class PipelineConfig:
       hparams: the Trainer's hyperparameters.
       threshold_policy: how the Trainer picks the operating threshold on the eval split.
       gates: the Evaluator's thresholds (the blessing gate).
+      data_minimums: the fewest frauds per split the AnomaliesGate lets through to Transform.
       baseline_excludes_candidate: resolve the Evaluator's baseline with LatestBlessedOtherModelStrategy, so an
         unchanged re-run is fully cached; False uses TFX's LatestBlessedModelStrategy (what Kubeflow V2 compiles).
       runtime_data_root: make data_root a runtime parameter (DATA_ROOT_PARAMETER, defaulting to data_root) that
@@ -83,6 +85,7 @@ class PipelineConfig:
     hparams: HParams = HParams()
     threshold_policy: ThresholdPolicy = ThresholdPolicy()
     gates: GateConfig = GateConfig()
+    data_minimums: DataMinimums = DataMinimums()
     baseline_excludes_candidate: bool = True
     runtime_data_root: bool = False
     code_versions: dict[str, str] = dataclasses.field(default_factory=dict)

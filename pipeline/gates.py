@@ -2,6 +2,8 @@
 
 import dataclasses
 
+from components.rejection import DEFAULT_MIN_FRAUDS
+
 
 @dataclasses.dataclass(frozen=True)
 class GateConfig:
@@ -31,6 +33,31 @@ class GateConfig:
         for name in ("max_pr_auc_drop", "max_recall_drop"):
             if getattr(self, name) < 0.0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataMinimums:
+    """The fewest frauds each split must hold for the run to go on to Transform (AnomaliesGate checks them).
+
+    A split with fewer stops the run with exit code 3 before anything is trained: the Trainer needs frauds to
+    learn from (train) and to stop early and choose the operating threshold on (eval), the Evaluator to measure
+    (test).
+    """
+
+    min_train_frauds: int = DEFAULT_MIN_FRAUDS["train"]
+    min_eval_frauds: int = DEFAULT_MIN_FRAUDS["eval"]
+    min_test_frauds: int = DEFAULT_MIN_FRAUDS["test"]
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            if getattr(self, field.name) < 1:
+                raise ValueError(f"{field.name} must be at least 1, got {getattr(self, field.name)}")
+
+    def per_split(self) -> dict[str, int]:
+        return {"train": self.min_train_frauds, "eval": self.min_eval_frauds, "test": self.min_test_frauds}
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -8,6 +8,7 @@ import contract
 from components.anomalies_gate import AnomaliesGate
 from components.baseline_resolver import MODEL, MODEL_BLESSING, LatestBlessedOtherModelStrategy
 from components.example_gen import CsvExampleGen
+from components.pusher import Pusher
 from pipeline import config as cfg
 from pipeline.config import DATA_ROOT_PARAMETER, PipelineConfig
 from pipeline.eval_config import eval_config
@@ -46,7 +47,12 @@ def _upstream(config: PipelineConfig) -> tuple:
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_importer.outputs["schema"]
     )
-    gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"], code_version=config.code_version(cfg.GATE))
+    gate = AnomaliesGate(
+        anomalies=example_validator.outputs["anomalies"],
+        statistics=statistics_gen.outputs["statistics"],
+        **config.data_minimums.to_dict(),
+        code_version=config.code_version(cfg.GATE),
+    )
 
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
@@ -109,12 +115,11 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     trainer = _trainer(config, transform, config.hparams)
     latest_blessed = _baseline_resolver(config, trainer.outputs["model"])
     evaluator = _evaluator(config, example_gen, trainer, latest_blessed)
-    pusher = tfx.components.Pusher(
+    pusher = Pusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_dir)
-        ),
+        serving_dir=config.serving_dir,
+        code_version=config.code_version(cfg.PUSHER),
     )
     return _pipeline(config, components + [trainer, latest_blessed, evaluator, pusher])
 

@@ -100,8 +100,9 @@ def test_test_modules_import_no_other_test_module():
 
 def test_each_component_is_fingerprinted_with_the_modules_it_loads():
     loaded = {c: fingerprint.closure(m, GRAPH) for c, m in cfg.COMPONENT_CODE.items()}
-    assert loaded[cfg.EXAMPLE_GEN] == {"contract", "components", "components.example_gen"}
-    assert loaded[cfg.GATE] == {"contract", "components", "components.anomalies_gate"}
+    assert loaded[cfg.EXAMPLE_GEN] == {"contract", "components", "components.example_gen", "components.rejection"}
+    assert loaded[cfg.GATE] == {"contract", "components", "components.anomalies_gate", "components.rejection"}
+    assert loaded[cfg.PUSHER] == {"components", "components.pusher"}
     assert loaded[cfg.TRANSFORM] == {"contract", "transform", "transform.preprocessing"}
     assert {"contract", "trainer.task", "trainer.model", "trainer.threshold", "trainer.hparams"} <= loaded[cfg.TRAINER]
     # The dotted paths TFX loads are the modules fingerprinted.
@@ -114,10 +115,12 @@ def test_each_component_is_fingerprinted_with_the_modules_it_loads():
     [
         ("components/example_gen.py", {cfg.EXAMPLE_GEN}),
         ("components/anomalies_gate.py", {cfg.GATE}),
-        ("components/__init__.py", {cfg.EXAMPLE_GEN, cfg.GATE}),
+        ("components/__init__.py", {cfg.EXAMPLE_GEN, cfg.GATE, cfg.PUSHER}),
+        ("components/rejection.py", {cfg.EXAMPLE_GEN, cfg.GATE}),
+        ("components/pusher.py", {cfg.PUSHER}),
         ("transform/preprocessing.py", {cfg.TRANSFORM}),
         ("trainer/model.py", {cfg.TRAINER}),
-        ("contract.py", set(cfg.COMPONENT_CODE)),
+        ("contract.py", set(cfg.COMPONENT_CODE) - {cfg.PUSHER}),
         ("pipeline/report/figures.py", set()),
     ],
 )

@@ -1,4 +1,6 @@
-"""Bad input stops at the AnomaliesGate with the data-rejected exit code and names the feature."""
+"""Bad input stops before Transform with the data-rejected exit code, naming the file, feature or split."""
+
+import gzip
 
 import pytest
 
@@ -35,6 +37,8 @@ CASES = {
     "non-numeric V value": ("V5", lambda h, r: _set_cell(h, r, "V5", "abc"), "STRING"),
     "Class = 2": (contract.LABEL, lambda h, r: _set_cell(h, r, contract.LABEL, "2"), "Out-of-range"),
     "negative Amount": (contract.AMOUNT, lambda h, r: _set_cell(h, r, contract.AMOUNT, "-3.5"), "Out-of-range"),
+    # Far beyond the schema's ten years of seconds: it would be the newest transaction, in the test split.
+    "Time = 1e12": (contract.TIME, lambda h, r: _set_cell(h, r, contract.TIME, "1e12"), "Out-of-range"),
 }
 
 
@@ -64,18 +68,84 @@ def test_bad_data_is_rejected_at_the_gate(case, tmp_path):
     assert 'id="fig-class_balance"' in page and "<h2>Training</h2>" not in page
 
 
-def test_a_malformed_row_fails_the_run_naming_file_and_line(tmp_path):
-    rows = read_csv_rows(FIXTURE)[: ROWS + 1]
-    rows[5] = rows[5] + ["0.5"]  # one field too many on the 6th line of the file
-    data = write_csv_rows(tmp_path / "data" / "malformed.csv", rows)
+def test_every_anomaly_of_one_file_is_named_in_one_line(tmp_path):
+    """One run, several defects: an extra column, NaN, infinity and an empty cell, each named by its feature."""
+    header, body = read_csv_rows(FIXTURE)[0], [r[:] for r in read_csv_rows(FIXTURE)[1 : ROWS + 1]]
+    header = [*header, "Merchant"]
+    body = [[*r, "shop"] for r in body]
+    for row, (name, value) in enumerate((("V7", "nan"), ("V8", "inf"), ("V9", ""))):
+        body[10 + row][header.index(name)] = value
+    data = write_csv_rows(tmp_path / "data" / "defects.csv", [header, *body])
+
+    run = run_cli(tmp_path / "out", "--data", str(data), "--no-report")
+
+    assert run.returncode == status.EXIT_DATA_REJECTED, run.stderr[-3000:]
+    message = [line for line in run.stderr.splitlines() if line.startswith("fraud-pipeline: ")]
+    assert len(message) == 1
+    for feature in ("Merchant", "V7", "V8", "V9"):
+        assert f"feature '{feature}'" in message[0], feature
+    assert {a["feature"] for a in run.summary["anomalies"]} == {"Merchant", "V7", "V8", "V9"}
+
+
+def _fixture_rows():
+    rows = read_csv_rows(FIXTURE)
+    return rows[0], rows[1 : ROWS + 1]
+
+
+def _three_frauds(path):
+    header, body = _fixture_rows()
+    label = header.index(contract.LABEL)
+    frauds = [r for r in body if r[label] == "1"][:3]
+    return write_csv_rows(path, [header, *[r for r in body if r[label] == "0"], *frauds])
+
+
+def _truncated_gzip(path):
+    header, body = _fixture_rows()
+    text = "\n".join(",".join(r) for r in [header, *body]) + "\n"
+    whole = gzip.compress(text.encode())
+    path = path.parent / (path.name + ".gz")
+    path.write_bytes(whole[: len(whole) // 2])
+    return path
+
+
+def _malformed_row(path):
+    header, body = _fixture_rows()
+    body = [r[:] for r in body]
+    body[4] = body[4] + ["0.5"]  # one field too many on the 6th line of the file
+    return write_csv_rows(path, [header, *body])
+
+
+# name -> (how to write the file, words the one-line message holds, the components that ran)
+UNUSABLE = {
+    "empty file": (lambda p: p.write_text("") or p, "is empty", {"CsvExampleGen"}),
+    "header only": (
+        lambda p: write_csv_rows(p, [_fixture_rows()[0]]),
+        "holds no rows",
+        UPSTREAM_OF_TRAINING,
+    ),
+    "three frauds": (_three_frauds, "frauds, fewer than the", UPSTREAM_OF_TRAINING),
+    "truncated gzip": (_truncated_gzip, "is not a complete gzip file", {"CsvExampleGen"}),
+    "malformed row": (_malformed_row, "line 6: 32 fields where the header has 31", {"CsvExampleGen"}),
+}
+
+
+@pytest.mark.parametrize("case", list(UNUSABLE))
+def test_data_that_cannot_train_a_model_is_rejected_before_transform(case, tmp_path):
+    write, words, ran = UNUSABLE[case]
+    (tmp_path / "data").mkdir()
+    data = write(tmp_path / "data" / "input.csv")
 
     run = run_cli(tmp_path / "out", "--data", str(data))
 
-    assert run.returncode == status.EXIT_FAILED, run.stderr[-3000:]
+    assert run.returncode == status.EXIT_DATA_REJECTED, run.stderr[-3000:]
     message = [line for line in run.stderr.splitlines() if line.startswith("fraud-pipeline: ")]
-    assert len(message) == 1
-    assert "CsvExampleGen" in message[0] and f"{data}, line 6" in message[0]
-    assert run.summary["status"] == status.FAILED
-    assert run.summary["components"]["CsvExampleGen"]["state"] == "FAILED"
-    assert set(executions_per_node(run.metadata_path)) == {"CsvExampleGen"}
+    assert len(message) == 1, run.stderr[-3000:]
+    assert message[0].startswith(f"fraud-pipeline: data rejected: {data}") and words in message[0], message[0]
+    assert run.summary["status"] == status.DATA_REJECTED
+    executions = executions_per_node(run.metadata_path)
+    assert {node for node, states in executions.items() if states} == ran
+    assert "FAILED" in executions["AnomaliesGate" if "AnomaliesGate" in ran else "CsvExampleGen"]
+    if case == "three frauds":
+        # The counts are in the message, with the flag that sets the minimum.
+        assert "--min-train-frauds" in message[0] or "--min-eval-frauds" in message[0]
     assert "No evaluation" in report_path(run).read_text()

@@ -16,7 +16,7 @@ def test_help_lists_the_subcommands_and_options():
     for command in ("run", "compile", "submit", "report", "compare"):
         assert command in top
     run = subprocess.run([str(CLI), "run", "--help"], capture_output=True, text=True, check=True).stdout
-    for option in ("--data", "--output", "--split", "--no-cache", "--beam-arg", "--no-report"):
+    for option in ("--data", "--output", "--split", "--no-cache", "--beam-arg", "--no-report", "--min-train-frauds"):
         assert option in run
     for option in ("--min-precision", "--fn-cost", "--fp-cost", "--threshold"):
         assert option in run
@@ -32,6 +32,7 @@ def test_help_lists_the_subcommands_and_options():
         (["run", "--min-precision", "0.9", "--threshold", "0.5"], "one way"),
         (["run", "--fn-cost", "10"], "go together"),
         (["compare", "--strategies", "class_weight,smote"], "--strategies"),
+        (["run", "--min-eval-frauds", "0"], "min_eval_frauds must be at least 1"),
     ],
 )
 def test_threshold_and_strategy_flags_are_checked_before_any_work(args, message, capsys):

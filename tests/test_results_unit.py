@@ -9,12 +9,13 @@ from tfx import v1 as tfx
 import contract
 from components.anomalies_gate import describe, read_anomalies
 from components.baseline_resolver import CANDIDATE, MODEL, MODEL_BLESSING, LatestBlessedOtherModelStrategy
+from components.rejection import DataRejectedError, count_problems, describe_counts
 from pipeline import config as cfg
 from pipeline import status as st
 from pipeline.gates import GateConfig
 from pipeline.results.evaluation import CHANGE_KIND, gate_results
 from pipeline.results.metadata import NodeRun
-from pipeline.results.verdict import compare_verdict, run_verdict
+from pipeline.results.verdict import compare_verdict, rejection, run_verdict
 
 
 def _model(artifact_id):
@@ -115,16 +116,44 @@ def _nodes(**states):
 
 _DONE = {n: "COMPLETE" for n in (cfg.EXAMPLE_GEN, cfg.GATE, cfg.TRANSFORM, cfg.TRAINER, cfg.EVALUATOR, cfg.PUSHER)}
 _REASON = {"metric": "pr_auc", "value": 0.3, "threshold": 0.5, "difference": None, "baseline_value": None}
+_V3 = [{"split": "train", "feature": "V3", "short": "Column dropped", "description": "d"}]
+_MIN = {"train": 20, "eval": 5, "test": 5}
+_COUNTS = {"train": {"rows": 640, "frauds": 30}, "eval": {"rows": 160, "frauds": 6}, "test": {"rows": 200, "frauds": 7}}
+
+
+def _rejection(error=None, states=_DONE, anomalies=(), counts=_COUNTS):
+    return rejection(error, _nodes(**states), "in.csv", list(anomalies), counts, _MIN)
+
+
+def test_a_failed_gate_is_told_by_the_gates_own_rules():
+    failed_gate = {cfg.EXAMPLE_GEN: "COMPLETE", cfg.GATE: "FAILED"}
+    assert _rejection(states=failed_gate, anomalies=_V3) == "in.csv: feature 'V3' (split train): Column dropped: d"
+    few = {**_COUNTS, "eval": {"rows": 160, "frauds": 2}}
+    told = _rejection(states=failed_gate, counts=few)
+    assert told.startswith("in.csv: the eval split holds 2 frauds, fewer than the 5 it needs (--min-eval-frauds)")
+    empty = {s: {"rows": 0, "frauds": 0} for s in _COUNTS}
+    assert "holds no rows" in _rejection(states=failed_gate, counts=empty)
+    # A gate that passed, or one that failed for no data reason, is no data rejection.
+    assert _rejection(anomalies=_V3) is None
+    assert _rejection(error=RuntimeError("disk full"), states=failed_gate) is None
+
+
+def test_a_rejection_where_the_data_is_read_comes_from_its_error():
+    error = DataRejectedError("in.csv, line 6: 32 fields where the header has 31 [while running 'ReadRows']")
+    wrapped = RuntimeError("pipeline failed")
+    wrapped.__cause__ = error
+    states = {cfg.EXAMPLE_GEN: "FAILED"}
+    assert _rejection(error=wrapped, states=states) == "in.csv, line 6: 32 fields where the header has 31"
 
 
 @pytest.mark.parametrize(
-    ("error", "states", "anomalies", "evaluated", "pushed", "expected"),
+    ("error", "states", "rejected", "evaluated", "pushed", "expected"),
     [
-        (None, _DONE, [], {"blessed": True}, "/s/1", (st.COMPLETED, st.EXIT_OK, "pushed to /s/1")),
+        (None, _DONE, None, {"blessed": True}, "/s/1", (st.COMPLETED, st.EXIT_OK, "pushed to /s/1")),
         (
             None,
             _DONE,
-            [],
+            None,
             {"blessed": False, "not_blessed_reasons": [_REASON]},
             None,
             (st.NOT_BLESSED, st.EXIT_NOT_BLESSED, "pr_auc 0.3000 is below the floor 0.5000"),
@@ -132,25 +161,25 @@ _REASON = {"metric": "pr_auc", "value": 0.3, "threshold": 0.5, "difference": Non
         (
             RuntimeError("gate"),
             {cfg.EXAMPLE_GEN: "COMPLETE", cfg.GATE: "FAILED"},
-            [{"split": "train", "feature": "V3", "short": "Column dropped", "description": "d"}],
+            "in.csv: feature 'V3' (split train): Column dropped",
             None,
             None,
-            (st.DATA_REJECTED, st.EXIT_DATA_REJECTED, "feature 'V3' (split train): Column dropped"),
+            (st.DATA_REJECTED, st.EXIT_DATA_REJECTED, "data rejected: in.csv: feature 'V3'"),
         ),
         (
             ValueError("no examples\nmore"),
             {**_DONE, cfg.TRAINER: "FAILED"},
-            [],
+            None,
             None,
             None,
             (st.FAILED, st.EXIT_FAILED, "run failed in Trainer: ValueError: no examples"),
         ),
-        (None, _DONE, [], {"blessed": True}, None, (st.FAILED, st.EXIT_FAILED, "pushed nothing")),
+        (None, _DONE, None, {"blessed": True}, None, (st.FAILED, st.EXIT_FAILED, "pushed nothing")),
     ],
     ids=["pushed", "not blessed", "rejected", "failed", "blessed but not pushed"],
 )
-def test_the_run_verdict(error, states, anomalies, evaluated, pushed, expected):
-    verdict = run_verdict(error, _nodes(**states), anomalies, evaluated, pushed)
+def test_the_run_verdict(error, states, rejected, evaluated, pushed, expected):
+    verdict = run_verdict(error, _nodes(**states), rejected, evaluated, pushed)
     status, code, words = expected
     assert (verdict.status, verdict.exit_code) == (status, code)
     assert words in verdict.message and "\n" not in verdict.message
@@ -162,8 +191,24 @@ def test_the_comparison_verdict_uses_the_same_rules():
         "baseline": {"would_be_blessed": True, "test": {"pr_auc": 0.7}},
         "oversample": {"would_be_blessed": False, "test": {"pr_auc": 0.8}},
     }
-    verdict = compare_verdict(None, _nodes(**dict.fromkeys(ids, "COMPLETE")), [], results)
+    verdict = compare_verdict(None, _nodes(**dict.fromkeys(ids, "COMPLETE")), None, results)
     assert verdict.exit_code == st.EXIT_OK
     assert verdict.message == "best test PR-AUC: oversample; would be blessed: baseline"
-    failed = compare_verdict(None, _nodes(**{ids[0]: "COMPLETE"}), [], {"baseline": None, "oversample": None})
+    failed = compare_verdict(None, _nodes(**{ids[0]: "COMPLETE"}), None, {"baseline": None, "oversample": None})
     assert failed.exit_code == st.EXIT_FAILED and "Trainer_oversample" in failed.message
+    rejected = compare_verdict(RuntimeError("gate"), _nodes(), "in.csv: the input holds no rows", results)
+    assert rejected.exit_code == st.EXIT_DATA_REJECTED
+
+
+def test_the_count_rules():
+    assert count_problems(_COUNTS, _MIN) == []
+    no_fraud = {s: {"rows": c["rows"], "frauds": 0} for s, c in _COUNTS.items()}
+    problems = count_problems(no_fraud, _MIN)
+    assert [p.split(" split")[0] for p in problems] == ["the train", "the eval", "the test"]
+    assert "holds 0 frauds, fewer than the 20 it needs (--min-train-frauds)" in problems[0]
+    assert "lower the minimum" in describe_counts(problems)
+    one_empty = {**_COUNTS, "test": {"rows": 0, "frauds": 0}}
+    assert count_problems(one_empty, _MIN) == ["the test split holds no rows"]
+    assert count_problems({s: {"rows": 0, "frauds": None} for s in _COUNTS}, _MIN) == [
+        "the input holds no rows (a header alone?)"
+    ]

@@ -32,6 +32,7 @@ class _KfpApi(http.server.BaseHTTPRequestHandler):
         return json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
 
     def do_GET(self):  # noqa: N802 - http.server's name
+        self.server.authorizations.append(self.headers.get("Authorization"))
         if self.server.deny:
             return self._reply(401, {"error": "Unauthorized", "code": 16})
         if self.path.startswith("/apis/v2beta1/healthz"):
@@ -59,7 +60,7 @@ class _KfpApi(http.server.BaseHTTPRequestHandler):
 def kfp_api():
     """A stand-in KFP API on a free loopback port; set .deny to answer 401."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _KfpApi)
-    server.received, server.deny = [], False
+    server.received, server.deny, server.authorizations = [], False, []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
@@ -153,3 +154,33 @@ def test_vertex_submit_without_credentials_is_one_clear_error(compiled, tmp_path
 def test_submit_needs_its_target_flags(compiled):
     proc = _submit(str(compiled["vertex"]), "--target", "vertex")
     assert proc.returncode == 2 and "--project and --region" in proc.stderr
+
+
+TOKEN = "s3cret-token-value-do-not-print"
+
+
+def test_a_token_on_the_command_line_is_refused_without_echoing_it(compiled):
+    proc = _submit(str(compiled["kubeflow"]), "--target", "kubeflow", "--host", "http://127.0.0.1:1", "--token", TOKEN)
+    assert proc.returncode == 2
+    assert "--token-file" in proc.stderr and "FRAUD_PIPELINE_KFP_TOKEN" in proc.stderr
+    assert TOKEN not in proc.stderr + proc.stdout
+
+
+@pytest.mark.parametrize("source", ["env", "file"])
+def test_the_token_reaches_the_api_and_never_an_error_message(source, compiled, kfp_api, tmp_path):
+    host = f"http://127.0.0.1:{kfp_api.server_port}"
+    env = {k: v for k, v in os.environ.items() if k != "FRAUD_PIPELINE_KFP_TOKEN"}
+    args = [str(compiled["kubeflow"]), "--target", "kubeflow", "--host", host]
+    if source == "env":
+        env["FRAUD_PIPELINE_KFP_TOKEN"] = TOKEN
+    else:
+        (tmp_path / "token").write_text(TOKEN + "\n")
+        args += ["--token-file", str(tmp_path / "token")]
+    kfp_api.deny = True
+    proc = _submit(*args, env=env)
+    assert proc.returncode == 1 and "HTTP 401" in proc.stderr
+    assert kfp_api.authorizations == [f"Bearer {TOKEN}"]
+    assert TOKEN not in proc.stderr + proc.stdout
+    # And a host that does not answer.
+    refused = _submit(*[a if a != host else f"http://127.0.0.1:{_free_port()}" for a in args], env=env)
+    assert refused.returncode == 1 and TOKEN not in refused.stderr + refused.stdout

@@ -98,3 +98,17 @@ def test_saved_model_round_trip(time_run):
     slices = transformed_features(**{contract.SERVING_INPUT: tf.constant(raw[:5])})
     assert set(contract.SLICE_FEATURES) <= set(slices)
     assert {v.decode() for v in slices[contract.AMOUNT_BUCKET].numpy().ravel()} <= set(contract.AMOUNT_LABELS)
+
+
+@pytest.mark.parametrize("fault", ["missing", "text"])
+def test_the_serving_signature_names_the_feature_of_a_bad_request(time_run, fault):
+    model_dir = os.path.join(time_run.summary["trainer"]["model_uri"], contract.SERVING_MODEL_DIR)
+    serve = tf.saved_model.load(model_dir).signatures[contract.SERVING_SIGNATURE]
+    example = tf.train.Example.FromString(_without_label(raw_examples(time_run, "test")[0]))
+    if fault == "missing":
+        del example.features.feature["V3"]
+    else:
+        example.features.feature["V3"].Clear()
+        example.features.feature["V3"].bytes_list.value.append(b"abc")
+    with pytest.raises(tf.errors.InvalidArgumentError, match="V3"):
+        serve(**{contract.SERVING_INPUT: tf.constant([example.SerializeToString()])})

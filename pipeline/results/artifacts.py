@@ -3,11 +3,10 @@
 import json
 import os
 
-from tensorflow_metadata.proto.v0 import statistics_pb2
 from tfx.dsl.io import fileio
 
 import contract
-from components.anomalies_gate import read_anomalies
+from components.anomalies_gate import read_anomalies, read_split_counts
 from pipeline.results.metadata import NodeRun, int_property, str_property
 
 
@@ -16,25 +15,9 @@ def split_names(node: NodeRun, key: str) -> list[str]:
     return json.loads(node.outputs[key][0].properties["split_names"].string_value)
 
 
-def _frauds(dataset: statistics_pb2.DatasetFeatureStatistics) -> int | None:
-    for feature in dataset.features:
-        if list(feature.path.step) == [contract.LABEL]:
-            # The curated schema marks the label categorical, so its counts are exact top values.
-            return int(sum(v.frequency for v in feature.string_stats.top_values if v.value == "1"))
-    return None
-
-
 def split_counts(statistics: NodeRun) -> dict[str, dict[str, int | None]]:
     """Rows and frauds per split, read from the StatisticsGen output."""
-    uri = statistics.output_uri("statistics")
-    counts = {}
-    for split in split_names(statistics, "statistics"):
-        stats = statistics_pb2.DatasetFeatureStatisticsList()
-        with fileio.open(os.path.join(uri, contract.split_dir(split), contract.STATISTICS_FILE), "rb") as f:
-            stats.ParseFromString(f.read())
-        dataset = stats.datasets[0]
-        counts[split] = {"rows": int(dataset.num_examples), "frauds": _frauds(dataset)}
-    return counts
+    return read_split_counts(statistics.output_uri("statistics"), split_names(statistics, "statistics"))
 
 
 def anomalies(validator: NodeRun) -> list[dict]:

@@ -8,7 +8,7 @@ from pipeline.config import PipelineConfig
 from pipeline.eval_config import COUNTS
 from pipeline.results import artifacts
 from pipeline.results.evaluation import evaluation_summary
-from pipeline.results.summary import Executed, found_anomalies, run_record
+from pipeline.results.summary import Executed, data_rejection, found_anomalies, run_record
 from pipeline.results.verdict import Verdict, compare_verdict
 
 TABLE_METRICS = ("pr_auc", "roc_auc", "recall_at_precision", "precision", "recall", "tp", "fp", "fn", "tn")
@@ -38,9 +38,11 @@ def compare_result(
 ) -> tuple[Verdict, dict]:
     """The verdict of a finished comparison and its compare.json content (without the page's figures)."""
     results = {s: _strategy_result(done, s, config.gates) for s in strategies}
-    verdict = compare_verdict(done.error, done.nodes, found_anomalies(done), results)
+    record = run_record(done, config, input_path)
+    rejected = data_rejection(done, record, found_anomalies(done), config)
+    verdict = compare_verdict(done.error, done.nodes, rejected, results)
     result = {
-        **run_record(done, config, input_path),
+        **record,
         "status": verdict.status,
         "exit_code": verdict.exit_code,
         "message": verdict.message,

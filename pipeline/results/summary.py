@@ -11,7 +11,7 @@ from pipeline.config import PipelineConfig
 from pipeline.results import artifacts
 from pipeline.results.evaluation import evaluation_summary
 from pipeline.results.metadata import NodeRun
-from pipeline.results.verdict import Verdict, ok, run_verdict
+from pipeline.results.verdict import Verdict, ok, rejection, run_verdict
 from trainer.hparams import ThresholdPolicy
 
 
@@ -38,6 +38,7 @@ def run_record(done: Executed, config: PipelineConfig, input_path: str) -> dict:
         "run_id": done.run_id,
         "input": {"path": input_path, "split": config.split},
         "splits": artifacts.split_counts(statistics) if statistics else {},
+        "data_minimums": config.data_minimums.to_dict(),
         "hparams": config.hparams.to_dict(),
         "code_versions": dict(config.code_versions),
         "components": {n: {"state": r.state, "seconds": done.seconds.get(n)} for n, r in done.nodes.items()},
@@ -50,6 +51,12 @@ def found_anomalies(done: Executed) -> list[dict]:
     """What the ExampleValidator found (its output exists even when the gate after it failed)."""
     validator = done.done(cfg.EXAMPLE_VALIDATOR)
     return artifacts.anomalies(validator) if validator else []
+
+
+def data_rejection(done: Executed, record: dict, anomalies: list, config: PipelineConfig) -> str | None:
+    """Why the run's data was rejected (anomalies, rows and frauds per split, or unreadable input), or None."""
+    minimums = config.data_minimums.per_split()
+    return rejection(done.error, done.nodes, record["input"]["path"], anomalies, record["splits"], minimums)
 
 
 def _baseline_note(evaluated: dict | None) -> str | None:
@@ -91,12 +98,14 @@ def _artifacts(done: Executed) -> dict:
 def run_summary(done: Executed, config: PipelineConfig, layout: OutputLayout, input_path: str) -> tuple[Verdict, dict]:
     """The verdict of a finished `run` and its summary.json content."""
     found = found_anomalies(done)
+    record = run_record(done, config, input_path)
     evaluator, pusher, trainer = done.done(cfg.EVALUATOR), done.done(cfg.PUSHER), done.done(cfg.TRAINER)
     evaluated = evaluation_summary(evaluator, config.gates) if evaluator else None
     pushed = artifacts.pushed_model(pusher) if pusher else None
-    verdict = run_verdict(done.error, done.nodes, found, evaluated, pushed)
+    rejected = data_rejection(done, record, found, config)
+    verdict = run_verdict(done.error, done.nodes, rejected, evaluated, pushed)
     summary = {
-        **run_record(done, config, input_path),
+        **record,
         "status": verdict.status,
         "exit_code": verdict.exit_code,
         "message": verdict.message,

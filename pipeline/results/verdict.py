@@ -3,6 +3,7 @@
 import dataclasses
 
 from components.anomalies_gate import describe
+from components.rejection import DataRejectedError, count_problems, describe_counts
 from pipeline import config as cfg
 from pipeline import gates as gates_lib
 from pipeline import status as st
@@ -21,18 +22,48 @@ def ok(node: NodeRun | None) -> bool:
     return node is not None and node.state in ("COMPLETE", "CACHED")
 
 
-def stopped(error: BaseException | None, nodes: dict, anomalies: list, required: tuple[str, ...]) -> Verdict | None:
+def _data_rejected_error(error: BaseException | None) -> DataRejectedError | None:
+    """The DataRejectedError behind a runner's error (Beam and TFX may wrap it), if any."""
+    while error is not None:
+        if isinstance(error, DataRejectedError):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def rejection(error, nodes: dict, input_path: str, anomalies: list, counts: dict, minimums: dict) -> str | None:
+    """Why the data was rejected, in one line that starts with the input, or None when it was not.
+
+    The gate's reasons are recomputed from the validator's anomalies and StatisticsGen's counts with the gate's
+    own rules, so they read the same as the gate's error; a rejection where the data is read (CsvExampleGen)
+    comes from its error, which names the file and line.
+    """
+    gate = nodes.get(cfg.GATE)
+    if gate is not None and gate.state == "FAILED":
+        problems = count_problems(counts, minimums)
+        reasons = ([describe(anomalies)] if anomalies else []) + ([describe_counts(problems)] if problems else [])
+        if reasons:
+            return f"{input_path}: " + "; ".join(reasons)
+    rejected = _data_rejected_error(error)
+    if rejected is not None:
+        # Beam appends where it was running; the message already says where in the data.
+        return str(rejected).splitlines()[0].split(" [while running")[0].removeprefix("data rejected: ")
+    return None
+
+
+def stopped(
+    error: BaseException | None, nodes: dict, rejected: str | None, required: tuple[str, ...]
+) -> Verdict | None:
     """The verdict of a run that did not get to its end (data rejected, or failed); None when it did.
 
     Args:
       error: what the runner raised, if anything.
       nodes: component id -> NodeRun of the run.
-      anomalies: what the ExampleValidator found.
+      rejected: why the data was rejected (see rejection), or None.
       required: the components whose results the run's outcome is read from.
     """
-    gate = nodes.get(cfg.GATE)
-    if gate is not None and gate.state == "FAILED" and anomalies:
-        return Verdict(st.DATA_REJECTED, st.EXIT_DATA_REJECTED, "data rejected: " + describe(anomalies))
+    if rejected is not None:
+        return Verdict(st.DATA_REJECTED, st.EXIT_DATA_REJECTED, "data rejected: " + rejected)
     missing = [n for n in required if not ok(nodes.get(n))]
     if error is None and not missing:
         return None
@@ -42,9 +73,9 @@ def stopped(error: BaseException | None, nodes: dict, anomalies: list, required:
     return Verdict(st.FAILED, st.EXIT_FAILED, f"run failed{where}: {reason}".splitlines()[0])
 
 
-def run_verdict(error, nodes: dict, anomalies: list, evaluated: dict | None, pushed: str | None) -> Verdict:
+def run_verdict(error, nodes: dict, rejected: str | None, evaluated: dict | None, pushed: str | None) -> Verdict:
     """A `run`: completed when the model was blessed and pushed, not blessed with the failed gates named."""
-    early = stopped(error, nodes, anomalies, required=(cfg.EVALUATOR, cfg.PUSHER))
+    early = stopped(error, nodes, rejected, required=(cfg.EVALUATOR, cfg.PUSHER))
     if early is not None:
         return early
     if not evaluated["blessed"]:
@@ -55,10 +86,10 @@ def run_verdict(error, nodes: dict, anomalies: list, evaluated: dict | None, pus
     return Verdict(st.COMPLETED, st.EXIT_OK, f"model blessed and pushed to {pushed}")
 
 
-def compare_verdict(error, nodes: dict, anomalies: list, results: dict) -> Verdict:
+def compare_verdict(error, nodes: dict, rejected: str | None, results: dict) -> Verdict:
     """A `compare`: completed when every strategy's Trainer and Evaluator finished."""
     required = tuple(n for s in results for n in cfg.compare_node_ids(s))
-    early = stopped(error, nodes, anomalies, required=required)
+    early = stopped(error, nodes, rejected, required=required)
     if early is not None:
         return early
     blessed = [s for s, r in results.items() if r["would_be_blessed"]]

@@ -56,7 +56,7 @@ def submit_kubeflow(spec_path: str, host: str, params: dict, run_name: str, expe
     if response.status_code in (401, 403):
         raise SubmitError(
             f"the Kubeflow Pipelines API at {host} refused the request (HTTP {response.status_code}); "
-            "pass a valid --token or sign in to the cluster"
+            "give a valid token (--token-file, or FRAUD_PIPELINE_KFP_TOKEN) or sign in to the cluster"
         )
     spec = read_spec(spec_path)
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,0 +1,47 @@
+"""Data that cannot train a model: the error that says so, and the rules on rows and frauds per split.
+
+Used where the data is read (CsvExampleGen), where it is judged (AnomaliesGate), and by the run's verdict,
+so that each rejection reads the same wherever it is told. No TFX or TensorFlow here.
+"""
+
+import contract
+
+
+class DataRejectedError(ValueError):
+    """The input cannot be used; the message names the file (or split), the problem and what to do."""
+
+
+# Fewer frauds than this in a split and the run stops before Transform: the Trainer needs frauds to learn from
+# (train), to stop early and choose the operating threshold on (eval), and the Evaluator to measure (test).
+DEFAULT_MIN_FRAUDS = {"train": 20, "eval": 5, "test": 5}
+
+
+def count_problems(counts: dict, min_frauds: dict) -> list[str]:
+    """What is wrong with the rows and frauds per split, one sentence each; [] when nothing is.
+
+    Args:
+      counts: split -> {"rows": n, "frauds": n} (frauds None when the label could not be counted).
+      min_frauds: split -> the fewest frauds it must hold.
+    """
+    if counts and all(c["rows"] == 0 for c in counts.values()):
+        return ["the input holds no rows (a header alone?)"]
+    problems = []
+    for split in contract.SPLITS:
+        if split not in counts:
+            continue
+        rows, frauds = counts[split]["rows"], counts[split]["frauds"]
+        if rows == 0:
+            problems.append(f"the {split} split holds no rows")
+        elif frauds is not None and frauds < min_frauds.get(split, 0):
+            problems.append(
+                f"the {split} split holds {frauds} frauds, fewer than the {min_frauds[split]} it needs "
+                f"(--min-{split}-frauds)"
+            )
+    return problems
+
+
+def describe_counts(problems: list[str]) -> str:
+    """The count problems in one line, with what to do about them."""
+    short_of_frauds = any("frauds, fewer than" in p for p in problems)
+    advice = "give more data (a longer time window), or lower the minimum" if short_of_frauds else "give more data"
+    return "; ".join(problems) + ": " + advice
