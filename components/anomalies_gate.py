@@ -13,7 +13,7 @@ from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 
 import contract
-from components.rejection import DEFAULT_MIN_FRAUDS, DataRejectedError, count_problems, describe_counts
+from components.rejection import DEFAULT_MIN_FRAUDS, DataRejectedError, reasons
 
 
 def _frauds(dataset: statistics_pb2.DatasetFeatureStatistics) -> int | None:
@@ -69,18 +69,6 @@ def read_anomalies(uri: str, split_names: list[str]) -> list[dict]:
     return sorted(found, key=lambda a: (a["feature"], a["split"]))
 
 
-def describe(found: list[dict]) -> str:
-    """All anomalies in one line, naming each feature once with the splits it failed in."""
-    splits_of: dict[tuple, list[str]] = {}
-    for a in found:
-        splits_of.setdefault((a["feature"], a["short"], a["description"]), []).append(a["split"])
-    parts = []
-    for (feature, short, description), splits in splits_of.items():
-        where = f"feature '{feature}'" if feature else "dataset"
-        parts.append(f"{where} (split {', '.join(splits)}): {short}: {description}")
-    return "; ".join(parts)
-
-
 @tfx.dsl.components.component
 def AnomaliesGate(
     anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies],
@@ -98,7 +86,6 @@ def AnomaliesGate(
     found = read_anomalies(anomalies.uri, artifact_utils.decode_split_names(anomalies.split_names))
     counts = read_split_counts(statistics.uri, artifact_utils.decode_split_names(statistics.split_names))
     minimums = {"train": min_train_frauds, "eval": min_eval_frauds, "test": min_test_frauds}
-    problems = count_problems(counts, minimums)
-    reasons = ([describe(found)] if found else []) + ([describe_counts(problems)] if problems else [])
-    if reasons:
-        raise DataRejectedError("data rejected: " + "; ".join(reasons))
+    found_reasons = reasons(found, counts, minimums)
+    if found_reasons:
+        raise DataRejectedError("data rejected: " + "; ".join(found_reasons))

@@ -45,3 +45,21 @@ def describe_counts(problems: list[str]) -> str:
     short_of_frauds = any("frauds, fewer than" in p for p in problems)
     advice = "give more data (a longer time window), or lower the minimum" if short_of_frauds else "give more data"
     return "; ".join(problems) + ": " + advice
+
+
+def describe(found: list[dict]) -> str:
+    """All anomalies in one line, naming each feature once with the splits it failed in."""
+    splits_of: dict[tuple, list[str]] = {}
+    for a in found:
+        splits_of.setdefault((a["feature"], a["short"], a["description"]), []).append(a["split"])
+    parts = []
+    for (feature, short, description), splits in splits_of.items():
+        where = f"feature '{feature}'" if feature else "dataset"
+        parts.append(f"{where} (split {', '.join(splits)}): {short}: {description}")
+    return "; ".join(parts)
+
+
+def reasons(anomalies: list[dict], counts: dict, min_frauds: dict) -> list[str]:
+    """Why the AnomaliesGate stops a run: the anomalies in one line, then the count problems in one; [] if none."""
+    problems = count_problems(counts, min_frauds)
+    return ([describe(anomalies)] if anomalies else []) + ([describe_counts(problems)] if problems else [])

@@ -7,9 +7,9 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx import v1 as tfx
 
 import contract
-from components.anomalies_gate import describe, read_anomalies
+from components.anomalies_gate import read_anomalies
 from components.baseline_resolver import CANDIDATE, MODEL, MODEL_BLESSING, LatestBlessedOtherModelStrategy
-from components.rejection import DataRejectedError, count_problems, describe_counts
+from components.rejection import DataRejectedError, count_problems, describe, describe_counts
 from pipeline import config as cfg
 from pipeline import status as st
 from pipeline.gates import GateConfig

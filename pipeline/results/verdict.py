@@ -2,8 +2,7 @@
 
 import dataclasses
 
-from components.anomalies_gate import describe
-from components.rejection import DataRejectedError, count_problems, describe_counts
+from components.rejection import DataRejectedError, reasons
 from pipeline import config as cfg
 from pipeline import gates as gates_lib
 from pipeline import status as st
@@ -40,10 +39,9 @@ def rejection(error, nodes: dict, input_path: str, anomalies: list, counts: dict
     """
     gate = nodes.get(cfg.GATE)
     if gate is not None and gate.state == "FAILED":
-        problems = count_problems(counts, minimums)
-        reasons = ([describe(anomalies)] if anomalies else []) + ([describe_counts(problems)] if problems else [])
-        if reasons:
-            return f"{input_path}: " + "; ".join(reasons)
+        found = reasons(anomalies, counts, minimums)
+        if found:
+            return f"{input_path}: " + "; ".join(found)
     rejected = _data_rejected_error(error)
     if rejected is not None:
         # Beam appends where it was running; the message already says where in the data.
