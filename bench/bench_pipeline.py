@@ -1,16 +1,19 @@
-"""Benchmark: runs `fraud-pipeline run` on a full-size CSV and prints a table of time, memory and test metrics.
+"""Benchmark: the plain reference script and `fraud-pipeline run` on a full-size CSV, side by side, with ratios.
 
 Usage: python bench/bench_pipeline.py [--data PATH] [--strategy S ...] [--output DIR] [-- extra run flags]
-Default data: ../shared/data/creditcard_past.csv.gz (227,845 rows). Each strategy runs into a fresh folder,
-so every component executes (no cache); peak memory is the largest resident set of the run's process tree.
+Default data: ../shared/data/creditcard_past.csv.gz (227,845 rows). The reference (bench/reference.py: the
+tutorial's steps as one script, same split and model) runs first, then each strategy into a fresh folder, so every
+component executes (no cache), then the default strategy once more into the same folder (the cached re-run). Peak
+memory is the largest resident set of one process (the pipeline runs its Beam components in its own process).
 """
 
 import argparse
 import json
-import resource
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -19,27 +22,91 @@ CLI = Path(sys.executable).parent / "fraud-pipeline"
 METRICS = ("pr_auc", "roc_auc", "recall_at_precision", "precision", "recall")
 
 
-def run_once(data: str, strategy: str, output: Path, extra: list) -> dict:
-    shutil.rmtree(output, ignore_errors=True)
-    started = time.monotonic()
-    proc = subprocess.run(
-        [str(CLI), "run", "--data", data, "--output", str(output), "--strategy", strategy, *extra],
-        capture_output=True,
-        text=True,
-    )
-    seconds = time.monotonic() - started
+def measured(command: list[str]) -> dict:
+    """Runs a command; its exit code, stdout, stderr, wall seconds and the peak RSS of that process (os.wait4)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.monotonic()
+        proc = subprocess.Popen(command, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.monotonic() - started
+        out.seek(0)
+        err.seek(0)
+        return {
+            "exit": os.waitstatus_to_exitcode(status),
+            "stdout": out.read(),
+            "stderr": err.read(),
+            "seconds": seconds,
+            "peak_rss_mb": usage.ru_maxrss / 1024,  # kB on Linux
+        }
+
+
+def rerun(data: str, strategy: str, output: Path, extra: list) -> dict:
+    """The same run again into the same folder: everything should come from the cache."""
+    return run_once(data, strategy, output, extra, fresh=False)
+
+
+def run_once(data: str, strategy: str, output: Path, extra: list, fresh: bool = True) -> dict:
+    if fresh:
+        shutil.rmtree(output, ignore_errors=True)
+    result = measured([str(CLI), "run", "--data", data, "--output", str(output), "--strategy", strategy, *extra])
     path = output / "summary.json"
     summary = json.loads(path.read_text()) if path.exists() else {}
     # The CLI writes summary.json, then the HTML report: the time since then is the report's.
     report_seconds = time.time() - path.stat().st_mtime if path.exists() else None
-    return {
-        "strategy": strategy,
-        "exit": proc.returncode,
-        "seconds": seconds,
-        "report_seconds": report_seconds,
-        "summary": summary,
-        "stderr": proc.stderr,
-    }
+    return {**result, "strategy": strategy, "report_seconds": report_seconds, "summary": summary}
+
+
+def run_reference(data: str, output: Path) -> dict:
+    """bench/reference.py in a subprocess; its JSON result plus the wall time and peak RSS seen from here."""
+    output.mkdir(parents=True, exist_ok=True)
+    path = output / "reference.json"
+    run = measured([sys.executable, str(ROOT / "bench" / "reference.py"), "--data", data, "--json", str(path)])
+    if run["exit"] != 0:
+        raise SystemExit(f"the reference failed:\n{run['stderr'][-3000:]}")
+    return {**json.loads(path.read_text()), "wall_seconds": run["seconds"], "peak_rss_mb": run["peak_rss_mb"]}
+
+
+def side_by_side(reference: dict, pipeline: dict, cached: dict | None) -> list[tuple[str, str, str, str]]:
+    """Rows of (measure, pipeline, reference, ratio) for the first strategy's cold run."""
+    summary = pipeline["summary"]
+    trainer = summary.get("trainer") or {}
+    components = summary.get("components", {})
+    epochs = trainer.get("epochs_run")
+    per_epoch = trainer["fit_seconds"] / epochs if epochs and trainer.get("fit_seconds") else None
+    overall = (summary.get("evaluation") or {}).get("overall", {})
+
+    def ratio(a, b):
+        return f"{a / b:.1f}x" if a is not None and b else ""
+
+    def number(v, fmt="{:.0f}"):
+        return fmt.format(v) if v is not None else "n/a"
+
+    ref = reference["seconds"]
+    rows = [
+        ("total s (wall)", number(pipeline["seconds"]), number(reference["wall_seconds"]),
+         ratio(pipeline["seconds"], reference["wall_seconds"])),
+        ("read + split + ingest s", number(components.get("CsvExampleGen", {}).get("seconds")),
+         number(ref["read"]), ratio(components.get("CsvExampleGen", {}).get("seconds"), ref["read"])),
+        ("statistics + validation s",
+         number(sum(components.get(c, {}).get("seconds") or 0 for c in ("StatisticsGen", "ExampleValidator"))),
+         "", ""),
+        ("preprocess (Transform) s", number(components.get("Transform", {}).get("seconds")),
+         number(ref["preprocess"], "{:.1f}"), ratio(components.get("Transform", {}).get("seconds"), ref["preprocess"])),
+        ("Trainer s", number(components.get("Trainer", {}).get("seconds")), number(ref["train"]),
+         ratio(components.get("Trainer", {}).get("seconds"), ref["train"])),
+        ("epochs", number(epochs), number(reference["epochs"]), ""),
+        ("Trainer s per epoch (model.fit)", number(per_epoch, "{:.2f}"),
+         number(reference["seconds_per_epoch"], "{:.2f}"),
+         ratio(per_epoch, reference["seconds_per_epoch"])),
+        ("Evaluator s", number(components.get("Evaluator", {}).get("seconds")), number(ref["evaluate"], "{:.1f}"),
+         ratio(components.get("Evaluator", {}).get("seconds"), ref["evaluate"])),
+        ("cached re-run s", number(cached["seconds"]) if cached else "n/a", "", ""),
+        ("peak RSS MB", number(pipeline["peak_rss_mb"]), number(reference["peak_rss_mb"]),
+         ratio(pipeline["peak_rss_mb"], reference["peak_rss_mb"])),
+        ("test PR-AUC", number(overall.get("pr_auc"), "{:.4f}"), number(reference["test_pr_auc"], "{:.4f}"), ""),
+        ("test ROC-AUC", number(overall.get("roc_auc"), "{:.4f}"), number(reference["test_roc_auc"], "{:.4f}"), ""),
+    ]  # fmt: skip
+    return rows
 
 
 def main() -> int:
@@ -51,16 +118,25 @@ def main() -> int:
     args = parser.parse_args()
     strategies = args.strategies or ["baseline"]
 
+    reference = run_reference(args.data, Path(args.output) / "reference")
     rows = []
     for strategy in strategies:
         result = run_once(args.data, strategy, Path(args.output) / strategy, args.extra)
-        # Children's peak RSS so far (kB on Linux); runs are sequential, so it is the max over runs up to now.
-        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         rows.append(result)
         if result["exit"] not in (0, 4):
             print(result["stderr"][-2000:], file=sys.stderr)
+    first = rows[0]
+    cached = rerun(args.data, first["strategy"], Path(args.output) / first["strategy"], args.extra)
 
     print(f"data: {args.data}")
+    print(f"\npipeline ({first['strategy']}, cold) against the plain reference (bench/reference.py), same run:\n")
+    print("| measure | pipeline | reference | pipeline / reference |")
+    print("|---|---|---|---|")
+    for row in side_by_side(reference, first, cached):
+        print("| " + " | ".join(row) + " |")
+    print()
+
+    print("per strategy (cold runs):")
     components = sorted({c for r in rows for c in r["summary"].get("components", {})})
     header = ["strategy", "exit", "total s", "peak RSS MB", "epochs"] + [f"{c} s" for c in components]
     header += ["report s", "threshold"] + list(METRICS)
