@@ -26,6 +26,8 @@ import tf_keras as keras  # noqa: E402
 from sklearn.metrics import average_precision_score, roc_auc_score  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
+from trainer.model import metrics as model_metrics  # noqa: E402
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -78,16 +80,8 @@ def main() -> int:
     model.compile(
         optimizer=keras.optimizers.Adam(1e-3),
         loss=keras.losses.BinaryCrossentropy(),
-        metrics=[
-            keras.metrics.TruePositives(name="tp"),
-            keras.metrics.FalsePositives(name="fp"),
-            keras.metrics.TrueNegatives(name="tn"),
-            keras.metrics.FalseNegatives(name="fn"),
-            keras.metrics.Precision(name="precision"),
-            keras.metrics.Recall(name="recall"),
-            keras.metrics.AUC(name="auc"),
-            keras.metrics.AUC(name="prc", curve="PR"),
-        ],
+        # The same eight metrics the pipeline's Trainer computes every epoch, so an epoch costs the same.
+        metrics=model_metrics(),
     )
     stop = keras.callbacks.EarlyStopping(
         monitor="val_prc", mode="max", patience=args.patience, restore_best_weights=True, verbose=0
