@@ -55,6 +55,8 @@ MODEL_INPUTS = tuple(transformed_name(n) for n in MODEL_FEATURES)
 # Output splits and their shares (hash buckets for the random scheme, quantiles of Time for the time scheme).
 SPLIT_BUCKETS = {"train": 16, "eval": 4, "test": 5}
 SPLITS = tuple(SPLIT_BUCKETS)
+# The splits the Trainer reads, and so the ones Transform writes: it fits on train and stops early on eval.
+TRAINING_SPLITS = ("train", "eval")
 SPLIT_SCHEMES = ("time", "random")
 
 

@@ -11,26 +11,43 @@ The split scheme comes from ``custom_config`` (``{"split": "time"|"random"}``);
 the shares of the splits come from the hash buckets of ``output_config`` in both
 schemes. ``random`` is TFX's hash split; ``time`` orders the rows by ``Time`` and
 cuts at its quantiles, so every later split holds only later transactions.
+
+Two readers give the same examples. The fast one (Arrow's CSV parser, then
+tfx_bsl's C++ encoder, a block of rows at a time) takes well-formed files: every
+row complete, every cell a number or empty, whole-number labels. At the first
+thing it does not accept it stops, and the executor runs again with the careful
+reader (Python's csv module, a row at a time), which keeps a non-numeric column as
+bytes and names the file and line of a broken row.
 """
 
 import contextlib
 import csv
+import functools
 import gzip
+import logging
+import os
 import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import apache_beam as beam
+import numpy as np
+import pyarrow as pa
 import tensorflow as tf
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from google.protobuf import json_format, struct_pb2
+from pyarrow import csv as pa_csv
 from tfx.components.example_gen import component as example_gen_component
+from tfx.components.example_gen import utils as example_gen_utils
+from tfx.components.example_gen import write_split
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
+from tfx.components.util import examples_utils
 from tfx.dsl.components.base import executor_spec
 from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2
-from tfx.types import standard_component_specs
+from tfx.types import artifact_utils, standard_component_specs
+from tfx_bsl.coders import example_coder
 
 import contract
 from components.rejection import DataRejectedError
@@ -40,6 +57,8 @@ _FLOAT, _INT, _BYTES = "float", "int", "bytes"
 _BOM = "\ufeff"
 # Enough quantiles that a cut lands within 0.1% of its target share.
 _NUM_QUANTILES = 1001
+# Bytes of CSV text the fast reader parses at a time (about 20,000 rows of this data).
+_FAST_BLOCK_BYTES = 4 << 20
 
 
 def split_custom_config(split: str, code_version: str = "") -> example_gen_pb2.CustomConfig:
@@ -70,6 +89,16 @@ def _split_scheme(exec_properties: dict[str, Any]) -> str:
     return struct.fields["split"].string_value or "random"
 
 
+@contextlib.contextmanager
+def _binary_stream(path: str):
+    """The file's bytes, decompressed when its name ends in .gz (by Python's gzip module: Beam's own gzip reading
+    stops quietly at a truncated end, Python's says so)."""
+    gz = path.endswith(".gz")
+    compression = CompressionTypes.UNCOMPRESSED if gz else CompressionTypes.AUTO
+    with FileSystems.open(path, compression_type=compression) as raw:
+        yield gzip.GzipFile(fileobj=raw) if gz else raw
+
+
 def _text_lines(path: str) -> Iterator[str]:
     """The lines of a CSV file as text, plain or gzip (by its extension), without a leading byte order mark.
 
@@ -77,12 +106,8 @@ def _text_lines(path: str) -> Iterator[str]:
       DataRejectedError: a gzip file that is truncated or corrupt, or bytes that are not UTF-8, naming the file
         and the line.
     """
-    gz = path.endswith(".gz")
-    # Beam's own gzip reading stops quietly at a truncated end; Python's gzip module says so.
-    compression = CompressionTypes.UNCOMPRESSED if gz else CompressionTypes.AUTO
     number = 0
-    with FileSystems.open(path, compression_type=compression) as raw:
-        stream = gzip.GzipFile(fileobj=raw) if gz else raw
+    with _binary_stream(path) as stream:
         try:
             for number, line in enumerate(iter(stream.readline, b""), start=1):
                 text = line.decode("utf-8")
@@ -173,6 +198,97 @@ class _ReadCsvRows(beam.DoFn):
             yield cells
 
 
+class FastReaderRefusedError(Exception):
+    """The fast reader met something it does not accept; the careful reader must read the input instead."""
+
+
+def _list_column(column: pa.Array) -> pa.ListArray:
+    """One value per row -> a list per row: [value], or [] where the cell was empty (as the careful reader does)."""
+    present = column.is_valid().to_numpy(zero_copy_only=False)
+    offsets = np.zeros(len(column) + 1, dtype=np.int32)
+    np.cumsum(present, out=offsets[1:])
+    return pa.ListArray.from_arrays(pa.array(offsets), column.drop_null())
+
+
+def _fast_block(batch: pa.RecordBatch, label_index: int | None) -> pa.RecordBatch:
+    """Arrow columns parsed as float64 -> the contract's types as list columns: float32 features, int64 label."""
+    columns = []
+    for index, column in enumerate(batch.columns):
+        if index == label_index:
+            values = column.drop_null().to_numpy()
+            if not np.all(np.floor(values) == values):
+                raise ValueError(f"a {contract.LABEL} that is not a whole number")
+            column = column.cast(pa.int64())
+        else:
+            # float64 -> float32 rounds to nearest, as storing Python's float() in a float_list does.
+            column = column.cast(pa.float32(), safe=False)
+        columns.append(_list_column(column))
+    return pa.RecordBatch.from_arrays(columns, batch.schema.names)
+
+
+def _fast_blocks(path: str, names: list[str], columns: list[str]) -> Iterator[pa.RecordBatch]:
+    """The file's rows as Arrow record batches of float64 columns (only `columns` of them), a block at a time."""
+    with _binary_stream(path) as stream:
+        stream.readline()  # the header, read already (with its byte order mark, if any)
+        yield from pa_csv.open_csv(
+            stream,
+            read_options=pa_csv.ReadOptions(column_names=names, block_size=_FAST_BLOCK_BYTES),
+            convert_options=pa_csv.ConvertOptions(
+                column_types={name: pa.float64() for name in names},
+                include_columns=columns,
+                null_values=[""],
+                quoted_strings_can_be_null=False,
+            ),
+        )
+
+
+@contextlib.contextmanager
+def _refusals(path: str):
+    """What the fast reader does not accept becomes FastReaderRefusedError, naming the file."""
+    try:
+        yield
+    except (pa.ArrowException, EOFError, OSError, zlib.error, UnicodeDecodeError, ValueError) as e:
+        raise FastReaderRefusedError(f"{path}: {e}") from e
+
+
+def fast_records(path: str, names: list[str]) -> Iterator[tuple[float | None, bytes]]:
+    """(Time, serialized tf.Example) for each row of a well-formed CSV file, a block of rows at a time.
+
+    Raises:
+      FastReaderRefusedError: the file is not one this reader accepts (a broken row, a cell that is not a number, a
+        fractional label, bytes that are not UTF-8, a truncated gzip file); the careful reader says what and where.
+    """
+    label_index = names.index(contract.LABEL) if contract.LABEL in names else None
+    time_index = names.index(contract.TIME) if contract.TIME in names else None
+    encoder = example_coder.RecordBatchToExamplesEncoder()
+    with _refusals(path):
+        for batch in _fast_blocks(path, names, names):
+            block = _fast_block(batch, label_index)
+            times = [None] * batch.num_rows if time_index is None else block.column(time_index).to_pylist()
+            for time, record in zip(times, encoder.encode(block)):
+                yield (time[0] if time else None), record
+
+
+def fast_times(path: str, names: list[str]) -> Iterator[float]:
+    """The Time of every row that has one, as fast_records gives it (float32), reading that column alone."""
+    if contract.TIME not in names:
+        return
+    with _refusals(path):
+        for batch in _fast_blocks(path, names, [contract.TIME]):
+            yield from batch.column(0).drop_null().cast(pa.float32(), safe=False).to_pylist()
+
+
+class _ReadCsvRecords(beam.DoFn):
+    """Reads one CSV file with the fast reader into (Time, serialized tf.Example), or its Time values alone."""
+
+    def __init__(self, names: list[str], times_only: bool = False):
+        self._names = names
+        self._times_only = times_only
+
+    def process(self, path: str) -> Iterable[Any]:
+        yield from (fast_times if self._times_only else fast_records)(path, self._names)
+
+
 class _ColumnsParse(beam.CombineFn):
     """For each column: do all its cells parse as its contract type?"""
 
@@ -205,15 +321,24 @@ def _to_example(cells: list[str], names: list[str], kinds: list[str]) -> tf.trai
     return example
 
 
-@beam.typehints.with_input_types(beam.Pipeline)
-@beam.typehints.with_output_types(tf.train.Example)
-class _CsvToExample(beam.PTransform):
-    """Reads the CSV files of one input pattern into tf.Examples typed by the feature contract."""
+def _timed_record(example: tf.train.Example) -> tuple[float | None, bytes]:
+    values = example.features.feature[contract.TIME].float_list.value
+    return (values[0] if values else None), example.SerializeToString(deterministic=True)
 
-    def __init__(self, exec_properties: dict[str, Any], split_pattern: str):
+
+class _CsvToTimedRecords(beam.PTransform):
+    """Reads the CSV files of one input pattern into (Time, serialized tf.Example) typed by the feature contract.
+
+    careful: read with Python's csv module a row at a time (see the module's docstring) instead of the fast reader.
+    times_only: the fast reader's Time values alone (floats), for the time split's cuts.
+    """
+
+    def __init__(self, exec_properties: dict[str, Any], split_pattern: str, careful: bool, times_only: bool = False):
         super().__init__()
         base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
         self._pattern = base.rstrip("/") + "/" + split_pattern
+        self._careful = careful
+        self._times_only = times_only
 
     def expand(self, pipeline):
         files = sorted(fileio.glob(self._pattern))
@@ -223,22 +348,26 @@ class _CsvToExample(beam.PTransform):
         for path in files[1:]:
             if _read_header(path) != names:
                 raise DataRejectedError(f"{path}: its header differs from the header of {files[0]}")
+        paths = pipeline | "Files" >> beam.Create(files) | "Reshuffle" >> beam.Reshuffle()
+        if not self._careful:
+            return paths | "ReadRecords" >> beam.ParDo(_ReadCsvRecords(names, self._times_only))
         label_index = names.index(contract.LABEL) if contract.LABEL in names else None
-        rows = (
-            pipeline
-            | "Files" >> beam.Create(files)
-            | "Reshuffle" >> beam.Reshuffle()
-            | "ReadRows" >> beam.ParDo(_ReadCsvRows(len(names), label_index))
-        )
+        rows = paths | "ReadRows" >> beam.ParDo(_ReadCsvRows(len(names), label_index))
         kinds = beam.pvalue.AsSingleton(
             rows | "ColumnTypes" >> beam.CombineGlobally(_ColumnsParse([_contract_type(n) for n in names]))
         )
-        return rows | "ToExample" >> beam.Map(_to_example, names, kinds)
+        return rows | "ToExample" >> beam.Map(_to_example, names, kinds) | "Serialize" >> beam.Map(_timed_record)
 
 
-def _time_of(example: tf.train.Example) -> float | None:
-    values = example.features.feature[contract.TIME].float_list.value
-    return values[0] if values else None
+class _CsvToRecords(beam.PTransform):
+    """The serialized tf.Examples alone, for TFX's hash split."""
+
+    def __init__(self, exec_properties: dict[str, Any], split_pattern: str, careful: bool):
+        super().__init__()
+        self._timed = _CsvToTimedRecords(exec_properties, split_pattern, careful)
+
+    def expand(self, pipeline):
+        return pipeline | "Read" >> self._timed | "Records" >> beam.Map(lambda timed: timed[1])
 
 
 def _time_cuts(quantiles: list[float], shares: list[float]) -> list[float]:
@@ -253,8 +382,8 @@ def _time_cuts(quantiles: list[float], shares: list[float]) -> list[float]:
     return cuts
 
 
-def _time_partition(example: tf.train.Example, num_partitions: int, cuts: list[float]) -> int:
-    time = _time_of(example)
+def _time_partition(timed: tuple[float | None, bytes], num_partitions: int, cuts: list[float]) -> int:
+    time = timed[0]
     if time is None:
         # No usable Time: the row goes to the first split, where the
         # ExampleValidator reports the missing or malformed feature.
@@ -265,11 +394,57 @@ def _time_partition(example: tf.train.Example, num_partitions: int, cuts: list[f
     return num_partitions - 1
 
 
+def _fast_reader_refused(error: BaseException | None) -> bool:
+    """Is FastReaderRefusedError behind the error (Beam may wrap it, or on a remote runner pass only its text)?"""
+    while error is not None:
+        if isinstance(error, FastReaderRefusedError) or FastReaderRefusedError.__name__ in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
 class Executor(BaseExampleGenExecutor):
-    """Reads CSV by the feature contract; splits by hash or by time."""
+    """Reads CSV by the feature contract (fast reader first, the careful one if needed); splits by hash or time."""
+
+    _careful = False
+
+    def Do(self, input_dict, output_dict, exec_properties) -> None:
+        try:
+            self._generate(output_dict, exec_properties)
+        except Exception as e:
+            if self._careful or not _fast_reader_refused(e):
+                raise
+            logging.warning("the fast CSV reader stopped (%s); reading again with the careful reader", e)
+            examples = output_dict[standard_component_specs.EXAMPLES_KEY]
+            for split in contract.SPLITS:
+                uri = artifact_utils.get_split_uri(examples, split)
+                if fileio.exists(uri):
+                    fileio.rmtree(uri)
+            self._careful = True
+            self._generate(output_dict, exec_properties)
+
+    def _generate(self, output_dict, exec_properties) -> None:
+        """TFX's ExampleGen Do without its Reshuffle before writing (a quarter of this component's time on the
+        full file): nothing downstream depends on the order of the records (the Trainer orders and shuffles its
+        rows itself), and without it they keep the order of the input within each split."""
+        input_config = example_gen_pb2.Input()
+        json_format.Parse(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
+        output_config = example_gen_pb2.Output()
+        json_format.Parse(exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY], output_config)
+        examples = output_dict[standard_component_specs.EXAMPLES_KEY]
+        artifact = artifact_utils.get_single_instance(examples)
+        artifact.split_names = artifact_utils.encode_split_names(
+            example_gen_utils.generate_output_split_names(input_config, output_config)
+        )
+        with self._make_beam_pipeline() as pipeline:
+            for name, records in self.GenerateExamplesByBeam(pipeline, exec_properties).items():
+                prefix = os.path.join(artifact_utils.get_split_uri(examples, name), write_split.DEFAULT_FILE_NAME)
+                _ = records | f"WriteSplit[{name}]" >> beam.io.WriteToTFRecord(prefix, file_name_suffix=".gz")
+        examples_utils.set_payload_format(artifact, exec_properties[standard_component_specs.OUTPUT_DATA_FORMAT_KEY])
+        examples_utils.set_file_format(artifact, write_split.to_file_format_str(example_gen_pb2.FORMAT_TFRECORDS_GZIP))
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
-        return _CsvToExample
+        return functools.partial(_CsvToRecords, careful=self._careful)
 
     def GenerateExamplesByBeam(self, pipeline: beam.Pipeline, exec_properties: dict[str, Any]):
         if _split_scheme(exec_properties) != "time":
@@ -284,15 +459,24 @@ class Executor(BaseExampleGenExecutor):
         total = sum(s.hash_buckets for s in splits)
         shares = [s.hash_buckets / total for s in splits]
 
-        examples = pipeline | "InputToRecord" >> _CsvToExample(exec_properties, input_config.splits[0].pattern)
+        read = functools.partial(_CsvToTimedRecords, exec_properties, input_config.splits[0].pattern, self._careful)
+        timed = pipeline | "InputToRecord" >> read()
+        if self._careful:
+            times = timed | "Time" >> beam.FlatMap(lambda t: [t[0]] if t[0] is not None else [])
+        else:
+            # A second pass over the files reads Time alone, so the records need not wait in memory for the cuts:
+            # they stream from the file to their split's output, and memory stays flat as the data grows.
+            times = pipeline | "ReadTimes" >> read(times_only=True)
         cuts = (
-            examples
-            | "Time" >> beam.FlatMap(lambda e: [t] if (t := _time_of(e)) is not None else [])
+            times
             | "Quantiles" >> beam.ApproximateQuantiles.Globally(_NUM_QUANTILES)
             | "Cuts" >> beam.Map(_time_cuts, shares)
         )
-        parts = examples | "SplitByTime" >> beam.Partition(_time_partition, len(splits), beam.pvalue.AsSingleton(cuts))
-        return {split.name: parts[index] for index, split in enumerate(splits)}
+        parts = timed | "SplitByTime" >> beam.Partition(_time_partition, len(splits), beam.pvalue.AsSingleton(cuts))
+        return {
+            split.name: parts[index] | f"Records[{split.name}]" >> beam.Map(lambda t: t[1])
+            for index, split in enumerate(splits)
+        }
 
 
 class CsvExampleGen(example_gen_component.FileBasedExampleGen):

@@ -10,13 +10,6 @@ from components import example_gen
 from components.rejection import DataRejectedError
 
 
-def _example(time):
-    example = tf.train.Example()
-    if time is not None:
-        example.features.feature[contract.TIME].float_list.value.append(time)
-    return example
-
-
 def test_time_cuts_fall_at_the_cumulative_shares():
     quantiles = [float(q) for q in range(101)]  # 0..100: the value is the percentile
     assert example_gen._time_cuts(quantiles, [0.64, 0.16, 0.20]) == [64.0, 80.0]
@@ -25,7 +18,7 @@ def test_time_cuts_fall_at_the_cumulative_shares():
 
 @pytest.mark.parametrize(("time", "split"), [(0.0, 0), (63.9, 0), (64.0, 1), (79.9, 1), (80.0, 2), (1e9, 2), (None, 0)])
 def test_time_partition(time, split):
-    assert example_gen._time_partition(_example(time), 3, [64.0, 80.0]) == split
+    assert example_gen._time_partition((time, b""), 3, [64.0, 80.0]) == split
 
 
 def test_columns_are_typed_by_the_contract():
@@ -132,3 +125,91 @@ def test_split_scheme_round_trips_through_exec_properties(scheme):
 def test_unknown_split_scheme_is_refused():
     with pytest.raises(ValueError, match="unknown split scheme"):
         example_gen.split_custom_config("alphabetical")
+
+
+def _careful(path):
+    """What the careful reader makes of a file: (Time, example) per row, columns typed over the whole file."""
+    header, rows = _rows(path)
+    combine = example_gen._ColumnsParse([example_gen._contract_type(n) for n in header])
+    kinds = combine.extract_output(combine.merge_accumulators([_fold(combine, rows)]))
+    return [example_gen._timed_record(example_gen._to_example(cells, header, kinds)) for cells in rows]
+
+
+def _fold(combine, rows):
+    acc = combine.create_accumulator()
+    for cells in rows:
+        acc = combine.add_input(acc, cells)
+    return acc
+
+
+def _fast(path):
+    return list(example_gen.fast_records(path, example_gen._read_header(path)))
+
+
+def _parsed(records):
+    return [(time, tf.train.Example.FromString(record)) for time, record in records]
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_the_fast_reader_gives_the_careful_readers_examples(tmp_path, gz):
+    # Awkward but well-formed: a byte order mark, pandas' float labels, an empty cell, values float32 cannot hold
+    # exactly, a quoted number, a space before a number, a blank line and no newline at the end.
+    rows = [
+        _row("0", time="0"),
+        _row("1.0", time="17.5").replace("0.5", "0.1234567891234", 1),
+        _row("0", time="3").replace("0.5", "", 1),
+        "",
+        _row("0.0", time="1e5").replace("0.5", '"-2.5"', 1),
+        _row("1", time=" 172792"),
+    ]
+    path = _write(tmp_path / ("ok.csv.gz" if gz else "ok.csv"), HEADER + "\n" + "\n".join(rows), bom=True, gz=gz)
+    fast, careful = _parsed(_fast(path)), _parsed(_careful(path))
+    assert len(fast) == 5
+    assert fast == careful
+    assert [t for t, _ in fast] == [0.0, 17.5, 3.0, 1e5, 172792.0]
+    # The Time-only pass (for the time split's cuts) gives the same values.
+    assert list(example_gen.fast_times(path, example_gen._read_header(path))) == [t for t, _ in fast]
+    assert list(fast[1][1].features.feature["V1"].float_list.value) == pytest.approx([0.1234567891234])
+    assert list(fast[2][1].features.feature["V1"].float_list.value) == []  # the empty cell: no value
+    assert [e.features.feature[contract.LABEL].int64_list.value[0] for _, e in fast] == [0, 1, 0, 0, 1]
+
+
+def test_the_fast_reader_reads_across_its_blocks(tmp_path, monkeypatch):
+    monkeypatch.setattr(example_gen, "_FAST_BLOCK_BYTES", 4096)  # many blocks of about 20 rows
+    path = _write(tmp_path / "many.csv", HEADER + "\n" + "\n".join(_row(str(t % 2), str(t)) for t in range(1000)))
+    fast = _fast(path)
+    assert [t for t, _ in fast] == [float(t) for t in range(1000)]
+    assert list(example_gen.fast_times(path, example_gen._read_header(path))) == [float(t) for t in range(1000)]
+    assert _parsed(fast) == _parsed(_careful(path))
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "careful"),
+    [
+        ("fraction.csv", f"{HEADER}\n{_row()}\n{_row('0.5')}\n", "line 3: Class is '0.5'"),
+        ("ragged.csv", f"{HEADER}\n{_row()}\n1,2,3\n", "line 3: 3 fields"),
+        ("word.csv", f"{HEADER}\n{_row()}\n{_row('fraud')}\n", "bytes"),
+        ("underscore.csv", f"{HEADER}\n{_row(time='1_000')}\n", "float"),
+    ],
+)
+def test_the_fast_reader_hands_what_it_does_not_accept_to_the_careful_one(tmp_path, name, text, careful):
+    path = _write(tmp_path / name, text)
+    with pytest.raises(example_gen.FastReaderRefusedError, match=name):
+        _fast(path)
+    if careful in ("bytes", "float"):
+        # The careful reader keeps a word as bytes (for the ExampleValidator to report); Python reads 1_000 as 1000.
+        (_, last), *_ = _parsed(_careful(path)[-1:])
+        kind = "bytes_list" if name == "word.csv" else "float_list"
+        assert last.features.feature[contract.LABEL if name == "word.csv" else contract.TIME].HasField(kind)
+    else:
+        with pytest.raises(DataRejectedError, match=careful):
+            _careful(path)
+
+
+def test_the_fast_reader_refuses_broken_bytes(tmp_path):
+    whole = gzip.compress((HEADER + "\n" + "\n".join(_row(time=str(t)) for t in range(3000)) + "\n").encode())
+    (tmp_path / "cut.csv.gz").write_bytes(whole[: len(whole) // 2])
+    (tmp_path / "latin1.csv").write_bytes(f"{HEADER}\n{_row()}\n".encode() + b"caf\xe9\n")
+    for name in ("cut.csv.gz", "latin1.csv"):
+        with pytest.raises(example_gen.FastReaderRefusedError):
+            list(example_gen.fast_records(str(tmp_path / name), list(contract.RAW_COLUMNS)))

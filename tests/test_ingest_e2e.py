@@ -76,6 +76,10 @@ def test_summary_of_a_clean_run(time_run):
     assert summary["input"] == {"path": str(FIXTURE), "split": "time"}
     assert set(summary["components"]) == ALL_COMPONENTS
     assert all(c["state"] == "COMPLETE" for c in summary["components"].values())
+    # The process's memory high-water mark when each component finished: positive, and it never falls.
+    order = ["CsvExampleGen", "StatisticsGen", "Transform", "Trainer", "Evaluator"]
+    peaks = [summary["components"][c]["peak_rss_mb"] for c in order]
+    assert peaks[0] > 100 and peaks == sorted(peaks)
 
 
 def test_cli_reports_progress_and_outputs(time_run):

@@ -14,6 +14,7 @@ import contract
 from pipeline import config as cfg
 from pipeline.results.metadata import latest_run
 from tests.support import ALL_COMPONENTS, UPSTREAM_OF_TRAINING, raw_examples
+from trainer import model as model_lib
 
 pytestmark = pytest.mark.e2e
 
@@ -88,7 +89,7 @@ def test_saved_model_round_trip(time_run):
     parsed = tf.io.parse_example(tf.constant(raw), tf_transform_output.raw_feature_spec())
     transformed = tf_transform_output.transform_raw_features(parsed)
     model = keras.models.load_model(model_dir)
-    expected = model({name: transformed[name] for name in contract.MODEL_INPUTS}).numpy().ravel()
+    expected = model(model_lib.stacked(transformed)).numpy().ravel()
 
     assert len(probabilities) == len(raw)
     assert np.all((probabilities > 0) & (probabilities < 1))

@@ -15,11 +15,9 @@ def _data(n, fraud_rate, seed):
     rng = np.random.default_rng(seed)
     y = (rng.random(n) < fraud_rate).astype(np.int64).reshape(-1, 1)
     # Frauds sit a little apart on the first few inputs, so there is something to learn.
-    x = {
-        name: (rng.normal(size=(n, 1)) + (1.5 * y if i < 4 else 0)).astype(np.float32)
-        for i, name in enumerate(contract.MODEL_INPUTS)
-    }
-    return x, y
+    x = rng.normal(size=(n, len(contract.MODEL_INPUTS)))
+    x[:, :4] += 1.5 * y
+    return x.astype(np.float32), y
 
 
 def test_initial_bias_and_class_weights_follow_the_formulas():
@@ -47,19 +45,28 @@ def test_strategies_set_bias_weights_and_epoch_length():
             assert data.initial_bias == pytest.approx(math.log(pos / neg))
             assert data.steps_per_epoch is None
         assert data.class_weight == (model_lib.class_weights(pos, neg) if strategy == "class_weight" else None)
+        if strategy != "oversample":
+            # model.fit shuffles the in-memory train arrays itself each epoch.
+            args = data.fit_args(256)
+            assert args["x"] is train_xy[0] and args["y"] is train_xy[1] and args["shuffle"] is True
 
 
 def test_oversampled_batches_are_balanced_and_eval_is_untouched():
     train_xy, eval_xy = _data(5000, 0.03, 3), _data(800, 0.03, 4)
     data = task.training_data(HParams(strategy="oversample", batch_size=1024), train_xy, eval_xy)
-    labels = np.concatenate([y for _, y in data.train.take(5).as_numpy_iterator()])
+    batches = list(data.train_stream.take(5).as_numpy_iterator())
+    labels = np.concatenate([y for _, y in batches])
     assert len(labels) == 5 * 1024
     assert 0.45 < labels.mean() < 0.55
-    # The eval split comes through row for row, in order, at its own fraud rate.
-    eval_labels = np.concatenate([y for _, y in data.eval.as_numpy_iterator()])
-    np.testing.assert_array_equal(eval_labels, eval_xy[1])
-    eval_v1 = np.concatenate([x[contract.MODEL_INPUTS[0]] for x, _ in data.eval.as_numpy_iterator()])
-    np.testing.assert_array_equal(eval_v1, eval_xy[0][contract.MODEL_INPUTS[0]])
+    # Each gathered row is a real train row with its own label: look every drawn row up by its inputs.
+    x, y = train_xy
+    row_label = {tuple(r): int(v) for r, v in zip(x, y.ravel())}
+    for inputs, batch_labels in batches:
+        assert [row_label[tuple(r)] for r in inputs] == batch_labels.ravel().tolist()
+    # The eval split comes through as it is, and model.fit gets it unshuffled.
+    args = data.fit_args(1024)
+    assert args["validation_data"] is eval_xy
+    assert args["x"] is data.train_stream and args["steps_per_epoch"] == data.steps_per_epoch
 
 
 def test_oversampling_is_seeded():
@@ -98,11 +105,7 @@ def test_same_seed_and_data_give_the_same_model():
 def test_rows_are_put_in_one_order_whatever_order_they_arrive_in():
     x, y = _data(500, 0.1, 10)
     permutation = np.random.default_rng(11).permutation(500)
-    shuffled = ({k: v[permutation] for k, v in x.items()}, y[permutation])
-    (x1, y1), (x2, y2) = task.canonical_order(x, y), task.canonical_order(*shuffled)
+    (x1, y1), (x2, y2) = task.canonical_order(x, y), task.canonical_order(x[permutation], y[permutation])
     np.testing.assert_array_equal(y1, y2)
-    for name in contract.MODEL_INPUTS:
-        np.testing.assert_array_equal(x1[name], x2[name])
-    assert sorted(map(tuple, np.hstack([x[n] for n in contract.MODEL_INPUTS]))) == list(
-        map(tuple, np.hstack([x1[n] for n in contract.MODEL_INPUTS]))
-    )
+    np.testing.assert_array_equal(x1, x2)
+    assert sorted(map(tuple, x)) == list(map(tuple, x1))

@@ -44,19 +44,33 @@ def metrics() -> list:
     ]
 
 
+def stacked(features) -> tf.Tensor:
+    """The model's one input from the transformed features: the model inputs side by side, in contract order.
+
+    Args:
+      features: transformed feature name -> [batch] or [batch, 1] tensor (the Transform layer's output).
+
+    Returns:
+      A [batch, len(contract.MODEL_INPUTS)] float32 tensor.
+    """
+    return tf.concat([tf.reshape(tf.cast(features[n], tf.float32), [-1, 1]) for n in contract.MODEL_INPUTS], axis=1)
+
+
 def build_model(hparams: HParams, output_bias: float) -> keras.Model:
     """Dense(units, relu) -> Dropout -> Dense(1, sigmoid) over the transformed model inputs.
+
+    The model takes one [batch, inputs] tensor (see stacked) rather than a dict of one-column inputs: Keras then
+    shuffles and slices one array per batch instead of thirty, which made an epoch about twice as fast.
 
     Args:
       hparams: the layer width, dropout and learning rate.
       output_bias: the output layer's initial bias (log(pos/neg), or 0 for balanced batches).
 
     Returns:
-      A compiled model taking a dict of [batch, 1] float inputs named contract.MODEL_INPUTS.
+      A compiled model taking a [batch, len(contract.MODEL_INPUTS)] float32 tensor.
     """
-    inputs = {name: keras.layers.Input(shape=(1,), name=name, dtype=tf.float32) for name in contract.MODEL_INPUTS}
-    x = keras.layers.Concatenate(name="inputs")([inputs[name] for name in contract.MODEL_INPUTS])
-    x = keras.layers.Dense(hparams.units, activation="relu", name="hidden")(x)
+    inputs = keras.layers.Input(shape=(len(contract.MODEL_INPUTS),), name="inputs", dtype=tf.float32)
+    x = keras.layers.Dense(hparams.units, activation="relu", name="hidden")(inputs)
     x = keras.layers.Dropout(hparams.dropout, seed=hparams.seed, name="dropout")(x)
     output = keras.layers.Dense(
         1,
@@ -73,23 +87,26 @@ def build_model(hparams: HParams, output_bias: float) -> keras.Model:
     return model
 
 
-def dataset(x: dict, y: np.ndarray, batch_size: int, shuffle_seed=None) -> tf.data.Dataset:
-    """Batches of (inputs, label) in file order, or shuffled with a seed."""
-    data = tf.data.Dataset.from_tensor_slices((x, y))
-    if shuffle_seed is not None:
-        data = data.shuffle(len(y), seed=shuffle_seed, reshuffle_each_iteration=True)
-    return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+def oversampled_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> tf.data.Dataset:
+    """An endless stream of batches drawing frauds and normal rows 50/50 (tf.data sample_from_datasets).
 
-
-def oversampled_dataset(x: dict, y: np.ndarray, batch_size: int, seed: int) -> tf.data.Dataset:
-    """An endless stream of batches drawing frauds and normal rows 50/50 (tf.data sample_from_datasets)."""
+    The shuffles move row indices, not rows: each class is a seeded, reshuffled, repeated stream of int64 indices,
+    and each batch of indices gathers its rows from the [n, inputs] tensor. (Shuffling rows through a buffer the size
+    of the data costs seconds an epoch on the full file.)
+    """
     labels = y.reshape(-1)
+    rows = tf.constant(x)
+    targets = tf.constant(y)
 
     def repeated(mask, offset):
-        part = tf.data.Dataset.from_tensor_slices(({k: v[mask] for k, v in x.items()}, y[mask]))
-        return part.shuffle(int(mask.sum()), seed=seed + offset, reshuffle_each_iteration=True).repeat()
+        indices = np.flatnonzero(mask).astype(np.int64)
+        part = tf.data.Dataset.from_tensor_slices(indices)
+        return part.shuffle(len(indices), seed=seed + offset, reshuffle_each_iteration=True).repeat()
+
+    def gather(indices):
+        return tf.gather(rows, indices), tf.gather(targets, indices)
 
     balanced = tf.data.Dataset.sample_from_datasets(
         [repeated(labels == 1, 1), repeated(labels == 0, 2)], weights=[0.5, 0.5], seed=seed
     )
-    return balanced.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return balanced.batch(batch_size).map(gather).prefetch(tf.data.AUTOTUNE)

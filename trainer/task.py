@@ -23,52 +23,70 @@ from trainer.hparams import HParams, ThresholdPolicy
 
 
 def load_split(file_pattern, data_accessor, tf_transform_output, batch_size=contract.READ_BATCH_SIZE):
-    """Reads a transformed split into memory: (model inputs as [n, 1] float32 arrays, labels as [n, 1] int64)."""
+    """Reads a transformed split into memory: (model inputs as one [n, inputs] float32 array in contract order,
+    labels as [n, 1] int64)."""
     data = data_accessor.tf_dataset_factory(
         file_pattern,
         tfxio.TensorFlowDatasetOptions(batch_size=batch_size, num_epochs=1, shuffle=False, label_key=contract.LABEL),
         tf_transform_output.transformed_metadata.schema,
     )
-    xs = {name: [] for name in contract.MODEL_INPUTS}
-    ys = []
+    xs, ys = [], []
     for batch, label in data.as_numpy_iterator():
-        for name in contract.MODEL_INPUTS:
-            xs[name].append(batch[name].reshape(-1, 1))
+        xs.append(np.hstack([batch[name].reshape(-1, 1) for name in contract.MODEL_INPUTS]))
         ys.append(label.reshape(-1, 1))
     if not ys:
         raise ValueError(f"no examples in {file_pattern}")
-    x = {k: np.concatenate(v).astype(np.float32) for k, v in xs.items()}
-    return canonical_order(x, np.concatenate(ys).astype(np.int64))
+    return canonical_order(np.concatenate(xs).astype(np.float32), np.concatenate(ys).astype(np.int64))
 
 
-def canonical_order(x: dict, y: np.ndarray):
+def canonical_order(x: np.ndarray, y: np.ndarray):
     """Sorts the rows by their values, so the seeded shuffles see the same sequence whatever order the
     upstream Beam stages wrote the shards in (which varies between runs on large data)."""
     # np.lexsort sorts by the last key first: the first model input, then the next, ..., the label last.
-    order = np.lexsort([y.ravel()] + [x[name].ravel() for name in reversed(contract.MODEL_INPUTS)])
-    return {k: v[order] for k, v in x.items()}, y[order]
+    order = np.lexsort([y.ravel()] + [x[:, i] for i in reversed(range(x.shape[1]))])
+    return x[order], y[order]
 
 
 @dataclasses.dataclass
 class TrainingData:
-    """What model.fit gets for a strategy, and the numbers that set it up."""
+    """What model.fit gets for a strategy, and the numbers that set it up.
 
-    train: tf.data.Dataset
-    eval: tf.data.Dataset
+    Without oversampling, model.fit takes the in-memory train arrays and shuffles them itself every epoch
+    (train_stream is None); with it, train_stream is the endless balanced stream and steps_per_epoch its length.
+    The eval split is always the arrays as they are, in order.
+    """
+
+    train_xy: tuple
+    eval_xy: tuple
+    train_stream: tf.data.Dataset | None
     steps_per_epoch: int | None
     class_weight: dict | None
     initial_bias: float
     pos: int
     neg: int
 
+    def fit_args(self, batch_size: int) -> dict:
+        """The data arguments of model.fit."""
+        if self.train_stream is not None:
+            train = {"x": self.train_stream}
+        else:
+            train = {"x": self.train_xy[0], "y": self.train_xy[1], "batch_size": batch_size, "shuffle": True}
+        return {
+            **train,
+            "validation_data": self.eval_xy,
+            "validation_batch_size": batch_size,
+            "steps_per_epoch": self.steps_per_epoch,
+            "class_weight": self.class_weight,
+        }
+
 
 def training_data(hparams: HParams, train_xy, eval_xy) -> TrainingData:
-    """Builds the datasets of hparams.strategy; only the train split is ever reweighted or oversampled.
+    """Sets up the strategy of hparams; only the train split is ever reweighted or oversampled.
 
     Args:
       hparams: the typed configuration.
       train_xy: (inputs, labels) of the train split; frauds and normal rows are counted here.
-      eval_xy: (inputs, labels) of the eval split, batched as they are, for validation and early stopping.
+      eval_xy: (inputs, labels) of the eval split, for validation and early stopping.
     """
     x, y = train_xy
     pos = int(y.sum())
@@ -76,18 +94,18 @@ def training_data(hparams: HParams, train_xy, eval_xy) -> TrainingData:
     bias = model_lib.initial_bias(pos, neg)
     weights = None
     steps_per_epoch = None
+    stream = None
     if hparams.strategy == "oversample":
         # Balanced batches make the prior 50/50, so the bias that matches it is 0.
         bias = 0.0
-        train = model_lib.oversampled_dataset(x, y, hparams.batch_size, hparams.seed)
+        stream = model_lib.oversampled_dataset(x, y, hparams.batch_size, hparams.seed)
         steps_per_epoch = model_lib.oversampled_steps_per_epoch(neg, hparams.batch_size)
-    else:
-        train = model_lib.dataset(x, y, hparams.batch_size, shuffle_seed=hparams.seed)
-        if hparams.strategy == "class_weight":
-            weights = model_lib.class_weights(pos, neg)
+    elif hparams.strategy == "class_weight":
+        weights = model_lib.class_weights(pos, neg)
     return TrainingData(
-        train=train,
-        eval=model_lib.dataset(*eval_xy, hparams.batch_size),
+        train_xy=train_xy,
+        eval_xy=eval_xy,
+        train_stream=stream,
         steps_per_epoch=steps_per_epoch,
         class_weight=weights,
         initial_bias=bias,
@@ -114,15 +132,7 @@ def train(hparams: HParams, train_xy, eval_xy):
         verbose=0,
     )
     started = time.monotonic()
-    history = model.fit(
-        data.train,
-        validation_data=data.eval,
-        epochs=hparams.max_epochs,
-        steps_per_epoch=data.steps_per_epoch,
-        class_weight=data.class_weight,
-        callbacks=[stop],
-        verbose=0,
-    )
+    history = model.fit(**data.fit_args(hparams.batch_size), epochs=hparams.max_epochs, callbacks=[stop], verbose=0)
     fit_seconds = time.monotonic() - started
     val = history.history[f"val_{model_lib.EARLY_STOPPING_METRIC}"]
     facts = {
@@ -168,8 +178,7 @@ class _ServingModule(tf.Module):
         """Serialized raw tf.Examples as a client sends them (no label) -> fraud probability, and the decision
         (1 = flag as fraud) at the operating threshold chosen on the eval split."""
         transformed = self.tft_layer(tf.io.parse_example(examples, self._serving_spec))
-        inputs = {name: transformed[name] for name in contract.MODEL_INPUTS}
-        probability = self.model(inputs)
+        probability = self.model(model_lib.stacked(transformed))
         decision = tf.cast(probability >= self.threshold, tf.int64)
         return {contract.PROBABILITY_OUTPUT: probability, contract.DECISION_OUTPUT: decision}
 

@@ -24,6 +24,7 @@ class Executed:
     run_id: str | None
     seconds: dict
     started: datetime.datetime
+    peak_rss_mb: dict = dataclasses.field(default_factory=dict)
 
     def done(self, node_id: str) -> NodeRun | None:
         """The component's execution when it finished (now or from the cache), else None."""
@@ -41,7 +42,10 @@ def run_record(done: Executed, config: PipelineConfig, input_path: str) -> dict:
         "data_minimums": config.data_minimums.to_dict(),
         "hparams": config.hparams.to_dict(),
         "code_versions": dict(config.code_versions),
-        "components": {n: {"state": r.state, "seconds": done.seconds.get(n)} for n, r in done.nodes.items()},
+        "components": {
+            n: {"state": r.state, "seconds": done.seconds.get(n), "peak_rss_mb": done.peak_rss_mb.get(n)}
+            for n, r in done.nodes.items()
+        },
         "started_at": done.started.isoformat(timespec="seconds"),
         "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }

@@ -5,6 +5,7 @@ import dataclasses
 import datetime
 import logging
 import os
+import resource
 import sys
 import time
 from collections.abc import Callable
@@ -47,6 +48,9 @@ class _ProgressHandler(logging.Handler):
         self._say = say
         self._started: dict[str, float] = {}
         self.seconds: dict[str, float] = {}
+        # The process's peak resident memory when each component finished (a high-water mark: it only rises, so
+        # the component where it rises is the one that needed it). Beam's in-process runners run here.
+        self.peak_rss_mb: dict[str, int] = {}
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.msg == "Component %s is running." and record.args:
@@ -56,6 +60,7 @@ class _ProgressHandler(logging.Handler):
         elif record.msg == "Component %s is finished." and record.args:
             node = record.args[0]
             self.seconds[node] = round(time.monotonic() - self._started.get(node, time.monotonic()), 1)
+            self.peak_rss_mb[node] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024  # kB on Linux
             self._say(f"finished {node} ({self.seconds[node]} s)")
 
 
@@ -127,7 +132,14 @@ def execute(
         else {}
     )
     run_id = next(iter(nodes.values())).run_id if nodes else None
-    return Executed(error=error, nodes=nodes, run_id=run_id, seconds=progress.seconds, started=started)
+    return Executed(
+        error=error,
+        nodes=nodes,
+        run_id=run_id,
+        seconds=progress.seconds,
+        started=started,
+        peak_rss_mb=progress.peak_rss_mb,
+    )
 
 
 def run(config: PipelineConfig, layout: OutputLayout, input_path: str, say: Callable[[str], None] = _say) -> RunResult:
