@@ -367,7 +367,12 @@ class _CsvToRecords(beam.PTransform):
         self._timed = _CsvToTimedRecords(exec_properties, split_pattern, careful)
 
     def expand(self, pipeline):
-        return pipeline | "Read" >> self._timed | "Records" >> beam.Map(lambda timed: timed[1])
+        return pipeline | "Read" >> self._timed | "Records" >> beam.Map(_record)
+
+
+def _record(timed: tuple[float | None, bytes]) -> bytes:
+    """The serialized tf.Example of a (Time, record) pair."""
+    return timed[1]
 
 
 def _time_cuts(quantiles: list[float], shares: list[float]) -> list[float]:
@@ -474,7 +479,7 @@ class Executor(BaseExampleGenExecutor):
         )
         parts = timed | "SplitByTime" >> beam.Partition(_time_partition, len(splits), beam.pvalue.AsSingleton(cuts))
         return {
-            split.name: parts[index] | f"Records[{split.name}]" >> beam.Map(lambda t: t[1])
+            split.name: parts[index] | f"Records[{split.name}]" >> beam.Map(_record)
             for index, split in enumerate(splits)
         }
 

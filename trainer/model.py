@@ -60,7 +60,7 @@ def build_model(hparams: HParams, output_bias: float) -> keras.Model:
     """Dense(units, relu) -> Dropout -> Dense(1, sigmoid) over the transformed model inputs.
 
     The model takes one [batch, inputs] tensor (see stacked) rather than a dict of one-column inputs: Keras then
-    shuffles and slices one array per batch instead of thirty, which made an epoch about twice as fast.
+    shuffles and slices one array per batch instead of thirty (0.92 -> 0.79 s an epoch on the full file).
 
     Args:
       hparams: the layer width, dropout and learning rate.

@@ -36,7 +36,9 @@ def load_split(file_pattern, data_accessor, tf_transform_output, batch_size=cont
         ys.append(label.reshape(-1, 1))
     if not ys:
         raise ValueError(f"no examples in {file_pattern}")
-    return canonical_order(np.concatenate(xs).astype(np.float32), np.concatenate(ys).astype(np.int64))
+    # astype(copy=False): the split is not copied once more when it already has the type (it is float32).
+    x = np.concatenate(xs).astype(np.float32, copy=False)
+    return canonical_order(x, np.concatenate(ys).astype(np.int64, copy=False))
 
 
 def canonical_order(x: np.ndarray, y: np.ndarray):
