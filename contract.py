@@ -58,11 +58,24 @@ SPLITS = tuple(SPLIT_BUCKETS)
 # The splits the Trainer reads, and so the ones Transform writes: it fits on train and stops early on eval.
 TRAINING_SPLITS = ("train", "eval")
 SPLIT_SCHEMES = ("time", "random")
+# With spans (--data a folder of time-ordered spans), CsvExampleGen also writes the newest span's rows and the
+# previous span's as two more splits, for the drift comparison; nothing trains or evaluates on them.
+SPAN_NEWEST = "span_newest"
+SPAN_PREVIOUS = "span_previous"
+# The DistributionValidator's comparisons, as (current split, baseline split): skew within a run, and drift from
+# the previous span to the newest.
+SKEW_PAIR = ("test", "train")
+DRIFT_PAIR = (SPAN_NEWEST, SPAN_PREVIOUS)
 
 
 def split_dir(split: str) -> str:
     """The folder of one split inside a TFX Examples, ExampleStatistics or ExampleAnomalies artifact."""
     return f"Split-{split}"
+
+
+def split_pair_dir(pair: tuple[str, str]) -> str:
+    """The folder of one (current, baseline) split pair inside a DistributionValidator's anomalies artifact."""
+    return f"SplitPair-{pair[0]}_{pair[1]}"
 
 
 # Files TFX 1.16 writes inside a split folder.

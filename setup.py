@@ -11,7 +11,7 @@ setup(
     # (components/, transform/, trainer/) and the orchestration around it (pipeline/ and its subpackages).
     py_modules=["contract"],
     packages=find_packages(include=["pipeline", "pipeline.*", "components", "transform", "trainer"]),
-    package_data={"pipeline": ["schema.pbtxt"]},
+    package_data={"pipeline": ["schema.pbtxt", "drift.pbtxt"]},
     # The exact versions are pinned in requirements.lock; these are the direct dependencies.
     install_requires=[
         "tfx==1.16.0",

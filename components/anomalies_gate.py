@@ -1,8 +1,10 @@
 """AnomaliesGate: a custom component that fails the run when the data cannot train a model.
 
-It fails when the ExampleValidator found any anomaly against the curated schema, or when a split holds no rows
-or fewer frauds than its minimum (components.rejection). Nothing downstream of the gate runs after it fails:
-LocalDagRunner stops at the first failing component, and Kubeflow/Vertex do not start dependent tasks.
+It fails when the ExampleValidator found any anomaly against the curated schema, when a split holds no rows
+or fewer frauds than its minimum (components.rejection), or when the DistributionValidator found a feature
+past its drift or skew threshold (components.drift), unless the run accepts drift. Nothing downstream of the
+gate runs after it fails: LocalDagRunner stops at the first failing component, and Kubeflow/Vertex do not start
+dependent tasks.
 """
 
 import os
@@ -13,6 +15,7 @@ from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 
 import contract
+from components import drift
 from components.rejection import DEFAULT_MIN_FRAUDS, DataRejectedError, reasons
 
 
@@ -73,12 +76,15 @@ def read_anomalies(uri: str, split_names: list[str]) -> list[dict]:
 def AnomaliesGate(
     anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies],
     statistics: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleStatistics],
+    drift_anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies],
     min_train_frauds: tfx.dsl.components.Parameter[int] = DEFAULT_MIN_FRAUDS["train"],
     min_eval_frauds: tfx.dsl.components.Parameter[int] = DEFAULT_MIN_FRAUDS["eval"],
     min_test_frauds: tfx.dsl.components.Parameter[int] = DEFAULT_MIN_FRAUDS["test"],
+    accept_drift: tfx.dsl.components.Parameter[bool] = False,
     code_version: tfx.dsl.components.Parameter[str] = "",
 ):
-    """Raises DataRejectedError when the validator found anomalies, or a split is empty or short of frauds.
+    """Raises DataRejectedError when the validator found anomalies, a split is empty or short of frauds, or a
+    feature drifted past its threshold (unless accept_drift: the run then goes on and its summary says so).
 
     code_version is unused here: it is the fingerprint of this code, so a change to it re-runs the gate.
     """
@@ -86,6 +92,9 @@ def AnomaliesGate(
     found = read_anomalies(anomalies.uri, artifact_utils.decode_split_names(anomalies.split_names))
     counts = read_split_counts(statistics.uri, artifact_utils.decode_split_names(statistics.split_names))
     minimums = {"train": min_train_frauds, "eval": min_eval_frauds, "test": min_test_frauds}
-    found_reasons = reasons(found, counts, minimums)
+    comparisons = drift.read_comparisons(
+        drift_anomalies.uri, artifact_utils.decode_split_names(drift_anomalies.split_names)
+    )
+    found_reasons = reasons(found, counts, minimums, drift.problems(comparisons), accept_drift)
     if found_reasons:
         raise DataRejectedError("data rejected: " + "; ".join(found_reasons))

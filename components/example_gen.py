@@ -22,8 +22,10 @@ bytes and names the file and line of a broken row.
 
 import contextlib
 import csv
+import dataclasses
 import functools
 import gzip
+import json
 import logging
 import os
 import zlib
@@ -50,6 +52,7 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx_bsl.coders import example_coder
 
 import contract
+from components import spans
 from components.rejection import DataRejectedError
 
 _FLOAT, _INT, _BYTES = "float", "int", "bytes"
@@ -61,32 +64,91 @@ _NUM_QUANTILES = 1001
 _FAST_BLOCK_BYTES = 4 << 20
 
 
-def split_custom_config(split: str, code_version: str = "") -> example_gen_pb2.CustomConfig:
-    """Packs the split scheme into the CustomConfig the executor reads.
+def split_custom_config(
+    split: str, code_version: str = "", span_pattern: str = "", window: int = 0
+) -> example_gen_pb2.CustomConfig:
+    """Packs the split scheme, and the span pattern and window of spanned input, into the CustomConfig.
 
+    span_pattern: a pattern with {SPAN} or a date (components.spans), relative to the input base; '' when the
+      input is one file or a flat folder. window: how many of the newest spans to read (0: all).
     code_version (the fingerprint of this reader's code) is carried only so that a change to the code changes
     the component's cache key and re-runs it.
     """
     if split not in contract.SPLIT_SCHEMES:
         raise ValueError(f"unknown split scheme {split!r}; expected one of {contract.SPLIT_SCHEMES}")
+    if span_pattern:
+        spans.check(span_pattern)
+    if window < 0:
+        raise ValueError(f"window must be >= 0, got {window}")
     fields = {
         "split": struct_pb2.Value(string_value=split),
         "code_version": struct_pb2.Value(string_value=code_version),
+        "span_pattern": struct_pb2.Value(string_value=span_pattern),
+        "window": struct_pb2.Value(number_value=window),
     }
     config = example_gen_pb2.CustomConfig()
     config.custom_config.Pack(struct_pb2.Struct(fields=fields))
     return config
 
 
-def _split_scheme(exec_properties: dict[str, Any]) -> str:
+def _custom_fields(exec_properties: dict[str, Any]) -> dict[str, Any]:
     raw = exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY)
     if not raw:
-        return "random"
+        return {}
     config = example_gen_pb2.CustomConfig()
     json_format.Parse(raw, config)
     struct = struct_pb2.Struct()
     config.custom_config.Unpack(struct)
-    return struct.fields["split"].string_value or "random"
+    return json_format.MessageToDict(struct)
+
+
+def _split_scheme(exec_properties: dict[str, Any]) -> str:
+    return _custom_fields(exec_properties).get("split") or "random"
+
+
+@dataclasses.dataclass(frozen=True)
+class SpanSelection:
+    """What a run of spanned input reads: the window's spans (oldest first) and the span before the newest."""
+
+    pattern: str
+    window: list[spans.Span]
+    previous: spans.Span | None
+
+    @property
+    def newest(self) -> spans.Span:
+        return self.window[-1]
+
+    def files(self) -> list[str]:
+        return [f for span in self.window for f in span.files]
+
+
+# Where the executor keeps the run's span selection among the exec properties (as TFX keeps its Beam args there).
+_SELECTION_KEY = "_span_selection"
+
+
+def select_spans(exec_properties: dict[str, Any]) -> SpanSelection | None:
+    """The spans this run reads (None for input without spans), found once and kept in exec_properties.
+
+    Raises:
+      DataRejectedError: no file matches the span pattern, or the pattern cannot be used.
+    """
+    if _SELECTION_KEY in exec_properties:
+        return exec_properties[_SELECTION_KEY]
+    fields = _custom_fields(exec_properties)
+    pattern = fields.get("span_pattern") or ""
+    selection = None
+    if pattern:
+        base = exec_properties[standard_component_specs.INPUT_BASE_KEY].rstrip("/")
+        try:
+            found = spans.find(base, pattern, fileio.glob(f"{base}/{spans.glob_of(pattern)}"))
+        except spans.SpanPatternError as e:
+            raise DataRejectedError(f"{base}: {e}") from e
+        if not found:
+            raise DataRejectedError(f"no span matches {base}/{pattern}")
+        window = spans.newest(found, int(fields.get("window") or 0))
+        selection = SpanSelection(pattern, window, found[-2] if len(found) > 1 else None)
+    exec_properties[_SELECTION_KEY] = selection
+    return selection
 
 
 @contextlib.contextmanager
@@ -326,24 +388,33 @@ def _timed_record(example: tf.train.Example) -> tuple[float | None, bytes]:
     return (values[0] if values else None), example.SerializeToString(deterministic=True)
 
 
+def input_files(exec_properties: dict[str, Any], split_pattern: str) -> list[str]:
+    """The CSV files a run reads: the window's spans for spanned input, else what the input pattern matches."""
+    selection = select_spans(exec_properties)
+    if selection is not None:
+        return selection.files()
+    pattern = exec_properties[standard_component_specs.INPUT_BASE_KEY].rstrip("/") + "/" + split_pattern
+    files = sorted(fileio.glob(pattern))
+    if not files:
+        raise DataRejectedError(f"no CSV file matches {pattern}")
+    return files
+
+
 class _CsvToTimedRecords(beam.PTransform):
-    """Reads the CSV files of one input pattern into (Time, serialized tf.Example) typed by the feature contract.
+    """Reads CSV files into (Time, serialized tf.Example) typed by the feature contract.
 
     careful: read with Python's csv module a row at a time (see the module's docstring) instead of the fast reader.
     times_only: the fast reader's Time values alone (floats), for the time split's cuts.
     """
 
-    def __init__(self, exec_properties: dict[str, Any], split_pattern: str, careful: bool, times_only: bool = False):
+    def __init__(self, files: list[str], careful: bool, times_only: bool = False):
         super().__init__()
-        base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
-        self._pattern = base.rstrip("/") + "/" + split_pattern
+        self._files = list(files)
         self._careful = careful
         self._times_only = times_only
 
     def expand(self, pipeline):
-        files = sorted(fileio.glob(self._pattern))
-        if not files:
-            raise DataRejectedError(f"no CSV file matches {self._pattern}")
+        files = self._files
         names = _read_header(files[0])
         for path in files[1:]:
             if _read_header(path) != names:
@@ -360,11 +431,11 @@ class _CsvToTimedRecords(beam.PTransform):
 
 
 class _CsvToRecords(beam.PTransform):
-    """The serialized tf.Examples alone, for TFX's hash split."""
+    """The serialized tf.Examples alone (for TFX's hash split: its signature is (exec_properties, pattern))."""
 
     def __init__(self, exec_properties: dict[str, Any], split_pattern: str, careful: bool):
         super().__init__()
-        self._timed = _CsvToTimedRecords(exec_properties, split_pattern, careful)
+        self._timed = _CsvToTimedRecords(input_files(exec_properties, split_pattern), careful)
 
     def expand(self, pipeline):
         return pipeline | "Read" >> self._timed | "Records" >> beam.Map(_record)
@@ -408,6 +479,15 @@ def _fast_reader_refused(error: BaseException | None) -> bool:
     return False
 
 
+def record_spans(artifact, selection: SpanSelection) -> None:
+    """Puts the spans a run read on its Examples artifact: TFX's span property (the newest span's number) and, as
+    custom properties, the pattern, the window's labels (JSON) and the previous span's label ('' on the first)."""
+    artifact.span = selection.newest.number
+    artifact.set_string_custom_property("span_pattern", selection.pattern)
+    artifact.set_string_custom_property("spans", json.dumps([s.label for s in selection.window]))
+    artifact.set_string_custom_property("previous_span", selection.previous.label if selection.previous else "")
+
+
 class Executor(BaseExampleGenExecutor):
     """Reads CSV by the feature contract (fast reader first, the careful one if needed); splits by hash or time."""
 
@@ -421,7 +501,7 @@ class Executor(BaseExampleGenExecutor):
                 raise
             logging.warning("the fast CSV reader stopped (%s); reading again with the careful reader", e)
             examples = output_dict[standard_component_specs.EXAMPLES_KEY]
-            for split in contract.SPLITS:
+            for split in artifact_utils.decode_split_names(artifact_utils.get_single_instance(examples).split_names):
                 uri = artifact_utils.get_split_uri(examples, split)
                 if fileio.exists(uri):
                     fileio.rmtree(uri)
@@ -438,9 +518,12 @@ class Executor(BaseExampleGenExecutor):
         json_format.Parse(exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY], output_config)
         examples = output_dict[standard_component_specs.EXAMPLES_KEY]
         artifact = artifact_utils.get_single_instance(examples)
-        artifact.split_names = artifact_utils.encode_split_names(
-            example_gen_utils.generate_output_split_names(input_config, output_config)
-        )
+        names = example_gen_utils.generate_output_split_names(input_config, output_config)
+        selection = select_spans(exec_properties)
+        if selection is not None:
+            names += list(contract.DRIFT_PAIR)
+            record_spans(artifact, selection)
+        artifact.split_names = artifact_utils.encode_split_names(names)
         with self._make_beam_pipeline() as pipeline:
             for name, records in self.GenerateExamplesByBeam(pipeline, exec_properties).items():
                 prefix = os.path.join(artifact_utils.get_split_uri(examples, name), write_split.DEFAULT_FILE_NAME)
@@ -452,8 +535,21 @@ class Executor(BaseExampleGenExecutor):
         return functools.partial(_CsvToRecords, careful=self._careful)
 
     def GenerateExamplesByBeam(self, pipeline: beam.Pipeline, exec_properties: dict[str, Any]):
-        if _split_scheme(exec_properties) != "time":
-            return super().GenerateExamplesByBeam(pipeline, exec_properties)
+        """The train, eval and test splits (by time or hash); with spans also the newest and previous span's rows
+        (the newest again when there is no previous span yet, so the drift comparison finds nothing)."""
+        if _split_scheme(exec_properties) == "time":
+            splits = self._time_splits(pipeline, exec_properties)
+        else:
+            splits = super().GenerateExamplesByBeam(pipeline, exec_properties)
+        selection = select_spans(exec_properties)
+        if selection is not None:
+            baseline = selection.previous or selection.newest
+            for name, span in zip(contract.DRIFT_PAIR, (selection.newest, baseline)):
+                timed = pipeline | f"ReadSpan[{name}]" >> _CsvToTimedRecords(span.files, self._careful)
+                splits[name] = timed | f"Records[{name}]" >> beam.Map(_record)
+        return splits
+
+    def _time_splits(self, pipeline: beam.Pipeline, exec_properties: dict[str, Any]):
         input_config = example_gen_pb2.Input()
         json_format.Parse(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
         output_config = example_gen_pb2.Output()
@@ -464,7 +560,8 @@ class Executor(BaseExampleGenExecutor):
         total = sum(s.hash_buckets for s in splits)
         shares = [s.hash_buckets / total for s in splits]
 
-        read = functools.partial(_CsvToTimedRecords, exec_properties, input_config.splits[0].pattern, self._careful)
+        files = input_files(exec_properties, input_config.splits[0].pattern)
+        read = functools.partial(_CsvToTimedRecords, files, self._careful)
         timed = pipeline | "InputToRecord" >> read()
         if self._careful:
             times = timed | "Time" >> beam.FlatMap(lambda t: [t[0]] if t[0] is not None else [])
@@ -489,12 +586,26 @@ class CsvExampleGen(example_gen_component.FileBasedExampleGen):
 
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
 
-    def __init__(self, input_base: str, input_pattern: str, split: str, code_version: str = ""):
+    def __init__(
+        self,
+        input_base: str,
+        input_pattern: str,
+        split: str,
+        code_version: str = "",
+        span_pattern: str = "",
+        window: int = 0,
+    ):
         """Args: input_base: the folder; input_pattern: file glob inside it; split: 'time' or 'random';
-        code_version: the fingerprint of this code, part of the cache key."""
+        code_version: the fingerprint of this code, part of the cache key; span_pattern: for input in spans, their
+        pattern with {SPAN} or a date (input_pattern is then ignored); window: the newest spans to read (0: all).
+
+        With spans, TFX's driver fingerprints every file of every span (the input pattern is the span pattern with
+        '*' for its placeholders), so a new span re-runs the component; the executor picks the window at run time,
+        on Kubeflow and Vertex too."""
+        pattern = spans.glob_of(span_pattern) if span_pattern else input_pattern
         super().__init__(
             input_base=input_base,
-            input_config=example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="all", pattern=input_pattern)]),
+            input_config=example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="all", pattern=pattern)]),
             output_config=example_gen_pb2.Output(
                 split_config=example_gen_pb2.SplitConfig(
                     splits=[
@@ -503,5 +614,5 @@ class CsvExampleGen(example_gen_component.FileBasedExampleGen):
                     ]
                 )
             ),
-            custom_config=split_custom_config(split, code_version),
+            custom_config=split_custom_config(split, code_version, span_pattern, window),
         )

@@ -59,7 +59,20 @@ def describe(found: list[dict]) -> str:
     return "; ".join(parts)
 
 
-def reasons(anomalies: list[dict], counts: dict, min_frauds: dict) -> list[str]:
-    """Why the AnomaliesGate stops a run: the anomalies in one line, then the count problems in one; [] if none."""
+ACCEPT_DRIFT_ADVICE = "if the change is real and expected, retrain on it knowingly with --accept-drift"
+
+
+def reasons(
+    anomalies: list[dict], counts: dict, min_frauds: dict, drift: list[str] = (), accept_drift: bool = False
+) -> list[str]:
+    """Why the AnomaliesGate stops a run, [] if it does not: the anomalies in one line, the count problems in one,
+    then the drift past its thresholds (components.drift.problems) in one, unless the drift was accepted.
+
+    Drift is judged only on data that meets the schema: with anomalies, a missing or mistyped column would also
+    be told as a feature that could not be compared, which says nothing more.
+    """
     problems = count_problems(counts, min_frauds)
-    return ([describe(anomalies)] if anomalies else []) + ([describe_counts(problems)] if problems else [])
+    found = ([describe(anomalies)] if anomalies else []) + ([describe_counts(problems)] if problems else [])
+    if drift and not accept_drift and not anomalies:
+        found.append("; ".join(drift) + f": {ACCEPT_DRIFT_ADVICE}")
+    return found

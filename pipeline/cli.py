@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 
 import contract
+from components import spans
 from contract import OutputLayout
 from pipeline import fingerprint
 from pipeline import gates as gates_lib
@@ -19,6 +20,8 @@ from trainer.hparams import STRATEGIES, HParams, ThresholdPolicy
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 SCHEMA_PATH = PACKAGE_DIR / "schema.pbtxt"
+# The drift and skew thresholds, reviewed like the schema.
+DRIFT_CONFIG_PATH = PACKAGE_DIR / "drift.pbtxt"
 # The embedded sample lives at the top of the source tree (the project installs editable).
 DEFAULT_DATA = PACKAGE_DIR.parent / "data" / "creditcard_sample.csv.gz"
 DEFAULT_OUTPUT = "output"
@@ -105,6 +108,55 @@ def split_data_path(path: str) -> tuple[str, str]:
     return str(local.parent), local.name
 
 
+@dataclasses.dataclass(frozen=True)
+class DataInput:
+    """Where --data points: a folder (root), the glob of its files, and the span pattern of input in spans."""
+
+    root: str
+    pattern: str
+    span_pattern: str = ""
+
+
+def _placeholder_split(path: str) -> tuple[str, str]:
+    """'ROOT/span-{SPAN}/*.csv' -> ('ROOT', 'span-{SPAN}/*.csv'): the folders before the first placeholder."""
+    steps = path.split("/")
+    first = next(i for i, step in enumerate(steps) if spans.has_placeholder(step))
+    return "/".join(steps[:first]), "/".join(steps[first:])
+
+
+def data_input(path: str) -> DataInput:
+    """What --data means: a file, a flat folder of CSV files, or spans.
+
+    Spans are given by a pattern with TFX's placeholders ({SPAN}, or {YYYY}, {MM} and {DD}), e.g.
+    DATA/span-{SPAN}/*.csv.gz, or found in a local folder whose every CSV file follows one of spans.DETECTED_LAYOUTS
+    (DATA/span-0001/*.csv.gz, DATA/span-0001.csv.gz, DATA/2013-09-01/*.csv, DATA/2013-09-01.csv.gz).
+
+    Raises:
+      UsageError: a local path that does not exist, a folder without CSV files, or a pattern that cannot be used.
+    """
+    if spans.has_placeholder(path):
+        root, pattern = _placeholder_split(path)
+        try:
+            spans.check(pattern)
+        except spans.SpanPatternError as e:
+            raise UsageError(f"--data {e}") from e
+        if "://" not in path:
+            local = Path(root).expanduser().resolve()
+            if not local.is_dir():
+                raise UsageError(f"--data {path}: no such folder {root}")
+            root = str(local)
+        return DataInput(root, spans.glob_of(pattern), pattern)
+    if "://" not in path and Path(path).expanduser().is_dir():
+        local = Path(path).expanduser().resolve()
+        names = [
+            str(p.relative_to(local)) for p in local.rglob("*") if p.is_file() and len(p.relative_to(local).parts) <= 2
+        ]
+        layout = spans.detect(names)
+        if layout is not None:
+            return DataInput(str(local), spans.glob_of(layout), layout)
+    return DataInput(*split_data_path(path))
+
+
 def _add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
     """The flags that shape the pipeline itself, shared by run and compile."""
     parser.add_argument(
@@ -113,6 +165,19 @@ def _add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
         default="time",
         help="time: train on the oldest 64%%, eval on the next 16%%, test on the newest 20%% by Time "
         "(default; how fraud models meet the future); random: hash-based 64/16/20 as in the tutorial",
+    )
+    parser.add_argument(
+        "--window",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --data in spans: train on the newest N spans (default: 0, all of them)",
+    )
+    parser.add_argument(
+        "--accept-drift",
+        action="store_true",
+        help="go on when a feature's drift (newest span vs previous) or skew (test vs train) is past its threshold "
+        "in pipeline/drift.pbtxt, retraining on the changed data knowingly; the summary records it",
     )
     parser.add_argument(
         "--beam-arg",
@@ -170,8 +235,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--data",
         default=str(DEFAULT_DATA),
-        help="a CSV file (plain or .gz) or a folder of them, with the creditcard.csv columns "
-        "(default: the embedded sample data/creditcard_sample.csv.gz)",
+        help="a CSV file (plain or .gz) or a folder of them, with the creditcard.csv columns; or data in "
+        "time-ordered spans: a folder of span-NNNN/ folders or span-NNNN.csv files (or dated YYYY-MM-DD ones), or a "
+        "pattern with {SPAN} such as DATA/span-{SPAN}/*.csv.gz (default: the embedded sample "
+        "data/creditcard_sample.csv.gz)",
     )
     run.add_argument(
         "--output",
@@ -240,7 +307,8 @@ def _parser() -> argparse.ArgumentParser:
         "--data",
         required=True,
         metavar="URI",
-        help="a CSV file or a folder URI ending in / (the default of the data_root runtime parameter)",
+        help="a CSV file, a folder URI ending in /, or spans as a pattern with {SPAN} (e.g. gs://B/data/span-{SPAN}/*.csv.gz;"
+        " each run picks the newest spans then); its folder is the default of the data_root runtime parameter",
     )
     comp.add_argument("--output", required=True, metavar="FILE", help="the spec file to write (.json or .yaml)")
     comp.add_argument("--serving-dir", metavar="URI", help="where blessed models are pushed (default: ROOT/serving)")
@@ -251,6 +319,23 @@ def _parser() -> argparse.ArgumentParser:
         help="the curated schema as the containers see it (default: %(default)s, where the Dockerfile puts it)",
     )
     _add_pipeline_flags(comp)
+
+    rp = commands.add_parser(
+        "replay",
+        help="cut a file into time-ordered spans and run the pipeline once per span, as a daily schedule would",
+        description=(
+            "Cut --data into K spans of equal size by Time and run `fraud-pipeline run` once per span into one output "
+            "folder: before run k, span k is written to DIR/spans/span-000k/, so each run sees the spans that have "
+            "arrived, checks drift (newest span vs previous, test vs train), trains on the newest --window spans and "
+            "is compared with the latest blessed model. Prints a row per run and the serving versions; writes "
+            "DIR/replay.json. Flags after -- go to every run (e.g. -- --strategy oversample)."
+        ),
+    )
+    rp.add_argument("--data", required=True, help="a CSV file (plain or .gz) with the creditcard.csv columns")
+    rp.add_argument("--spans", type=int, required=True, metavar="K", help="how many spans to cut it into")
+    rp.add_argument("--window", type=int, default=0, metavar="N", help="train on the newest N spans (default: 0, all)")
+    rp.add_argument("--output", required=True, metavar="DIR", help="a new output folder for all the runs")
+    rp.add_argument("run_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
 
     sub = commands.add_parser(
         "submit",
@@ -310,9 +395,22 @@ def threshold_policy(args: argparse.Namespace) -> ThresholdPolicy:
     return ThresholdPolicy()
 
 
-def _pipeline_config(args: argparse.Namespace, **paths) -> PipelineConfig:
-    """PipelineConfig from the shared flags plus the runner's paths."""
+def _pipeline_config(args: argparse.Namespace, data: DataInput, **paths) -> PipelineConfig:
+    """PipelineConfig from the shared flags plus the data and the runner's paths."""
+    if args.window < 0:
+        raise UsageError(f"--window {args.window}: give a number of spans, or 0 for all")
+    if args.window and not data.span_pattern:
+        raise UsageError(
+            f"--window {args.window}: --data {args.data} is not in spans (give a folder of spans such as "
+            "DATA/span-0001/*.csv.gz, or a pattern with {SPAN})"
+        )
     return PipelineConfig(
+        data_root=data.root,
+        data_pattern=data.pattern,
+        span_pattern=data.span_pattern,
+        window=args.window,
+        drift_config=DRIFT_CONFIG_PATH.read_text(),
+        accept_drift=args.accept_drift,
         split=args.split,
         beam_pipeline_args=tuple(args.beam_arg),
         hparams=_from_flags(HParams, args),
@@ -326,14 +424,12 @@ def _pipeline_config(args: argparse.Namespace, **paths) -> PipelineConfig:
 
 def _local_config(args: argparse.Namespace, **extra) -> tuple[OutputLayout, PipelineConfig]:
     """(OutputLayout, PipelineConfig) of a local run into --output on --data."""
-    data_root, data_pattern = split_data_path(args.data)
     layout = OutputLayout(str(Path(args.output).expanduser().resolve()))
     config = _pipeline_config(
         args,
+        data_input(args.data),
         pipeline_root=layout.pipeline_root,
         serving_dir=layout.serving_dir,
-        data_root=data_root,
-        data_pattern=data_pattern,
         schema_path=str(SCHEMA_PATH),
         metadata_path=layout.metadata_path,
         enable_cache=not args.no_cache,
@@ -407,9 +503,33 @@ def _compare(args: argparse.Namespace) -> int:
     return st.EXIT_OK
 
 
+def _print_drift(summary: dict) -> None:
+    from pipeline.results.summary import drift_verdict
+
+    spans_read = summary["input"].get("spans")
+    if spans_read:
+        previous = spans_read["previous"] or "none yet"
+        print(f"spans: {', '.join(spans_read['window'])} (newest {spans_read['newest']}, previous {previous})")
+    found = summary.get("drift")
+    if not found:
+        return
+    largest = []
+    for comparison in found["comparisons"]:
+        measured = [f for f in comparison["features"] if f["value"] is not None and f["threshold"]]
+        if measured:
+            top = max(measured, key=lambda f: f["value"] / f["threshold"])
+            largest.append(
+                f"{comparison['name']}: largest {top['feature']} {top['value']:.3f} (threshold {top['threshold']:g})"
+            )
+    print(f"drift and skew: {drift_verdict(summary)}; " + "; ".join(largest))
+    if found["accepted"]:
+        print("  past its thresholds and accepted with --accept-drift: " + "; ".join(found["exceeded"]))
+
+
 def _print_run(summary: dict) -> None:
     for split, counts in summary["splits"].items():
         print(f"{split:>5}: {counts['rows']} rows, {counts['frauds']} frauds")
+    _print_drift(summary)
     print(f"status: {summary['status']}")
     if summary["evaluation"] is None:
         return
@@ -438,14 +558,12 @@ def _print_run(summary: dict) -> None:
 def _compile(args: argparse.Namespace) -> int:
     if "://" not in args.pipeline_root:
         raise UsageError(f"--pipeline-root {args.pipeline_root}: give a URI the cluster can reach (gs://, s3://)")
-    data_root, data_pattern = split_data_path(args.data)
     root = args.pipeline_root.rstrip("/")
     config = _pipeline_config(
         args,
+        data_input(args.data),
         pipeline_root=root,
         serving_dir=args.serving_dir or f"{root}/serving",
-        data_root=data_root,
-        data_pattern=data_pattern,
         schema_path=args.schema_path,
         metadata_path=None,
         # Kubeflow V2 compiles only TFX's stock resolver strategies.
@@ -457,6 +575,38 @@ def _compile(args: argparse.Namespace) -> int:
 
     write_spec(compile_spec(config, args.image, args.target), args.output)
     print(f"compiled for {args.target}: {args.output}")
+    return st.EXIT_OK
+
+
+def _replay(args: argparse.Namespace) -> int:
+    if args.spans < 1 or args.window < 0:
+        raise UsageError("--spans must be at least 1 and --window at least 0")
+    if not Path(args.data).is_file():
+        raise UsageError(f"--data {args.data}: no such file")
+    run_args = args.run_args[1:] if args.run_args[:1] == ["--"] else args.run_args
+    for flag in ("--data", "--output", "--window"):
+        if any(a == flag or a.startswith(flag + "=") for a in run_args):
+            raise UsageError(f"{flag} after --: replay sets it for every run itself")
+    from pipeline import replay
+
+    try:
+        record = replay.replay(args.data, args.spans, args.window, Path(args.output).expanduser().resolve(), run_args)
+    except (ValueError, FileExistsError) as e:
+        raise UsageError(str(e)) from e
+    print(replay.table(record["runs"]))
+    print(f"serving versions: {', '.join(record['serving']) or 'none'}")
+    print(f"replay: {Path(args.output) / replay.REPLAY_JSON}")
+    failed = [
+        r["span"]
+        for r in record["runs"]
+        if r["exit_code"] not in (st.EXIT_OK, st.EXIT_NOT_BLESSED, st.EXIT_DATA_REJECTED)
+    ]
+    if failed:
+        print(
+            f"fraud-pipeline: the runs of spans {', '.join(failed)} failed; see {args.output}/pipeline.log",
+            file=sys.stderr,
+        )
+        return st.EXIT_FAILED
     return st.EXIT_OK
 
 
@@ -527,6 +677,8 @@ def main(argv: list[str] | None = None) -> int:
             return _compare(args)
         if args.command == "submit":
             return _submit(args)
+        if args.command == "replay":
+            return _replay(args)
     except UsageError as e:
         print(f"fraud-pipeline: {e}", file=sys.stderr)
         return st.EXIT_USAGE

@@ -17,6 +17,7 @@ EXAMPLE_GEN = "CsvExampleGen"
 SCHEMA_IMPORTER = "ImportSchemaGen"
 STATISTICS_GEN = "StatisticsGen"
 EXAMPLE_VALIDATOR = "ExampleValidator"
+DISTRIBUTION_VALIDATOR = "DistributionValidator"
 GATE = "AnomaliesGate"
 TRANSFORM = "Transform"
 TRAINER = "Trainer"
@@ -67,6 +68,12 @@ class PipelineConfig:
         unchanged re-run is fully cached; False uses TFX's LatestBlessedModelStrategy (what Kubeflow V2 compiles).
       runtime_data_root: make data_root a runtime parameter (DATA_ROOT_PARAMETER, defaulting to data_root) that
         each Kubeflow/Vertex run can set.
+      span_pattern: for input in spans, their pattern inside data_root, with {SPAN} or a date (components.spans);
+        '' for one file or a flat folder (data_pattern is read then).
+      window: with spans, how many of the newest to train on (0: all).
+      drift_config: the DistributionValidator's thresholds (pipeline/drift.pbtxt), as text-format
+        DistributionValidatorConfig; '' compares nothing.
+      accept_drift: let the run go on past drift or skew beyond the thresholds (the summary records it).
       code_versions: component id (keys of COMPONENT_CODE) -> fingerprint of the project code that runs in it.
         TFX does not put code loaded by dotted path into its cache key, so each goes into its component's
         properties, and a change to that code re-runs the component (and what depends on it).
@@ -88,11 +95,17 @@ class PipelineConfig:
     data_minimums: DataMinimums = DataMinimums()
     baseline_excludes_candidate: bool = True
     runtime_data_root: bool = False
+    span_pattern: str = ""
+    window: int = 0
+    drift_config: str = ""
+    accept_drift: bool = False
     code_versions: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         if self.split not in contract.SPLIT_SCHEMES:
             raise ValueError(f"split must be one of {contract.SPLIT_SCHEMES}, got {self.split!r}")
+        if self.window < 0:
+            raise ValueError(f"window must be >= 0, got {self.window}")
         unknown = set(self.code_versions) - set(COMPONENT_CODE)
         if unknown:
             raise ValueError(f"code_versions for unknown components {sorted(unknown)}")

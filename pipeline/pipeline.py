@@ -2,7 +2,10 @@
 
 import dataclasses
 
+from google.protobuf import text_format
 from tfx import v1 as tfx
+from tfx.components.distribution_validator.component import DistributionValidator
+from tfx.proto import distribution_validator_pb2
 
 import contract
 from components.anomalies_gate import AnomaliesGate
@@ -39,6 +42,8 @@ def _upstream(config: PipelineConfig) -> tuple:
         input_pattern=config.data_pattern,
         split=config.split,
         code_version=config.code_version(cfg.EXAMPLE_GEN),
+        span_pattern=config.span_pattern,
+        window=config.window,
     )
     schema_importer = tfx.components.ImportSchemaGen(schema_file=config.schema_path)
     statistics_gen = tfx.components.StatisticsGen(
@@ -47,10 +52,21 @@ def _upstream(config: PipelineConfig) -> tuple:
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_importer.outputs["schema"]
     )
+    # Skew (test split vs train split) on every run, drift (newest span vs previous) with spans; both from the one
+    # StatisticsGen output, against the thresholds of pipeline/drift.pbtxt.
+    pairs = [contract.SKEW_PAIR] + ([contract.DRIFT_PAIR] if config.span_pattern else [])
+    distribution_validator = DistributionValidator(
+        statistics=statistics_gen.outputs["statistics"],
+        baseline_statistics=statistics_gen.outputs["statistics"],
+        config=text_format.Parse(config.drift_config, distribution_validator_pb2.DistributionValidatorConfig()),
+        include_split_pairs=pairs,
+    ).with_id(cfg.DISTRIBUTION_VALIDATOR)
     gate = AnomaliesGate(
         anomalies=example_validator.outputs["anomalies"],
         statistics=statistics_gen.outputs["statistics"],
+        drift_anomalies=distribution_validator.outputs["anomalies"],
         **config.data_minimums.to_dict(),
+        accept_drift=config.accept_drift,
         code_version=config.code_version(cfg.GATE),
     )
 
@@ -68,7 +84,15 @@ def _upstream(config: PipelineConfig) -> tuple:
     )
     # Validation is a gate: Transform, and so everything after it, waits for it to pass.
     transform.add_upstream_node(gate)
-    components = [example_gen, schema_importer, statistics_gen, example_validator, gate, transform]
+    components = [
+        example_gen,
+        schema_importer,
+        statistics_gen,
+        example_validator,
+        distribution_validator,
+        gate,
+        transform,
+    ]
     return example_gen, transform, components
 
 

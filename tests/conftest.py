@@ -11,10 +11,21 @@ import pytest
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from tests.support import CLI, FIXTURE, CliRun, compile_spec, run_cli  # noqa: E402 - after the environment is set.
+from tests.support import (  # noqa: E402 - after the environment is set.
+    CLI,
+    FIXTURE,
+    SAMPLE,
+    CliRun,
+    compile_spec,
+    run_cli,
+    shifted_copy,
+)
 
 # Fixtures that run the pipeline in subprocesses: minutes, so only in the e2e tier. (Compiling it takes seconds.)
-E2E_FIXTURES = {"time_run", "lifecycle", "random_run", "compare_run"}
+E2E_FIXTURES = {"time_run", "lifecycle", "random_run", "compare_run", "drifted", "replayed"}
+# The shift the drift gate must stop: V1..V4 moved by three standard deviations in the newest 36% of the
+# embedded sample's rows (its eval and test windows).
+SHIFTED = ("V1", "V2", "V3", "V4")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -98,6 +109,32 @@ def compare_run(tmp_path_factory) -> dict:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return {"proc": proc, "output": output, "result": json.loads((output / "compare.json").read_text())}
+
+
+@pytest.fixture(scope="session")
+def drifted(tmp_path_factory) -> dict[str, CliRun]:
+    """The shifted sample run twice into one folder: as is (the gate should stop it), then with --accept-drift."""
+    folder = tmp_path_factory.mktemp("drifted")
+    data = shifted_copy(SAMPLE, folder / "shifted.csv", SHIFTED, sigmas=3.0, newest_share=0.36)
+    output = folder / "output"
+    return {
+        "stopped": run_cli(output, "--data", str(data)),
+        "accepted": run_cli(output, "--data", str(data), "--accept-drift"),
+    }
+
+
+@pytest.fixture(scope="session")
+def replayed(tmp_path_factory) -> dict:
+    """`fraud-pipeline replay` of the fixture in 3 spans with a window of 2: its process result and replay.json."""
+    output = tmp_path_factory.mktemp("replay")
+    proc = subprocess.run(
+        [str(CLI), "replay", "--data", str(FIXTURE), "--spans", "3", "--window", "2", "--output", str(output)],
+        capture_output=True,
+        text=True,
+        timeout=2400,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return {"proc": proc, "output": output, "record": json.loads((output / "replay.json").read_text())}
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,14 @@ from pipeline import config as cfg
 
 ROOT = Path(__file__).resolve().parent.parent
 # The pipeline's components: the gate and what feeds it, then what runs only after the gate passed.
-UPSTREAM_OF_TRAINING = {cfg.EXAMPLE_GEN, cfg.SCHEMA_IMPORTER, cfg.STATISTICS_GEN, cfg.EXAMPLE_VALIDATOR, cfg.GATE}
+UPSTREAM_OF_TRAINING = {
+    cfg.EXAMPLE_GEN,
+    cfg.SCHEMA_IMPORTER,
+    cfg.STATISTICS_GEN,
+    cfg.EXAMPLE_VALIDATOR,
+    cfg.DISTRIBUTION_VALIDATOR,
+    cfg.GATE,
+}
 DOWNSTREAM_OF_GATE = {cfg.TRANSFORM, cfg.TRAINER, cfg.RESOLVER, cfg.EVALUATOR, cfg.PUSHER}
 ALL_COMPONENTS = UPSTREAM_OF_TRAINING | DOWNSTREAM_OF_GATE
 # What `fraud-pipeline compile` is given in the tests (nothing is sent anywhere).
@@ -86,6 +93,23 @@ def write_csv_rows(path: Path, rows: list[list[str]]) -> Path:
     with open(path, "w", newline="") as f:
         csv.writer(f).writerows(rows)
     return path
+
+
+SAMPLE = ROOT / "data" / "creditcard_sample.csv.gz"
+
+
+def shifted_copy(source: Path, target: Path, features: tuple[str, ...], sigmas: float, newest_share: float) -> Path:
+    """A copy of a time-ordered CSV file with features shifted by `sigmas` standard deviations in its newest rows."""
+    import statistics
+
+    header, *rows = read_csv_rows(source)
+    columns = [header.index(f) for f in features]
+    shift = {c: sigmas * statistics.pstdev(float(r[c]) for r in rows) for c in columns}
+    first = int(len(rows) * (1 - newest_share))
+    for row in rows[first:]:
+        for c in columns:
+            row[c] = repr(float(row[c]) + shift[c])
+    return write_csv_rows(target, [header, *rows])
 
 
 def executions_per_node(metadata_path: str) -> dict[str, list[str]]:
@@ -163,7 +187,7 @@ def at(record: dict, key: str):
     """The value at a 'a/b/c' path in a JSON record."""
     value = record
     for step in key.split("/"):
-        value = value[step]
+        value = value[int(step)] if isinstance(value, list) else value[step]
     return value
 
 
@@ -189,10 +213,10 @@ def raw_examples(run: CliRun, split: str) -> list[bytes]:
     return [r.numpy() for r in tf.data.TFRecordDataset(split_files(run, split), compression_type="GZIP")]
 
 
-def compile_spec(path: Path, target: str, *extra: str) -> Path:
+def compile_spec(path: Path, target: str, *extra: str, data: str = DATA_URI) -> Path:
     """Runs `fraud-pipeline compile` for a target with the test image, root, data and Beam args."""
     args = [str(CLI), "compile", "--target", target, "--image", IMAGE, "--pipeline-root", ROOT_URI]
-    args += ["--data", DATA_URI, "--output", str(path), *extra]
+    args += ["--data", data, "--output", str(path), *extra]
     args += [f"--beam-arg={a}" for a in BEAM_ARGS]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

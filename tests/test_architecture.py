@@ -20,7 +20,7 @@ LAYERS = (
     ("pipeline.config", "pipeline.gates", "pipeline.status", "pipeline.eval_config", "pipeline.pipeline"),
     ("pipeline.fingerprint", "pipeline.results"),
     ("pipeline.report",),
-    ("pipeline.runners",),
+    ("pipeline.runners", "pipeline.replay"),
     ("pipeline.cli",),
 )
 
@@ -100,8 +100,20 @@ def test_test_modules_import_no_other_test_module():
 
 def test_each_component_is_fingerprinted_with_the_modules_it_loads():
     loaded = {c: fingerprint.closure(m, GRAPH) for c, m in cfg.COMPONENT_CODE.items()}
-    assert loaded[cfg.EXAMPLE_GEN] == {"contract", "components", "components.example_gen", "components.rejection"}
-    assert loaded[cfg.GATE] == {"contract", "components", "components.anomalies_gate", "components.rejection"}
+    assert loaded[cfg.EXAMPLE_GEN] == {
+        "contract",
+        "components",
+        "components.example_gen",
+        "components.rejection",
+        "components.spans",
+    }
+    assert loaded[cfg.GATE] == {
+        "contract",
+        "components",
+        "components.anomalies_gate",
+        "components.drift",
+        "components.rejection",
+    }
     assert loaded[cfg.PUSHER] == {"components", "components.pusher"}
     assert loaded[cfg.TRANSFORM] == {"contract", "transform", "transform.preprocessing"}
     assert {"contract", "trainer.task", "trainer.model", "trainer.threshold", "trainer.hparams"} <= loaded[cfg.TRAINER]
@@ -117,6 +129,8 @@ def test_each_component_is_fingerprinted_with_the_modules_it_loads():
         ("components/anomalies_gate.py", {cfg.GATE}),
         ("components/__init__.py", {cfg.EXAMPLE_GEN, cfg.GATE, cfg.PUSHER}),
         ("components/rejection.py", {cfg.EXAMPLE_GEN, cfg.GATE}),
+        ("components/spans.py", {cfg.EXAMPLE_GEN}),
+        ("components/drift.py", {cfg.GATE}),
         ("components/pusher.py", {cfg.PUSHER}),
         ("transform/preprocessing.py", {cfg.TRANSFORM}),
         ("trainer/model.py", {cfg.TRAINER}),

@@ -11,7 +11,7 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 
 from pipeline import config as cfg
 from pipeline.config import DATA_ROOT_PARAMETER, RESOLVER, PipelineConfig
-from tests.support import ALL_COMPONENTS, BEAM_ARGS, CLI, DATA_URI, IMAGE, ROOT, ROOT_URI
+from tests.support import ALL_COMPONENTS, BEAM_ARGS, CLI, DATA_URI, IMAGE, ROOT, ROOT_URI, compile_spec
 
 BEAM_COMPONENTS = {cfg.EXAMPLE_GEN, cfg.STATISTICS_GEN, cfg.TRANSFORM, cfg.EVALUATOR}
 
@@ -149,3 +149,33 @@ def test_compiled_statistics_gen_executor_runs_locally(compiled, time_run, tmp_p
     assert proc.returncode == 0, proc.stderr[-3000:]
     for split in ("train", "eval", "test"):
         assert (stats_uri / f"Split-{split}" / "FeatureStats.pb").stat().st_size > 0
+
+
+def _parameter(task, name: str) -> str:
+    return task.inputs.parameters[name].runtime_value.constant_value.string_value
+
+
+def test_the_compiled_spec_carries_the_drift_gate_and_the_span_window(tmp_path):
+    spans_uri = "gs://demo-bucket/fraud/spans/span-{SPAN}/*.csv.gz"
+    path = compile_spec(tmp_path / "spans.json", "vertex", "--window", "3", data=spans_uri)
+    spec = _spec({"vertex": path}, "vertex")
+    tasks = spec.root.dag.tasks
+    validator = tasks[cfg.DISTRIBUTION_VALIDATOR]
+    config = json.loads(_parameter(validator, "distribution_validator_config"))
+    thresholds = {f["path"]["step"][0]: f["distributionComparator"] for f in config["defaultSliceConfig"]["feature"]}
+    assert thresholds["V1"]["jensenShannonDivergence"]["threshold"] == 0.5
+    assert "infinityNorm" in thresholds["Class"]
+    assert json.loads(_parameter(validator, "include_split_pairs")) == [
+        ["test", "train"],
+        ["span_newest", "span_previous"],
+    ]
+    # The gate waits for the validator, and Transform for the gate.
+    assert cfg.DISTRIBUTION_VALIDATOR in tasks[cfg.GATE].dependent_tasks
+    assert cfg.GATE in tasks[cfg.TRANSFORM].dependent_tasks
+    example_gen = tasks[cfg.EXAMPLE_GEN]
+    custom = json.loads(_parameter(example_gen, "custom_config"))["custom_config"]["value"]
+    assert custom["span_pattern"] == "span-{SPAN}/*.csv.gz" and custom["window"] == 3
+    assert json.loads(_parameter(example_gen, "input_config"))["splits"][0]["pattern"] == "span-*/*.csv.gz"
+    assert spec.root.input_definitions.parameters[DATA_ROOT_PARAMETER].default_value.string_value == (
+        "gs://demo-bucket/fraud/spans"
+    )

@@ -188,6 +188,31 @@ def features_figure(train_scored, names: list[str]):
     return fig
 
 
+def drift_figure(comparisons: list[dict]):
+    """Per comparison, each feature's divergence (bars; red past its threshold) and its threshold (black ticks)."""
+    order = {name: i for i, name in enumerate(contract.RAW_COLUMNS)}
+    fig, axes = plt.subplots(1, len(comparisons), figsize=(6.5 * len(comparisons), 7.5), squeeze=False)
+    for ax, comparison in zip(axes[0], comparisons):
+        features = sorted(
+            (f for f in comparison["features"] if f["value"] is not None),
+            key=lambda f: order.get(f["feature"], len(order)),
+        )
+        y = np.arange(len(features))
+        colors = [FRAUD_COLOR if f["exceeded"] else NORMAL_COLOR for f in features]
+        ax.barh(y, [f["value"] for f in features], color=colors)
+        ax.scatter([f["threshold"] for f in features], y, marker="|", s=200, color="black", label="threshold")
+        labels = [f"{f['feature']} ({'L-inf' if f['measure'] == 'l_infinity' else 'JSD'})" for f in features]
+        ax.set_yticks(y, labels, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("divergence (JSD: Jensen-Shannon; L-inf: largest change in a class's share)")
+        ax.set_title(comparison["name"], fontsize=10)
+        ax.legend(fontsize=8, loc="lower right")
+    fig.suptitle("Drift and skew per feature (red: past its threshold)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def save_png(fig, out_dir: str, name: str) -> str:
     """Writes the figure to OUT_DIR/NAME.png, closes it, and returns the PNG as base64 for embedding."""
     buffer = io.BytesIO()

@@ -24,6 +24,7 @@ FIGURES = (
     "threshold",
     "slices",
     "feature_distributions",
+    "drift",
 )
 
 
@@ -152,6 +153,59 @@ def _metrics_table(summary: dict) -> str:
     return f"<table id='metrics'><tr><th>slice</th>{head}</tr>{''.join(body)}</table>"
 
 
+def _drift_section(summary: dict, images: dict) -> str:
+    """The DistributionValidator's comparisons: the verdict, a figure and a table of every feature."""
+    found = summary.get("drift")
+    if not found:
+        return "<p>Not measured: the run stopped before the DistributionValidator.</p>"
+    if not found["exceeded"]:
+        verdict = "<p><span class='verdict pass' id='drift-verdict'>within thresholds</span></p>"
+    elif found["accepted"]:
+        verdict = (
+            "<p><span class='verdict fail' id='drift-verdict'>past thresholds, accepted (--accept-drift)</span></p>"
+            f"<p>{esc('; '.join(found['exceeded']))}</p>"
+        )
+    else:
+        verdict = (
+            "<p><span class='verdict fail' id='drift-verdict'>past thresholds: the run stopped before Transform"
+            f"</span></p><p>{esc('; '.join(found['exceeded']))}</p>"
+        )
+    parts = [
+        verdict,
+        "<p class='muted'>Thresholds: <code>pipeline/drift.pbtxt</code>. Numeric features: Jensen-Shannon divergence "
+        "of quantile histograms; the label: L-infinity distance.</p>",
+        figure("drift", images, "Each comparison this run made, every compared feature."),
+    ]
+    for i, comparison in enumerate(found["comparisons"]):
+        note = f"<p class='muted'>{esc(comparison['note'])}</p>" if comparison.get("note") else ""
+        rows = []
+        for j, f in enumerate(comparison["features"]):
+            path = ("drift", "comparisons", i, "features", j)
+            value = num(summary, *path, "value") if f["value"] is not None else "not compared"
+            threshold = num(summary, *path, "threshold") if f["threshold"] is not None else "&mdash;"
+            result = "fail" if f["exceeded"] else "pass"
+            rows.append(
+                f"<tr><td>{esc(f['feature'])}</td><td>{esc(f['measure'])}</td><td>{value}</td><td>{threshold}</td>"
+                f"<td class='{result}'>{'past' if f['exceeded'] else 'within'}</td></tr>"
+            )
+        parts.append(
+            f"<h3>{esc(comparison['name'])}</h3>{note}<table class='drift'><tr><th>feature</th><th>measure</th>"
+            f"<th>value</th><th>threshold</th><th>result</th></tr>{''.join(rows)}</table>"
+        )
+    return "".join(parts)
+
+
+def _spans_note(summary: dict) -> str:
+    spans = summary["input"].get("spans")
+    if not spans:
+        return ""
+    previous = esc(spans["previous"]) if spans["previous"] else "none yet"
+    return (
+        f" Spans (<code>{esc(spans['pattern'])}</code>): trained on {esc(', '.join(spans['window']))}; newest "
+        f"{esc(spans['newest'])}, previous {previous}."
+    )
+
+
 def _splits_table(summary: dict) -> str:
     rows = "".join(
         f"<tr><td>{split}</td><td>{num(summary, 'splits', split, 'rows')}</td>"
@@ -172,11 +226,12 @@ def render(summary: dict, images: dict, computed: dict) -> str:
     sections = [
         f"<h1>Fraud pipeline run report</h1><p class='muted'>Run {esc(summary.get('run_id'))}, "
         f"{esc(summary['started_at'])} &ndash; {esc(summary['finished_at'])}. Data: "
-        f"<code>{esc(summary['input']['path'])}</code>, split {esc(split_note)}. Strategy "
+        f"<code>{esc(summary['input']['path'])}</code>, split {esc(split_note)}.{_spans_note(summary)} Strategy "
         f"<b>{esc(summary['hparams']['strategy'])}</b>. Status: <b>{esc(summary['status'])}</b>.</p>",
         "<h2>Blessing verdict</h2>" + _verdict_section(summary),
         "<h2>The data: class imbalance</h2>" + _splits_table(summary) + figure("class_balance", images, ""),
     ]
+    sections.append("<h2>Drift and skew</h2>" + _drift_section(summary, images))
     if summary.get("anomalies"):
         items = "".join(
             f"<li>{esc(a.get('split'))}: {esc(a.get('feature'))}: {esc(a.get('description'))}</li>"
@@ -250,6 +305,8 @@ def build(summary: dict, out_dir: str) -> str:
     computed: dict = {"curves": {}, "separating_features": [], "operating_points": {}}
     if summary["splits"]:
         images["class_balance"] = figs.save_png(figs.class_balance_figure(summary), out_dir, "class_balance")
+    if summary.get("drift") and summary["drift"]["comparisons"]:
+        images["drift"] = figs.save_png(figs.drift_figure(summary["drift"]["comparisons"]), out_dir, "drift")
     trainer = summary.get("trainer")
     if trainer:
         with open(trainer["history_path"]) as f:

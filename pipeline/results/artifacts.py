@@ -6,6 +6,7 @@ import os
 from tfx.dsl.io import fileio
 
 import contract
+from components import drift
 from components.anomalies_gate import read_anomalies, read_split_counts
 from pipeline.results.metadata import NodeRun, int_property, str_property
 
@@ -23,6 +24,28 @@ def split_counts(statistics: NodeRun) -> dict[str, dict[str, int | None]]:
 def anomalies(validator: NodeRun) -> list[dict]:
     """The anomalies the ExampleValidator found, one dict per split and feature."""
     return read_anomalies(validator.output_uri("anomalies"), split_names(validator, "anomalies"))
+
+
+def drift_comparisons(distribution_validator: NodeRun) -> list[dict]:
+    """What the DistributionValidator measured, per comparison (components.drift.read_comparisons)."""
+    return drift.read_comparisons(
+        distribution_validator.output_uri("anomalies"), split_names(distribution_validator, "anomalies")
+    )
+
+
+def spans_read(example_gen: NodeRun) -> dict | None:
+    """The spans CsvExampleGen read (pattern, window labels oldest first, previous span), None without spans."""
+    examples = example_gen.outputs["examples"][0]
+    pattern = str_property(examples, "span_pattern")
+    if not pattern:
+        return None
+    window = json.loads(str_property(examples, "spans"))
+    return {
+        "pattern": pattern,
+        "window": window,
+        "newest": window[-1],
+        "previous": str_property(examples, "previous_span") or None,
+    }
 
 
 def _model_file(trainer: NodeRun, name: str) -> str:

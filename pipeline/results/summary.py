@@ -5,6 +5,8 @@ import datetime
 import json
 import os
 
+import contract
+from components import drift
 from contract import OutputLayout
 from pipeline import config as cfg
 from pipeline.config import PipelineConfig
@@ -34,11 +36,17 @@ class Executed:
 
 def run_record(done: Executed, config: PipelineConfig, input_path: str) -> dict:
     """What every run's JSON record starts with: the run, its input and splits, and each component's state."""
-    statistics = done.done(cfg.STATISTICS_GEN)
+    statistics, example_gen = done.done(cfg.STATISTICS_GEN), done.done(cfg.EXAMPLE_GEN)
+    counts = artifacts.split_counts(statistics) if statistics else {}
+    spans = artifacts.spans_read(example_gen) if example_gen else None
+    if spans is not None:
+        spans["window_size"] = config.window or None
+        spans["newest_counts"], spans["previous_counts"] = (counts.get(s) for s in contract.DRIFT_PAIR)
     return {
         "run_id": done.run_id,
-        "input": {"path": input_path, "split": config.split},
-        "splits": artifacts.split_counts(statistics) if statistics else {},
+        "input": {"path": input_path, "split": config.split, "spans": spans},
+        "splits": {s: c for s, c in counts.items() if s in contract.SPLITS},
+        "drift": drift_record(done, config, spans),
         "data_minimums": config.data_minimums.to_dict(),
         "hparams": config.hparams.to_dict(),
         "code_versions": dict(config.code_versions),
@@ -57,10 +65,53 @@ def found_anomalies(done: Executed) -> list[dict]:
     return artifacts.anomalies(validator) if validator else []
 
 
+def drift_record(done: Executed, config: PipelineConfig, spans: dict | None) -> dict | None:
+    """What the DistributionValidator measured, per comparison, and whether drift past a threshold was accepted."""
+    validator = done.done(cfg.DISTRIBUTION_VALIDATOR)
+    if validator is None:
+        return None
+    comparisons = artifacts.drift_comparisons(validator)
+    for comparison in comparisons:
+        if tuple(comparison["pair"]) == contract.DRIFT_PAIR and spans is not None:
+            if spans["previous"] is None:
+                comparison["note"] = f"no span before {spans['newest']} yet: the newest span was compared with itself"
+            else:
+                comparison["name"] = f"newest span {spans['newest']} vs previous span {spans['previous']}"
+    problems = drift.problems(comparisons)
+    return {
+        "comparisons": comparisons,
+        "exceeded": problems,
+        "accept_drift": config.accept_drift,
+        # Drift past a threshold that this run went on with, by --accept-drift.
+        "accepted": bool(problems) and config.accept_drift,
+    }
+
+
+def drift_verdict(record: dict) -> str:
+    """The drift gate in a word or two: 'within thresholds', 'accepted' (past, with --accept-drift), 'stopped' (past:
+    the run was rejected), or 'not measured' (the run stopped before the DistributionValidator)."""
+    found = record.get("drift")
+    if not found:
+        return "not measured"
+    if not found["exceeded"]:
+        return "within thresholds"
+    return "accepted" if found["accepted"] else "stopped"
+
+
 def data_rejection(done: Executed, record: dict, anomalies: list, config: PipelineConfig) -> str | None:
-    """Why the run's data was rejected (anomalies, rows and frauds per split, or unreadable input), or None."""
+    """Why the run's data was rejected (anomalies, rows and frauds per split, drift, or unreadable input), or None."""
     minimums = config.data_minimums.per_split()
-    return rejection(done.error, done.nodes, record["input"]["path"], anomalies, record["splits"], minimums)
+    drifted = record["drift"]["exceeded"] if record.get("drift") else []
+    return rejection(
+        done.error,
+        done.nodes,
+        record["input"]["path"],
+        anomalies,
+        record["splits"],
+        minimums,
+        drifted,
+        config.accept_drift,
+    )
 
 
 def _baseline_note(evaluated: dict | None) -> str | None:

@@ -30,16 +30,25 @@ def _data_rejected_error(error: BaseException | None) -> DataRejectedError | Non
     return None
 
 
-def rejection(error, nodes: dict, input_path: str, anomalies: list, counts: dict, minimums: dict) -> str | None:
+def rejection(
+    error,
+    nodes: dict,
+    input_path: str,
+    anomalies: list,
+    counts: dict,
+    minimums: dict,
+    drift: list[str] = (),
+    accept_drift: bool = False,
+) -> str | None:
     """Why the data was rejected, in one line that starts with the input, or None when it was not.
 
-    The gate's reasons are recomputed from the validator's anomalies and StatisticsGen's counts with the gate's
-    own rules, so they read the same as the gate's error; a rejection where the data is read (CsvExampleGen)
-    comes from its error, which names the file and line.
+    The gate's reasons are recomputed from the validator's anomalies, StatisticsGen's counts and the drift past
+    its thresholds (components.drift.problems) with the gate's own rules, so they read the same as the gate's
+    error; a rejection where the data is read (CsvExampleGen) comes from its error, which names the file and line.
     """
     gate = nodes.get(cfg.GATE)
     if gate is not None and gate.state == "FAILED":
-        found = reasons(anomalies, counts, minimums)
+        found = reasons(anomalies, counts, minimums, drift, accept_drift)
         if found:
             return f"{input_path}: " + "; ".join(found)
     rejected = _data_rejected_error(error)

@@ -1,0 +1,165 @@
+"""`fraud-pipeline replay`: a file cut into time-ordered spans, and the pipeline run once per span as a schedule would.
+
+Span k is written to OUTPUT/spans/span-000k/ just before run k, so each run sees the spans that have "arrived"
+and trains on the newest --window of them; every run goes into the one output folder, so each new model is
+compared with the latest blessed one and only blessed models reach OUTPUT/serving. No TensorFlow here: each run
+is a `fraud-pipeline run` subprocess, exactly what a cron job starts.
+"""
+
+import csv
+import dataclasses
+import gzip
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import contract
+from pipeline import status as st
+
+SPANS_FOLDER = "spans"
+REPLAY_JSON = "replay.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class SpanFile:
+    label: str
+    path: str
+    rows: int
+    frauds: int
+    first_time: float
+    last_time: float
+
+
+def _open_text(path: str):
+    return gzip.open(path, "rt", newline="") if path.endswith(".gz") else open(path, newline="")
+
+
+def cut(path: str, k: int) -> tuple[str, list[list[tuple[float, str]]]]:
+    """The file's header line and its rows cut into k time-ordered parts of (nearly) equal size.
+
+    Each row is kept as its text line (rows are ordered by Time, stably, so rows at the same time keep their order).
+    """
+    with _open_text(path) as f:
+        header = f.readline()
+        names = next(csv.reader([header]))
+        if contract.TIME not in names or contract.LABEL not in names:
+            raise ValueError(f"{path}: the header has no {contract.TIME} or {contract.LABEL} column")
+        time_index = names.index(contract.TIME)
+        rows = [(float(next(csv.reader([line]))[time_index]), line) for line in f if line.strip()]
+    if len(rows) < k:
+        raise ValueError(f"{path}: {len(rows)} rows cannot make {k} spans")
+    rows.sort(key=lambda r: r[0])
+    size, extra = divmod(len(rows), k)
+    parts, start = [], 0
+    for index in range(k):
+        end = start + size + (1 if index < extra else 0)
+        parts.append(rows[start:end])
+        start = end
+    return header, parts
+
+
+def write_span(folder: Path, number: int, header: str, rows: list[tuple[float, str]]) -> SpanFile:
+    """Writes one span as folder/span-NNNN/part-0.csv.gz (the layout `run --data` detects)."""
+    label = f"{number:04d}"
+    target = folder / f"span-{label}" / "part-0.csv.gz"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    names = next(csv.reader([header]))
+    label_index = names.index(contract.LABEL)
+    frauds = sum(1 for _, line in rows if next(csv.reader(io.StringIO(line)))[label_index].strip() in ("1", "1.0"))
+    tmp = target.with_suffix(".tmp")
+    with gzip.open(tmp, "wt", compresslevel=1, newline="") as f:
+        f.write(header)
+        f.writelines(line if line.endswith("\n") else line + "\n" for _, line in rows)
+    os.replace(tmp, target)
+    return SpanFile(label, str(target), len(rows), frauds, rows[0][0], rows[-1][0])
+
+
+def _run(output: Path, window: int, run_args: list[str]) -> tuple[int, dict | None, float]:
+    command = [sys.executable, "-m", "pipeline.cli", "run", "--data", str(output / SPANS_FOLDER)]
+    command += ["--output", str(output), "--window", str(window), "--no-report", *run_args]
+    started = time.monotonic()
+    proc = subprocess.run(command, capture_output=True, text=True)
+    seconds = round(time.monotonic() - started, 1)
+    summary_path = output / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
+    if proc.returncode not in (st.EXIT_OK, st.EXIT_DATA_REJECTED, st.EXIT_NOT_BLESSED):
+        sys.stderr.write(proc.stderr[-3000:])
+    return proc.returncode, summary, seconds
+
+
+def _row(span: SpanFile, code: int, summary: dict | None, seconds: float) -> dict:
+    from pipeline.results.summary import drift_verdict
+
+    summary = summary or {}
+    evaluation = summary.get("evaluation") or {}
+    spans_read = (summary.get("input") or {}).get("spans") or {}
+    pushed = summary.get("pushed_model")
+    return {
+        "span": span.label,
+        "span_rows": span.rows,
+        "span_frauds": span.frauds,
+        "window": spans_read.get("window"),
+        "window_rows": sum(c["rows"] for c in summary.get("splits", {}).values()),
+        "exit_code": code,
+        "status": summary.get("status"),
+        "drift": drift_verdict(summary) if summary else "not measured",
+        "drift_exceeded": (summary.get("drift") or {}).get("exceeded", []),
+        "test_pr_auc": (evaluation.get("overall") or {}).get("pr_auc"),
+        "baseline": (evaluation.get("baseline") or {}).get("model_uri"),
+        # The latest blessed model's PR-AUC on this run's test split: what the change gate compared with.
+        "baseline_pr_auc": ((evaluation.get("baseline") or {}).get("overall") or {}).get("pr_auc"),
+        "blessed": summary.get("blessed", False),
+        "pushed_version": os.path.basename(pushed) if pushed else None,
+        "message": summary.get("message"),
+        "seconds": seconds,
+    }
+
+
+def _auc(value: float | None) -> str:
+    return f"{value:.4f}" if value is not None else "-"
+
+
+def table(rows: list[dict]) -> str:
+    """The replay's rows as a fixed-width table: PR-AUC is the new model's on its run's test split, 'blessed' the
+    latest blessed model's on the same split (what the change gate compared with; 'none' on the first run)."""
+    lines = [
+        f"{'span':>5} {'rows':>7} {'frauds':>6} {'window':>11} {'trained on':>10} {'drift':>17} "
+        f"{'PR-AUC':>7} {'blessed':>7} {'pushed':>12} {'seconds':>7}"
+    ]
+    for r in rows:
+        window = "-" if not r["window"] else "-".join(dict.fromkeys([r["window"][0], r["window"][-1]]))
+        auc = _auc(r["test_pr_auc"])
+        lines.append(
+            f"{r['span']:>5} {r['span_rows']:>7} {r['span_frauds']:>6} {window:>11} {r['window_rows']:>10} "
+            f"{r['drift']:>17} {auc:>7} {_auc(r['baseline_pr_auc']) if r['baseline'] else 'none':>7} "
+            f"{(r['pushed_version'] or ('not blessed' if r['status'] == 'not_blessed' else r['status'] or '-')):>12} "
+            f"{r['seconds']:>7.0f}"
+        )
+    return "\n".join(lines)
+
+
+def replay(
+    data: str, k: int, window: int, output: Path, run_args: list[str], say: Callable[[str], None] = print
+) -> dict:
+    """Cuts data into k spans and runs the pipeline once per span into output; returns what replay.json holds."""
+    output.mkdir(parents=True, exist_ok=True)
+    folder = output / SPANS_FOLDER
+    if folder.exists() and any(folder.iterdir()):
+        raise FileExistsError(f"{folder} holds spans already; replay into a new --output folder")
+    header, parts = cut(data, k)
+    rows = []
+    for number, part in enumerate(parts, start=1):
+        span = write_span(folder, number, header, part)
+        say(f"[replay] span {span.label} arrived ({span.rows} rows, {span.frauds} frauds); running the pipeline ...")
+        rows.append(_row(span, *_run(output, window, run_args)))
+        say(table(rows).splitlines()[-1] if len(rows) > 1 else table(rows))
+    serving = output / "serving"
+    versions = sorted((p.name for p in serving.iterdir() if p.name.isdigit()), key=int) if serving.is_dir() else []
+    record = {"data": data, "spans": k, "window": window, "run_args": run_args, "runs": rows, "serving": versions}
+    (output / REPLAY_JSON).write_text(json.dumps(record, indent=2) + "\n")
+    return record
