@@ -19,6 +19,7 @@ from tests.support import (  # noqa: E402 - after the environment is set.
     compile_spec,
     run_cli,
     shifted_copy,
+    snapshot,
 )
 
 # Fixtures that run the pipeline in subprocesses: minutes, so only in the e2e tier. (Compiling it takes seconds.)
@@ -134,7 +135,11 @@ def replayed(tmp_path_factory) -> dict:
         timeout=2400,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    return {"proc": proc, "output": output, "record": json.loads((output / "replay.json").read_text())}
+    record = json.loads((output / "replay.json").read_text())
+    serving = snapshot(output / "serving")
+    # The schedule's next day without a new span: the same command as the last run.
+    again = run_cli(output, "--data", str(output / "spans"), "--window", "2", "--no-report")
+    return {"proc": proc, "output": output, "record": record, "serving_before": serving, "again": again}
 
 
 @pytest.fixture(scope="session")

@@ -129,3 +129,13 @@ def test_the_report_shows_every_divergence_against_its_threshold(drifted):
         key = f"drift/comparisons/0/features/{j}"
         assert float(shown[f"{key}/value"]) == measured["value"]
         assert float(shown[f"{key}/threshold"]) == measured["threshold"]
+
+
+@pytest.mark.e2e
+def test_a_day_without_a_new_span_is_a_cached_run_that_pushes_nothing(replayed):
+    again = replayed["again"]
+    assert again.returncode == 0, again.stderr[-2000:]
+    states = {node: c["state"] for node, c in again.summary["components"].items()}
+    assert {node for node, state in states.items() if state != "CACHED"} == {cfg.RESOLVER}, states
+    assert again.serving == replayed["serving_before"]
+    assert again.summary["input"]["spans"]["window"] == ["0002", "0003"]

@@ -73,7 +73,7 @@ def test_summary_of_a_clean_run(time_run):
     assert summary["exit_code"] == 0
     assert summary["blessed"] is True
     assert summary["anomalies"] == []
-    assert summary["input"] == {"path": str(FIXTURE), "split": "time"}
+    assert summary["input"] == {"path": str(FIXTURE), "split": "time", "spans": None}
     assert set(summary["components"]) == ALL_COMPONENTS
     assert all(c["state"] == "COMPLETE" for c in summary["components"].values())
     # The process's memory high-water mark when each component finished: positive, and it never falls.
