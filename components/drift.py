@@ -47,7 +47,7 @@ def read_comparisons(uri: str, pair_names: list[str]) -> list[dict]:
         if pair_name(pair) not in pair_names:
             continue
         anomalies = anomalies_pb2.Anomalies()
-        with fileio.open(os.path.join(uri, contract.split_pair_dir(pair), "SchemaDiff.pb"), "rb") as f:
+        with fileio.open(os.path.join(uri, contract.split_pair_dir(pair), contract.ANOMALIES_FILE), "rb") as f:
             anomalies.ParseFromString(f.read())
         features = []
         for info in anomalies.drift_skew_info:

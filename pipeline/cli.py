@@ -148,9 +148,8 @@ def data_input(path: str) -> DataInput:
         return DataInput(root, spans.glob_of(pattern), pattern)
     if "://" not in path and Path(path).expanduser().is_dir():
         local = Path(path).expanduser().resolve()
-        names = [
-            str(p.relative_to(local)) for p in local.rglob("*") if p.is_file() and len(p.relative_to(local).parts) <= 2
-        ]
+        # Spans are files in the folder or in its subfolders, never deeper (spans.DETECTED_LAYOUTS).
+        names = [str(p.relative_to(local)) for p in (*local.glob("*"), *local.glob("*/*")) if p.is_file()]
         layout = spans.detect(names)
         if layout is not None:
             return DataInput(str(local), spans.glob_of(layout), layout)
@@ -596,11 +595,7 @@ def _replay(args: argparse.Namespace) -> int:
     print(replay.table(record["runs"]))
     print(f"serving versions: {', '.join(record['serving']) or 'none'}")
     print(f"replay: {Path(args.output) / replay.REPLAY_JSON}")
-    failed = [
-        r["span"]
-        for r in record["runs"]
-        if r["exit_code"] not in (st.EXIT_OK, st.EXIT_NOT_BLESSED, st.EXIT_DATA_REJECTED)
-    ]
+    failed = [r["span"] for r in record["runs"] if r["exit_code"] not in replay.VERDICT_EXITS]
     if failed:
         print(
             f"fraud-pipeline: the runs of spans {', '.join(failed)} failed; see {args.output}/pipeline.log",

@@ -23,6 +23,8 @@ from pipeline import status as st
 
 SPANS_FOLDER = "spans"
 REPLAY_JSON = "replay.json"
+# Exit codes of a run that got to its verdict (blessed, not blessed, data rejected); anything else is a failure.
+VERDICT_EXITS = (st.EXIT_OK, st.EXIT_NOT_BLESSED, st.EXIT_DATA_REJECTED)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,8 +33,6 @@ class SpanFile:
     path: str
     rows: int
     frauds: int
-    first_time: float
-    last_time: float
 
 
 def _open_text(path: str):
@@ -76,7 +76,7 @@ def write_span(folder: Path, number: int, header: str, rows: list[tuple[float, s
         f.write(header)
         f.writelines(line if line.endswith("\n") else line + "\n" for _, line in rows)
     os.replace(tmp, target)
-    return SpanFile(label, str(target), len(rows), frauds, rows[0][0], rows[-1][0])
+    return SpanFile(label, str(target), len(rows), frauds)
 
 
 def _run(output: Path, window: int, run_args: list[str]) -> tuple[int, dict | None, float]:
@@ -87,7 +87,7 @@ def _run(output: Path, window: int, run_args: list[str]) -> tuple[int, dict | No
     seconds = round(time.monotonic() - started, 1)
     summary_path = output / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
-    if proc.returncode not in (st.EXIT_OK, st.EXIT_DATA_REJECTED, st.EXIT_NOT_BLESSED):
+    if proc.returncode not in VERDICT_EXITS:
         sys.stderr.write(proc.stderr[-3000:])
     return proc.returncode, summary, seconds
 
@@ -107,7 +107,7 @@ def _row(span: SpanFile, code: int, summary: dict | None, seconds: float) -> dic
         "window_rows": sum(c["rows"] for c in summary.get("splits", {}).values()),
         "exit_code": code,
         "status": summary.get("status"),
-        "drift": drift_verdict(summary) if summary else "not measured",
+        "drift": drift_verdict(summary),
         "drift_exceeded": (summary.get("drift") or {}).get("exceeded", []),
         "test_pr_auc": (evaluation.get("overall") or {}).get("pr_auc"),
         "baseline": (evaluation.get("baseline") or {}).get("model_uri"),

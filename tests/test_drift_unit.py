@@ -24,7 +24,7 @@ def _write_pair(folder, pair, measured: dict, past: list[str], missing: tuple = 
     for feature in missing:
         reason = anomalies.anomaly_info[feature].reason.add()
         reason.type = anomalies_pb2.AnomalyInfo.Type.STATS_NOT_AVAILABLE
-    path = folder / contract.split_pair_dir(pair) / "SchemaDiff.pb"
+    path = folder / contract.split_pair_dir(pair) / contract.ANOMALIES_FILE
     path.parent.mkdir(parents=True)
     path.write_bytes(anomalies.SerializeToString())
 
