@@ -1,9 +1,23 @@
-# The pipeline image for Kubeflow Pipelines v2 / Vertex AI: TFX 1.16 with this project installed, so every
-# component's executor can import contract.py, transform/, trainer/, components/ and pipeline/ (and find the curated schema
-# at /pipeline/pipeline/schema.pbtxt, the path `fraud-pipeline compile` puts in the spec by default).
+# The pipeline image, used twice:
+# - by Kubeflow Pipelines v2 / Vertex AI for every component: TFX 1.16 with this project installed, so each
+#   executor can import contract.py, transform/, trainer/, components/ and pipeline/ (and find the curated schema at
+#   /pipeline/pipeline/schema.pbtxt, the path `fraud-pipeline compile` puts in the spec by default). The compiled
+#   spec sets each component's command (python -m tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor),
+#   so the entrypoint below does not get in its way;
+# - by the Beam workers of the Beam-based components (CsvExampleGen, StatisticsGen, Transform, Evaluator) on
+#   Dataflow (--sdk_container_image=IMAGE, which `compile` adds) or a portable runner's DOCKER environment
+#   (--environment_config=IMAGE): those start the image's entrypoint, Beam's SDK boot, which starts the SDK worker.
+#   The workers then import this project's DoFns and the pinned TF / TFX-BSL / TFT / TFMA from the image itself.
 #
 #   docker build -t REGION-docker.pkg.dev/PROJECT/REPO/fraud-pipeline:TAG .
 #   docker push REGION-docker.pkg.dev/PROJECT/REPO/fraud-pipeline:TAG
+
+# Beam's SDK boot must come from the same Beam release as the SDK in the image (apache-beam==2.59.0 in
+# requirements.lock): Dataflow refuses a worker whose SDK differs from the one that submitted the job.
+FROM apache/beam_python3.10_sdk:2.59.0 AS beam
+
+# TFX's own image is built the same way (tfx/tools/docker/Dockerfile at v1.16.0 copies /opt/apache/beam from the
+# Beam SDK image and sets it as the entrypoint); copying the boot again pins it to the Beam this project runs.
 FROM gcr.io/tfx-oss-public/tfx:1.16.0
 
 # TFX 1.16 and TF Transform run on Keras 2 (tf_keras), as the local runs do.
@@ -20,7 +34,7 @@ COPY components/ components/
 COPY transform/ transform/
 COPY trainer/ trainer/
 RUN pip install --no-cache-dir -c requirements.lock -e . \
-    && python -c "import contract, pipeline.pipeline, components.example_gen, transform.preprocessing, trainer.task"
+    && python -c "import apache_beam, contract, pipeline.pipeline, components.example_gen, transform.preprocessing, trainer.task; assert apache_beam.__version__ == '2.59.0', apache_beam.__version__"
 
-# The base image's entrypoint runs TFX executors; the compiled spec sets the command explicitly
-# (python -m tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor).
+COPY --from=beam /opt/apache/beam /opt/apache/beam
+ENTRYPOINT ["/opt/apache/beam/boot"]

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 export PYTHON
 
-.PHONY: run test test-fast lint format lock bench clean
+.PHONY: run test test-fast lint format lock bench bench-distributed clean
 
 run: $(STAMP)
 	$(VENV)/bin/fraud-pipeline run $(ARGS)
@@ -39,6 +39,10 @@ lock: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/python bench/bench_pipeline.py $(BENCH_ARGS)
+
+# The Beam components on the direct runner and on a local portable runner with 1 and 2 SDK workers.
+bench-distributed: $(STAMP)
+	$(VENV)/bin/python bench/distributed.py $(BENCH_ARGS)
 
 clean:
 	rm -rf output .pytest_cache

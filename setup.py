@@ -22,6 +22,8 @@ setup(
         "protobuf==3.20.3",
         # The run report's figures.
         "matplotlib>=3.8,<3.10",
+        # Beam builds the sdist it stages for remote workers (--setup_file) with it, when it is there.
+        "build",
     ],
     # playwright drives the system's Chromium in the report's browser test.
     extras_require={"dev": ["pytest", "ruff", "playwright"]},

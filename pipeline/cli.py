@@ -11,7 +11,7 @@ from pathlib import Path
 import contract
 from components import spans
 from contract import OutputLayout
-from pipeline import fingerprint
+from pipeline import beam_workers, fingerprint
 from pipeline import gates as gates_lib
 from pipeline import status as st
 from pipeline.config import COMPARE_PIPELINE_NAME, TARGETS, PipelineConfig
@@ -30,6 +30,8 @@ CSV_GLOB = "*.csv*"
 # Where the Dockerfile installs the project inside the pipeline image.
 IMAGE_PROJECT_DIR = "/pipeline"
 IMAGE_SCHEMA_PATH = f"{IMAGE_PROJECT_DIR}/pipeline/schema.pbtxt"
+# The source tree this process runs from: what remote Beam workers of a local run install (--setup_file).
+SOURCE_SETUP = PACKAGE_DIR.parent / "setup.py"
 
 _HPARAM_HELP = {
     "units": "width of the hidden layer",
@@ -185,7 +187,10 @@ def _add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
         metavar="ARG",
         help="a Beam pipeline argument for every Beam-based component, repeatable "
         "(e.g. --beam-arg=--direct_num_workers=2 --beam-arg=--direct_running_mode=multi_processing, or "
-        "--beam-arg=--runner=DataflowRunner --beam-arg=--project=P --beam-arg=--region=R ...)",
+        "--beam-arg=--runner=DataflowRunner --beam-arg=--project=P --beam-arg=--region=R ...). "
+        "Workers of any runner but the direct one must import this project: unless the args already ship it, "
+        "compile adds --sdk_container_image=IMAGE (Dataflow) or --environment_config=IMAGE (a portable runner's "
+        "DOCKER environment) and otherwise --setup_file=setup.py of the project's source",
     )
     _add_flags(parser.add_argument_group("training (defaults: the tutorial's)"), HParams, _HPARAM_HELP)
     default = ThresholdPolicy()
@@ -394,8 +399,26 @@ def threshold_policy(args: argparse.Namespace) -> ThresholdPolicy:
     return ThresholdPolicy()
 
 
-def _pipeline_config(args: argparse.Namespace, data: DataInput, **paths) -> PipelineConfig:
-    """PipelineConfig from the shared flags plus the data and the runner's paths."""
+def _beam_args(args: argparse.Namespace, image: str | None, setup_file: str | None) -> tuple[str, ...]:
+    """--beam-arg values, with what a non-local runner's workers need to import the project (beam_workers)."""
+    try:
+        shipping = beam_workers.ship(args.beam_arg, image=image, setup_file=setup_file)
+    except beam_workers.WorkerCodeError as e:
+        raise UsageError(str(e)) from e
+    for arg in shipping.added:
+        print(
+            f"fraud-pipeline: added --beam-arg={arg} so that the Beam workers can import this project", file=sys.stderr
+        )
+    return shipping.args
+
+
+def _pipeline_config(
+    args: argparse.Namespace, data: DataInput, image: str | None = None, setup_file: str | None = None, **paths
+) -> PipelineConfig:
+    """PipelineConfig from the shared flags plus the data and the runner's paths.
+
+    image, setup_file: how remote Beam workers get the project's code (see pipeline.beam_workers).
+    """
     if args.window < 0:
         raise UsageError(f"--window {args.window}: give a number of spans, or 0 for all")
     if args.window and not data.span_pattern:
@@ -411,7 +434,7 @@ def _pipeline_config(args: argparse.Namespace, data: DataInput, **paths) -> Pipe
         drift_config=DRIFT_CONFIG_PATH.read_text(),
         accept_drift=args.accept_drift,
         split=args.split,
-        beam_pipeline_args=tuple(args.beam_arg),
+        beam_pipeline_args=_beam_args(args, image, setup_file),
         hparams=_from_flags(HParams, args),
         threshold_policy=threshold_policy(args),
         gates=_from_flags(GateConfig, args),
@@ -423,12 +446,25 @@ def _pipeline_config(args: argparse.Namespace, data: DataInput, **paths) -> Pipe
 
 def _local_config(args: argparse.Namespace, **extra) -> tuple[OutputLayout, PipelineConfig]:
     """(OutputLayout, PipelineConfig) of a local run into --output on --data."""
+    given = beam_workers.options(args.beam_arg)
+    runner, endpoint = given.get("runner"), given.get("job_endpoint")
+    if endpoint and endpoint != "embed" and not beam_workers.answers(endpoint):
+        # Beam would wait for it as long as --job_server_timeout allows (a day, see beam_workers).
+        raise UsageError(f"--beam-arg=--job_endpoint={endpoint}: no job service answers there")
+    if beam_workers.runner_family(runner) == "dataflow":
+        # A local run keeps its data, artifacts and metadata in local folders, which Dataflow's VMs cannot reach.
+        raise UsageError(
+            f"--beam-arg=--runner={runner}: Dataflow's workers cannot read --data or write --output on this "
+            "machine; compile the pipeline for Vertex AI instead (fraud-pipeline compile --target vertex "
+            "--pipeline-root gs://... --beam-arg=--runner=DataflowRunner ...), where everything lives on gs://"
+        )
     layout = OutputLayout(str(Path(args.output).expanduser().resolve()))
     config = _pipeline_config(
         args,
         data_input(args.data),
         pipeline_root=layout.pipeline_root,
         serving_dir=layout.serving_dir,
+        setup_file=str(SOURCE_SETUP) if SOURCE_SETUP.exists() else None,
         schema_path=str(SCHEMA_PATH),
         metadata_path=layout.metadata_path,
         enable_cache=not args.no_cache,
@@ -561,6 +597,8 @@ def _compile(args: argparse.Namespace) -> int:
     config = _pipeline_config(
         args,
         data_input(args.data),
+        image=args.image,
+        setup_file=f"{IMAGE_PROJECT_DIR}/setup.py",
         pipeline_root=root,
         serving_dir=args.serving_dir or f"{root}/serving",
         schema_path=args.schema_path,

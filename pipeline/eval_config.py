@@ -66,6 +66,9 @@ def eval_config(gates: GateConfig) -> tfma.EvalConfig:
     return tfma.EvalConfig(
         model_specs=[
             tfma.ModelSpec(
+                # Loaded as a plain SavedModel through its signatures, not rebuilt as a Keras model: Beam workers
+                # then need no Keras at all (a worker where tf.keras is Keras 3 cannot load a Keras 2 model).
+                model_type=tfma.TF_GENERIC,
                 signature_name=contract.SERVING_SIGNATURE,
                 label_keys={name: contract.LABEL for name in outputs},
                 prediction_keys={name: name for name in outputs},

@@ -23,7 +23,7 @@ from tests.support import (  # noqa: E402 - after the environment is set.
 )
 
 # Fixtures that run the pipeline in subprocesses: minutes, so only in the e2e tier. (Compiling it takes seconds.)
-E2E_FIXTURES = {"time_run", "lifecycle", "random_run", "compare_run", "drifted", "replayed"}
+E2E_FIXTURES = {"time_run", "lifecycle", "random_run", "compare_run", "drifted", "replayed", "portable"}
 # The shift the drift gate must stop: V1..V4 moved by three standard deviations in the newest 36% of the
 # embedded sample's rows (its eval and test windows).
 SHIFTED = ("V1", "V2", "V3", "V4")
@@ -149,4 +149,42 @@ def compiled(tmp_path_factory):
     return {
         "vertex": compile_spec(folder / "vertex.json", "vertex"),
         "kubeflow": compile_spec(folder / "kubeflow.yaml", "kubeflow", "--max-epochs", "7"),
+    }
+
+
+@pytest.fixture(scope="session")
+def portable(tmp_path_factory) -> dict:
+    """The fixture run with its Beam components on a local portable runner (tests/beam_cluster): a job service and
+    two SDK workers per job, in separate processes, in an environment without the project.
+
+    unshipped: the error of a job that maps one of the project's functions without shipping the project (on a
+    cluster of its own); run: the pipeline, as `time_run` but for the Beam args (the CLI
+    adds --setup_file); installed: whether the worker environment imports the project afterwards; logs.
+    """
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from components import spans
+    from tests.beam_cluster import LocalBeamCluster, importable
+
+    folder = tmp_path_factory.mktemp("portable")
+    # A cluster of its own: a pool's workers install what the first job staged, once (as Beam's boot does).
+    with LocalBeamCluster(folder / "control") as control:
+        try:
+            with beam.Pipeline(options=PipelineOptions(control.beam_args())) as p:
+                _ = p | beam.Create([["span-0001/a.csv"]]) | beam.Map(spans.detect)
+            unshipped = ""
+        except RuntimeError as e:
+            unshipped = str(e)
+    with LocalBeamCluster(folder / "cluster") as cluster:
+        beam_args = [f"--beam-arg={a}" for a in cluster.beam_args(workers=2)]
+        run = run_cli(folder / "output", "--data", str(FIXTURE), "--no-report", *beam_args)
+        installed = importable(cluster.python, "components", cluster.work_dir)
+    return {
+        "cluster": cluster,
+        "control": control,
+        "unshipped": unshipped,
+        "run": run,
+        "installed": installed,
+        "logs": {name: cluster.log(name) for name in ("job-service", "worker-pool")},
     }

@@ -213,11 +213,11 @@ def raw_examples(run: CliRun, split: str) -> list[bytes]:
     return [r.numpy() for r in tf.data.TFRecordDataset(split_files(run, split), compression_type="GZIP")]
 
 
-def compile_spec(path: Path, target: str, *extra: str, data: str = DATA_URI) -> Path:
+def compile_spec(path: Path, target: str, *extra: str, data: str = DATA_URI, beam_args=BEAM_ARGS) -> Path:
     """Runs `fraud-pipeline compile` for a target with the test image, root, data and Beam args."""
     args = [str(CLI), "compile", "--target", target, "--image", IMAGE, "--pipeline-root", ROOT_URI]
     args += ["--data", data, "--output", str(path), *extra]
-    args += [f"--beam-arg={a}" for a in BEAM_ARGS]
+    args += [f"--beam-arg={a}" for a in beam_args]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return path

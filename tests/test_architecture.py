@@ -17,7 +17,14 @@ GRAPH = fingerprint.imports()
 LAYERS = (
     ("contract",),
     ("components", "transform", "trainer"),
-    ("pipeline.config", "pipeline.gates", "pipeline.status", "pipeline.eval_config", "pipeline.pipeline"),
+    (
+        "pipeline.config",
+        "pipeline.gates",
+        "pipeline.status",
+        "pipeline.eval_config",
+        "pipeline.pipeline",
+        "pipeline.beam_workers",
+    ),
     ("pipeline.fingerprint", "pipeline.results"),
     ("pipeline.report",),
     ("pipeline.runners", "pipeline.replay"),

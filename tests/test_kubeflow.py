@@ -70,20 +70,41 @@ def test_data_root_is_a_runtime_parameter(target, compiled):
         assert job["runtimeConfig"]["parameters"][DATA_ROOT_PARAMETER] == {"stringValue": DATA_URI.rstrip("/")}
 
 
-def test_beam_args_reach_the_beam_components(compiled):
-    executors = _spec(compiled, "vertex").deployment_spec.fields["executors"].struct_value.fields
+def _container_args(spec: pipeline_spec_pb2.PipelineSpec) -> dict[str, list[str]]:
+    """Component id -> its container's arguments in the spec."""
     args_of = {}
-    for name, executor in executors.items():
+    for name, executor in spec.deployment_spec.fields["executors"].struct_value.fields.items():
         container = executor.struct_value.fields.get("container")
         if container is not None:
             values = container.struct_value.fields["args"].list_value.values
             args_of[name.removesuffix("_executor")] = [v.string_value for v in values]
-    # Every Beam-based component has a container executor in the spec (a renamed one fails here) ...
+    # Every Beam-based component has a container executor in the spec (a renamed one fails here).
     assert BEAM_COMPONENTS <= set(args_of), set(args_of)
-    # ... and Kubeflow V2 hands each of them every Beam arg.
+    return args_of
+
+
+def test_dataflow_workers_get_the_beam_args_and_the_pipeline_image(compiled):
+    args_of = _container_args(_spec(compiled, "vertex"))
+    # Kubeflow V2 hands each Beam component every Beam arg, and the workers run the pipeline image, which
+    # has the project: compile adds it, since nothing in the given args ships the project's code.
+    expected = BEAM_ARGS + (f"--sdk_container_image={IMAGE}",)
     for component in BEAM_COMPONENTS:
-        missing = [a for a in BEAM_ARGS if a not in args_of[component]]
+        missing = [a for a in expected if a not in args_of[component]]
         assert missing == [], component
+
+
+def test_flink_workers_get_the_pipeline_image_or_the_source(tmp_path):
+    def compiled_with(name: str, *beam_args: str) -> dict[str, list[str]]:
+        path = compile_spec(tmp_path / name, "kubeflow", beam_args=("--runner=FlinkRunner", *beam_args))
+        return _container_args(_spec({"kubeflow": path}, "kubeflow"))
+
+    docker = compiled_with("docker.yaml", "--flink_master=flink:8081")
+    # An external worker pool (a Flink task manager's sidecar) installs the source the image holds.
+    pool = compiled_with("pool.yaml", "--environment_type=EXTERNAL", "--environment_config=localhost:50000")
+    for component in BEAM_COMPONENTS:
+        assert f"--environment_config={IMAGE}" in docker[component], component
+        assert "--setup_file=/pipeline/setup.py" in pool[component], component
+        assert "--job_server_timeout=86400" in docker[component] and "--job_server_timeout=86400" in pool[component]
 
 
 def test_compile_time_options_are_in_the_spec(compiled):

@@ -45,6 +45,8 @@ def run_record(done: Executed, config: PipelineConfig, input_path: str) -> dict:
     return {
         "run_id": done.run_id,
         "input": {"path": input_path, "split": config.split, "spans": spans},
+        # Where the Beam components ran: the --beam-arg values, with what the CLI added for remote workers.
+        "beam_args": list(config.beam_pipeline_args),
         "splits": {s: c for s, c in counts.items() if s in contract.SPLITS},
         "drift": drift_record(done, config, spans),
         "data_minimums": config.data_minimums.to_dict(),
