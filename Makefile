@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 export PYTHON
 
-.PHONY: run test test-fast lint format lock bench bench-distributed clean
+.PHONY: run test test-fast lint format lock bench bench-distributed bench-predict clean
 
 run: $(STAMP)
 	$(VENV)/bin/fraud-pipeline run $(ARGS)
@@ -43,6 +43,11 @@ bench: $(STAMP)
 # The Beam components on the direct runner and on a local portable runner with 1 and 2 SDK workers.
 bench-distributed: $(STAMP)
 	$(VENV)/bin/python bench/distributed.py $(BENCH_ARGS)
+
+# fraud-pipeline predict against the same model on in-memory rows; MODEL=output/serving/N (default: the newest).
+MODEL ?= $(shell ls -d output/serving/[0-9]* 2>/dev/null | sort -t/ -k3 -n | tail -1)
+bench-predict: $(STAMP)
+	$(VENV)/bin/python bench/predict.py --model $(MODEL) $(BENCH_ARGS)
 
 clean:
 	rm -rf output .pytest_cache

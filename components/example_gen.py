@@ -161,7 +161,7 @@ def _binary_stream(path: str):
         yield gzip.GzipFile(fileobj=raw) if gz else raw
 
 
-def _text_lines(path: str) -> Iterator[str]:
+def text_lines(path: str) -> Iterator[str]:
     """The lines of a CSV file as text, plain or gzip (by its extension), without a leading byte order mark.
 
     Raises:
@@ -186,7 +186,7 @@ def _text_lines(path: str) -> Iterator[str]:
 
 
 def _read_header(path: str) -> list[str]:
-    with contextlib.closing(_text_lines(path)) as lines:
+    with contextlib.closing(text_lines(path)) as lines:
         first = next(lines, "")
     if not first.strip():
         raise DataRejectedError(
@@ -245,7 +245,7 @@ class _ReadCsvRows(beam.DoFn):
         self._label_index = label_index
 
     def process(self, path: str) -> Iterable[list[str]]:
-        reader = csv.reader(_text_lines(path))
+        reader = csv.reader(text_lines(path))
         next(reader, None)
         for cells in reader:
             if not cells:

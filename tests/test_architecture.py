@@ -27,7 +27,7 @@ LAYERS = (
     ),
     ("pipeline.fingerprint", "pipeline.results"),
     ("pipeline.report",),
-    ("pipeline.runners", "pipeline.replay"),
+    ("pipeline.runners", "pipeline.replay", "pipeline.predict"),
     ("pipeline.cli",),
 )
 

@@ -1,0 +1,110 @@
+"""Benchmark: `fraud-pipeline predict` (CSV in, CSV out) against the ceiling of the same model on in-memory data.
+
+Usage: python bench/predict.py --model DIR [--data PATH] [--scale 4] [--output DIR]
+Default data: ../shared/data/creditcard_past.csv.gz (227,845 rows). The ceiling is the model's serving signature
+called on the rows already serialized in memory, in the same batches: no reading, parsing or writing. predict runs
+as the real command in a subprocess (its own rows/s excludes start-up; the wall time includes it), once on the file
+and once on a file SCALE times longer, with the peak resident memory of each (os.wait4): streaming means the
+memory should not grow with the file.
+"""
+
+import argparse
+import gzip
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+CLI = Path(sys.executable).parent / "fraud-pipeline"
+RATE = re.compile(r"scored ([\d,]+) rows in ([\d.]+) s")
+
+
+def run_predict(data: str, model: str, to: Path) -> dict:
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [str(CLI), "predict", "--data", data, "--model", model, "--to", str(to)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    out, err = proc.stdout.read(), proc.stderr.read()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"predict failed: {err[-2000:]}")
+    rows, seconds = RATE.search(out).groups()
+    rows = int(rows.replace(",", ""))
+    return {
+        "rows": rows,
+        "seconds": float(seconds),
+        "wall": time.monotonic() - started,
+        "rate": rows / float(seconds),
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+    }
+
+
+def ceiling(data: str, model: str, batch_size: int = 8192) -> dict:
+    """Rows per second of the serving signature alone, on rows serialized in memory beforehand."""
+    import pandas as pd
+    import tensorflow as tf
+
+    from pipeline import predict
+
+    values = pd.read_csv(data, usecols=list(predict.FEATURES))[list(predict.FEATURES)].to_numpy()
+    serialized = predict.ExampleEncoder().encode(values)
+    loaded = predict.Model.load(Path(model))
+    batches = [tf.constant(serialized[i : i + batch_size]) for i in range(0, len(serialized), batch_size)]
+    started = time.monotonic()
+    for batch in batches:
+        loaded.serve(examples=batch)
+    seconds = time.monotonic() - started
+    return {"rows": len(serialized), "seconds": seconds, "rate": len(serialized) / seconds}
+
+
+def scaled(data: str, times: int, path: Path) -> Path:
+    with gzip.open(data, "rt") as src:
+        header, body = src.readline(), src.read()
+    with gzip.open(path, "wt", compresslevel=1) as out:
+        out.write(header)
+        for _ in range(times):
+            out.write(body)
+    return path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="a pushed model's folder (e.g. output/serving/NNN)")
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "creditcard_past.csv.gz"))
+    parser.add_argument("--scale", type=int, default=4)
+    parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "predict"))
+    args = parser.parse_args()
+    out = Path(args.output)
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    top = ceiling(args.data, args.model)
+    one = run_predict(args.data, args.model, out / "scores.csv")
+    big = scaled(args.data, args.scale, Path(tempfile.mkdtemp()) / f"x{args.scale}.csv.gz")
+    many = run_predict(str(big), args.model, out / f"scores_x{args.scale}.csv")
+    print(f"| measure | predict 1x | predict {args.scale}x | ceiling (model on in-memory rows) |")
+    print("|---|---|---|---|")
+    print(f"| rows | {one['rows']:,} | {many['rows']:,} | {top['rows']:,} |")
+    print(f"| rows/s | {one['rate']:,.0f} | {many['rate']:,.0f} | {top['rate']:,.0f} |")
+    print(f"| predict / ceiling | {one['rate'] / top['rate']:.2f} | {many['rate'] / top['rate']:.2f} | 1.00 |")
+    print(
+        f"| seconds scoring (wall with start-up) | {one['seconds']:.1f} ({one['wall']:.1f}) | "
+        f"{many['seconds']:.1f} ({many['wall']:.1f}) | {top['seconds']:.1f} |"
+    )
+    print(f"| peak RSS MB | {one['peak_rss_mb']:.0f} | {many['peak_rss_mb']:.0f} | |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

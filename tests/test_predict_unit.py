@@ -1,0 +1,94 @@
+"""The pieces of `fraud-pipeline predict` that need no model: the contract on headers and rows, the example
+encoder, finding the newest model, and the command's help."""
+
+import subprocess
+
+import numpy as np
+import pytest
+
+import contract
+from components.rejection import DataRejectedError
+from pipeline import predict
+from tests.support import CLI
+
+
+def test_the_encoder_gives_the_examples_tf_would():
+    import tensorflow as tf
+
+    values = np.random.default_rng(0).normal(size=(7, len(predict.FEATURES))).astype(np.float32)
+    encoded = predict.ExampleEncoder().encode(values)
+    spec = {name: tf.io.FixedLenFeature([], tf.float32) for name in predict.FEATURES}
+    ours = tf.io.parse_example(tf.constant(encoded), spec)
+    reference = []
+    for row in values:
+        example = tf.train.Example()
+        for name, value in zip(predict.FEATURES, row):
+            example.features.feature[name].float_list.value.append(value)
+        reference.append(example.SerializeToString())
+    theirs = tf.io.parse_example(tf.constant(reference), spec)
+    for name in predict.FEATURES:
+        np.testing.assert_array_equal(ours[name].numpy(), theirs[name].numpy())
+    assert len(encoded[0]) == len(reference[0])
+
+
+def test_a_header_must_hold_every_feature_and_nothing_else():
+    header = list(contract.RAW_COLUMNS)
+    assert predict._header("f.csv", header)[1] == header.index(contract.LABEL)
+    assert predict._header("f.csv", [c for c in header if c != contract.LABEL])[1] is None
+    with pytest.raises(DataRejectedError, match=r"f.csv, line 1 \(header\): lacks V7"):
+        predict._header("f.csv", [c for c in header if c != "V7"])
+    with pytest.raises(DataRejectedError, match="does not know: Merchant"):
+        predict._header("f.csv", header + ["Merchant"])
+
+
+@pytest.mark.parametrize(
+    "change, problem",
+    [
+        (("V2", "abc"), "column V2: 'abc' is not a number"),
+        (("Amount", "inf"), "column Amount: 'inf' is not a finite number"),
+        (("Time", ""), "column Time: '' is not a number"),
+        (("Class", "2"), "column Class: '2' is not 0 or 1"),
+    ],
+)
+def test_the_careful_reader_names_the_column(tmp_path, change, problem):
+    header = list(contract.RAW_COLUMNS)
+    good = ["1.5"] * len(predict.FEATURES) + ["0"]
+    bad = list(good)
+    bad[header.index(change[0])] = change[1]
+    path = tmp_path / "rows.csv"
+    path.write_text("\n".join(",".join(r) for r in (header, good, bad, good)) + "\n")
+    with pytest.raises(DataRejectedError, match=f"rows.csv, line 3: {problem}"):
+        list(predict.batches([str(path)], predict.Rejects(None)))
+    rejects = predict.Rejects(str(tmp_path / "rejects.csv"))
+    batches = list(predict.batches([str(path)], rejects))
+    rejects.close()
+    assert rejects.count == 1 and [b.lines.tolist() for b in batches] == [[2, 4]]
+
+
+def test_the_fast_reader_takes_clean_files_and_keeps_the_lines(tmp_path):
+    header = list(contract.RAW_COLUMNS)
+    rows = [[str(i + j / 10) for j in range(len(predict.FEATURES))] + [str(i % 2)] for i in range(10)]
+    path = tmp_path / "clean.csv"
+    path.write_text("\n".join(",".join(r) for r in [header, *rows]) + "\n")
+    (batch,) = list(predict.batches([str(path)], predict.Rejects(None), size=100))
+    assert batch.lines.tolist() == list(range(2, 12)) and batch.labels == [r[-1] for r in rows]
+    np.testing.assert_array_equal(batch.values, np.array([[float(c) for c in r[:-1]] for r in rows]))
+    # Batches split at the size asked for, in order.
+    assert [len(b) for b in predict.batches([str(path)], predict.Rejects(None), size=4)] == [4, 4, 2]
+
+
+def test_the_newest_model_is_the_highest_version(tmp_path):
+    with pytest.raises(predict.ModelNotFoundError, match="no pushed model"):
+        predict.newest_model(str(tmp_path))
+    for version in ("9", "10", "2", "not-a-version"):
+        (tmp_path / version).mkdir()
+    assert predict.newest_model(str(tmp_path)).name == "10"
+
+
+def test_predict_help_documents_every_flag():
+    proc = subprocess.run([str(CLI), "predict", "--help"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0
+    for flag in ("--data", "--model", "--output", "--to", "--rejects", "--batch-size"):
+        assert flag in proc.stdout, flag
+    missing = subprocess.run([str(CLI), "predict", "--data", "x.csv"], capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and "--to" in missing.stderr
