@@ -701,6 +701,8 @@ def _token(args: argparse.Namespace) -> str | None:
 def _predict(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise UsageError(f"--batch-size {args.batch_size}: give a number of rows, 1 or more")
+    if not Path(args.data).exists():
+        raise UsageError(f"--data {args.data}: no such file or folder")
     from components.rejection import DataRejectedError
     from pipeline import predict as predict_lib
 

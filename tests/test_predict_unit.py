@@ -92,3 +92,8 @@ def test_predict_help_documents_every_flag():
         assert flag in proc.stdout, flag
     missing = subprocess.run([str(CLI), "predict", "--data", "x.csv"], capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and "--to" in missing.stderr
+    # As for run: a --data that is not there is a usage error.
+    nowhere = subprocess.run(
+        [str(CLI), "predict", "--data", "no/such.csv", "--to", "s.csv"], capture_output=True, text=True, timeout=60
+    )
+    assert nowhere.returncode == 2 and "--data no/such.csv: no such file or folder" in nowhere.stderr
