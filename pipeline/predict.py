@@ -75,7 +75,6 @@ class Rejects:
     """Where bad rows go with --rejects: the row as it was, its file and line, and why."""
 
     def __init__(self, path: str | None):
-        self.path = path
         self.count = 0
         self._file = _open_text(path, "w") if path else None
         self._writer = csv.writer(self._file) if self._file else None
@@ -222,10 +221,23 @@ def _batch(file: str, rows: list[tuple], label) -> Batch:
     return Batch([file] * len(rows), np.array(lines), np.array(values), list(labels) if label is not None else None)
 
 
-def batches(files: Iterable[str], rejects: Rejects, size: int = BATCH_SIZE) -> Iterator[Batch]:
-    """The good rows of the files in input order, in batches of at most size; bad rows to rejects (or an error)."""
+def headers(files: Iterable[str]) -> dict[str, list[str]]:
+    """Each file's header, checked against the contract (DataRejectedError naming the file otherwise)."""
+    found = {file: _first_row(file) for file in files}
+    for file, header in found.items():
+        _header(file, header)
+    return found
+
+
+def batches(
+    files: Iterable[str], rejects: Rejects, size: int = BATCH_SIZE, checked: dict | None = None
+) -> Iterator[Batch]:
+    """The good rows of the files in input order, in batches of at most size; bad rows to rejects (or an error).
+
+    checked: the files' headers from headers(), when the caller has read them already.
+    """
     for file in files:
-        header = _first_row(file)
+        header = checked[file] if checked else _first_row(file)
         indices, label = _header(file, header)
         try:
             for block in _fast_batches(file, header, label):
@@ -360,7 +372,8 @@ def predict(data: str, model_path: Path, to: str, rejects_path: str | None = Non
     try:
         with _open_text(partial, "w", gz=to.endswith(".gz")) as out:
             writer = csv.writer(out)
-            labelled = any(_header(f, _first_row(f))[1] is not None for f in files)
+            checked = headers(files)
+            labelled = any(contract.LABEL in header for header in checked.values())
             writer.writerow(
                 (["file"] if many else [])
                 + ["line", contract.TIME]
@@ -368,7 +381,7 @@ def predict(data: str, model_path: Path, to: str, rejects_path: str | None = Non
                 + ["probability", "decision", "threshold", "model_version"]
             )
             time_index = FEATURES.index(contract.TIME)
-            for batch in batches(files, rejects, batch_size):
+            for batch in batches(files, rejects, batch_size, checked):
                 probabilities, decisions = model.score(encoder.encode(batch.values))
                 times = batch.values[:, time_index].tolist()
                 lines = batch.lines.tolist()
