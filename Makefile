@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 export PYTHON
 
-.PHONY: run test test-fast lint format lock bench bench-distributed bench-predict clean
+.PHONY: run test test-fast lint format lock bench bench-distributed bench-predict bench-quality clean
 
 run: $(STAMP)
 	$(VENV)/bin/fraud-pipeline run $(ARGS)
@@ -48,6 +48,12 @@ bench-distributed: $(STAMP)
 MODEL ?= $(shell ls -d output/serving/[0-9]* 2>/dev/null | sort -t/ -k3 -n | tail -1)
 bench-predict: $(STAMP)
 	$(VENV)/bin/python bench/predict.py --model $(MODEL) $(BENCH_ARGS)
+
+# Model quality on later data: rolling-origin folds x seeds, the pipeline's Trainer against XGBoost (bench-only
+# dependency, requirements-bench.txt). E.g. make bench-quality BENCH_ARGS="--variants default,time_of_day".
+bench-quality: $(STAMP)
+	$(VENV)/bin/python -m pip install --quiet -r requirements-bench.txt
+	$(VENV)/bin/python bench/quality.py $(BENCH_ARGS)
 
 clean:
 	rm -rf output .pytest_cache

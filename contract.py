@@ -48,6 +48,10 @@ def transformed_name(name: str) -> str:
 
 
 MODEL_INPUTS = tuple(transformed_name(n) for n in MODEL_FEATURES)
+# Time of day as a point on a circle (Time mod 24 h, as sine and cosine, so 23:59 is next to 00:00): Transform always
+# emits it; the model takes it as two more inputs when its hparams ask for it (Time itself never is an input).
+SECONDS_PER_DAY = 86400.0
+TIME_OF_DAY_INPUTS = ("hour_sin", "hour_cos")
 
 # ----------------------------------------------------------------------------------------------------------------
 # Splits.
@@ -101,6 +105,12 @@ DECISION_OUTPUT = "decision"
 # Written next to the SavedModel (TF Serving's assets.extra convention), so they travel with the model.
 TRAINING_SUMMARY = os.path.join("assets.extra", "training_summary.json")
 OPERATING_THRESHOLD = os.path.join("assets.extra", "operating_threshold.json")
+# TF Serving replays the PredictionLogs in this file when it loads a version, before it serves it (the Pusher writes
+# real raw examples of the eval split there; see components/warmup.py).
+WARMUP_REQUESTS = os.path.join("assets.extra", "tf_serving_warmup_requests")
+# The split the warm-up examples come from, and the model name their requests carry (the README serves under it).
+WARMUP_SPLIT = "eval"
+SERVING_MODEL_NAME = "fraud"
 
 # ----------------------------------------------------------------------------------------------------------------
 # A local run's output folder.

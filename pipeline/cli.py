@@ -43,6 +43,10 @@ _HPARAM_HELP = {
     "strategy": "baseline: no reweighting; class_weight: weigh each class to half the loss; "
     "oversample: balanced batches of the train split",
     "seed": "random seed; the same seed and data give the same model",
+    "layers": "hidden layers, each --units wide with dropout after it",
+    "batch_norm": "batch normalisation after each hidden layer",
+    "time_of_day": "the time of day (sine and cosine of Time mod 24 h) as two more model inputs",
+    "ensemble": "train this many members (seeds seed, seed+1, ...) and average their probabilities",
 }
 
 
@@ -68,8 +72,18 @@ def _add_flags(group, cls, helps: dict) -> None:
     """One --flag per field of a config dataclass, typed and defaulted from it."""
     defaults = cls()
     for field in dataclasses.fields(cls):
+        flag = "--" + field.name.replace("_", "-")
+        if field.type is bool:
+            # --time-of-day / --no-time-of-day
+            group.add_argument(
+                flag,
+                action=argparse.BooleanOptionalAction,
+                default=getattr(defaults, field.name),
+                help=helps[field.name],  # BooleanOptionalAction adds the default
+            )
+            continue
         group.add_argument(
-            "--" + field.name.replace("_", "-"),
+            flag,
             type=field.type,
             default=getattr(defaults, field.name),
             choices=STRATEGIES if field.name == "strategy" else None,

@@ -148,6 +148,7 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         model_blessing=evaluator.outputs["blessing"],
         serving_dir=config.serving_dir,
         code_version=config.code_version(cfg.PUSHER),
+        examples=example_gen.outputs["examples"],
     )
     return _pipeline(config, components + [trainer, latest_blessed, evaluator, pusher])
 

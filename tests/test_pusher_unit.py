@@ -99,3 +99,20 @@ def test_an_object_store_push_copies_saved_model_last_into_a_free_version(model,
     assert (version, path) == ("1800000001", "gs://bucket/1800000001")
     assert copied[-1] == "gs://bucket/1800000001/saved_model.pb"
     assert _same(model, to_local(path))
+
+
+def test_files_added_to_a_push_are_there_before_the_version_appears(model, tmp_path):
+    serving = str(tmp_path / "serving")
+    seen = []
+
+    def add(folder):
+        # Called on the hidden staging copy: no version is visible yet, and saved_model.pb is not copied yet.
+        seen.append((pusher.versions(serving), os.path.exists(os.path.join(folder, "saved_model.pb"))))
+        os.makedirs(os.path.join(folder, "assets.extra"))
+        open(os.path.join(folder, "assets.extra", "extra"), "w").write("x")
+
+    version, path = pusher.push(model, serving, clock=lambda: 1_800_000_000, add=add)
+    assert seen == [([], False)]
+    assert open(os.path.join(path, "assets.extra", "extra")).read() == "x"
+    assert _same(model, path)
+    assert sorted(os.listdir(serving)) == [version]

@@ -1,5 +1,6 @@
 """The imbalance techniques and the model, without a pipeline: bias, weights, oversampling, determinism."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -109,3 +110,26 @@ def test_rows_are_put_in_one_order_whatever_order_they_arrive_in():
     np.testing.assert_array_equal(y1, y2)
     np.testing.assert_array_equal(x1, x2)
     assert sorted(map(tuple, x)) == list(map(tuple, x1))
+
+
+def test_model_options_shape_the_network_and_its_inputs():
+    assert model_lib.model_inputs(HParams()) == contract.MODEL_INPUTS
+    assert model_lib.model_inputs(HParams(time_of_day=True)) == contract.MODEL_INPUTS + contract.TIME_OF_DAY_INPUTS
+    model = model_lib.build_model(HParams(units=8, layers=2, batch_norm=True, time_of_day=True), 0.0)
+    assert model.input_shape == (None, len(contract.MODEL_INPUTS) + 2)
+    kinds = [type(layer).__name__ for layer in model.layers[1:]]
+    assert kinds == ["Dense", "BatchNormalization", "Dropout"] * 2 + ["Dense"]
+    assert [model.get_layer(n).units for n in ("hidden", "hidden_2")] == [8, 8]
+    with pytest.raises(ValueError, match="layers"):
+        HParams(layers=0)
+
+
+def test_an_ensemble_averages_members_trained_with_consecutive_seeds():
+    train_xy, eval_xy = _data(2000, 0.05, 12), _data(400, 0.05, 13)
+    hparams = HParams(max_epochs=3, batch_size=256, seed=7)
+    ensemble, facts = task.train(dataclasses.replace(hparams, ensemble=2), train_xy, eval_xy)
+    members = [task.train(dataclasses.replace(hparams, seed=s), train_xy, eval_xy)[0] for s in (7, 8)]
+    expected = np.mean([m.predict(eval_xy[0], verbose=0) for m in members], axis=0)
+    np.testing.assert_allclose(ensemble.predict(eval_xy[0], verbose=0), expected, rtol=1e-5, atol=1e-7)
+    assert [m["seed"] for m in facts["members"]] == [7, 8]
+    assert facts["epochs_run"] == sum(m["epochs_run"] for m in facts["members"])

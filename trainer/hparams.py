@@ -19,6 +19,10 @@ class HParams:
       strategy: baseline (no reweighting; the default: with the operating threshold chosen on eval it ranks
         frauds best on the sample and the full data, see the README), class_weight, or oversample (balanced batches).
       seed: seeds weights, dropout, shuffling and sampling; the same seed and data give the same model.
+      layers: hidden Dense layers, each units wide with dropout after it.
+      batch_norm: batch normalisation after each hidden layer.
+      time_of_day: the time of day (sine and cosine of Time mod 24 h) as two more model inputs.
+      ensemble: members trained with seeds seed, seed+1, ...; the model averages their probabilities.
     """
 
     units: int = 16
@@ -29,13 +33,17 @@ class HParams:
     patience: int = 10
     strategy: str = "baseline"
     seed: int = 42
+    layers: int = 1
+    batch_norm: bool = False
+    time_of_day: bool = False
+    ensemble: int = 1
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        for name in ("units", "batch_size", "max_epochs", "patience"):
+        for name in ("units", "batch_size", "max_epochs", "patience", "layers", "ensemble"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.learning_rate <= 0:
@@ -46,6 +54,7 @@ class HParams:
 
     @classmethod
     def from_dict(cls, values: dict) -> "HParams":
+        # Configurations written before a field existed take its default.
         return cls(**values)
 
 

@@ -22,9 +22,11 @@ from trainer import threshold as threshold_lib
 from trainer.hparams import HParams, ThresholdPolicy
 
 
-def load_split(file_pattern, data_accessor, tf_transform_output, batch_size=contract.READ_BATCH_SIZE):
-    """Reads a transformed split into memory: (model inputs as one [n, inputs] float32 array in contract order,
-    labels as [n, 1] int64)."""
+def load_split(
+    file_pattern, data_accessor, tf_transform_output, names=contract.MODEL_INPUTS, batch_size=contract.READ_BATCH_SIZE
+):
+    """Reads a transformed split into memory: (the named model inputs as one [n, inputs] float32 array in that
+    order, labels as [n, 1] int64)."""
     data = data_accessor.tf_dataset_factory(
         file_pattern,
         tfxio.TensorFlowDatasetOptions(batch_size=batch_size, num_epochs=1, shuffle=False, label_key=contract.LABEL),
@@ -32,7 +34,7 @@ def load_split(file_pattern, data_accessor, tf_transform_output, batch_size=cont
     )
     xs, ys = [], []
     for batch, label in data.as_numpy_iterator():
-        xs.append(np.hstack([batch[name].reshape(-1, 1) for name in contract.MODEL_INPUTS]))
+        xs.append(np.hstack([batch[name].reshape(-1, 1) for name in names]))
         ys.append(label.reshape(-1, 1))
     if not ys:
         raise ValueError(f"no examples in {file_pattern}")
@@ -117,11 +119,36 @@ def training_data(hparams: HParams, train_xy, eval_xy) -> TrainingData:
 
 
 def train(hparams: HParams, train_xy, eval_xy):
-    """Fits the model with the strategy of hparams, stopping early on the eval split's PR-AUC.
+    """Fits the model with the strategy of hparams, stopping early on the eval split's PR-AUC; with an ensemble,
+    fits each member so (seeds seed, seed+1, ...) and returns one model averaging their probabilities.
 
     Returns:
-      (model, facts) where facts records the counts, bias, weights, per-epoch history and the best epoch.
+      (model, facts) where facts records the counts, bias, weights, per-epoch history and the best epoch (of the
+      first member for an ensemble, with every member's in "members"; fit_seconds and epochs_run are totals).
     """
+    if hparams.ensemble == 1:
+        return _train_one(hparams, train_xy, eval_xy)
+    members, member_facts = [], []
+    for k in range(hparams.ensemble):
+        member, facts = _train_one(dataclasses.replace(hparams, seed=hparams.seed + k, ensemble=1), train_xy, eval_xy)
+        members.append(member)
+        member_facts.append(facts)
+    inputs = keras.layers.Input(shape=members[0].input_shape[1:], name="inputs", dtype=tf.float32)
+    output = keras.layers.Average(name=contract.PROBABILITY_OUTPUT)([m(inputs) for m in members])
+    model = keras.Model(inputs=inputs, outputs=output)
+    model.compile(loss=keras.losses.BinaryCrossentropy(), metrics=model_lib.metrics())
+    facts = dict(member_facts[0])
+    facts["hparams"] = hparams.to_dict()
+    facts["fit_seconds"] = round(sum(f["fit_seconds"] for f in member_facts), 2)
+    facts["epochs_run"] = sum(f["epochs_run"] for f in member_facts)
+    facts["members"] = [
+        {k: f[k] for k in ("epochs_run", "best_epoch", "best_val_prc", "fit_seconds")} | {"seed": hparams.seed + i}
+        for i, f in enumerate(member_facts)
+    ]
+    return model, facts
+
+
+def _train_one(hparams: HParams, train_xy, eval_xy):
     keras.utils.set_random_seed(hparams.seed)
     tf.config.experimental.enable_op_determinism()
     data = training_data(hparams, train_xy, eval_xy)
@@ -166,9 +193,10 @@ def operating_threshold(policy: ThresholdPolicy, model, eval_xy) -> dict:
 class _ServingModule(tf.Module):
     """Holds the model and the Transform layer so the exported signatures can track both."""
 
-    def __init__(self, model, tf_transform_output, threshold: float):
+    def __init__(self, model, tf_transform_output, threshold: float, names=contract.MODEL_INPUTS):
         super().__init__()
         self.model = model
+        self._names = tuple(names)
         self.threshold = tf.constant(threshold, tf.float32, name="operating_threshold")
         self.tft_layer = tf_transform_output.transform_features_layer()
         raw_spec = tf_transform_output.raw_feature_spec()
@@ -180,7 +208,7 @@ class _ServingModule(tf.Module):
         """Serialized raw tf.Examples as a client sends them (no label) -> fraud probability, and the decision
         (1 = flag as fraud) at the operating threshold chosen on the eval split."""
         transformed = self.tft_layer(tf.io.parse_example(examples, self._serving_spec))
-        probability = self.model(model_lib.stacked(transformed))
+        probability = self.model(model_lib.stacked(transformed, self._names))
         decision = tf.cast(probability >= self.threshold, tf.int64)
         return {contract.PROBABILITY_OUTPUT: probability, contract.DECISION_OUTPUT: decision}
 
@@ -190,10 +218,13 @@ class _ServingModule(tf.Module):
         return self.tft_layer(tf.io.parse_example(examples, self._raw_spec))
 
 
-def export(model, tf_transform_output, serving_dir: str, facts: dict, operating: dict) -> None:
-    """Saves the Keras model with the raw-example signatures, and in assets.extra the training facts and the
-    operating threshold (with the policy that chose it and its eval counts)."""
-    module = _ServingModule(model, tf_transform_output, operating["threshold"])
+def export(
+    model, tf_transform_output, serving_dir: str, facts: dict, operating: dict, names=contract.MODEL_INPUTS
+) -> None:
+    """Saves the Keras model with the raw-example signatures (the model taking the named Transform outputs), and in
+    assets.extra the training facts and the operating threshold (with the policy that chose it and its eval
+    counts)."""
+    module = _ServingModule(model, tf_transform_output, operating["threshold"], names)
     model.tft_layer = module.tft_layer  # tracked by the Keras SavedModel so the Transform assets are saved
     signatures = {
         contract.SERVING_SIGNATURE: module.serve.get_concrete_function(),
@@ -210,9 +241,10 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """The Trainer's entry point."""
     hparams = HParams.from_dict(fn_args.custom_config["hparams"])
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    train_xy = load_split(fn_args.train_files, fn_args.data_accessor, tf_transform_output)
-    eval_xy = load_split(fn_args.eval_files, fn_args.data_accessor, tf_transform_output)
+    names = model_lib.model_inputs(hparams)
+    train_xy = load_split(fn_args.train_files, fn_args.data_accessor, tf_transform_output, names)
+    eval_xy = load_split(fn_args.eval_files, fn_args.data_accessor, tf_transform_output, names)
     model, facts = train(hparams, train_xy, eval_xy)
     policy = ThresholdPolicy.from_dict(fn_args.custom_config["threshold_policy"])
     operating = operating_threshold(policy, model, eval_xy)
-    export(model, tf_transform_output, fn_args.serving_model_dir, facts, operating)
+    export(model, tf_transform_output, fn_args.serving_model_dir, facts, operating, names)

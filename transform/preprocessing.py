@@ -2,8 +2,11 @@
 
 Drops Time from the model inputs, takes log(Amount + 0.001), scales every model input to a z-score with the
 training split's mean and standard deviation (the Transform component analyzes the train split only), clips to
-[-5, 5], passes the label through under its raw name, and adds two slice features that are not model inputs.
+[-5, 5], passes the label through under its raw name, adds the time of day as sine and cosine (a model input
+only when the Trainer's hparams ask for it), and two slice features that are not model inputs.
 """
+
+import math
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -25,7 +28,7 @@ def preprocessing_fn(inputs, custom_config=None):
 
     Returns:
       transformed_name(f) for each model feature (float32 z-score in [-CLIP, CLIP]), the label under its raw
-      name, and the string slice features AMOUNT_BUCKET and HOUR_BUCKET.
+      name, TIME_OF_DAY_INPUTS (float32 in [-1, 1]), and the string slice features AMOUNT_BUCKET and HOUR_BUCKET.
     """
     del custom_config
     outputs = {}
@@ -41,6 +44,10 @@ def preprocessing_fn(inputs, custom_config=None):
         tf.cast(inputs[contract.AMOUNT], tf.float32), contract.AMOUNT_EDGES, contract.AMOUNT_LABELS
     )
     hour = tf.math.floormod(tf.cast(inputs[contract.TIME], tf.float64) / 3600.0, 24.0)
+    angle = tf.cast(hour * (2.0 * math.pi / 24.0), tf.float32)
+    sin_name, cos_name = contract.TIME_OF_DAY_INPUTS
+    outputs[sin_name] = tf.math.sin(angle)
+    outputs[cos_name] = tf.math.cos(angle)
     outputs[contract.HOUR_BUCKET] = _bucket_labels(
         tf.cast(hour, tf.float32),
         [float(h) for h in range(contract.HOURS_PER_BUCKET, 24, contract.HOURS_PER_BUCKET)],

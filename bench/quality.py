@@ -1,0 +1,317 @@
+"""Benchmark: model quality on later, unseen transactions — the pipeline's Trainer against gradient-boosted trees.
+
+Rolling-origin evaluation on the past file (default ../shared/data/creditcard_past.csv.gz, rows in time order): fold
+k trains on the oldest START_k of the rows, stops early (and chooses the operating threshold) on the next EVAL share,
+and is tested on the TEST share after that, which no step has seen. Per fold and seed it reports test PR-AUC
+(average precision), ROC-AUC, the best recall at precision >= 0.8 on test, and the precision and recall that the
+threshold chosen on eval reaches on test.
+
+The pipeline side runs the project's own code, not a copy: the Transform is transform.preprocessing.preprocessing_fn
+analyzed by TensorFlow Transform on the fold's train rows, applied through its transform graph; training is
+trainer.task.train with HParams (a variant changes some of them), the threshold trainer.task.operating_threshold
+with the default policy. The reference is XGBoost (a bench-only dependency: requirements-bench.txt) on the raw
+features without Time, early-stopped on the fold's eval PR-AUC, seeded row and column subsampling.
+
+Usage: python bench/quality.py [--variants default,wide] [--seeds 3] [--folds 0.5,0.6,0.7,0.8] [--json OUT]
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+import contract  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "creditcard_past.csv.gz"
+EVAL_SHARE = 0.1
+TEST_SHARE = 0.1
+MIN_PRECISION = 0.8
+
+# Named changes to the default HParams; "default" is the pipeline's default model as it is.
+VARIANTS: dict[str, dict] = {
+    "default": {},
+    "class_weight": {"strategy": "class_weight"},
+    "wide": {"units": 64},
+    "deep": {"units": 64, "layers": 2},
+    "batchnorm": {"units": 64, "batch_norm": True},
+    "time_of_day": {"time_of_day": True},
+    "ensemble": {"ensemble": 3},
+}
+
+
+@dataclasses.dataclass
+class Fold:
+    name: str
+    train: pd.DataFrame
+    eval: pd.DataFrame
+    test: pd.DataFrame
+
+
+def folds(df: pd.DataFrame, starts: list[float]) -> list[Fold]:
+    """Rolling origin by row position in time order: train [0, s), eval [s, s+EVAL), test [s+EVAL, s+EVAL+TEST)."""
+    df = df.sort_values(contract.TIME, kind="stable").reset_index(drop=True)
+    n = len(df)
+    out = []
+    for s in starts:
+        a, b, c = (int(round(q * n)) for q in (s, s + EVAL_SHARE, min(1.0, s + EVAL_SHARE + TEST_SHARE)))
+        name = f"train to {s:.0%}, eval to {s + EVAL_SHARE:.0%}, test to {min(1.0, s + EVAL_SHARE + TEST_SHARE):.0%}"
+        out.append(Fold(name, df.iloc[:a], df.iloc[a:b], df.iloc[b:c]))
+    return out
+
+
+def metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
+    from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
+
+    y = np.asarray(labels).ravel().astype(int)
+    s = np.asarray(scores).ravel()
+    precision, recall, _ = precision_recall_curve(y, s)
+    at = recall[precision >= MIN_PRECISION]
+    flagged = s >= threshold
+    tp = int(np.sum(flagged & (y == 1)))
+    return {
+        "pr_auc": float(average_precision_score(y, s)),
+        "roc_auc": float(roc_auc_score(y, s)),
+        "recall_at_p80": float(at.max()) if len(at) else 0.0,
+        "precision_at_threshold": tp / int(flagged.sum()) if flagged.any() else float("nan"),
+        "recall_at_threshold": tp / int(y.sum()),
+        "test_frauds": int(y.sum()),
+    }
+
+
+class PipelineTransform:
+    """The pipeline's preprocessing_fn, analyzed by TensorFlow Transform on a fold's train rows (Beam, direct
+    runner), then applied to any rows through the transform graph, as the Trainer's inputs and the serving graph
+    get them."""
+
+    def __init__(self, train: pd.DataFrame, workdir: str):
+        import apache_beam as beam
+        import tensorflow_transform as tft
+        import tensorflow_transform.beam as tft_beam
+        from google.protobuf import text_format
+        from tensorflow_metadata.proto.v0 import schema_pb2
+        from tensorflow_transform.tf_metadata import dataset_metadata
+
+        from transform.preprocessing import preprocessing_fn
+
+        schema = text_format.Parse((ROOT / "pipeline" / "schema.pbtxt").read_text(), schema_pb2.Schema())
+        metadata = dataset_metadata.DatasetMetadata(schema)
+        columns = {c: train[c].to_numpy() for c in contract.RAW_COLUMNS}
+        instances = [
+            {c: np.array([columns[c][i]], np.int64 if c == contract.LABEL else np.float32) for c in columns}
+            for i in range(len(train))
+        ]
+        output = os.path.join(workdir, "transform_fn")
+        with beam.Pipeline(options=beam.options.pipeline_options.PipelineOptions(["--runner=DirectRunner"])) as p:
+            with tft_beam.Context(temp_dir=os.path.join(workdir, "tmp")):
+                transform_fn = (p | beam.Create(instances, reshuffle=False), metadata) | tft_beam.AnalyzeDataset(
+                    preprocessing_fn
+                )
+                _ = transform_fn | tft_beam.WriteTransformFn(output)
+        self.output = tft.TFTransformOutput(output)
+        self.layer = self.output.transform_features_layer()
+
+    def __call__(self, df: pd.DataFrame) -> dict:
+        """Every Transform output for the rows, as numpy arrays."""
+        import tensorflow as tf
+
+        raw = {
+            c: tf.constant(df[c].to_numpy().reshape(-1, 1), tf.int64 if c == contract.LABEL else tf.float32)
+            for c in contract.RAW_COLUMNS
+        }
+        return {k: v.numpy() for k, v in self.layer(raw).items()}
+
+
+def pipeline_arrays(transformed: dict, model_inputs) -> tuple:
+    x = np.hstack([transformed[n].reshape(-1, 1).astype(np.float32) for n in model_inputs])
+    return x, transformed[contract.LABEL].reshape(-1, 1).astype(np.int64)
+
+
+def run_pipeline_model(fold: Fold, variant: dict, seeds: list[int], workdir: str) -> list[dict]:
+    from trainer import model as model_lib
+    from trainer import task
+    from trainer.hparams import HParams, ThresholdPolicy
+
+    transform = PipelineTransform(fold.train, workdir)
+    parts = {name: transform(getattr(fold, name)) for name in ("train", "eval", "test")}
+    results = []
+    for seed in seeds:
+        hparams = dataclasses.replace(HParams(), seed=seed, **variant)
+        inputs = model_lib.model_inputs(hparams)
+        train_xy = task.canonical_order(*pipeline_arrays(parts["train"], inputs))
+        eval_xy = task.canonical_order(*pipeline_arrays(parts["eval"], inputs))
+        test_x, test_y = pipeline_arrays(parts["test"], inputs)
+        started = time.monotonic()
+        model, facts = task.train(hparams, train_xy, eval_xy)
+        operating = task.operating_threshold(ThresholdPolicy(), model, eval_xy)
+        scores = model.predict(test_x, batch_size=contract.READ_BATCH_SIZE, verbose=0).ravel()
+        results.append(
+            {
+                "seed": seed,
+                "seconds": time.monotonic() - started,
+                "epochs": facts["epochs_run"],
+                **metrics(test_y, scores, operating["threshold"]),
+            }
+        )
+    return results
+
+
+def run_reference(fold: Fold, seeds: list[int]) -> list[dict]:
+    import xgboost as xgb
+
+    features = [c for c in contract.RAW_FLOAT_FEATURES if c != contract.TIME]
+
+    def xy(df):
+        return df[features].to_numpy(np.float32), df[contract.LABEL].to_numpy()
+
+    (x, y), (ex, ey), (tx, ty) = xy(fold.train), xy(fold.eval), xy(fold.test)
+    results = []
+    for seed in seeds:
+        started = time.monotonic()
+        model = xgb.XGBClassifier(
+            n_estimators=2000,
+            learning_rate=0.05,
+            max_depth=6,
+            subsample=0.8,
+            colsample_bytree=0.8,
+            eval_metric="aucpr",
+            early_stopping_rounds=100,
+            tree_method="hist",
+            n_jobs=2,
+            random_state=seed,
+        )
+        model.fit(x, y, eval_set=[(ex, ey)], verbose=False)
+        # The operating threshold as the pipeline chooses it: most eval recall with eval precision >= 0.8.
+        from trainer import threshold as threshold_lib
+        from trainer.hparams import ThresholdPolicy
+
+        eval_scores = model.predict_proba(ex)[:, 1]
+        chosen = threshold_lib.choose(ThresholdPolicy(), ey, eval_scores)
+        scores = model.predict_proba(tx)[:, 1]
+        results.append(
+            {
+                "seed": seed,
+                "seconds": time.monotonic() - started,
+                "epochs": int(model.best_iteration) + 1,
+                **metrics(ty, scores, chosen["threshold"]),
+            }
+        )
+    return results
+
+
+KEYS = ("pr_auc", "roc_auc", "recall_at_p80", "precision_at_threshold", "recall_at_threshold")
+
+
+def summary(rows: list[dict]) -> dict:
+    out = {}
+    for k in KEYS + ("seconds", "epochs"):
+        values = np.array([r[k] for r in rows], float)
+        out[k] = (float(np.nanmean(values)), float(np.nanstd(values)))
+    return out
+
+
+def paired(model_rows: list[dict], reference_rows: list[dict], key: str) -> tuple[float, float]:
+    """Per fold (mean over seeds) model minus reference: the mean and standard deviation over folds."""
+    by_fold = {}
+    for side, rows in (("m", model_rows), ("r", reference_rows)):
+        for r in rows:
+            by_fold.setdefault(r["fold"], {}).setdefault(side, []).append(r[key])
+    diffs = np.array([np.mean(v["m"]) - np.mean(v["r"]) for v in by_fold.values()])
+    return float(diffs.mean()), float(diffs.std())
+
+
+def seed_noise(rows: list[dict], key: str) -> tuple[float, float]:
+    """What a retrain on the same data moves a metric by: the standard deviation over seeds within a fold (mean
+    over folds), and the largest drop from one seed to another within a fold (over folds)."""
+    by_fold = {}
+    for r in rows:
+        by_fold.setdefault(r["fold"], []).append(r[key])
+    std = float(np.mean([np.std(v) for v in by_fold.values()]))
+    drop = float(max(max(v) - min(v) for v in by_fold.values()))
+    return std, drop
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(DATA))
+    parser.add_argument("--variants", default="default", help=f"comma-separated, of {', '.join(VARIANTS)}")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--folds", default="0.5,0.6,0.7,0.8", help="train shares where the folds start")
+    parser.add_argument("--no-reference", action="store_true")
+    parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "quality.json"))
+    args = parser.parse_args()
+    variants = args.variants.split(",")
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variants {unknown}; known: {list(VARIANTS)}")
+    seeds = [42 + i for i in range(args.seeds)]
+    df = pd.read_csv(args.data)
+    rows: dict[str, list[dict]] = {v: [] for v in variants}
+    if not args.no_reference:
+        rows["xgboost"] = []
+    for fold in folds(df, [float(s) for s in args.folds.split(",")]):
+        print(
+            f"# {fold.name}: {len(fold.train):,} / {len(fold.eval):,} / {len(fold.test):,} rows, "
+            f"{int(fold.test[contract.LABEL].sum())} test frauds",
+            flush=True,
+        )
+        if not args.no_reference:
+            for r in run_reference(fold, seeds):
+                rows["xgboost"].append({"fold": fold.name, **r})
+                print(f"  xgboost seed {r['seed']}: PR-AUC {r['pr_auc']:.4f}", flush=True)
+        for v in variants:
+            with tempfile.TemporaryDirectory() as workdir:
+                for r in run_pipeline_model(fold, VARIANTS[v], seeds, workdir):
+                    rows[v].append({"fold": fold.name, **r})
+                    print(f"  {v} seed {r['seed']}: PR-AUC {r['pr_auc']:.4f}", flush=True)
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(rows, indent=1))
+    n_folds = len(args.folds.split(","))
+    print(f"\n{n_folds} folds x {args.seeds} seeds; mean ± standard deviation over the {n_folds * args.seeds} runs")
+    print(
+        "| model | PR-AUC | ROC-AUC | recall at P>=0.8 | test precision at eval threshold | test recall at it | "
+        "s per fit | epochs/trees |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for name, rs in rows.items():
+        s = summary(rs)
+        cells = " | ".join(f"{s[k][0]:.4f} ± {s[k][1]:.4f}" for k in KEYS)
+        print(f"| {name} | {cells} | {s['seconds'][0]:.0f} | {s['epochs'][0]:.0f} |")
+    if "xgboost" in rows:
+        print("\nPaired by fold (mean over seeds), model minus xgboost: mean ± standard deviation over folds")
+        print("| model | PR-AUC | recall at P>=0.8 |")
+        print("|---|---|---|")
+        for name in variants:
+            cells = " | ".join(
+                "{:+.4f} ± {:.4f}".format(*paired(rows[name], rows["xgboost"], k)) for k in ("pr_auc", "recall_at_p80")
+            )
+            print(f"| {name} | {cells} |")
+    print("\nRetrain noise (same fold, another seed): standard deviation over seeds, mean over folds; largest gap")
+    print("| model | PR-AUC std | PR-AUC largest gap | recall at P>=0.8 std | its largest gap |")
+    print("|---|---|---|---|---|")
+    for name, rs in rows.items():
+        (a, b), (c, d) = seed_noise(rs, "pr_auc"), seed_noise(rs, "recall_at_p80")
+        print(f"| {name} | {a:.4f} | {b:.4f} | {c:.4f} | {d:.4f} |")
+    print("\nPer fold (mean over seeds): PR-AUC")
+    names = list(rows)
+    print("| fold | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
+    for fold_name in dict.fromkeys(r["fold"] for r in rows[names[0]]):
+        cells = " | ".join(f"{np.mean([r['pr_auc'] for r in rows[n] if r['fold'] == fold_name]):.4f}" for n in names)
+        print(f"| {fold_name} | {cells} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""TF Serving warm-up requests: real raw examples, sent as a client sends them, written into the pushed model.
+
+TF Serving loads a version, replays the PredictionLogs of assets.extra/tf_serving_warmup_requests through it, and
+only then serves it, so the first real requests do not pay for graph initialisation and the Transform layer's
+lookups. The records are PredictRequests on the serving signature with batches of WARMUP_BATCH_SIZES rows, each a
+serialized tf.Example of the eval split's raw features with the label removed (a client does not send it).
+"""
+
+import os
+
+import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+from tfx.dsl.io import fileio
+from tfx.types import artifact_utils
+
+import contract
+
+# One request per batch size: TF Serving's batching and TensorFlow's kernels warm up per input shape.
+WARMUP_BATCH_SIZES = (1, 8, 64)
+
+
+def raw_examples(examples: list, split: str = contract.WARMUP_SPLIT, count: int = max(WARMUP_BATCH_SIZES)) -> list:
+    """The first count serialized tf.Examples of one split of an Examples artifact (gzip TFRecords), label removed.
+
+    Raises:
+      ValueError: the split has no examples.
+    """
+    files = sorted(fileio.glob(os.path.join(artifact_utils.get_split_uri(examples, split), "*")))
+    records = []
+    for record in tf.data.TFRecordDataset(files, compression_type="GZIP").take(count):
+        example = tf.train.Example.FromString(record.numpy())
+        if contract.LABEL in example.features.feature:
+            del example.features.feature[contract.LABEL]
+        records.append(example.SerializeToString(deterministic=True))
+    if not records:
+        raise ValueError(f"no examples in split {split!r} to warm the model up with")
+    return records
+
+
+def requests(records: list, batch_sizes=WARMUP_BATCH_SIZES) -> list:
+    """PredictionLogs for the serving signature: one request of each batch size, drawn in order from records
+    (a batch larger than the records available takes them all)."""
+    logs = []
+    for size in batch_sizes:
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = contract.SERVING_MODEL_NAME
+        request.model_spec.signature_name = contract.SERVING_SIGNATURE
+        request.inputs[contract.SERVING_INPUT].CopyFrom(tf.make_tensor_proto(records[:size], dtype=tf.string))
+        logs.append(prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request)))
+    return logs
+
+
+def write(model_dir: str, logs: list) -> str:
+    """Writes the PredictionLogs as the (uncompressed) TFRecord file TF Serving reads; returns its path."""
+    path = os.path.join(model_dir, contract.WARMUP_REQUESTS)
+    fileio.makedirs(os.path.dirname(path))
+    with tf.io.TFRecordWriter(path) as writer:
+        for log in logs:
+            writer.write(log.SerializeToString())
+    return path
+
+
+def read(model_dir: str) -> list:
+    """The PredictionLogs of a model's warm-up file."""
+    path = os.path.join(model_dir, contract.WARMUP_REQUESTS)
+    return [prediction_log_pb2.PredictionLog.FromString(r.numpy()) for r in tf.data.TFRecordDataset(path)]
