@@ -16,7 +16,7 @@ from pipeline import gates as gates_lib
 from pipeline import status as st
 from pipeline.config import COMPARE_PIPELINE_NAME, TARGETS, PipelineConfig
 from pipeline.gates import DataMinimums, GateConfig
-from trainer.hparams import STRATEGIES, HParams, ThresholdPolicy
+from trainer.hparams import CANDIDATES, STRATEGIES, HParams, ThresholdPolicy
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 SCHEMA_PATH = PACKAGE_DIR / "schema.pbtxt"
@@ -89,6 +89,15 @@ def _add_flags(group, cls, helps: dict) -> None:
             choices=STRATEGIES if field.name == "strategy" else None,
             help=f"{helps[field.name]} (default: %(default)s)",
         )
+
+
+def _flags(changes: dict) -> str:
+    """A candidate's changes as the run flags that make them, e.g. --units 64 --layers 2."""
+    out = []
+    for name, value in changes.items():
+        flag = "--" + name.replace("_", "-")
+        out.append(flag if value is True else f"{flag} {value}")
+    return " ".join(out)
 
 
 def _from_flags(cls, args: argparse.Namespace):
@@ -287,10 +296,11 @@ def _parser() -> argparse.ArgumentParser:
 
     cmp_ = commands.add_parser(
         "compare",
-        help="train the three imbalance strategies on the same splits and compare them",
+        help="train the imbalance strategies (or model options) on the same splits and compare them",
         description=(
-            "Run one pipeline with a Trainer and an Evaluator per strategy (baseline, class_weight, oversample) "
-            "after a shared ingest, validation and Transform; nothing is pushed. Writes DIR/compare.json and "
+            "Run one pipeline with a Trainer and an Evaluator per candidate (by default the strategies baseline, "
+            "class_weight, oversample; also model options such as time_of_day or ensemble) after a shared "
+            "ingest, validation and Transform; nothing is pushed. Writes DIR/compare.json and "
             "DIR/compare/compare.html: test ROC and precision-recall curves overlaid, a metrics table and which "
             "model would pass the value gates."
         ),
@@ -301,8 +311,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     cmp_.add_argument(
         "--strategies",
+        "--candidates",
+        dest="strategies",
         default=",".join(STRATEGIES),
-        help="comma-separated strategies to compare (default: %(default)s)",
+        help="comma-separated candidates to compare, each a change to the training flags: the strategies "
+        f"{', '.join(STRATEGIES)}, or the model options "
+        + "; ".join(f"{k} ({_flags(v)})" for k, v in CANDIDATES.items() if k not in STRATEGIES)
+        + " (default: %(default)s)",
     )
     cmp_.add_argument("--no-cache", action="store_true", help="re-run every component instead of reusing results")
     _add_pipeline_flags(cmp_)
@@ -572,9 +587,9 @@ def _report(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     strategies = tuple(s.strip() for s in args.strategies.split(",") if s.strip())
-    unknown = [s for s in strategies if s not in STRATEGIES]
+    unknown = [s for s in strategies if s not in CANDIDATES]
     if unknown or not strategies or len(set(strategies)) != len(strategies):
-        raise UsageError(f"--strategies {args.strategies}: give distinct names among {', '.join(STRATEGIES)}")
+        raise UsageError(f"--strategies {args.strategies}: give distinct names among {', '.join(CANDIDATES)}")
     layout, config = _local_config(args, pipeline_name=COMPARE_PIPELINE_NAME)
     from pipeline.results.comparison import table
     from pipeline.runners.local import compare

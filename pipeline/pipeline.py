@@ -15,6 +15,7 @@ from components.pusher import Pusher
 from pipeline import config as cfg
 from pipeline.config import DATA_ROOT_PARAMETER, PipelineConfig
 from pipeline.eval_config import eval_config
+from trainer.hparams import CANDIDATES
 
 
 def _baseline_resolver(config: PipelineConfig, candidate) -> tfx.dsl.Resolver:
@@ -153,16 +154,17 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     return _pipeline(config, components + [trainer, latest_blessed, evaluator, pusher])
 
 
-def create_compare_pipeline(config: PipelineConfig, strategies: tuple[str, ...]) -> tfx.dsl.Pipeline:
-    """One ingest, validation and Transform, then a Trainer and an Evaluator per strategy; nothing is pushed.
+def create_compare_pipeline(config: PipelineConfig, candidates: tuple[str, ...]) -> tfx.dsl.Pipeline:
+    """One ingest, validation and Transform, then a Trainer and an Evaluator per candidate; nothing is pushed.
 
-    Each Evaluator applies the value gates only (there is no baseline here), so its blessing says whether that
-    strategy's model would be blessed on a first run. The other hyperparameters are config.hparams'.
+    A candidate is an imbalance strategy or a model option (trainer.hparams.CANDIDATES): its change to
+    config.hparams. Each Evaluator applies the value gates only (there is no baseline here), so its blessing says
+    whether that candidate's model would be blessed on a first run.
     """
     example_gen, transform, components = _upstream(config)
-    for strategy in strategies:
-        trainer_id, evaluator_id = cfg.compare_node_ids(strategy)
-        hparams = dataclasses.replace(config.hparams, strategy=strategy)
+    for candidate in candidates:
+        trainer_id, evaluator_id = cfg.compare_node_ids(candidate)
+        hparams = dataclasses.replace(config.hparams, **CANDIDATES[candidate])
         trainer = _trainer(config, transform, hparams).with_id(trainer_id)
         evaluator = _evaluator(config, example_gen, trainer).with_id(evaluator_id)
         components += [trainer, evaluator]

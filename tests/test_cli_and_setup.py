@@ -81,3 +81,27 @@ def test_the_command_line_loads_without_tensorflow():
     # --help and usage errors answer at once: TensorFlow and TFX load only when a run starts.
     code = "import sys, pipeline.cli; sys.exit(any(m.split('.')[0] in ('tensorflow', 'tfx') for m in sys.modules))"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_compare_trains_each_candidate_with_its_change_to_the_flags():
+    import json
+
+    from pipeline import config as cfg
+    from pipeline.pipeline import create_compare_pipeline  # TFX
+    from trainer.hparams import CANDIDATES, HParams
+
+    config = cfg.PipelineConfig(
+        pipeline_root="/r", serving_dir="/s", data_root="/d", data_pattern="*.csv", schema_path="/x.pbtxt",
+        hparams=HParams(units=8, seed=3),
+    )  # fmt: skip
+    names = ("baseline", "oversample", "time_of_day", "deep", "ensemble")
+    components = {c.id: c for c in create_compare_pipeline(config, names).components}
+    for name in names:
+        trainer_id, evaluator_id = cfg.compare_node_ids(name)
+        assert evaluator_id in components
+        hparams = json.loads(components[trainer_id].exec_properties["custom_config"])["hparams"]
+        # The candidate's change on top of the run's flags, and nothing else changed.
+        assert hparams == {**HParams(units=8, seed=3).to_dict(), **CANDIDATES[name]}
+    assert "time_of_day (--time-of-day)" in " ".join(
+        subprocess.run([str(CLI), "compare", "--help"], capture_output=True, text=True, check=True).stdout.split()
+    )

@@ -58,6 +58,18 @@ class HParams:
         return cls(**values)
 
 
+# What `fraud-pipeline compare` (and bench/quality.py) can put side by side: each name is a change to the run's
+# hyperparameters. The imbalance strategies, then the model options that bench/quality.py measures.
+MODEL_OPTIONS = {
+    "time_of_day": {"time_of_day": True},
+    "wide": {"units": 64},
+    "deep": {"units": 64, "layers": 2},
+    "batch_norm": {"units": 64, "batch_norm": True},
+    "ensemble": {"ensemble": 3},
+}
+CANDIDATES = {**{s: {"strategy": s} for s in STRATEGIES}, **MODEL_OPTIONS}
+
+
 THRESHOLD_POLICIES = ("precision", "cost", "fixed")
 
 

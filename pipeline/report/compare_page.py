@@ -1,4 +1,5 @@
-"""The strategy comparison page: test ROC and precision-recall curves of every strategy's model, and a table."""
+"""The comparison page: test ROC and precision-recall curves of every compared model (an imbalance strategy or a
+model option), and a table."""
 
 import html
 import os
@@ -10,6 +11,14 @@ from pipeline.results.comparison import TABLE_METRICS
 
 COMPARE_FILE = "compare.html"
 STRATEGY_COLORS = {"baseline": "#8c8c8c", "class_weight": "#4c72b0", "oversample": "#dd5144"}
+# For the model options, in the order they are compared.
+MORE_COLORS = ("#55a868", "#8172b2", "#ccb974", "#64b5cd", "#c44e52", "#937860")
+
+
+def colors(names) -> dict:
+    """A color per compared candidate: the strategies keep theirs, the others take the next of MORE_COLORS."""
+    others = iter(MORE_COLORS * (1 + len(list(names)) // len(MORE_COLORS)))
+    return {n: STRATEGY_COLORS[n] if n in STRATEGY_COLORS else next(others) for n in names}
 
 
 def _figures(results: dict, examples_uri: str, out_dir: str) -> tuple[dict, dict]:
@@ -23,10 +32,9 @@ def _figures(results: dict, examples_uri: str, out_dir: str) -> tuple[dict, dict
     curves = {s: curves_lib.curves(v.labels, v.probability) for s, v in scored.items()}
     thresholds = {s: r["operating_threshold"]["threshold"] for s, r in results.items()}
     points = curves_lib.operating_points(scored, thresholds)
-    roc = figs.roc_figure(
-        curves, points, STRATEGY_COLORS, "Test split ROC per strategy (dots: each model's operating threshold)"
-    )
-    pr = figs.pr_figure(curves, points, STRATEGY_COLORS, "Test split precision-recall per strategy")
+    palette = colors(list(results))
+    roc = figs.roc_figure(curves, points, palette, "Test split ROC per model (dots: each model's operating threshold)")
+    pr = figs.pr_figure(curves, points, palette, "Test split precision-recall per model")
     images = {
         "roc": figs.save_png(roc, out_dir, "roc"),
         "precision_recall": figs.save_png(pr, out_dir, "precision_recall"),
@@ -61,9 +69,9 @@ def _render(result: dict, images: dict) -> str:
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Strategy comparison</title>"
         f"<style>{CSS}</style></head><body>"
-        "<h1>Imbalance strategies compared</h1>"
+        f"<h1>{'Imbalance strategies' if set(result['strategies']) <= set(STRATEGY_COLORS) else 'Models'} compared</h1>"
         f"<p class='muted'>Run {esc(str(result['run_id']))}. Data <code>{esc(result['input']['path'])}</code>, split "
-        f"{esc(result['input']['split'])}. Same splits and Transform for every strategy; each model chose its "
+        f"{esc(result['input']['split'])}. Same splits and Transform for every model; each model chose its "
         "operating threshold on the eval split with the same policy "
         f"({esc(result['threshold_policy_description'])}); all numbers below are on the test split (TFMA).</p>"
         f"<table id='comparison'><tr><th>strategy</th><th>best epoch</th><th>threshold</th>{head}"
