@@ -49,8 +49,9 @@ MODEL ?= $(shell ls -d output/serving/[0-9]* 2>/dev/null | sort -t/ -k3 -n | tai
 bench-predict: $(STAMP)
 	$(VENV)/bin/python bench/predict.py --model $(MODEL) $(BENCH_ARGS)
 
-# Model quality on later data: rolling-origin folds x seeds, the pipeline's Trainer against XGBoost (bench-only
-# dependency, requirements-bench.txt). E.g. make bench-quality BENCH_ARGS="--variants default,time_of_day".
+# Model quality on later data: time folds x seeds, the pipeline's Trainer against XGBoost (bench-only dependencies,
+# requirements-bench.txt). E.g. make bench-quality BENCH_ARGS="--variants default,wide --tune 10 --tfdf"; the README
+# section "Model quality on later data" has the invocations behind its tables.
 bench-quality: $(STAMP)
 	$(VENV)/bin/python -m pip install --quiet -r requirements-bench.txt
 	$(VENV)/bin/python bench/quality.py $(BENCH_ARGS)

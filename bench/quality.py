@@ -12,7 +12,11 @@ trainer.task.train with HParams (a variant changes some of them), the threshold 
 with the default policy. The reference is XGBoost (a bench-only dependency: requirements-bench.txt) on the raw
 features without Time, early-stopped on the fold's eval PR-AUC, seeded row and column subsampling.
 
-Usage: python bench/quality.py [--variants default,wide] [--seeds 3] [--folds 0.5,0.6,0.7,0.8] [--json OUT]
+Two fold designs (--design): "prefix" (the default) cuts the oldest 70/80/90/100% of the rows with the pipeline's own
+64/16/20 time split, so each fold is a `fraud-pipeline run` on an older file and the last is the run on the whole
+past file; "rolling" trains on the oldest 50/60/70/80%, evaluates on the next 10% and tests on the 10% after.
+
+Usage: python bench/quality.py [--design prefix] [--variants default,wide] [--seeds 3] [--folds ...] [--json OUT]
 """
 
 import argparse
@@ -44,6 +48,9 @@ MIN_PRECISION = 0.8
 # Named changes to the default HParams: "default" is the pipeline's default model as it is, the others are what
 # `fraud-pipeline compare` can put side by side (trainer.hparams.CANDIDATES).
 VARIANTS: dict[str, dict] = {"default": {}, **CANDIDATES}
+# Training settings measured here only (not compare candidates): smaller batches (four times the steps per epoch)
+# and more patience before early stopping.
+VARIANTS.update({"batch_512": {"batch_size": 512}, "patience_20": {"patience": 20}})
 
 
 @dataclasses.dataclass
@@ -63,6 +70,24 @@ def folds(df: pd.DataFrame, starts: list[float]) -> list[Fold]:
         a, b, c = (int(round(q * n)) for q in (s, s + EVAL_SHARE, min(1.0, s + EVAL_SHARE + TEST_SHARE)))
         name = f"train to {s:.0%}, eval to {s + EVAL_SHARE:.0%}, test to {min(1.0, s + EVAL_SHARE + TEST_SHARE):.0%}"
         out.append(Fold(name, df.iloc[:a], df.iloc[a:b], df.iloc[b:c]))
+    return out
+
+
+def prefix_folds(df: pd.DataFrame, ends: list[float]) -> list[Fold]:
+    """The pipeline's own time split on growing prefixes: fold k is the oldest END_k of the rows, cut into train,
+    eval and test in the shares of contract.SPLIT_BUCKETS (64/16/20), as `fraud-pipeline run` cuts the file it is
+    given; the fold ending at 100% is exactly the run on the whole past file. Its test windows are twice the
+    rolling design's 10%, so they hold more frauds; neighbouring folds' windows overlap."""
+    df = df.sort_values(contract.TIME, kind="stable").reset_index(drop=True)
+    total = sum(contract.SPLIT_BUCKETS.values())
+    train_share = contract.SPLIT_BUCKETS["train"] / total
+    eval_share = contract.SPLIT_BUCKETS["eval"] / total
+    out = []
+    for end in ends:
+        n = int(round(end * len(df)))
+        a, b = int(round(train_share * n)), int(round((train_share + eval_share) * n))
+        name = f"oldest {end:.0%}: train to {a / len(df):.0%}, eval to {b / len(df):.0%}, test to {end:.0%}"
+        out.append(Fold(name, df.iloc[:a], df.iloc[a:b], df.iloc[b:n]))
     return out
 
 
@@ -184,6 +209,67 @@ def run_pipeline_model(parts: dict, variant: dict, seeds: list[int]) -> list[dic
     return results
 
 
+def run_tuned(parts: dict, trials: int, seeds: list[int], workdir: str) -> list[dict]:
+    """The pipeline's Tuner search (trainer.tuning.make_tuner: KerasTuner random search of `trials` trials on the
+    fold's eval PR-AUC, seed 42), then the best values trained and tested once per seed as the Trainer would."""
+    from trainer import model as model_lib
+    from trainer import task, tuning
+    from trainer.hparams import HParams
+
+    inputs = model_lib.model_inputs(HParams())
+    train_xy = task.canonical_order(*pipeline_arrays(parts["train"], inputs))
+    eval_xy = task.canonical_order(*pipeline_arrays(parts["eval"], inputs))
+    started = time.monotonic()
+    tuner = tuning.make_tuner(task.train, HParams(), train_xy, eval_xy, workdir, trials)
+    tuner.search(verbose=0)
+    best = tuner.get_best_hyperparameters()[0].values
+    searched = time.monotonic() - started
+    print(f"  tuned in {searched:.0f} s: {best}", flush=True)
+    results = run_pipeline_model(parts, best, seeds)
+    for r in results:
+        r["tuned"] = dict(best)
+        r["search_seconds"] = searched
+    return results
+
+
+def run_tfdf_gbt(parts: dict, seeds: list[int]) -> list[dict]:
+    """TensorFlow Decision Forests' gradient-boosted trees on the same Transform outputs the default network gets,
+    early-stopped on the fold's eval rows (TF-DF's own early stopping on validation loss), threshold as the
+    pipeline chooses it. A bench-only dependency (requirements-bench.txt)."""
+    import tensorflow as tf
+    import tensorflow_decision_forests as tfdf
+
+    from trainer import model as model_lib
+    from trainer import threshold as threshold_lib
+    from trainer.hparams import HParams, ThresholdPolicy
+
+    inputs = model_lib.model_inputs(HParams())
+    (x, y), (ex, ey), (tx, ty) = (pipeline_arrays(parts[name], inputs) for name in ("train", "eval", "test"))
+
+    def dataset(features, labels):
+        return tf.data.Dataset.from_tensor_slices((features, labels.ravel())).batch(8192)
+
+    results = []
+    for seed in seeds:
+        started = time.monotonic()
+        model = tfdf.keras.GradientBoostedTreesModel(
+            num_trees=1000, random_seed=seed, early_stopping="LOSS_INCREASE", verbose=0
+        )
+        model.fit(dataset(x, y), validation_data=dataset(ex, ey), verbose=0)
+        eval_scores = model.predict(ex, batch_size=8192, verbose=0).ravel()
+        chosen = threshold_lib.choose(ThresholdPolicy(), ey.ravel(), eval_scores)
+        scores = model.predict(tx, batch_size=8192, verbose=0).ravel()
+        results.append(
+            {
+                "seed": seed,
+                "seconds": time.monotonic() - started,
+                "epochs": int(model.make_inspector().num_trees()),
+                **metrics(ty, scores, chosen["threshold"]),
+            }
+        )
+    return results
+
+
 def run_reference(fold: Fold, seeds: list[int]) -> list[dict]:
     import xgboost as xgb
 
@@ -264,8 +350,25 @@ def main() -> int:
     parser.add_argument("--data", default=str(DATA))
     parser.add_argument("--variants", default="default", help=f"comma-separated, of {', '.join(VARIANTS)}")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--folds", default="0.5,0.6,0.7,0.8", help="train shares where the folds start")
+    parser.add_argument(
+        "--design",
+        choices=("prefix", "rolling"),
+        default="prefix",
+        help="prefix: the pipeline's 64/16/20 time split on the oldest 70/80/90/100%% of the rows (the last fold is "
+        "the run on the whole file); rolling: train to each of --folds, eval and test the next 10%% each",
+    )
+    parser.add_argument(
+        "--folds",
+        default=None,
+        help="prefix ends (default 0.7,0.8,0.9,1.0) or rolling train shares (default 0.5,0.6,0.7,0.8)",
+    )
     parser.add_argument("--no-reference", action="store_true")
+    parser.add_argument(
+        "--tune", type=int, default=0, metavar="TRIALS", help="also the Tuner's search (this many trials) per fold"
+    )
+    parser.add_argument(
+        "--tfdf", action="store_true", help="also TF Decision Forests' gradient-boosted trees on the Transform outputs"
+    )
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "quality.json"))
     args = parser.parse_args()
     variants = args.variants.split(",")
@@ -275,9 +378,16 @@ def main() -> int:
     seeds = [42 + i for i in range(args.seeds)]
     df = pd.read_csv(args.data)
     rows: dict[str, list[dict]] = {v: [] for v in variants}
+    if args.tune:
+        rows["tuned"] = []
+    if args.tfdf:
+        rows["tfdf_gbt"] = []
     if not args.no_reference:
         rows["xgboost"] = []
-    for fold in folds(df, [float(s) for s in args.folds.split(",")]):
+    if args.folds is None:
+        args.folds = "0.7,0.8,0.9,1.0" if args.design == "prefix" else "0.5,0.6,0.7,0.8"
+    cut = prefix_folds if args.design == "prefix" else folds
+    for fold in cut(df, [float(s) for s in args.folds.split(",")]):
         print(
             f"# {fold.name}: {len(fold.train):,} / {len(fold.eval):,} / {len(fold.test):,} rows, "
             f"{int(fold.test[contract.LABEL].sum())} test frauds",
@@ -292,6 +402,15 @@ def main() -> int:
             for r in run_pipeline_model(parts, VARIANTS[v], seeds):
                 rows[v].append({"fold": fold.name, **r})
                 print(f"  {v} seed {r['seed']}: PR-AUC {r['pr_auc']:.4f}", flush=True)
+        if args.tune:
+            with tempfile.TemporaryDirectory() as workdir:
+                for r in run_tuned(parts, args.tune, seeds, workdir):
+                    rows["tuned"].append({"fold": fold.name, **r})
+                    print(f"  tuned seed {r['seed']}: PR-AUC {r['pr_auc']:.4f}", flush=True)
+        if args.tfdf:
+            for r in run_tfdf_gbt(parts, seeds):
+                rows["tfdf_gbt"].append({"fold": fold.name, **r})
+                print(f"  tfdf_gbt seed {r['seed']}: PR-AUC {r['pr_auc']:.4f}", flush=True)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(rows, indent=1))
     n_folds = len(args.folds.split(","))
@@ -309,7 +428,7 @@ def main() -> int:
         print("\nPaired by fold (mean over seeds), model minus xgboost: mean ± standard deviation over folds")
         print("| model | PR-AUC | recall at P>=0.8 |")
         print("|---|---|---|")
-        for name in variants:
+        for name in [n for n in rows if n != "xgboost"]:
             cells = " | ".join(
                 "{:+.4f} ± {:.4f}".format(*paired(rows[name], rows["xgboost"], k)) for k in ("pr_auc", "recall_at_p80")
             )

@@ -17,6 +17,7 @@ from pipeline import status as st
 from pipeline.config import COMPARE_PIPELINE_NAME, TARGETS, PipelineConfig
 from pipeline.gates import DataMinimums, GateConfig
 from trainer.hparams import CANDIDATES, STRATEGIES, HParams, ThresholdPolicy
+from trainer.tuning import SEARCH_SPACE
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 SCHEMA_PATH = PACKAGE_DIR / "schema.pbtxt"
@@ -215,7 +216,17 @@ def _add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
         "compile adds --sdk_container_image=IMAGE (Dataflow) or --environment_config=IMAGE (a portable runner's "
         "DOCKER environment) and otherwise --setup_file=setup.py of the project's source",
     )
-    _add_flags(parser.add_argument_group("training (defaults: the tutorial's)"), HParams, _HPARAM_HELP)
+    training = parser.add_argument_group("training (defaults: the tutorial's)")
+    _add_flags(training, HParams, _HPARAM_HELP)
+    training.add_argument(
+        "--tune",
+        type=int,
+        default=0,
+        metavar="TRIALS",
+        help="run TFX's Tuner before the Trainer: a KerasTuner random search of this many trials over "
+        f"{', '.join(SEARCH_SPACE)} on the eval split's PR-AUC; the Trainer then trains with the best values "
+        "(default: 0, no search)",
+    )
     default = ThresholdPolicy()
     op = parser.add_argument_group(
         "operating threshold (chosen by the Trainer on the eval split, never on test; it travels with the model "
@@ -465,6 +476,12 @@ def threshold_policy(args: argparse.Namespace) -> ThresholdPolicy:
     return ThresholdPolicy()
 
 
+def _tune_trials(args: argparse.Namespace) -> int:
+    if args.tune < 0:
+        raise UsageError(f"--tune {args.tune}: give a number of trials, or 0 for no search")
+    return args.tune
+
+
 def _beam_args(args: argparse.Namespace, image: str | None, setup_file: str | None) -> tuple[str, ...]:
     """--beam-arg values, with what a non-local runner's workers need to import the project (beam_workers)."""
     try:
@@ -502,6 +519,7 @@ def _pipeline_config(
         split=args.split,
         beam_pipeline_args=_beam_args(args, image, setup_file),
         hparams=_from_flags(HParams, args),
+        tune_trials=_tune_trials(args),
         threshold_policy=threshold_policy(args),
         gates=_from_flags(GateConfig, args),
         data_minimums=_from_flags(DataMinimums, args),
@@ -590,6 +608,8 @@ def _compare(args: argparse.Namespace) -> int:
     unknown = [s for s in strategies if s not in CANDIDATES]
     if unknown or not strategies or len(set(strategies)) != len(strategies):
         raise UsageError(f"--strategies {args.strategies}: give distinct names among {', '.join(CANDIDATES)}")
+    if args.tune:
+        raise UsageError("--tune searches for one run's model; compare trains fixed candidates side by side")
     layout, config = _local_config(args, pipeline_name=COMPARE_PIPELINE_NAME)
     from pipeline.results.comparison import table
     from pipeline.runners.local import compare
@@ -632,6 +652,10 @@ def _print_run(summary: dict) -> None:
         print(f"{split:>5}: {counts['rows']} rows, {counts['frauds']} frauds")
     _print_drift(summary)
     print(f"status: {summary['status']}")
+    if summary.get("tuning"):
+        best = ", ".join(f"{k} {v}" for k, v in summary["tuning"]["best"].items())
+        scores = [t["score"] for t in summary["tuning"]["trials"]]
+        print(f"tuned ({len(scores)} trials, best eval PR-AUC {max(scores):.4f}): {best}")
     if summary["evaluation"] is None:
         return
     overall = summary["evaluation"]["overall"]

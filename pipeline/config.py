@@ -20,6 +20,7 @@ EXAMPLE_VALIDATOR = "ExampleValidator"
 DISTRIBUTION_VALIDATOR = "DistributionValidator"
 GATE = "AnomaliesGate"
 TRANSFORM = "Transform"
+TUNER = "Tuner"
 TRAINER = "Trainer"
 RESOLVER = "latest_blessed_model_resolver"
 EVALUATOR = "Evaluator"
@@ -30,10 +31,12 @@ PUSHER = "Pusher"
 # cover code loaded by dotted path.
 PREPROCESSING_FN = "transform.preprocessing.preprocessing_fn"
 RUN_FN = "trainer.task.run_fn"
+TUNER_FN = "trainer.task.tuner_fn"
 COMPONENT_CODE = {
     EXAMPLE_GEN: "components.example_gen",
     GATE: "components.anomalies_gate",
     TRANSFORM: PREPROCESSING_FN.rsplit(".", 1)[0],
+    TUNER: TUNER_FN.rsplit(".", 1)[0],
     TRAINER: RUN_FN.rsplit(".", 1)[0],
     PUSHER: "components.pusher",
 }
@@ -90,6 +93,7 @@ class PipelineConfig:
     enable_cache: bool = True
     pipeline_name: str = DEFAULT_PIPELINE_NAME
     hparams: HParams = HParams()
+    tune_trials: int = 0
     threshold_policy: ThresholdPolicy = ThresholdPolicy()
     gates: GateConfig = GateConfig()
     data_minimums: DataMinimums = DataMinimums()
@@ -106,6 +110,8 @@ class PipelineConfig:
             raise ValueError(f"split must be one of {contract.SPLIT_SCHEMES}, got {self.split!r}")
         if self.window < 0:
             raise ValueError(f"window must be >= 0, got {self.window}")
+        if self.tune_trials < 0:
+            raise ValueError(f"tune_trials must be >= 0, got {self.tune_trials}")
         unknown = set(self.code_versions) - set(COMPONENT_CODE)
         if unknown:
             raise ValueError(f"code_versions for unknown components {sorted(unknown)}")

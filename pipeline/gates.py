@@ -23,7 +23,10 @@ class GateConfig:
     min_pr_auc: float = 0.5
     at_precision: float = 0.8
     min_recall_at_precision: float = 0.4
-    max_pr_auc_drop: float = 0.02
+    # The change gates sit above retrain noise: on bench/quality.py's time folds, two seeds of one model on one fold
+    # differed by up to 0.035 in test PR-AUC and 0.039 in recall at precision 0.8 (README, "Model quality on later
+    # data"), so a healthy retrain is not refused by chance; a model that has not learnt drops far more.
+    max_pr_auc_drop: float = 0.04
     max_recall_drop: float = 0.05
 
     def __post_init__(self):

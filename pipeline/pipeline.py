@@ -97,11 +97,28 @@ def _upstream(config: PipelineConfig) -> tuple:
     return example_gen, transform, components
 
 
-def _trainer(config: PipelineConfig, transform, hparams) -> tfx.components.Trainer:
+def _tuner(config: PipelineConfig, transform) -> tfx.components.Tuner:
+    """KerasTuner's search on the eval split (trainer.task.tuner_fn); its trials train as the Trainer does."""
+    return tfx.components.Tuner(
+        tuner_fn=cfg.TUNER_FN,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        train_args=tfx.proto.TrainArgs(splits=["train"]),
+        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        custom_config={
+            "hparams": config.hparams.to_dict(),
+            "max_trials": config.tune_trials,
+            "code_version": config.code_version(cfg.TUNER),
+        },
+    )
+
+
+def _trainer(config: PipelineConfig, transform, hparams, tuner=None) -> tfx.components.Trainer:
     return tfx.components.Trainer(
         run_fn=cfg.RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
+        hyperparameters=tuner.outputs["best_hyperparameters"] if tuner is not None else None,
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
         custom_config={
@@ -141,7 +158,8 @@ def _pipeline(config: PipelineConfig, components: list) -> tfx.dsl.Pipeline:
 def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     """Builds the TFX pipeline from its config; reads no environment, file or clock."""
     example_gen, transform, components = _upstream(config)
-    trainer = _trainer(config, transform, config.hparams)
+    tuner = _tuner(config, transform) if config.tune_trials else None
+    trainer = _trainer(config, transform, config.hparams, tuner)
     latest_blessed = _baseline_resolver(config, trainer.outputs["model"])
     evaluator = _evaluator(config, example_gen, trainer, latest_blessed)
     pusher = Pusher(
@@ -151,7 +169,8 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         code_version=config.code_version(cfg.PUSHER),
         examples=example_gen.outputs["examples"],
     )
-    return _pipeline(config, components + [trainer, latest_blessed, evaluator, pusher])
+    tuning = [tuner] if tuner is not None else []
+    return _pipeline(config, components + tuning + [trainer, latest_blessed, evaluator, pusher])
 
 
 def create_compare_pipeline(config: PipelineConfig, candidates: tuple[str, ...]) -> tfx.dsl.Pipeline:

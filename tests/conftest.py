@@ -23,7 +23,7 @@ from tests.support import (  # noqa: E402 - after the environment is set.
 )
 
 # Fixtures that run the pipeline in subprocesses: minutes, so only in the e2e tier. (Compiling it takes seconds.)
-E2E_FIXTURES = {"time_run", "lifecycle", "random_run", "compare_run", "drifted", "replayed", "portable"}
+E2E_FIXTURES = {"time_run", "lifecycle", "random_run", "compare_run", "drifted", "replayed", "portable", "tuned_run"}
 # The shift the drift gate must stop: V1..V4 moved by three standard deviations in the newest 36% of the
 # embedded sample's rows (its eval and test windows).
 SHIFTED = ("V1", "V2", "V3", "V4")

@@ -123,10 +123,20 @@ def test_each_component_is_fingerprinted_with_the_modules_it_loads():
     }
     assert loaded[cfg.PUSHER] == {"contract", "components", "components.pusher", "components.warmup"}
     assert loaded[cfg.TRANSFORM] == {"contract", "transform", "transform.preprocessing"}
-    assert {"contract", "trainer.task", "trainer.model", "trainer.threshold", "trainer.hparams"} <= loaded[cfg.TRAINER]
+    assert {
+        "contract",
+        "trainer.task",
+        "trainer.model",
+        "trainer.threshold",
+        "trainer.hparams",
+        "trainer.tuning",
+    } <= loaded[cfg.TRAINER]
+    # The Tuner's trials are the Trainer's training: the same module, so the same code.
+    assert cfg.COMPONENT_CODE[cfg.TUNER] == cfg.COMPONENT_CODE[cfg.TRAINER] and loaded[cfg.TUNER] == loaded[cfg.TRAINER]
     # The dotted paths TFX loads are the modules fingerprinted.
     assert cfg.PREPROCESSING_FN.startswith(cfg.COMPONENT_CODE[cfg.TRANSFORM] + ".")
     assert cfg.RUN_FN.startswith(cfg.COMPONENT_CODE[cfg.TRAINER] + ".")
+    assert cfg.TUNER_FN.startswith(cfg.COMPONENT_CODE[cfg.TUNER] + ".")
 
 
 @pytest.mark.parametrize(
@@ -141,7 +151,8 @@ def test_each_component_is_fingerprinted_with_the_modules_it_loads():
         ("components/pusher.py", {cfg.PUSHER}),
         ("components/warmup.py", {cfg.PUSHER}),
         ("transform/preprocessing.py", {cfg.TRANSFORM}),
-        ("trainer/model.py", {cfg.TRAINER}),
+        ("trainer/model.py", {cfg.TUNER, cfg.TRAINER}),
+        ("trainer/tuning.py", {cfg.TUNER, cfg.TRAINER}),
         ("contract.py", set(cfg.COMPONENT_CODE)),
         ("pipeline/report/figures.py", set()),
     ],
@@ -168,7 +179,7 @@ def test_every_fingerprint_reaches_its_components_properties():
     versions = {c: f"v-{c}" for c in cfg.COMPONENT_CODE}
     config = cfg.PipelineConfig(
         pipeline_root="/r", serving_dir="/s", data_root="/d", data_pattern="*.csv", schema_path="/x.pbtxt",
-        code_versions=versions,
+        code_versions=versions, tune_trials=2,
     )  # fmt: skip
     components = {c.id: c for c in create_pipeline(config).components}
     for component, version in versions.items():

@@ -126,13 +126,13 @@ def test_compile_refuses_a_local_pipeline_root(tmp_path):
 @pytest.mark.e2e
 def test_compiled_statistics_gen_executor_runs_locally(compiled, time_run, tmp_path):
     """StatisticsGen's container command and arguments from the spec, run through TFX's Kubeflow V2 entrypoint."""
-    from pipeline.results.metadata import latest_run
+    from pipeline.results.metadata import run_nodes
 
     spec = _spec(compiled, "vertex")
     executor = spec.deployment_spec.fields["executors"].struct_value.fields["StatisticsGen_executor"]
     container = json_format.MessageToDict(executor.struct_value)["container"]
     task = json_format.MessageToDict(spec.root.dag.tasks["StatisticsGen"])
-    nodes = latest_run(time_run.metadata_path, "fraud-detection")
+    nodes = run_nodes(time_run.metadata_path, "fraud-detection", time_run.summary["run_id"])
     examples = nodes["CsvExampleGen"].outputs["examples"][0]
     schema = nodes["ImportSchemaGen"].outputs["schema"][0]
     stats_uri = tmp_path / "statistics"

@@ -12,7 +12,7 @@ import tf_keras as keras
 
 import contract
 from pipeline import config as cfg
-from pipeline.results.metadata import latest_run
+from pipeline.results.metadata import run_nodes
 from tests.support import ALL_COMPONENTS, UPSTREAM_OF_TRAINING, raw_examples
 from trainer import model as model_lib
 
@@ -76,7 +76,7 @@ def test_history_is_kept_with_the_model(time_run):
 
 def test_saved_model_round_trip(time_run):
     model_dir = os.path.join(time_run.summary["trainer"]["model_uri"], contract.SERVING_MODEL_DIR)
-    nodes = latest_run(time_run.metadata_path, cfg.DEFAULT_PIPELINE_NAME)
+    nodes = run_nodes(time_run.metadata_path, cfg.DEFAULT_PIPELINE_NAME, time_run.summary["run_id"])
     tf_transform_output = tft.TFTransformOutput(nodes["Transform"].output_uri("transform_graph"))
     raw = raw_examples(time_run, "test")
 

@@ -19,6 +19,7 @@ from tfx_bsl.public import tfxio
 import contract
 from trainer import model as model_lib
 from trainer import threshold as threshold_lib
+from trainer import tuning
 from trainer.hparams import HParams, ThresholdPolicy
 
 
@@ -237,13 +238,37 @@ def export(
             json.dump(content, f, indent=2)
 
 
-def run_fn(fn_args: tfx.components.FnArgs) -> None:
-    """The Trainer's entry point."""
-    hparams = HParams.from_dict(fn_args.custom_config["hparams"])
-    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+def _splits(fn_args, hparams: HParams):
+    # The Trainer sets both; the Tuner only transform_graph_path (transform_output is deprecated).
+    tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path or fn_args.transform_output)
     names = model_lib.model_inputs(hparams)
     train_xy = load_split(fn_args.train_files, fn_args.data_accessor, tf_transform_output, names)
     eval_xy = load_split(fn_args.eval_files, fn_args.data_accessor, tf_transform_output, names)
+    return tf_transform_output, names, train_xy, eval_xy
+
+
+def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
+    """The Tuner's entry point: a random search over trainer.tuning.SEARCH_SPACE on the eval split's PR-AUC."""
+    hparams = HParams.from_dict(fn_args.custom_config["hparams"])
+    _, _, train_xy, eval_xy = _splits(fn_args, hparams)
+    tuner = tuning.make_tuner(
+        train,
+        hparams,
+        train_xy,
+        eval_xy,
+        os.path.join(fn_args.working_dir, "trials"),
+        fn_args.custom_config["max_trials"],
+    )
+    # The trials hold their data; the executor's tuner.search(**fit_kwargs) only needs KerasTuner kept quiet.
+    return tfx.components.TunerFnResult(tuner=tuner, fit_kwargs={"verbose": 0})
+
+
+def run_fn(fn_args: tfx.components.FnArgs) -> None:
+    """The Trainer's entry point; with a Tuner upstream, its best values replace the searched hyperparameters."""
+    hparams = tuning.tuned(
+        HParams.from_dict(fn_args.custom_config["hparams"]), tuning.best_values(fn_args.hyperparameters)
+    )
+    tf_transform_output, names, train_xy, eval_xy = _splits(fn_args, hparams)
     model, facts = train(hparams, train_xy, eval_xy)
     policy = ThresholdPolicy.from_dict(fn_args.custom_config["threshold_policy"])
     operating = operating_threshold(policy, model, eval_xy)

@@ -216,6 +216,30 @@ def _splits_table(summary: dict) -> str:
     return f"<table><tr><th>split</th><th>rows</th><th>frauds</th><th>fraud rate</th></tr>{rows}</table>"
 
 
+def _model_note(hparams: dict | None, tuning: dict | None) -> str:
+    """The network trained, and with --tune each trial the Tuner ran (best first)."""
+    if not hparams:
+        return ""
+    note = (
+        f"<p>Model: {esc(hparams['layers'])} hidden layer(s) of {esc(hparams['units'])} units, dropout "
+        f"{esc(hparams['dropout'])}, learning rate {esc(hparams['learning_rate'])}"
+        + (f", {esc(hparams['ensemble'])} members averaged" if hparams.get("ensemble", 1) > 1 else "")
+        + ".</p>"
+    )
+    if not tuning:
+        return note
+    names = list(tuning["best"])
+    head = "".join(f"<th>{esc(n)}</th>" for n in ["trial", *names, "best eval PR-AUC"])
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{esc(t.get(n))}</td>" for n in ["trial_id", *names]) + f"<td>{t['score']:.4f}</td></tr>"
+        for t in sorted(tuning["trials"], key=lambda t: -t["score"])
+    )
+    return (
+        note
+        + f"<p>Chosen by the Tuner's search ({len(tuning['trials'])} trials):</p><table><tr>{head}</tr>{rows}</table>"
+    )
+
+
 def render(summary: dict, images: dict, computed: dict) -> str:
     """The HTML page of a run from its summary, the base64 PNGs and the numbers computed from the scores."""
     trainer = summary.get("trainer") or {}
@@ -243,9 +267,10 @@ def render(summary: dict, images: dict, computed: dict) -> str:
         weights = ", ".join(f"{k}: {v:.3f}" for k, v in weights.items()) if weights else None
         sections.append(
             "<h2>Training</h2>"
-            f"<p>Initial output bias {num(summary, 'trainer', 'initial_bias')} (log of frauds/normal in train); class "
-            f"weights {esc(weights) if weights else 'none'}; {num(summary, 'trainer', 'epochs_run')} epochs, best "
-            f"epoch {num(summary, 'trainer', 'best_epoch')} with validation PR-AUC "
+            + _model_note(trainer.get("hparams"), summary.get("tuning"))
+            + f"<p>Initial output bias {num(summary, 'trainer', 'initial_bias')} (log of frauds/normal in train); "
+            f"class weights {esc(weights) if weights else 'none'}; {num(summary, 'trainer', 'epochs_run')} epochs, "
+            f"best epoch {num(summary, 'trainer', 'best_epoch')} with validation PR-AUC "
             f"{num(summary, 'trainer', 'best_val_prc')}.</p>"
             + figure(
                 "training_history",

@@ -63,6 +63,15 @@ def training(trainer: NodeRun) -> dict:
     return facts
 
 
+def tuning(tuner: NodeRun) -> dict:
+    """What the Tuner found: the best values (applied by the Trainer) and each trial's values and eval PR-AUC."""
+    with fileio.open(os.path.join(tuner.output_uri("best_hyperparameters"), "best_hyperparameters.txt")) as f:
+        best = json.load(f)
+    with fileio.open(os.path.join(tuner.output_uri("tuner_results"), "tuner_results.json")) as f:
+        trials = json.load(f)
+    return {"best": best.get("values", {}), "trials": trials}
+
+
 def operating_threshold(trainer: NodeRun) -> dict:
     """The operating threshold saved next to the Trainer's model: threshold, policy, target_met, eval counts."""
     with fileio.open(_model_file(trainer, contract.OPERATING_THRESHOLD)) as f:

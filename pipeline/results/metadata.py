@@ -39,29 +39,24 @@ def open_store(metadata_path: str) -> metadata_store.MetadataStore:
     return metadata_store.MetadataStore(config)
 
 
-def latest_run(metadata_path: str, pipeline_name: str, since_ms: int = 0) -> dict[str, NodeRun]:
-    """The executions of the pipeline's newest run, by component id.
+def run_nodes(metadata_path: str, pipeline_name: str, run_id: str) -> dict[str, NodeRun]:
+    """The executions of one pipeline run, by component id.
+
+    The run is named, not taken as the newest: two runs writing to one store at once would otherwise read each
+    other's (unfinished) executions.
 
     Args:
       metadata_path: the SQLite ML Metadata file.
-      pipeline_name: the pipeline whose run to read.
-      since_ms: ignore a newest run that started before this time (ms since the epoch), so a run that failed
-        before its first component is not mistaken for the one before it.
+      pipeline_name: the pipeline the run belongs to.
+      run_id: the run's id (the name of its MLMD pipeline_run context).
 
     Returns:
-      Component id -> NodeRun, for every component that started in that run.
+      Component id -> NodeRun, for every component that started in that run; empty when none did.
     """
     store = open_store(metadata_path)
-    pipeline = store.get_context_by_type_and_name("pipeline", pipeline_name)
-    if pipeline is None:
+    run = store.get_context_by_type_and_name("pipeline_run", run_id)
+    if run is None:
         return {}
-    executions = store.get_executions_by_context(pipeline.id)
-    if not executions:
-        return {}
-    newest = max(executions, key=lambda e: e.id)
-    if newest.create_time_since_epoch < since_ms:
-        return {}
-    run = next(c for c in store.get_contexts_by_execution(newest.id) if c.type == "pipeline_run")
     in_run = {e.id: e for e in store.get_executions_by_context(run.id)}
     prefix = pipeline_name + "."
     result = {}

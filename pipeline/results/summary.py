@@ -51,6 +51,7 @@ def run_record(done: Executed, config: PipelineConfig, input_path: str) -> dict:
         "drift": drift_record(done, config, spans),
         "data_minimums": config.data_minimums.to_dict(),
         "hparams": config.hparams.to_dict(),
+        "tune_trials": config.tune_trials,
         "code_versions": dict(config.code_versions),
         "components": {
             n: {"state": r.state, "seconds": done.seconds.get(n), "peak_rss_mb": done.peak_rss_mb.get(n)}
@@ -157,6 +158,7 @@ def run_summary(done: Executed, config: PipelineConfig, layout: OutputLayout, in
     found = found_anomalies(done)
     record = run_record(done, config, input_path)
     evaluator, pusher, trainer = done.done(cfg.EVALUATOR), done.done(cfg.PUSHER), done.done(cfg.TRAINER)
+    tuner = done.done(cfg.TUNER)
     evaluated = evaluation_summary(evaluator, config.gates) if evaluator else None
     pushed = artifacts.pushed_model(pusher) if pusher else None
     rejected = data_rejection(done, record, found, config)
@@ -167,6 +169,7 @@ def run_summary(done: Executed, config: PipelineConfig, layout: OutputLayout, in
         "exit_code": verdict.exit_code,
         "message": verdict.message,
         "anomalies": found,
+        "tuning": artifacts.tuning(tuner) if tuner else None,
         "trainer": artifacts.training(trainer) if trainer else None,
         "operating_threshold": _operating_threshold(trainer, evaluated),
         "evaluation": evaluated,

@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 
 from tfx import v1 as tfx
+from tfx.dsl.compiler import constants as compiler_constants
+from tfx.orchestration.portable import runtime_parameter_utils
 
 from contract import OutputLayout
 from pipeline import config as cfg
@@ -19,7 +21,7 @@ from pipeline.config import PipelineConfig
 from pipeline.pipeline import create_compare_pipeline, create_pipeline
 from pipeline.report import compare_page
 from pipeline.results import comparison, summary
-from pipeline.results.metadata import latest_run
+from pipeline.results.metadata import run_nodes
 from pipeline.results.summary import Executed
 from pipeline.results.verdict import Verdict
 
@@ -62,6 +64,21 @@ class _ProgressHandler(logging.Handler):
             self.seconds[node] = round(time.monotonic() - self._started.get(node, time.monotonic()), 1)
             self.peak_rss_mb[node] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024  # kB on Linux
             self._say(f"finished {node} ({self.seconds[node]} s)")
+
+
+class _NamedRunner(tfx.orchestration.LocalDagRunner):
+    """LocalDagRunner with the run id given, not made inside it, so the run can read back its own executions."""
+
+    def __init__(self, run_id: str):
+        super().__init__()
+        self.run_id = run_id
+
+    def run_with_ir(self, pipeline, run_options=None):
+        # LocalDagRunner substitutes its own id the same way; once set here, its substitution finds nothing left.
+        runtime_parameter_utils.substitute_runtime_parameter(
+            pipeline, {compiler_constants.PIPELINE_RUN_ID_PARAMETER_NAME: self.run_id}
+        )
+        return super().run_with_ir(pipeline, run_options)
 
 
 def _say(line: str) -> None:
@@ -118,24 +135,23 @@ def execute(
     progress = _ProgressHandler(say)
     undo_logs = _route_logs(layout.log_path, progress)
     started = datetime.datetime.now(datetime.timezone.utc)
+    # The same form as LocalDagRunner's own ids (local time, ISO 8601 with microseconds).
+    run_id = datetime.datetime.now().isoformat()
     error: BaseException | None = None
     try:
-        tfx.orchestration.LocalDagRunner().run(pipeline)
+        _NamedRunner(run_id).run(pipeline)
     except Exception as e:  # noqa: BLE001 - every failure is classified and reported by the caller.
         error = e
         logging.exception("pipeline run failed")
     finally:
         undo_logs()
     nodes = (
-        latest_run(config.metadata_path, config.pipeline_name, since_ms=int(started.timestamp() * 1000))
-        if os.path.exists(config.metadata_path)
-        else {}
+        run_nodes(config.metadata_path, config.pipeline_name, run_id) if os.path.exists(config.metadata_path) else {}
     )
-    run_id = next(iter(nodes.values())).run_id if nodes else None
     return Executed(
         error=error,
         nodes=nodes,
-        run_id=run_id,
+        run_id=run_id if nodes else None,
         seconds=progress.seconds,
         started=started,
         peak_rss_mb=progress.peak_rss_mb,
