@@ -181,6 +181,15 @@ def pipeline_arrays(transformed: dict, model_inputs) -> tuple:
     return x, transformed[contract.LABEL].reshape(-1, 1).astype(np.int64)
 
 
+def training_arrays(parts: dict, model_inputs) -> tuple:
+    """(train_xy, eval_xy, (test_x, test_y)) as the Trainer gets them: train and eval in canonical order."""
+    from trainer import task
+
+    train_xy = task.canonical_order(*pipeline_arrays(parts["train"], model_inputs))
+    eval_xy = task.canonical_order(*pipeline_arrays(parts["eval"], model_inputs))
+    return train_xy, eval_xy, pipeline_arrays(parts["test"], model_inputs)
+
+
 def run_pipeline_model(parts: dict, variant: dict, seeds: list[int]) -> list[dict]:
     """Trains and tests one variant on a fold's transformed parts (train, eval, test), once per seed."""
     from trainer import model as model_lib
@@ -190,10 +199,7 @@ def run_pipeline_model(parts: dict, variant: dict, seeds: list[int]) -> list[dic
     results = []
     for seed in seeds:
         hparams = dataclasses.replace(HParams(), seed=seed, **variant)
-        inputs = model_lib.model_inputs(hparams)
-        train_xy = task.canonical_order(*pipeline_arrays(parts["train"], inputs))
-        eval_xy = task.canonical_order(*pipeline_arrays(parts["eval"], inputs))
-        test_x, test_y = pipeline_arrays(parts["test"], inputs)
+        train_xy, eval_xy, (test_x, test_y) = training_arrays(parts, model_lib.model_inputs(hparams))
         started = time.monotonic()
         model, facts = task.train(hparams, train_xy, eval_xy)
         operating = task.operating_threshold(ThresholdPolicy(), model, eval_xy)
@@ -216,9 +222,7 @@ def run_tuned(parts: dict, trials: int, seeds: list[int], workdir: str) -> list[
     from trainer import task, tuning
     from trainer.hparams import HParams
 
-    inputs = model_lib.model_inputs(HParams())
-    train_xy = task.canonical_order(*pipeline_arrays(parts["train"], inputs))
-    eval_xy = task.canonical_order(*pipeline_arrays(parts["eval"], inputs))
+    train_xy, eval_xy, _ = training_arrays(parts, model_lib.model_inputs(HParams()))
     started = time.monotonic()
     tuner = tuning.make_tuner(task.train, HParams(), train_xy, eval_xy, workdir, trials)
     tuner.search(verbose=0)
@@ -273,6 +277,9 @@ def run_tfdf_gbt(parts: dict, seeds: list[int]) -> list[dict]:
 def run_reference(fold: Fold, seeds: list[int]) -> list[dict]:
     import xgboost as xgb
 
+    from trainer import threshold as threshold_lib
+    from trainer.hparams import ThresholdPolicy
+
     features = [c for c in contract.RAW_FLOAT_FEATURES if c != contract.TIME]
 
     def xy(df):
@@ -296,9 +303,6 @@ def run_reference(fold: Fold, seeds: list[int]) -> list[dict]:
         )
         model.fit(x, y, eval_set=[(ex, ey)], verbose=False)
         # The operating threshold as the pipeline chooses it: most eval recall with eval precision >= 0.8.
-        from trainer import threshold as threshold_lib
-        from trainer.hparams import ThresholdPolicy
-
         eval_scores = model.predict_proba(ex)[:, 1]
         chosen = threshold_lib.choose(ThresholdPolicy(), ey, eval_scores)
         scores = model.predict_proba(tx)[:, 1]

@@ -2,6 +2,7 @@
 model option), and a table."""
 
 import html
+import itertools
 import os
 
 from pipeline.report import curves as curves_lib
@@ -17,7 +18,7 @@ MORE_COLORS = ("#55a868", "#8172b2", "#ccb974", "#64b5cd", "#c44e52", "#937860")
 
 def colors(names) -> dict:
     """A color per compared candidate: the strategies keep theirs, the others take the next of MORE_COLORS."""
-    others = iter(MORE_COLORS * (1 + len(list(names)) // len(MORE_COLORS)))
+    others = itertools.cycle(MORE_COLORS)
     return {n: STRATEGY_COLORS[n] if n in STRATEGY_COLORS else next(others) for n in names}
 
 

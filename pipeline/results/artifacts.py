@@ -4,6 +4,7 @@ import json
 import os
 
 from tfx.dsl.io import fileio
+from tfx.utils import io_utils
 
 import contract
 from components import drift
@@ -65,10 +66,10 @@ def training(trainer: NodeRun) -> dict:
 
 def tuning(tuner: NodeRun) -> dict:
     """What the Tuner found: the best values (applied by the Trainer) and each trial's values and eval PR-AUC."""
-    with fileio.open(os.path.join(tuner.output_uri("best_hyperparameters"), "best_hyperparameters.txt")) as f:
-        best = json.load(f)
-    with fileio.open(os.path.join(tuner.output_uri("tuner_results"), "tuner_results.json")) as f:
-        trials = json.load(f)
+    best, trials = (
+        json.loads(io_utils.read_string_file(io_utils.get_only_uri_in_dir(tuner.output_uri(key))))
+        for key in ("best_hyperparameters", "tuner_results")
+    )
     return {"best": best.get("values", {}), "trials": trials}
 
 
