@@ -8,8 +8,8 @@ threshold chosen on eval reaches on test.
 
 The pipeline side runs the project's own code, not a copy: the Transform is transform.preprocessing.preprocessing_fn
 analyzed by TensorFlow Transform on the fold's train rows, applied through its transform graph; training is
-trainer.task.train with HParams (a variant changes some of them), the threshold trainer.task.operating_threshold
-with the default policy. The reference is XGBoost (a bench-only dependency: requirements-bench.txt) on the raw
+trainer.task.train with HParams (a variant changes some of them), the threshold trainer.threshold.choose with
+the default policy. The reference is XGBoost (a bench-only dependency: requirements-bench.txt) on the raw
 features without Time, early-stopped on the fold's eval PR-AUC, seeded row and column subsampling.
 
 Two fold designs (--design): "prefix" (the default) cuts the oldest 70/80/90/100% of the rows with the pipeline's own
@@ -44,6 +44,10 @@ DATA = ROOT.parent / "shared" / "data" / "creditcard_past.csv.gz"
 EVAL_SHARE = 0.1
 TEST_SHARE = 0.1
 MIN_PRECISION = 0.8
+# The operating-threshold rules measured on each pipeline model's eval and test scores: the precision target
+# MIN_PRECISION with the eval precision's Wilson lower bound at these z (ThresholdPolicy.confidence_z; 0 is the
+# eval precision as it is). The headline columns use the pipeline's default z.
+THRESHOLD_ZS = (0.0, 0.5, 1.0, 1.5, 2.0)
 
 # Named changes to the default HParams: "default" is the pipeline's default model as it is, the others are what
 # `fraud-pipeline compare` can put side by side (trainer.hparams.CANDIDATES).
@@ -194,7 +198,7 @@ def run_pipeline_model(parts: dict, variant: dict, seeds: list[int]) -> list[dic
     """Trains and tests one variant on a fold's transformed parts (train, eval, test), once per seed."""
     from trainer import model as model_lib
     from trainer import task
-    from trainer.hparams import HParams, ThresholdPolicy
+    from trainer.hparams import HParams
 
     results = []
     for seed in seeds:
@@ -202,17 +206,29 @@ def run_pipeline_model(parts: dict, variant: dict, seeds: list[int]) -> list[dic
         train_xy, eval_xy, (test_x, test_y) = training_arrays(parts, model_lib.model_inputs(hparams))
         started = time.monotonic()
         model, facts = task.train(hparams, train_xy, eval_xy)
-        operating = task.operating_threshold(ThresholdPolicy(), model, eval_xy)
+        seconds = time.monotonic() - started
+        eval_scores = model.predict(eval_xy[0], batch_size=contract.READ_BATCH_SIZE, verbose=0).ravel()
         scores = model.predict(test_x, batch_size=contract.READ_BATCH_SIZE, verbose=0).ravel()
         results.append(
-            {
-                "seed": seed,
-                "seconds": time.monotonic() - started,
-                "epochs": facts["epochs_run"],
-                **metrics(test_y, scores, operating["threshold"]),
-            }
+            {"seed": seed, "seconds": seconds, "epochs": facts["epochs_run"]}
+            | threshold_rules(eval_xy[1], eval_scores, test_y, scores)
         )
     return results
+
+
+def threshold_rules(eval_labels, eval_scores, test_labels, test_scores) -> dict:
+    """metrics() at the threshold the default policy chooses on eval, and under "rules" the test precision and
+    recall at the threshold chosen with each z of THRESHOLD_ZS."""
+    from trainer.hparams import ThresholdPolicy
+    from trainer.threshold import choose
+
+    rules = {}
+    for z in THRESHOLD_ZS:
+        threshold = choose(ThresholdPolicy(confidence_z=z), eval_labels, eval_scores)["threshold"]
+        at = metrics(test_labels, test_scores, threshold)
+        rules[f"{z:g}"] = {"precision": at["precision_at_threshold"], "recall": at["recall_at_threshold"]}
+    default = choose(ThresholdPolicy(), eval_labels, eval_scores)["threshold"]
+    return metrics(test_labels, test_scores, default) | {"rules": rules}
 
 
 def run_tuned(parts: dict, trials: int, seeds: list[int], workdir: str) -> list[dict]:
@@ -244,8 +260,7 @@ def run_tfdf_gbt(parts: dict, seeds: list[int]) -> list[dict]:
     import tensorflow_decision_forests as tfdf
 
     from trainer import model as model_lib
-    from trainer import threshold as threshold_lib
-    from trainer.hparams import HParams, ThresholdPolicy
+    from trainer.hparams import HParams
 
     inputs = model_lib.model_inputs(HParams())
     (x, y), (ex, ey), (tx, ty) = (pipeline_arrays(parts[name], inputs) for name in ("train", "eval", "test"))
@@ -260,25 +275,18 @@ def run_tfdf_gbt(parts: dict, seeds: list[int]) -> list[dict]:
             num_trees=1000, random_seed=seed, early_stopping="LOSS_INCREASE", verbose=0
         )
         model.fit(dataset(x, y), validation_data=dataset(ex, ey), verbose=0)
+        seconds = time.monotonic() - started
         eval_scores = model.predict(ex, batch_size=8192, verbose=0).ravel()
-        chosen = threshold_lib.choose(ThresholdPolicy(), ey.ravel(), eval_scores)
         scores = model.predict(tx, batch_size=8192, verbose=0).ravel()
         results.append(
-            {
-                "seed": seed,
-                "seconds": time.monotonic() - started,
-                "epochs": int(model.make_inspector().num_trees()),
-                **metrics(ty, scores, chosen["threshold"]),
-            }
+            {"seed": seed, "seconds": seconds, "epochs": int(model.make_inspector().num_trees())}
+            | threshold_rules(ey.ravel(), eval_scores, ty, scores)
         )
     return results
 
 
 def run_reference(fold: Fold, seeds: list[int]) -> list[dict]:
     import xgboost as xgb
-
-    from trainer import threshold as threshold_lib
-    from trainer.hparams import ThresholdPolicy
 
     features = [c for c in contract.RAW_FLOAT_FEATURES if c != contract.TIME]
 
@@ -302,17 +310,13 @@ def run_reference(fold: Fold, seeds: list[int]) -> list[dict]:
             random_state=seed,
         )
         model.fit(x, y, eval_set=[(ex, ey)], verbose=False)
-        # The operating threshold as the pipeline chooses it: most eval recall with eval precision >= 0.8.
+        seconds = time.monotonic() - started
+        # The operating threshold as the pipeline chooses it, on the eval split.
         eval_scores = model.predict_proba(ex)[:, 1]
-        chosen = threshold_lib.choose(ThresholdPolicy(), ey, eval_scores)
         scores = model.predict_proba(tx)[:, 1]
         results.append(
-            {
-                "seed": seed,
-                "seconds": time.monotonic() - started,
-                "epochs": int(model.best_iteration) + 1,
-                **metrics(ty, scores, chosen["threshold"]),
-            }
+            {"seed": seed, "seconds": seconds, "epochs": int(model.best_iteration) + 1}
+            | threshold_rules(ey, eval_scores, ty, scores)
         )
     return results
 
@@ -443,6 +447,19 @@ def main() -> int:
     for name, rs in rows.items():
         (a, b), (c, d) = seed_noise(rs, "pr_auc"), seed_noise(rs, "recall_at_p80")
         print(f"| {name} | {a:.4f} | {b:.4f} | {c:.4f} | {d:.4f} |")
+    print(
+        "\nOperating threshold rules: the precision target 0.8 on eval with the eval precision's Wilson lower bound "
+        "at z (--confidence-z); test precision and recall at the threshold chosen so, mean ± standard deviation"
+    )
+    print("| model | " + " | ".join(f"z = {z:g}" for z in THRESHOLD_ZS) + " |")
+    print("|---|" + "---|" * len(THRESHOLD_ZS))
+    for name, rs in rows.items():
+        cells = []
+        for z in THRESHOLD_ZS:
+            at = [r["rules"][f"{z:g}"] for r in rs if "rules" in r]
+            p, rec = (np.array([a[k] for a in at], float) for k in ("precision", "recall"))
+            cells.append(f"P {np.nanmean(p):.3f} ± {np.nanstd(p):.3f}, R {np.nanmean(rec):.3f}" if at else "")
+        print(f"| {name} | " + " | ".join(cells) + " |")
     print("\nPer fold (mean over seeds): PR-AUC")
     names = list(rows)
     print("| fold | " + " | ".join(names) + " |")

@@ -231,10 +231,17 @@ def _add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
     op = parser.add_argument_group(
         "operating threshold (chosen by the Trainer on the eval split, never on test; it travels with the model "
         "and gives the Evaluator's TP, FP, TN, FN, precision and recall; "
-        f"default: --min-precision {default.min_precision})"
+        f"default: --min-precision {default.min_precision} --confidence-z {default.confidence_z:g})"
     )
     op.add_argument(
         "--min-precision", type=float, metavar="P", help="the threshold with the most eval recall at precision >= P"
+    )
+    op.add_argument(
+        "--confidence-z",
+        type=float,
+        metavar="Z",
+        help="with the precision target: the lower end of the eval precision's Wilson interval at Z standard errors "
+        "must reach P, so few eval frauds do not pass by luck (0: the eval precision as it is)",
     )
     op.add_argument("--fn-cost", type=float, metavar="A", help="what a missed fraud costs (give with --fp-cost)")
     op.add_argument(
@@ -451,6 +458,7 @@ def _parser() -> argparse.ArgumentParser:
 def threshold_policy(args: argparse.Namespace) -> ThresholdPolicy:
     """The operating-threshold policy of the flags: at most one of the three ways; a precision target by default."""
     costs = (args.fn_cost, args.fp_cost)
+    z = args.confidence_z
     given = [
         name
         for name, present in (
@@ -462,6 +470,8 @@ def threshold_policy(args: argparse.Namespace) -> ThresholdPolicy:
     ]
     if len(given) > 1:
         raise UsageError(f"choose the operating threshold one way, not with {' and '.join(given)}")
+    if z is not None and given and given[0] != "--min-precision":
+        raise UsageError(f"--confidence-z goes with the precision target, not with {given[0]}")
     try:
         if args.threshold is not None:
             return ThresholdPolicy(kind="fixed", value=args.threshold)
@@ -469,11 +479,10 @@ def threshold_policy(args: argparse.Namespace) -> ThresholdPolicy:
             if None in costs:
                 raise UsageError("--fn-cost and --fp-cost go together")
             return ThresholdPolicy(kind="cost", fn_cost=args.fn_cost, fp_cost=args.fp_cost)
-        if args.min_precision is not None:
-            return ThresholdPolicy(kind="precision", min_precision=args.min_precision)
+        precision = {} if args.min_precision is None else {"min_precision": args.min_precision}
+        return ThresholdPolicy(kind="precision", **precision, **({} if z is None else {"confidence_z": z}))
     except ValueError as e:
         raise UsageError(str(e)) from e
-    return ThresholdPolicy()
 
 
 def _tune_trials(args: argparse.Namespace) -> int:

@@ -8,7 +8,8 @@ import pytest
 
 import contract
 from pipeline.report import scoring
-from trainer.threshold import confusion, sweep
+from trainer.hparams import ThresholdPolicy
+from trainer.threshold import confusion, precision_lower_bound, sweep
 
 pytestmark = pytest.mark.e2e
 
@@ -31,7 +32,9 @@ def test_the_threshold_travels_with_the_pushed_model(time_run, pushed):
     with open(os.path.join(model_dir, contract.OPERATING_THRESHOLD)) as f:
         carried = json.load(f)
     summary = time_run.summary["operating_threshold"]
-    assert carried == {k: summary[k] for k in ("threshold", "policy", "target_met", "eval")}
+    assert carried == {
+        k: summary[k] for k in ("threshold", "policy", "target_met", "eval", "eval_precision_lower_bound")
+    }
     assert carried["policy"]["kind"] == "precision" and carried["policy"]["min_precision"] == 0.8
 
 
@@ -51,12 +54,16 @@ def test_the_precision_target_is_met_on_the_eval_split(time_run, pushed):
     flagged = eval_.decision.astype(bool)
     frauds = eval_.labels.astype(bool)
     assert chosen["target_met"] is True
-    precision = (flagged & frauds).sum() / flagged.sum()
-    assert precision >= chosen["policy"]["min_precision"]
+    policy = ThresholdPolicy.from_dict(chosen["policy"])
+    assert policy == ThresholdPolicy()
+    tp, fp = (flagged & frauds).sum(), (flagged & ~frauds).sum()
+    lower = precision_lower_bound(tp, tp + fp, policy.confidence_z)
+    assert tp / (tp + fp) > lower >= policy.min_precision
+    assert chosen["eval_precision_lower_bound"] == pytest.approx(float(lower))
     assert confusion(eval_.labels, eval_.probability, chosen["threshold"]) == chosen["eval"]
     # No threshold with more eval recall keeps the target (the threshold was chosen, not just acceptable).
     cuts, tp, fp = sweep(eval_.labels, eval_.probability)
-    ok = (tp + fp > 0) & (tp >= chosen["policy"]["min_precision"] * (tp + fp))
+    ok = (tp + fp > 0) & (precision_lower_bound(tp, tp + fp, policy.confidence_z) >= policy.min_precision)
     assert tp[ok].max() == chosen["eval"]["tp"]
 
 

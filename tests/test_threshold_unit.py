@@ -7,7 +7,7 @@ import pytest
 
 from pipeline.cli import UsageError, threshold_policy
 from trainer.hparams import ThresholdPolicy
-from trainer.threshold import choose, confusion, sweep
+from trainer.threshold import choose, confusion, precision_lower_bound, sweep
 
 
 def _scores(seed=0, n=3000, frauds=60):
@@ -24,19 +24,53 @@ def _every_cut(p):
     return np.r_[np.unique(p), np.nextafter(p.max(), np.float32(2))]
 
 
+def _lower(c, z):
+    return float(precision_lower_bound(c["tp"], c["tp"] + c["fp"], z))
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("target", [0.5, 0.8, 0.9])
-def test_the_precision_target_is_met_with_the_most_recall(seed, target):
+@pytest.mark.parametrize("z", [0.0, 0.5, 1.0])
+def test_the_precision_target_is_met_with_the_most_recall(seed, target, z):
     y, p = _scores(seed)
-    chosen = choose(ThresholdPolicy(kind="precision", min_precision=target), y, p)
+    chosen = choose(ThresholdPolicy(kind="precision", min_precision=target, confidence_z=z), y, p)
     assert chosen["target_met"] is True
     got = confusion(y, p, chosen["threshold"])
     assert got == chosen["eval"]
-    assert got["precision"] >= target
+    assert chosen["eval_precision_lower_bound"] == pytest.approx(_lower(got, z))
+    assert got["precision"] >= chosen["eval_precision_lower_bound"] >= target
     best_recall = max(
-        c["recall"] for t in _every_cut(p) if (c := confusion(y, p, t))["tp"] + c["fp"] and c["precision"] >= target
+        c["recall"] for t in _every_cut(p) if (c := confusion(y, p, t))["tp"] + c["fp"] and _lower(c, z) >= target
     )
     assert got["recall"] == best_recall
+
+
+def test_the_wilson_lower_bound():
+    # Known values: 4 of 4 at z = 1 is exactly 0.8; 8 of 10 at z = 1.96 is 0.4902 (the textbook 95% interval).
+    assert precision_lower_bound(4, 4, 1.0) == pytest.approx(0.8)
+    assert precision_lower_bound(8, 10, 1.96) == pytest.approx(0.4902, abs=1e-4)
+    tp = np.array([0, 3, 8, 80, 800])
+    n = np.array([0, 4, 10, 100, 1000])
+    assert precision_lower_bound(tp, n, 0.0) == pytest.approx([0.0, 0.75, 0.8, 0.8, 0.8])
+    # The same precision counts for more the more rows it rests on, and less the more confidence is asked.
+    at_one = precision_lower_bound(tp, n, 1.0)
+    assert at_one[0] == 0.0 and np.all(np.diff(at_one[2:]) > 0)
+    assert np.all(precision_lower_bound(tp[1:], n[1:], 2.0) < at_one[1:])
+
+
+def test_a_target_reached_on_a_few_lucky_frauds_is_not_met_with_confidence():
+    # The top 5 scores are 4 frauds and a normal row: precision 0.8, but resting on five rows.
+    y = np.array([1, 1, 0, 1, 1] + [0, 1] * 10)
+    p = np.linspace(0.99, 0.01, len(y)).astype(np.float32)
+    assert choose(ThresholdPolicy(confidence_z=0.0), y, p)["target_met"] is True
+    chosen = choose(ThresholdPolicy(confidence_z=1.0), y, p)
+    assert chosen["target_met"] is False
+    assert chosen["eval_precision_lower_bound"] < 0.8
+    # The fallback is the cut whose lower bound is highest.
+    cuts = _every_cut(p)
+    assert chosen["eval_precision_lower_bound"] == pytest.approx(
+        max(_lower(c, 1.0) for t in cuts if (c := confusion(y, p, t))["tp"] + c["fp"])
+    )
 
 
 def test_an_unreachable_target_falls_back_to_the_most_precise_threshold():
@@ -83,13 +117,21 @@ def test_no_fraud_on_eval_is_an_error():
 
 
 def _args(**given):
-    values = {"min_precision": None, "fn_cost": None, "fp_cost": None, "threshold": None, **given}
+    values = {"min_precision": None, "confidence_z": None, "fn_cost": None, "fp_cost": None, "threshold": None, **given}
     return argparse.Namespace(**values)
 
 
 def test_threshold_flags():
     assert threshold_policy(_args()) == ThresholdPolicy()
     assert threshold_policy(_args(min_precision=0.9)) == ThresholdPolicy(kind="precision", min_precision=0.9)
+    assert threshold_policy(_args(confidence_z=0.0)) == ThresholdPolicy(confidence_z=0.0)
+    assert threshold_policy(_args(min_precision=0.7, confidence_z=2.0)) == ThresholdPolicy(
+        min_precision=0.7, confidence_z=2.0
+    )
+    with pytest.raises(UsageError, match="goes with the precision target"):
+        threshold_policy(_args(threshold=0.5, confidence_z=1.0))
+    with pytest.raises(UsageError, match="confidence_z"):
+        threshold_policy(_args(confidence_z=-1.0))
     assert threshold_policy(_args(fn_cost=50.0, fp_cost=1.0)) == ThresholdPolicy(kind="cost", fn_cost=50, fp_cost=1)
     assert threshold_policy(_args(threshold=0.5)) == ThresholdPolicy(kind="fixed", value=0.5)
     with pytest.raises(UsageError, match="go together"):
@@ -100,3 +142,10 @@ def test_threshold_flags():
         threshold_policy(_args(min_precision=1.5))
     with pytest.raises(UsageError, match="positive"):
         threshold_policy(_args(fn_cost=0.0, fp_cost=1.0))
+
+
+def test_a_policy_saved_before_the_confidence_existed_chose_on_the_eval_precision():
+    old = {"kind": "precision", "min_precision": 0.8, "fn_cost": 0.0, "fp_cost": 0.0, "value": 0.5}
+    assert ThresholdPolicy.from_dict(old).confidence_z == 0.0
+    assert ThresholdPolicy.from_dict(ThresholdPolicy().to_dict()) == ThresholdPolicy()
+    assert "Wilson" in ThresholdPolicy().describe() and "Wilson" not in ThresholdPolicy.from_dict(old).describe()

@@ -50,6 +50,21 @@ def sweep(labels: np.ndarray, scores: np.ndarray):
     return np.r_[np.float32(min(top, 1.0)), cuts], tp, fp
 
 
+def precision_lower_bound(tp, flagged, z: float) -> np.ndarray:
+    """The lower end of the Wilson score interval for precision tp/flagged at z standard errors (0 where nothing is
+    flagged). At z = 0 it is the precision itself; it is below it by more the fewer rows are flagged, so a cut
+    that reaches a precision target on a handful of eval frauds by luck does not count as meeting it.
+    """
+    tp = np.asarray(tp, np.float64)
+    n = np.asarray(flagged, np.float64)
+    safe = np.maximum(n, 1.0)
+    p = tp / safe
+    z2 = z * z
+    centre = p + z2 / (2 * safe)
+    spread = z * np.sqrt(p * (1 - p) / safe + z2 / (4 * safe * safe))
+    return np.where(n > 0, (centre - spread) / (1 + z2 / safe), 0.0)
+
+
 @dataclasses.dataclass(frozen=True)
 class PrecisionRecall:
     """Precision and recall at every cut of sweep(): the one place both the threshold choice and the report use.
@@ -87,9 +102,9 @@ def choose(policy: ThresholdPolicy, labels: np.ndarray, scores: np.ndarray) -> d
     """The operating threshold of the policy on these (eval) labels and scores, and how it does on them.
 
     Returns:
-      {"threshold", "policy", "target_met", "eval": confusion at the threshold (+ expected_cost for 'cost')}.
-      target_met is False when no threshold reaches the precision target; the threshold with the highest
-      precision is used then.
+      {"threshold", "policy", "target_met", "eval": confusion at the threshold (+ expected_cost for 'cost'),
+      and for 'precision' "eval_precision_lower_bound" at the threshold}. target_met is False when no threshold's
+      lower bound reaches the precision target; the threshold with the highest lower bound is used then.
     """
     y = np.asarray(labels).ravel().astype(np.int64)
     positives = int(y.sum())
@@ -102,15 +117,15 @@ def choose(policy: ThresholdPolicy, labels: np.ndarray, scores: np.ndarray) -> d
         pr = precision_recall(y, scores)
         tp = pr.tp
         if policy.kind == "precision":
-            # Flagging nothing is no way to meet a precision target.
-            precision = np.where(pr.flagged > 0, pr.precision, 0.0)
-            meets = (precision >= policy.min_precision) & (pr.flagged > 0)
+            # Flagging nothing is no way to meet a precision target (its lower bound is 0).
+            lower = precision_lower_bound(tp, pr.flagged, policy.confidence_z)
+            meets = (lower >= policy.min_precision) & (pr.flagged > 0)
             target_met = bool(meets.any())
             if target_met:
                 # The most frauds caught; of equal recall, the highest cut (fewest false alarms).
                 best = int(np.argmax(np.where(meets, tp, -1)))
             else:
-                best = int(np.lexsort((-tp, -precision))[0])
+                best = int(np.lexsort((-tp, -lower))[0])
         else:
             cost = policy.fn_cost * (positives - tp) + policy.fp_cost * pr.fp
             best = int(np.argmin(cost))  # the first minimum is the highest cut
@@ -118,4 +133,8 @@ def choose(policy: ThresholdPolicy, labels: np.ndarray, scores: np.ndarray) -> d
     result = confusion(y, scores, threshold)
     if policy.kind == "cost":
         result["expected_cost"] = float(policy.fn_cost * result["fn"] + policy.fp_cost * result["fp"])
-    return {"threshold": threshold, "policy": policy.to_dict(), "target_met": target_met, "eval": result}
+    chosen = {"threshold": threshold, "policy": policy.to_dict(), "target_met": target_met, "eval": result}
+    if policy.kind == "precision":
+        flagged = result["tp"] + result["fp"]
+        chosen["eval_precision_lower_bound"] = float(precision_lower_bound(result["tp"], flagged, policy.confidence_z))
+    return chosen

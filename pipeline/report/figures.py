@@ -132,6 +132,10 @@ def threshold_figure(eval_scored, operating: dict):
     ax.axvline(chosen, color="k", linewidth=1, label=f"operating threshold {chosen:.4f}")
     policy = ThresholdPolicy.from_dict(operating["policy"])
     if policy.kind == "precision":
+        if policy.confidence_z > 0:
+            lower = threshold_lib.precision_lower_bound(pr.tp[keep], pr.flagged[keep], policy.confidence_z)
+            label = f"precision's lower bound (Wilson, z = {policy.confidence_z:g})"
+            ax.step(cuts, lower, where="post", color="#8172b2", linestyle="--", linewidth=0.9, label=label)
         ax.axhline(policy.min_precision, color="#8172b2", linewidth=0.8, linestyle=":", label="precision target")
     ax.set_xscale("log")
     ax.set_xlabel("threshold on the fraud probability (log scale)")

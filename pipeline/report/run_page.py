@@ -80,8 +80,8 @@ def _threshold_section(summary: dict, images: dict) -> str:
         return "<p>No model was trained in this run.</p>"
     met = op["target_met"]
     warning = (
-        "<p class='fail'>No threshold reached the precision target on the eval split; the one with the highest "
-        "precision is used.</p>"
+        "<p class='fail'>No threshold reached the precision target on the eval split (with the policy's confidence); "
+        "the one with the highest lower bound on its precision is used.</p>"
         if met is False
         else ""
     )
@@ -98,6 +98,12 @@ def _threshold_section(summary: dict, images: dict) -> str:
         if "expected_cost" in op["eval"]
         else ""
     )
+    if op.get("eval_precision_lower_bound") is not None:
+        cost += (
+            "<p>Lower bound of the eval precision at this threshold (Wilson score interval, "
+            f"z = {op['policy']['confidence_z']:g}): "
+            f"{num(summary, 'operating_threshold', 'eval_precision_lower_bound')}</p>"
+        )
     return (
         f"<p>Operating threshold <b>{num(summary, 'operating_threshold', 'threshold')}</b>, chosen on the eval split "
         f"({esc(op['policy_description'])}), never on test. The model carries it: "
