@@ -220,13 +220,13 @@ def threshold_rules(eval_labels, eval_scores, test_labels, test_scores) -> dict:
     """metrics() at the threshold the default policy chooses on eval, and under "rules" the test precision and
     recall at the threshold chosen with each z of THRESHOLD_ZS."""
     from trainer.hparams import ThresholdPolicy
-    from trainer.threshold import choose
+    from trainer.threshold import choose, confusion
 
     rules = {}
     for z in THRESHOLD_ZS:
         threshold = choose(ThresholdPolicy(confidence_z=z), eval_labels, eval_scores)["threshold"]
-        at = metrics(test_labels, test_scores, threshold)
-        rules[f"{z:g}"] = {"precision": at["precision_at_threshold"], "recall": at["recall_at_threshold"]}
+        at = confusion(test_labels, test_scores, threshold)
+        rules[f"{z:g}"] = {"precision": at["precision"], "recall": at["recall"]}
     default = choose(ThresholdPolicy(), eval_labels, eval_scores)["threshold"]
     return metrics(test_labels, test_scores, default) | {"rules": rules}
 

@@ -479,8 +479,8 @@ def threshold_policy(args: argparse.Namespace) -> ThresholdPolicy:
             if None in costs:
                 raise UsageError("--fn-cost and --fp-cost go together")
             return ThresholdPolicy(kind="cost", fn_cost=args.fn_cost, fp_cost=args.fp_cost)
-        precision = {} if args.min_precision is None else {"min_precision": args.min_precision}
-        return ThresholdPolicy(kind="precision", **precision, **({} if z is None else {"confidence_z": z}))
+        given_values = {"min_precision": args.min_precision, "confidence_z": z}
+        return ThresholdPolicy(kind="precision", **{k: v for k, v in given_values.items() if v is not None})
     except ValueError as e:
         raise UsageError(str(e)) from e
 

@@ -111,6 +111,7 @@ def choose(policy: ThresholdPolicy, labels: np.ndarray, scores: np.ndarray) -> d
     if len(y) == 0 or positives == 0:
         raise ValueError("the eval split holds no fraud: an operating threshold cannot be chosen on it")
     target_met = None
+    lower_at = None
     if policy.kind == "fixed":
         threshold = float(policy.value)
     else:
@@ -126,6 +127,7 @@ def choose(policy: ThresholdPolicy, labels: np.ndarray, scores: np.ndarray) -> d
                 best = int(np.argmax(np.where(meets, tp, -1)))
             else:
                 best = int(np.lexsort((-tp, -lower))[0])
+            lower_at = float(lower[best])
         else:
             cost = policy.fn_cost * (positives - tp) + policy.fp_cost * pr.fp
             best = int(np.argmin(cost))  # the first minimum is the highest cut
@@ -134,7 +136,6 @@ def choose(policy: ThresholdPolicy, labels: np.ndarray, scores: np.ndarray) -> d
     if policy.kind == "cost":
         result["expected_cost"] = float(policy.fn_cost * result["fn"] + policy.fp_cost * result["fp"])
     chosen = {"threshold": threshold, "policy": policy.to_dict(), "target_met": target_met, "eval": result}
-    if policy.kind == "precision":
-        flagged = result["tp"] + result["fp"]
-        chosen["eval_precision_lower_bound"] = float(precision_lower_bound(result["tp"], flagged, policy.confidence_z))
+    if lower_at is not None:
+        chosen["eval_precision_lower_bound"] = lower_at
     return chosen
