@@ -2,8 +2,9 @@
 # - by Kubeflow Pipelines v2 / Vertex AI for every component: TFX 1.16 with this project installed, so each
 #   executor can import contract.py, transform/, trainer/, components/ and pipeline/ (and find the curated schema at
 #   /pipeline/pipeline/schema.pbtxt, the path `fraud-pipeline compile` puts in the spec by default). The compiled
-#   spec sets each component's command (python -m tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor),
-#   so the entrypoint below does not get in its way;
+#   spec sets each component's command (python -m pipeline.runners.container_entrypoint, TFX's Kubeflow V2
+#   entrypoint with the input types the open-source backend leaves out), so the entrypoint below does not get in its
+#   way. `fraud-pipeline rehearse` runs those commands with this checkout standing for /pipeline;
 # - by the Beam workers of the Beam-based components (CsvExampleGen, StatisticsGen, Transform, Evaluator) on
 #   Dataflow (--sdk_container_image=IMAGE, which `compile` adds) or a portable runner's DOCKER environment
 #   (--environment_config=IMAGE): those start the image's entrypoint, Beam's SDK boot, which starts the SDK worker.
@@ -34,7 +35,7 @@ COPY components/ components/
 COPY transform/ transform/
 COPY trainer/ trainer/
 RUN pip install --no-cache-dir -c requirements.lock -e . \
-    && python -c "import apache_beam, contract, pipeline.pipeline, components.example_gen, transform.preprocessing, trainer.task; assert apache_beam.__version__ == '2.59.0', apache_beam.__version__"
+    && python -c "import apache_beam, contract, pipeline.pipeline, pipeline.runners.container_entrypoint, components.example_gen, transform.preprocessing, trainer.task; assert apache_beam.__version__ == '2.59.0', apache_beam.__version__"
 
 COPY --from=beam /opt/apache/beam /opt/apache/beam
 ENTRYPOINT ["/opt/apache/beam/boot"]

@@ -82,6 +82,11 @@ def split_pair_dir(pair: tuple[str, str]) -> str:
     return f"SplitPair-{pair[0]}_{pair[1]}"
 
 
+# Custom properties CsvExampleGen sets on its Examples artifact: the data files it read (relative to the input
+# folder, JSON) and their content fingerprint, half of a model's training identity (components/serving.py).
+DATA_FILES_PROPERTY = "data_files"
+DATA_FINGERPRINT_PROPERTY = "data_fingerprint"
+
 # Files TFX 1.16 writes inside a split folder.
 STATISTICS_FILE = "FeatureStats.pb"
 ANOMALIES_FILE = "SchemaDiff.pb"
@@ -105,6 +110,9 @@ DECISION_OUTPUT = "decision"
 # Written next to the SavedModel (TF Serving's assets.extra convention), so they travel with the model.
 TRAINING_SUMMARY = os.path.join("assets.extra", "training_summary.json")
 OPERATING_THRESHOLD = os.path.join("assets.extra", "operating_threshold.json")
+# Written by the Pusher into each version it pushes: the data and training configuration the model came from, and
+# their hash, the model's training identity (components/serving.py).
+LINEAGE = os.path.join("assets.extra", "lineage.json")
 # TF Serving replays the PredictionLogs in this file when it loads a version, before it serves it (the Pusher writes
 # real raw examples of the eval split there; see components/warmup.py).
 WARMUP_REQUESTS = os.path.join("assets.extra", "tf_serving_warmup_requests")

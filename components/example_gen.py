@@ -45,14 +45,14 @@ from tfx.components.example_gen import utils as example_gen_utils
 from tfx.components.example_gen import write_split
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
 from tfx.components.util import examples_utils
-from tfx.dsl.components.base import executor_spec
+from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2
-from tfx.types import artifact_utils, standard_component_specs
+from tfx.types import artifact_utils, channel, standard_artifacts, standard_component_specs
 from tfx_bsl.coders import example_coder
 
 import contract
-from components import spans
+from components import serving, spans
 from components.rejection import DataRejectedError
 
 _FLOAT, _INT, _BYTES = "float", "int", "bytes"
@@ -479,6 +479,16 @@ def _fast_reader_refused(error: BaseException | None) -> bool:
     return False
 
 
+def record_data(artifact, exec_properties: dict[str, Any], pattern: str) -> None:
+    """Puts what the run trained on on its Examples artifact: the files read (relative to the input base, as JSON)
+    and their content fingerprint (components.serving.data_fingerprint), which makes the models' training identity."""
+    base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+    files = input_files(exec_properties, pattern)
+    names = [serving.relative(f, base) for f in files]
+    artifact.set_string_custom_property(contract.DATA_FILES_PROPERTY, json.dumps(names))
+    artifact.set_string_custom_property(contract.DATA_FINGERPRINT_PROPERTY, serving.data_fingerprint(files, base))
+
+
 def record_spans(artifact, selection: SpanSelection) -> None:
     """Puts the spans a run read on its Examples artifact: TFX's span property (the newest span's number) and, as
     custom properties, the pattern, the window's labels (JSON) and the previous span's label ('' on the first)."""
@@ -524,6 +534,7 @@ class Executor(BaseExampleGenExecutor):
             names += list(contract.DRIFT_PAIR)
             record_spans(artifact, selection)
         artifact.split_names = artifact_utils.encode_split_names(names)
+        record_data(artifact, exec_properties, input_config.splits[0].pattern)
         with self._make_beam_pipeline() as pipeline:
             for name, records in self.GenerateExamplesByBeam(pipeline, exec_properties).items():
                 prefix = os.path.join(artifact_utils.get_split_uri(examples, name), write_split.DEFAULT_FILE_NAME)
@@ -581,8 +592,31 @@ class Executor(BaseExampleGenExecutor):
         }
 
 
+def _spec(input_base, input_pattern: str, split: str, code_version: str, span_pattern: str, window: int):
+    """The FileBasedExampleGen spec of this reader: one input pattern, the contract's splits, the split scheme."""
+    pattern = spans.glob_of(span_pattern) if span_pattern else input_pattern
+    return standard_component_specs.FileBasedExampleGenSpec(
+        input_base=input_base,
+        input_config=example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="all", pattern=pattern)]),
+        output_config=example_gen_pb2.Output(
+            split_config=example_gen_pb2.SplitConfig(
+                splits=[
+                    example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=buckets)
+                    for name, buckets in contract.SPLIT_BUCKETS.items()
+                ]
+            )
+        ),
+        custom_config=split_custom_config(split, code_version, span_pattern, window),
+        range_config=None,
+        output_data_format=example_gen_pb2.FORMAT_TF_EXAMPLE,
+        output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP,
+        examples=channel.Channel(type=standard_artifacts.Examples),
+    )
+
+
 class CsvExampleGen(example_gen_component.FileBasedExampleGen):
-    """CsvExampleGen with this project's reader; keeps the stock component id."""
+    """CsvExampleGen with this project's reader; keeps the stock component id. For local runs: TFX's driver
+    fingerprints the input files before the cache lookup, so changed data re-runs the component."""
 
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
 
@@ -600,19 +634,24 @@ class CsvExampleGen(example_gen_component.FileBasedExampleGen):
         pattern with {SPAN} or a date (input_pattern is then ignored); window: the newest spans to read (0: all).
 
         With spans, TFX's driver fingerprints every file of every span (the input pattern is the span pattern with
-        '*' for its placeholders), so a new span re-runs the component; the executor picks the window at run time,
-        on Kubeflow and Vertex too."""
-        pattern = spans.glob_of(span_pattern) if span_pattern else input_pattern
-        super().__init__(
-            input_base=input_base,
-            input_config=example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="all", pattern=pattern)]),
-            output_config=example_gen_pb2.Output(
-                split_config=example_gen_pb2.SplitConfig(
-                    splits=[
-                        example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=buckets)
-                        for name, buckets in contract.SPLIT_BUCKETS.items()
-                    ]
-                )
-            ),
-            custom_config=split_custom_config(split, code_version, span_pattern, window),
-        )
+        '*' for its placeholders), so a new span re-runs the component; the executor picks the window at run time."""
+        spec = _spec(input_base, input_pattern, split, code_version, span_pattern, window)
+        base_beam_component.BaseBeamComponent.__init__(self, spec=spec)
+
+
+class CsvExampleGenTask(base_beam_component.BaseBeamComponent):
+    """The same component without TFX's driver, for Kubeflow Pipelines and Vertex AI (id CsvExampleGen).
+
+    TFX compiles a FileBasedExampleGen's driver into the container's lifecycle.preCacheCheck hook, which nothing in
+    the open-source Kubeflow Pipelines backend runs. This executor needs no driver (it finds the files and spans at
+    run time); the compiled task is not cached instead (pipeline.runners.kubeflow), since no cache key there can
+    see the files.
+    """
+
+    SPEC_CLASS = standard_component_specs.FileBasedExampleGenSpec
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
+
+    def __init__(self, input_base, input_pattern: str, split: str, code_version="", span_pattern="", window=0):
+        """Args as CsvExampleGen's."""
+        super().__init__(spec=_spec(input_base, input_pattern, split, code_version, span_pattern, window))
+        self.with_id(CsvExampleGen.__name__)

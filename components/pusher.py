@@ -9,10 +9,16 @@ second, or two runs pushing at once), skips the copy but still records the push.
 - on an object store (gs://, s3://), where a folder cannot be renamed at once, copies into the version folder with
   saved_model.pb last, as TFX does: TF Serving loads a version only once saved_model.pb is there.
 Given the run's raw examples, it also writes TF Serving warm-up requests into the version before it appears
-(components/warmup.py), so a server loads it warm.
+(components/warmup.py), so a server loads it warm, and the model's lineage (contract.LINEAGE: the data and training
+configuration it came from and their hash, its training identity). A blessed model whose identity is that of the
+version serving now is not pushed again: it is the same model, retrained (on Kubeflow and Vertex every run retrains,
+since CsvExampleGen is not cached there), and a second copy would only make TF Serving reload it.
 """
 
+import datetime
 import errno
+import json
+import logging
 import os
 import time
 import uuid
@@ -26,14 +32,19 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, channel, component_spec, standard_artifacts, standard_component_specs
 from tfx.utils import io_utils, json_utils, proto_utils
 
-from components import warmup
+import contract
+from components import serving, warmup
+from components.serving import SAVED_MODEL_FILE
+from components.serving_baseline import training_identity
 
-SAVED_MODEL_FILE = "saved_model.pb"
 STAGING_PREFIX = ".staging-"
+# Custom property of the PushedModel artifact: 1 when the model was already the one serving (nothing copied).
+ALREADY_SERVING = "already_serving"
+TRAINING_CONFIG_KEY = "training_config"
 
 
 def versions(base_directory: str) -> list[int]:
-    """The numeric version folders under base_directory, oldest first."""
+    """The numeric version folders under base_directory, oldest first (through TFX's fileio, as the push writes)."""
     if not fileio.exists(base_directory):
         return []
     return sorted(int(name.rstrip("/")) for name in fileio.listdir(base_directory) if name.rstrip("/").isdigit())
@@ -98,14 +109,50 @@ class Executor(tfx_pusher_executor.Executor):
         proto_utils.json_to_proto(exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], destination)
         if destination.WhichOneof("destination") != "filesystem":
             raise NotImplementedError("this Pusher pushes to a file system folder only")
+        base = destination.filesystem.base_directory
+        examples = input_dict.get(EXAMPLES_KEY)
+        lineage = _lineage(input_dict, exec_properties) if examples else None
+        now = serving.serving_now(base)
+        if lineage is not None and now is not None and serving.identity_of(now[1]) == lineage["identity"]:
+            logging.info("the model serving now (version %s) is this model: nothing pushed again", now[0])
+            model_push.set_int_custom_property(ALREADY_SERVING, 1)
+            self._MarkPushed(model_push, pushed_destination=now[1], pushed_version=str(now[0]))
+            return
         add = None
-        if input_dict.get(EXAMPLES_KEY):
-            logs = warmup.requests(warmup.raw_examples(input_dict[EXAMPLES_KEY]))
-            add = lambda folder: warmup.write(folder, logs)  # noqa: E731
-        version, serving_path = push(model_path, destination.filesystem.base_directory, add=add)
+        if examples:
+            logs = warmup.requests(warmup.raw_examples(examples))
+
+            def add(folder: str) -> None:
+                warmup.write(folder, logs)
+                io_utils.write_string_file(
+                    os.path.join(folder, contract.LINEAGE), json.dumps(lineage, indent=2, sort_keys=True)
+                )
+
+        version, serving_path = push(model_path, base, add=add)
         # The archive copy in the artifact, as TFX's Pusher keeps it (with the warm-up requests, as pushed).
         io_utils.copy_dir(serving_path, model_push.uri)
+        model_push.set_int_custom_property(ALREADY_SERVING, 0)
         self._MarkPushed(model_push, pushed_destination=serving_path, pushed_version=version)
+
+
+def _lineage(input_dict, exec_properties) -> dict:
+    """What the pushed version records of where it came from (contract.LINEAGE)."""
+    examples = artifact_utils.get_single_instance(input_dict[EXAMPLES_KEY])
+    model = artifact_utils.get_single_instance(input_dict[standard_component_specs.MODEL_KEY])
+    custom = json_utils.loads(exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY) or "{}")
+    training_config = custom.get(TRAINING_CONFIG_KEY) or "{}"
+    return {
+        "identity": training_identity(examples, training_config),
+        "data": {
+            "fingerprint": examples.get_string_custom_property(contract.DATA_FINGERPRINT_PROPERTY),
+            "files": json.loads(examples.get_string_custom_property(contract.DATA_FILES_PROPERTY) or "[]"),
+            "spans": json.loads(examples.get_string_custom_property("spans") or "null"),
+            "examples_uri": examples.uri,
+        },
+        "training_config": json.loads(training_config),
+        "model_uri": model.uri,
+        "pushed_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
 
 
 EXAMPLES_KEY = "examples"
@@ -126,10 +173,13 @@ class Pusher(tfx.components.Pusher):
     SPEC_CLASS = PusherSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
-    def __init__(self, model, model_blessing, serving_dir: str, code_version: str = "", examples=None):
+    def __init__(
+        self, model, model_blessing, serving_dir: str, code_version: str = "", examples=None, training_config: str = ""
+    ):
         """Args: model, model_blessing: channels; serving_dir: the folder of versions; code_version: this code's
         fingerprint, in custom_config so that a change to it re-runs the Pusher; examples: ExampleGen's raw
-        examples, to write TF Serving warm-up requests from (none without it)."""
+        examples, to write TF Serving warm-up requests from (none without it) and whose data fingerprint is half
+        the model's identity; training_config: the other half (JSON)."""
         spec = PusherSpec(
             model=model,
             model_blessing=model_blessing,
@@ -137,7 +187,7 @@ class Pusher(tfx.components.Pusher):
             push_destination=tfx.proto.PushDestination(
                 filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)
             ),
-            custom_config=json_utils.dumps({"code_version": code_version}),
+            custom_config=json_utils.dumps({"code_version": code_version, TRAINING_CONFIG_KEY: training_config}),
             pushed_model=channel.Channel(type=standard_artifacts.PushedModel),
         )
         base_component.BaseComponent.__init__(self, spec=spec)

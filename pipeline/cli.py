@@ -1,7 +1,9 @@
 """The `fraud-pipeline` command: builds the typed config from flags and hands it to a runner."""
 
 import argparse
+import contextlib
 import dataclasses
+import glob
 import json
 import os
 import sys
@@ -9,12 +11,13 @@ import warnings
 from pathlib import Path
 
 import contract
-from components import spans
+from components import serving, spans
 from contract import OutputLayout
 from pipeline import beam_workers, fingerprint
+from pipeline import config as cfg
 from pipeline import gates as gates_lib
 from pipeline import status as st
-from pipeline.config import COMPARE_PIPELINE_NAME, TARGETS, PipelineConfig
+from pipeline.config import COMPARE_PIPELINE_NAME, DATA_ROOT_PARAMETER, TARGETS, PipelineConfig
 from pipeline.gates import DataMinimums, GateConfig
 from trainer.hparams import CANDIDATES, STRATEGIES, HParams, ThresholdPolicy
 from trainer.tuning import SEARCH_SPACE
@@ -55,8 +58,8 @@ _GATE_HELP = {
     "min_pr_auc": "bless only if the test PR-AUC is at least this",
     "at_precision": "the precision at which recall_at_precision is measured",
     "min_recall_at_precision": "bless only if recall at that precision is at least this",
-    "max_pr_auc_drop": "bless only if PR-AUC is at most this much below the latest blessed model's",
-    "max_recall_drop": "bless only if recall_at_precision is at most this much below the latest blessed model's",
+    "max_pr_auc_drop": "bless only if PR-AUC is at most this much below the baseline's (the model serving now)",
+    "max_recall_drop": "bless only if recall_at_precision is at most this much below the baseline's",
 }
 
 
@@ -378,7 +381,7 @@ def _parser() -> argparse.ArgumentParser:
             "Cut --data into K spans of equal size by Time and run `fraud-pipeline run` once per span into one output "
             "folder: before run k, span k is written to DIR/spans/span-000k/, so each run sees the spans that have "
             "arrived, checks drift (newest span vs previous, test vs train), trains on the newest --window spans and "
-            "is compared with the latest blessed model. Prints a row per run and the serving versions; writes "
+            "is compared with the model serving then. Prints a row per run and the serving versions; writes "
             "DIR/replay.json. Flags after -- go to every run (e.g. -- --strategy oversample)."
         ),
     )
@@ -415,6 +418,41 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="a runtime parameter of the spec, repeatable (e.g. --param data_root=gs://bucket/new-data)",
     )
+
+    reh = commands.add_parser(
+        "rehearse",
+        help="execute a compiled spec on this machine as Kubeflow Pipelines or Vertex AI would",
+        description=(
+            "Run every task of a spec written by `fraud-pipeline compile` here, in dependency order, each as its "
+            "container would: the compiled command and args with the placeholders filled, the ExecutorInput built "
+            "as the target's backend builds it (open-source Kubeflow Pipelines' driver for a Kubeflow spec, the "
+            "legacy invocation for a Vertex PipelineJob). gs:// and s3:// URIs are mapped under --root, the image's "
+            "/pipeline/ onto this checkout, Dataflow's Beam arguments dropped (the direct runner runs the jobs); "
+            "each mapping is printed. Writes ROOT/summary.json and the report as `run` does, with the same exit "
+            "codes, and each task's log under ROOT/logs/RUN/."
+        ),
+    )
+    reh.add_argument("spec", metavar="SPEC", help="the compiled spec (.json or .yaml)")
+    reh.add_argument(
+        "--data",
+        metavar="PATH",
+        help="a local CSV file or folder for the data_root parameter (a file's name must match the compiled "
+        "pattern); default: the compiled data_root, mapped under --root",
+    )
+    reh.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE", help="a runtime parameter, as for submit"
+    )
+    reh.add_argument(
+        "--root",
+        default="output/rehearsal",
+        metavar="DIR",
+        help="the folder that stands for the object store and holds the logs, reused across rehearsals so the "
+        "serving folder carries over (default: ./%(default)s)",
+    )
+    reh.add_argument(
+        "--parallel", type=int, default=2, metavar="N", help="tasks run at once at most (default: %(default)s)"
+    )
+    reh.add_argument("--no-report", action="store_true", help="skip the HTML report")
 
     pred = commands.add_parser(
         "predict",
@@ -533,8 +571,27 @@ def _pipeline_config(
         gates=_from_flags(GateConfig, args),
         data_minimums=_from_flags(DataMinimums, args),
         code_versions=fingerprint.code_versions(),
+        schema_fingerprint=serving.file_digest(str(SCHEMA_PATH))[:16],
         **paths,
     )
+
+
+def _data_files(data: DataInput, window: int) -> list[str]:
+    """The local files a run on this data reads, as CsvExampleGen will find them (the window's spans, or the glob)."""
+    if data.span_pattern:
+        found = spans.find(data.root, data.span_pattern, glob.glob(f"{data.root}/{spans.glob_of(data.span_pattern)}"))
+        return [f for span in spans.newest(found, window) for f in span.files]
+    return sorted(glob.glob(f"{data.root}/{data.pattern}"))
+
+
+def _baseline_key(data: DataInput, config: PipelineConfig) -> str:
+    """ServingBaseline's cache key for a local run (components.serving.baseline_key): the baseline the run will
+    compare with, from the serving folder and the identity of the model this data and config train."""
+    identity = None
+    files = _data_files(data, config.window) if "://" not in data.root else []
+    if files:
+        identity = serving.training_identity(serving.data_fingerprint(files, data.root), config.training_config())
+    return serving.baseline_key(config.serving_dir, identity)
 
 
 def _local_config(args: argparse.Namespace, **extra) -> tuple[OutputLayout, PipelineConfig]:
@@ -552,9 +609,10 @@ def _local_config(args: argparse.Namespace, **extra) -> tuple[OutputLayout, Pipe
             "--pipeline-root gs://... --beam-arg=--runner=DataflowRunner ...), where everything lives on gs://"
         )
     layout = OutputLayout(str(Path(args.output).expanduser().resolve()))
+    data = data_input(args.data)
     config = _pipeline_config(
         args,
-        data_input(args.data),
+        data,
         pipeline_root=layout.pipeline_root,
         serving_dir=layout.serving_dir,
         setup_file=str(SOURCE_SETUP) if SOURCE_SETUP.exists() else None,
@@ -563,7 +621,7 @@ def _local_config(args: argparse.Namespace, **extra) -> tuple[OutputLayout, Pipe
         enable_cache=not args.no_cache,
         **extra,
     )
-    return layout, config
+    return layout, dataclasses.replace(config, baseline_key=_baseline_key(data, config))
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -681,7 +739,9 @@ def _print_run(summary: dict) -> None:
         if op["target_met"] is False:
             print("  the precision target was not reached on eval; the most precise threshold is used")
     print(summary["baseline"])
-    if summary["blessed"]:
+    if summary["blessed"] and summary.get("already_serving"):
+        print(f"blessed: yes; the same model is serving already: {summary['pushed_model']} (nothing pushed again)")
+    elif summary["blessed"]:
         print(f"blessed: yes; pushed to {summary['pushed_model']}")
     else:
         print("blessed: no; nothing pushed")
@@ -692,6 +752,13 @@ def _print_run(summary: dict) -> None:
 def _compile(args: argparse.Namespace) -> int:
     if "://" not in args.pipeline_root:
         raise UsageError(f"--pipeline-root {args.pipeline_root}: give a URI the cluster can reach (gs://, s3://)")
+    if args.pipeline_root.startswith("minio://"):
+        # The Kubeflow default store: its launcher can upload there, but the TFX executors write their artifacts
+        # themselves through TensorFlow's file systems, which have no minio:// scheme.
+        raise UsageError(
+            f"--pipeline-root {args.pipeline_root}: TFX's executors cannot write to minio://; give a gs:// bucket "
+            "(or s3:// with tensorflow-io in the image)"
+        )
     root = args.pipeline_root.rstrip("/")
     config = _pipeline_config(
         args,
@@ -702,8 +769,8 @@ def _compile(args: argparse.Namespace) -> int:
         serving_dir=args.serving_dir or f"{root}/serving",
         schema_path=args.schema_path,
         metadata_path=None,
-        # Kubeflow V2 compiles only TFX's stock resolver strategies.
-        baseline_excludes_candidate=False,
+        # Nothing on Kubeflow or Vertex runs the driver hook TFX compiles for a FileBasedExampleGen.
+        example_gen_driver=False,
         runtime_data_root=True,
     )
     from pipeline.runners.kubeflow import compile_spec
@@ -740,6 +807,89 @@ def _replay(args: argparse.Namespace) -> int:
         )
         return st.EXIT_FAILED
     return st.EXIT_OK
+
+
+def _rehearsal_params(args: argparse.Namespace, spec: dict) -> dict:
+    """--param values and --data (as data_root), checked against the spec."""
+    import fnmatch
+
+    from pipeline.runners.spec_config import task_parameters
+    from pipeline.runners.submit import SubmitError, parse_params
+
+    try:
+        params = parse_params(args.param, spec)
+    except SubmitError as e:
+        raise UsageError(str(e)) from e
+    if args.data:
+        path = Path(args.data).expanduser().resolve()
+        if not path.exists():
+            raise UsageError(f"--data {args.data}: no such file or folder")
+        pattern = json.loads(task_parameters(spec, cfg.EXAMPLE_GEN)["input_config"])["splits"][0]["pattern"]
+        if path.is_file() and not fnmatch.fnmatch(path.name, pattern):
+            raise UsageError(f"--data {args.data}: the spec reads files matching {pattern} in data_root")
+        params[DATA_ROOT_PARAMETER] = str(path.parent if path.is_file() else path)
+    return params
+
+
+def _rehearse(args: argparse.Namespace) -> int:
+    from pipeline.runners import rehearsal
+    from pipeline.runners.spec_config import config_of, task_parameters
+    from pipeline.runners.spec_io import read_spec
+
+    if not Path(args.spec).is_file():
+        raise UsageError(f"{args.spec}: no such file")
+    spec = read_spec(args.spec)
+    root = Path(args.root).expanduser().resolve()
+    params = _rehearsal_params(args, spec)
+    say = lambda line: print(f"[fraud-pipeline] {line}", file=sys.stderr, flush=True)  # noqa: E731
+    try:
+        done = rehearsal.rehearse(spec, root, PACKAGE_DIR.parent, params, say, parallel=args.parallel)
+    except rehearsal.RehearsalError as e:
+        raise UsageError(str(e)) from e
+    from pipeline.results import summary as summary_lib
+
+    mapping = rehearsal.Mapping(root, PACKAGE_DIR.parent)
+    destination = json.loads(task_parameters(spec, cfg.PUSHER)["push_destination"])["filesystem"]["base_directory"]
+    config = config_of(spec, done.parameters[DATA_ROOT_PARAMETER], done.pipeline_root, mapping.text(destination))
+    layout = OutputLayout(str(root))
+    with _quiet_logs():
+        verdict, record = summary_lib.run_summary(
+            rehearsal.executed(done), config, layout, done.parameters[DATA_ROOT_PARAMETER]
+        )
+    record["rehearsal"] = {
+        "target": done.target,
+        "spec": str(Path(args.spec).resolve()),
+        "mapped": done.mapped,
+        "tasks": {n: {"state": t.state, "seconds": t.seconds, "log": t.log} for n, t in done.tasks.items()},
+    }
+    summary_lib.write(layout.summary_path, record)
+    summary_lib.write(layout.run_summary_path(done.run_id), record)
+    if verdict.exit_code != st.EXIT_OK:
+        print(f"fraud-pipeline: {verdict.message}", file=sys.stderr)
+        failed = [t for t in done.tasks.values() if t.state == "FAILED"]
+        for task in failed:
+            print(
+                f"  task {task.name} failed: {task.error}\n  command: {' '.join(task.command)[:300]} ...\n"
+                f"  log: {task.log}",
+                file=sys.stderr,
+            )
+    _print_run(record)
+    print(f"outputs: {layout.root} (summary: {layout.summary_path}, task logs: {root / 'logs' / done.run_id})")
+    if not args.no_report and not any(t.state == "FAILED" for t in done.tasks.values()):
+        _write_report(record, layout.report_dir(done.run_id))
+    return verdict.exit_code
+
+
+@contextlib.contextmanager
+def _quiet_logs():
+    import logging
+
+    level = logging.getLogger().level
+    logging.getLogger().setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logging.getLogger().setLevel(level)
 
 
 def _token(args: argparse.Namespace) -> str | None:
@@ -791,6 +941,7 @@ def _submit(args: argparse.Namespace) -> int:
         raise UsageError(f"--target {args.target} needs {' and '.join(missing)}")
     if not Path(args.file).is_file():
         raise UsageError(f"{args.file}: no such file")
+    from pipeline.runners.kfp_backend import UnsupportedSpecError
     from pipeline.runners.spec_io import read_spec
     from pipeline.runners.submit import SubmitError, parse_params, submit_kubeflow, submit_vertex
 
@@ -802,6 +953,8 @@ def _submit(args: argparse.Namespace) -> int:
         else:
             run_name = args.run_name or Path(args.file).stem
             submitted = submit_kubeflow(args.file, args.host, params, run_name, args.experiment, token)
+    except UnsupportedSpecError as e:
+        raise UsageError(f"{args.file}: {e} (compile it with --target kubeflow)") from e
     except SubmitError as e:
         message = str(e).replace(token, "[token]") if token else str(e)  # a secret never reaches the terminal
         print(f"fraud-pipeline: {message}", file=sys.stderr)
@@ -837,6 +990,8 @@ def main(argv: list[str] | None = None) -> int:
             return _replay(args)
         if args.command == "predict":
             return _predict(args)
+        if args.command == "rehearse":
+            return _rehearse(args)
     except UsageError as e:
         print(f"fraud-pipeline: {e}", file=sys.stderr)
         return st.EXIT_USAGE

@@ -1,6 +1,7 @@
 """The typed, frozen configuration that create_pipeline takes; only runners and the CLI build it."""
 
 import dataclasses
+import json
 
 import contract
 from pipeline.gates import DataMinimums, GateConfig
@@ -22,7 +23,7 @@ GATE = "AnomaliesGate"
 TRANSFORM = "Transform"
 TUNER = "Tuner"
 TRAINER = "Trainer"
-RESOLVER = "latest_blessed_model_resolver"
+SERVING_BASELINE = "ServingBaseline"
 EVALUATOR = "Evaluator"
 PUSHER = "Pusher"
 
@@ -38,8 +39,11 @@ COMPONENT_CODE = {
     TRANSFORM: PREPROCESSING_FN.rsplit(".", 1)[0],
     TUNER: TUNER_FN.rsplit(".", 1)[0],
     TRAINER: RUN_FN.rsplit(".", 1)[0],
+    SERVING_BASELINE: "components.serving_baseline",
     PUSHER: "components.pusher",
 }
+# The components whose code shapes the model, and so its training identity (PipelineConfig.training_config).
+TRAINING_CODE = (EXAMPLE_GEN, TRANSFORM, TUNER, TRAINER)
 
 
 def compare_node_ids(strategy: str) -> tuple[str, str]:
@@ -67,8 +71,11 @@ class PipelineConfig:
       threshold_policy: how the Trainer picks the operating threshold on the eval split.
       gates: the Evaluator's thresholds (the blessing gate).
       data_minimums: the fewest frauds per split the AnomaliesGate lets through to Transform.
-      baseline_excludes_candidate: resolve the Evaluator's baseline with LatestBlessedOtherModelStrategy, so an
-        unchanged re-run is fully cached; False uses TFX's LatestBlessedModelStrategy (what Kubeflow V2 compiles).
+      example_gen_driver: use TFX's FileBasedExampleGen driver, which fingerprints the input files before the
+        cache lookup (local runs); False for Kubeflow and Vertex, where nothing runs the compiled driver hook.
+      baseline_key: part of ServingBaseline's cache key (components.serving.baseline_key), set by local runs so
+        that a change to the serving folder that changes the baseline re-runs it; '' where nothing is cached by it.
+      schema_fingerprint: the hash of the curated schema file, part of the models' training identity.
       runtime_data_root: make data_root a runtime parameter (DATA_ROOT_PARAMETER, defaulting to data_root) that
         each Kubeflow/Vertex run can set.
       span_pattern: for input in spans, their pattern inside data_root, with {SPAN} or a date (components.spans);
@@ -97,7 +104,9 @@ class PipelineConfig:
     threshold_policy: ThresholdPolicy = ThresholdPolicy()
     gates: GateConfig = GateConfig()
     data_minimums: DataMinimums = DataMinimums()
-    baseline_excludes_candidate: bool = True
+    example_gen_driver: bool = True
+    baseline_key: str = ""
+    schema_fingerprint: str = ""
     runtime_data_root: bool = False
     span_pattern: str = ""
     window: int = 0
@@ -119,3 +128,20 @@ class PipelineConfig:
     def code_version(self, component: str) -> str:
         """The fingerprint of the code that runs in a component ('' when none was given)."""
         return self.code_versions.get(component, "")
+
+    def training_config(self) -> str:
+        """Everything a model is trained from besides its data, as JSON: with the data's fingerprint it makes the
+        model's training identity (components.serving), which the baseline and the Pusher compare."""
+        return json.dumps(
+            {
+                "split": self.split,
+                "span_pattern": self.span_pattern,
+                "window": self.window,
+                "hparams": self.hparams.to_dict(),
+                "tune_trials": self.tune_trials,
+                "threshold_policy": self.threshold_policy.to_dict(),
+                "schema": self.schema_fingerprint,
+                "code": {component: self.code_version(component) for component in TRAINING_CODE},
+            },
+            sort_keys=True,
+        )

@@ -16,7 +16,8 @@ class GateConfig:
       min_pr_auc: the test split's PR-AUC must be at least this.
       at_precision: the precision at which recall_at_precision is measured.
       min_recall_at_precision: recall at that precision must be at least this.
-      max_pr_auc_drop: the new model's PR-AUC may be at most this much below the latest blessed model's.
+      max_pr_auc_drop: the new model's PR-AUC may be at most this much below the baseline's (the model
+        serving now; components/serving_baseline.py).
       max_recall_drop: likewise for recall_at_precision.
     """
 
@@ -70,7 +71,7 @@ def describe_failure(failure: dict) -> str:
     """One line: which metric failed, its value, the threshold and the baseline."""
     if failure["difference"] is not None:
         return (
-            f"{failure['metric']} {failure['value']:.4f} is {-failure['difference']:.4f} below the latest blessed "
+            f"{failure['metric']} {failure['value']:.4f} is {-failure['difference']:.4f} below the serving "
             f"model's {failure['baseline_value']:.4f} (allowed drop {-failure['threshold']:.4f})"
         )
     return f"{failure['metric']} {failure['value']:.4f} is below the floor {failure['threshold']:.4f}"

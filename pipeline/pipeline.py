@@ -4,31 +4,29 @@ import dataclasses
 
 from google.protobuf import text_format
 from tfx import v1 as tfx
-from tfx.components.distribution_validator.component import DistributionValidator
 from tfx.proto import distribution_validator_pb2
 
 import contract
 from components.anomalies_gate import AnomaliesGate
-from components.baseline_resolver import MODEL, MODEL_BLESSING, LatestBlessedOtherModelStrategy
-from components.example_gen import CsvExampleGen
+from components.drift import DistributionValidator
+from components.example_gen import CsvExampleGen, CsvExampleGenTask
 from components.pusher import Pusher
+from components.serving_baseline import Evaluator, ServingBaseline
 from pipeline import config as cfg
 from pipeline.config import DATA_ROOT_PARAMETER, PipelineConfig
 from pipeline.eval_config import eval_config
 from trainer.hparams import CANDIDATES
 
 
-def _baseline_resolver(config: PipelineConfig, candidate) -> tfx.dsl.Resolver:
-    """The latest blessed model, to compare the new one with; nothing on the first run."""
-    channels = {
-        MODEL: tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        MODEL_BLESSING: tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    }
-    if config.baseline_excludes_candidate:
-        resolver = tfx.dsl.Resolver(strategy_class=LatestBlessedOtherModelStrategy, candidate=candidate, **channels)
-    else:
-        resolver = tfx.dsl.Resolver(strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy, **channels)
-    return resolver.with_id(cfg.RESOLVER)
+def _serving_baseline(config: PipelineConfig, example_gen):
+    """The model serving now (unless it is this run's own model), to compare the new one with; none on a first run."""
+    return ServingBaseline(
+        examples=example_gen.outputs["examples"],
+        serving_dir=config.serving_dir,
+        training_config=config.training_config(),
+        baseline_key=config.baseline_key,
+        code_version=config.code_version(cfg.SERVING_BASELINE),
+    ).with_id(cfg.SERVING_BASELINE)
 
 
 def _upstream(config: PipelineConfig) -> tuple:
@@ -38,7 +36,8 @@ def _upstream(config: PipelineConfig) -> tuple:
         if config.runtime_data_root
         else config.data_root
     )
-    example_gen = CsvExampleGen(
+    reader = CsvExampleGen if config.example_gen_driver else CsvExampleGenTask
+    example_gen = reader(
         input_base=data_root,
         input_pattern=config.data_pattern,
         split=config.split,
@@ -129,11 +128,11 @@ def _trainer(config: PipelineConfig, transform, hparams, tuner=None) -> tfx.comp
     )
 
 
-def _evaluator(config: PipelineConfig, example_gen, trainer, baseline=None) -> tfx.components.Evaluator:
-    return tfx.components.Evaluator(
+def _evaluator(config: PipelineConfig, example_gen, trainer, baseline=None) -> Evaluator:
+    return Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
-        baseline_model=baseline.outputs["model"] if baseline is not None else None,
+        baseline_model=baseline.outputs["baseline"] if baseline is not None else None,
         example_splits=["test"],
         eval_config=eval_config(config.gates),
     )
@@ -160,17 +159,20 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     example_gen, transform, components = _upstream(config)
     tuner = _tuner(config, transform) if config.tune_trials else None
     trainer = _trainer(config, transform, config.hparams, tuner)
-    latest_blessed = _baseline_resolver(config, trainer.outputs["model"])
-    evaluator = _evaluator(config, example_gen, trainer, latest_blessed)
+    baseline = _serving_baseline(config, example_gen)
+    # The baseline is read once the model is trained, so it is the model serving when the comparison is made.
+    baseline.add_upstream_node(trainer)
+    evaluator = _evaluator(config, example_gen, trainer, baseline)
     pusher = Pusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         serving_dir=config.serving_dir,
         code_version=config.code_version(cfg.PUSHER),
         examples=example_gen.outputs["examples"],
+        training_config=config.training_config(),
     )
     tuning = [tuner] if tuner is not None else []
-    return _pipeline(config, components + tuning + [trainer, latest_blessed, evaluator, pusher])
+    return _pipeline(config, components + tuning + [trainer, baseline, evaluator, pusher])
 
 
 def create_compare_pipeline(config: PipelineConfig, candidates: tuple[str, ...]) -> tfx.dsl.Pipeline:

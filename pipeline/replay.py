@@ -2,7 +2,7 @@
 
 Span k is written to OUTPUT/spans/span-000k/ just before run k, so each run sees the spans that have "arrived"
 and trains on the newest --window of them; every run goes into the one output folder, so each new model is
-compared with the latest blessed one and only blessed models reach OUTPUT/serving. No TensorFlow here: each run
+compared with the model serving then and only blessed models reach OUTPUT/serving. No TensorFlow here: each run
 is a `fraud-pipeline run` subprocess, exactly what a cron job starts.
 """
 
@@ -111,7 +111,7 @@ def _row(span: SpanFile, code: int, summary: dict | None, seconds: float) -> dic
         "drift_exceeded": (summary.get("drift") or {}).get("exceeded", []),
         "test_pr_auc": (evaluation.get("overall") or {}).get("pr_auc"),
         "baseline": (evaluation.get("baseline") or {}).get("model_uri"),
-        # The latest blessed model's PR-AUC on this run's test split: what the change gate compared with.
+        # The serving model's PR-AUC on this run's test split: what the change gate compared with.
         "baseline_pr_auc": ((evaluation.get("baseline") or {}).get("overall") or {}).get("pr_auc"),
         "blessed": summary.get("blessed", False),
         "pushed_version": os.path.basename(pushed) if pushed else None,
@@ -126,7 +126,7 @@ def _auc(value: float | None) -> str:
 
 def table(rows: list[dict]) -> str:
     """The replay's rows as a fixed-width table: PR-AUC is the new model's on its run's test split, 'blessed' the
-    latest blessed model's on the same split (what the change gate compared with; 'none' on the first run)."""
+    serving model's on the same split (what the change gate compared with; 'none' on the first run)."""
     lines = [
         f"{'span':>5} {'rows':>7} {'frauds':>6} {'window':>11} {'trained on':>10} {'drift':>17} "
         f"{'PR-AUC':>7} {'blessed':>7} {'pushed':>12} {'seconds':>7}"

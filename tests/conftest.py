@@ -1,8 +1,11 @@
 """Session-scoped pipeline runs shared by the tests (a TFX run costs a minute, so tests share them), and the rule
 that keeps the fast tier fast: a test that uses one of them must be marked e2e."""
 
+import csv
+import gzip
 import json
 import os
+import shutil
 import subprocess
 
 import pytest
@@ -17,13 +20,24 @@ from tests.support import (  # noqa: E402 - after the environment is set.
     SAMPLE,
     CliRun,
     compile_spec,
+    read_csv_rows,
     run_cli,
     shifted_copy,
     snapshot,
 )
 
 # Fixtures that run the pipeline in subprocesses: minutes, so only in the e2e tier. (Compiling it takes seconds.)
-E2E_FIXTURES = {"time_run", "lifecycle", "random_run", "compare_run", "drifted", "replayed", "portable", "tuned_run"}
+E2E_FIXTURES = {
+    "time_run",
+    "lifecycle",
+    "random_run",
+    "compare_run",
+    "drifted",
+    "replayed",
+    "portable",
+    "tuned_run",
+    "rehearsed",
+}
 # The shift the drift gate must stop: V1..V4 moved by three standard deviations in the newest 36% of the
 # embedded sample's rows (its eval and test windows).
 SHIFTED = ("V1", "V2", "V3", "V4")
@@ -188,3 +202,54 @@ def portable(tmp_path_factory) -> dict:
         "installed": installed,
         "logs": {name: cluster.log(name) for name in ("job-service", "worker-pool")},
     }
+
+
+@pytest.fixture(scope="session")
+def rehearsed(tmp_path_factory) -> dict:
+    """Compiled specs rehearsed on this machine (`fraud-pipeline rehearse`), on the fixture with default flags.
+
+    kubeflow: the Kubeflow spec three times into one root, as three scheduled runs: first (a fresh object store),
+    again (the same data), changed (the fixture's oldest 95%); vertex: the Vertex PipelineJob once, compiled with
+    Dataflow's Beam arguments (which the rehearsal drops), alongside the Kubeflow runs.
+    """
+    folder = tmp_path_factory.mktemp("rehearsed")
+    data_uri = "gs://demo-bucket/fraud/data/" + FIXTURE.name
+    kubeflow = compile_spec(folder / "kubeflow.yaml", "kubeflow", data=data_uri, beam_args=())
+    vertex = compile_spec(folder / "vertex.json", "vertex", data=data_uri)
+    header, *rows = read_csv_rows(FIXTURE)
+    changed = folder / "changed-data" / FIXTURE.name
+    changed.parent.mkdir()
+    with gzip.open(changed, "wt", newline="") as f:
+        csv.writer(f).writerows([header, *rows[: int(len(rows) * 0.95)]])
+
+    def command(spec, root, data, *extra):
+        return [str(CLI), "rehearse", str(spec), "--root", str(root), "--data", str(data), "--parallel", "1", *extra]
+
+    def finish(proc, root) -> dict:
+        stdout, stderr = proc.communicate(timeout=1800)
+        summary_path = root / "summary.json"
+        summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
+        return {"returncode": proc.returncode, "stdout": stdout, "stderr": stderr, "summary": summary, "root": root}
+
+    def start(spec, root, data, *extra):
+        return subprocess.Popen(
+            command(spec, root, data, *extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+
+    serving = ("gcs", "demo-bucket", "fraud", "root", "serving")
+    vertex_root = folder / "vertex-root"
+    vertex_proc = start(vertex, vertex_root, FIXTURE, "--no-report")
+    first_root = folder / "first-root"
+    runs = {"first": finish(start(kubeflow, first_root, FIXTURE, "--no-report"), first_root)}
+    runs["first"]["serving"] = snapshot(first_root.joinpath(*serving))
+    # The next two scheduled runs each start from the first one's object store (a copy each, so they can run at
+    # once): the same data again, and changed data.
+    procs = {}
+    for name, data in (("again", FIXTURE), ("changed", changed)):
+        root = folder / f"{name}-root"
+        shutil.copytree(first_root, root)
+        procs[name] = (start(kubeflow, root, data, "--no-report"), root)
+    for name, (proc, root) in procs.items():
+        runs[name] = finish(proc, root)
+        runs[name]["serving"] = snapshot(root.joinpath(*serving))
+    return {"kubeflow": runs, "vertex": finish(vertex_proc, vertex_root), "specs": {"kubeflow": kubeflow}}

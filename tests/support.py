@@ -26,7 +26,7 @@ UPSTREAM_OF_TRAINING = {
     cfg.DISTRIBUTION_VALIDATOR,
     cfg.GATE,
 }
-DOWNSTREAM_OF_GATE = {cfg.TRANSFORM, cfg.TRAINER, cfg.RESOLVER, cfg.EVALUATOR, cfg.PUSHER}
+DOWNSTREAM_OF_GATE = {cfg.TRANSFORM, cfg.TRAINER, cfg.SERVING_BASELINE, cfg.EVALUATOR, cfg.PUSHER}
 ALL_COMPONENTS = UPSTREAM_OF_TRAINING | DOWNSTREAM_OF_GATE
 # What `fraud-pipeline compile` is given in the tests (nothing is sent anywhere).
 IMAGE = "europe-docker.pkg.dev/demo/fraud/fraud-pipeline:test"

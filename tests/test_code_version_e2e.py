@@ -42,9 +42,10 @@ def test_an_edited_gate_re_runs_the_gate_and_nothing_else(time_run, tmp_path):
     assert {c for c in before if before[c] != after[c]} == {cfg.GATE}
     states = {node: c["state"] for node, c in summary["components"].items()}
     assert states.pop(cfg.GATE) == "COMPLETE"
-    assert states.pop(cfg.RESOLVER) == "COMPLETE"  # a resolver resolves afresh every run
-    # The Pusher's destination is OUTPUT/serving, a property that moved with the copied folder: it re-runs for that.
-    assert states.pop(cfg.PUSHER) == "COMPLETE"
+    # The push destination OUTPUT/serving is a property of ServingBaseline and the Pusher, and it moved with the
+    # copied folder: they re-run for that, and the Evaluator with them (its baseline input is new).
+    for node in (cfg.SERVING_BASELINE, cfg.EVALUATOR, cfg.PUSHER):
+        assert states.pop(node) == "COMPLETE", node
     assert set(states.values()) == {"CACHED"}, states
     # The gate ran twice in this folder's history: once in the time run, once now.
     assert executions_per_node(str(output / "metadata.sqlite"))[cfg.GATE] == ["COMPLETE", "COMPLETE"]

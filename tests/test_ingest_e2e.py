@@ -4,7 +4,6 @@ import pytest
 import tensorflow as tf
 
 import contract
-from pipeline.config import RESOLVER
 from tests.support import ALL_COMPONENTS, FIXTURE, executions_per_node, raw_examples, read_csv_rows
 
 pytestmark = pytest.mark.e2e
@@ -83,7 +82,7 @@ def test_summary_of_a_clean_run(time_run):
 
 
 def test_cli_reports_progress_and_outputs(time_run):
-    for component in ALL_COMPONENTS - {RESOLVER}:
+    for component in ALL_COMPONENTS:
         assert f"running {component}" in time_run.stderr
         assert f"finished {component}" in time_run.stderr
     assert f"outputs: {time_run.output}" in time_run.stdout

@@ -1,8 +1,8 @@
-"""Kubeflow V2 / Vertex: the compiled spec, one compiled executor run locally, and submission without a cloud."""
+"""Kubeflow V2 / Vertex: the compiled specs against the local pipeline and against what the open-source Kubeflow
+Pipelines backend implements."""
 
 import json
 import subprocess
-import sys
 
 import pytest
 import yaml
@@ -10,8 +10,11 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 from pipeline import config as cfg
-from pipeline.config import DATA_ROOT_PARAMETER, RESOLVER, PipelineConfig
-from tests.support import ALL_COMPONENTS, BEAM_ARGS, CLI, DATA_URI, IMAGE, ROOT, ROOT_URI, compile_spec
+from pipeline.config import DATA_ROOT_PARAMETER, PipelineConfig
+from pipeline.runners import kfp_backend
+from pipeline.runners.container_entrypoint import COMMAND
+from pipeline.runners.kubeflow import UNCACHED_TASKS
+from tests.support import ALL_COMPONENTS, BEAM_ARGS, CLI, DATA_URI, IMAGE, ROOT_URI, compile_spec
 
 BEAM_COMPONENTS = {cfg.EXAMPLE_GEN, cfg.STATISTICS_GEN, cfg.TRANSFORM, cfg.EVALUATOR}
 
@@ -32,26 +35,20 @@ def _local_dependencies() -> dict:
         data_root=DATA_URI,
         data_pattern="*.csv*",
         schema_path="/pipeline/pipeline/schema.pbtxt",
-        baseline_excludes_candidate=False,
+        example_gen_driver=False,
         runtime_data_root=True,
     )
     return {c.id: {u.id for u in c.upstream_nodes} for c in create_pipeline(config).components}
-
-
-def _task_component(task: str) -> str:
-    # Kubeflow V2 splits the resolver into one task per resolved channel.
-    return RESOLVER if task.startswith(RESOLVER) else task
 
 
 @pytest.mark.parametrize("target", ["vertex", "kubeflow"])
 def test_spec_holds_the_local_pipeline(target, compiled):
     spec = _spec(compiled, target)
     tasks = spec.root.dag.tasks
-    assert {_task_component(t) for t in tasks} == ALL_COMPONENTS
+    assert set(tasks) == ALL_COMPONENTS
     local = _local_dependencies()
     for name, task in tasks.items():
-        depends = {_task_component(t) for t in task.dependent_tasks}
-        assert depends == local[_task_component(name)], name
+        assert set(task.dependent_tasks) == local[name], name
     for name, executor in spec.deployment_spec.fields["executors"].struct_value.fields.items():
         container = executor.struct_value.fields.get("container")
         if container is not None:
@@ -109,7 +106,7 @@ def test_flink_workers_get_the_pipeline_image_or_the_source(tmp_path):
 
 def test_compile_time_options_are_in_the_spec(compiled):
     trainer = _spec(compiled, "kubeflow").root.dag.tasks["Trainer"]
-    custom = trainer.inputs.parameters["custom_config"].runtime_value.constant_value.string_value
+    custom = trainer.inputs.parameters["custom_config"].runtime_value.constant.string_value
     assert json.loads(custom)["hparams"]["max_epochs"] == 7
 
 
@@ -121,55 +118,6 @@ def test_compile_refuses_a_local_pipeline_root(tmp_path):
         text=True,
     )
     assert proc.returncode == 2 and "--pipeline-root" in proc.stderr
-
-
-@pytest.mark.e2e
-def test_compiled_statistics_gen_executor_runs_locally(compiled, time_run, tmp_path):
-    """StatisticsGen's container command and arguments from the spec, run through TFX's Kubeflow V2 entrypoint."""
-    from pipeline.results.metadata import run_nodes
-
-    spec = _spec(compiled, "vertex")
-    executor = spec.deployment_spec.fields["executors"].struct_value.fields["StatisticsGen_executor"]
-    container = json_format.MessageToDict(executor.struct_value)["container"]
-    task = json_format.MessageToDict(spec.root.dag.tasks["StatisticsGen"])
-    nodes = run_nodes(time_run.metadata_path, "fraud-detection", time_run.summary["run_id"])
-    examples = nodes["CsvExampleGen"].outputs["examples"][0]
-    schema = nodes["ImportSchemaGen"].outputs["schema"][0]
-    stats_uri = tmp_path / "statistics"
-    executor_input = {
-        "inputs": {
-            "artifacts": {
-                "examples": {
-                    "artifacts": [
-                        {
-                            "type": {"schemaTitle": "tfx.Examples"},
-                            "uri": examples.uri,
-                            "metadata": {"split_names": examples.properties["split_names"].string_value},
-                        }
-                    ]
-                },
-                "schema": {"artifacts": [{"type": {"schemaTitle": "tfx.Schema"}, "uri": schema.uri}]},
-            },
-            "parameters": {
-                name: value["runtimeValue"]["constantValue"]
-                for name, value in task["inputs"].get("parameters", {}).items()
-            },
-        },
-        "outputs": {
-            "artifacts": {
-                "statistics": {"artifacts": [{"type": {"schemaTitle": "tfx.ExampleStatistics"}, "uri": str(stats_uri)}]}
-            },
-            "outputFile": str(tmp_path / "task" / "executor_output.json"),
-        },
-    }
-    # Swap the cloud runner for the local one; keep every other argument as compiled.
-    args = [a for a in container["args"] if a not in BEAM_ARGS]
-    args = [json.dumps(executor_input) if a == "{{$}}" else a for a in args]
-    command = [sys.executable if c == "python" else c for c in container["command"]]
-    proc = subprocess.run(command + args, capture_output=True, text=True, cwd=ROOT, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    for split in ("train", "eval", "test"):
-        assert (stats_uri / f"Split-{split}" / "FeatureStats.pb").stat().st_size > 0
 
 
 def _parameter(task, name: str) -> str:
@@ -200,3 +148,82 @@ def test_the_compiled_spec_carries_the_drift_gate_and_the_span_window(tmp_path):
     assert spec.root.input_definitions.parameters[DATA_ROOT_PARAMETER].default_value.string_value == (
         "gs://demo-bucket/fraud/spans"
     )
+
+
+def _doc(compiled, target) -> dict:
+    with open(compiled[target]) as f:
+        doc = json.load(f) if target == "vertex" else yaml.safe_load(f)
+    return doc.get("pipelineSpec", doc)
+
+
+def _walk(value):
+    """Every (key, value) pair in a nested JSON document."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield k, v
+            yield from _walk(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _walk(v)
+
+
+def test_the_kubeflow_spec_holds_only_what_the_open_source_backend_runs(compiled):
+    doc = _doc(compiled, "kubeflow")
+    assert doc["schemaVersion"] == "2.1.0"
+    assert kfp_backend.problems(doc) == []
+    keys = {k for k, _ in _walk(doc)}
+    # The constructs the backend refuses, looked for directly as well as through the checker.
+    assert "constantValue" not in keys and "lifecycle" not in keys
+    executor_kinds = {kind for executor in doc["deploymentSpec"]["executors"].values() for kind in executor}
+    assert executor_kinds == {"container"}
+    # The backend takes the pipeline root from the run request; submit reads it from here.
+    assert doc["defaultPipelineRoot"] == ROOT_URI
+
+
+@pytest.mark.parametrize("target", ["vertex", "kubeflow"])
+def test_every_task_runs_the_project_entrypoint_and_the_file_readers_are_not_cached(target, compiled):
+    doc = _doc(compiled, target)
+    for name, executor in doc["deploymentSpec"]["executors"].items():
+        assert executor["container"]["command"] == COMMAND, name
+    for name, task in doc["root"]["dag"]["tasks"].items():
+        cached = task.get("cachingOptions", {}).get("enableCache", False)
+        assert cached == (name not in UNCACHED_TASKS), name
+
+
+def test_the_checker_names_what_the_backend_cannot_run():
+    spec = {
+        "root": {
+            "inputDefinitions": {"parameters": {"data_root": {"type": "STRING"}}},
+            "dag": {
+                "tasks": {
+                    "A": {"inputs": {"parameters": {"p": {"runtimeValue": {"constantValue": {"stringValue": "x"}}}}}},
+                    "B": {"inputs": {"parameters": {"q": {"runtimeValue": {"constant": "x"}}}}},
+                }
+            },
+        },
+        "deploymentSpec": {
+            "executors": {
+                "A_executor": {"container": {"image": "i", "lifecycle": {"preCacheCheck": {"command": ["x"]}}}},
+                "R_executor": {"resolver": {"outputArtifactQueries": {}}},
+                "B_executor": {"container": {"image": "i"}},
+            }
+        },
+    }
+    found = kfp_backend.problems(spec)
+    assert len(found) == 4, found
+    assert any("data_root has no parameterType" in p for p in found)
+    assert any("task A: parameter p is a constantValue" in p for p in found)
+    assert any("A_executor: a lifecycle.preCacheCheck hook" in p for p in found)
+    assert any("R_executor: a resolver executor" in p for p in found)
+    with pytest.raises(kfp_backend.UnsupportedSpecError, match="resolver executors not implemented"):
+        kfp_backend.check(spec)
+
+
+def test_compile_refuses_a_minio_pipeline_root(tmp_path):
+    proc = subprocess.run(
+        [str(CLI), "compile", "--target", "kubeflow", "--image", IMAGE, "--pipeline-root", "minio://mlpipeline/v2"]
+        + ["--data", DATA_URI, "--output", str(tmp_path / "x.yaml")],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2 and "minio://" in proc.stderr and not (tmp_path / "x.yaml").exists()

@@ -1,14 +1,12 @@
-"""Reading results back without a pipeline: the baseline resolver, anomalies files, TFMA's gate outcomes, verdicts."""
+"""Reading results back without a pipeline: anomalies files, TFMA's gate outcomes, verdicts."""
 
 import os
 
 import pytest
 from tensorflow_metadata.proto.v0 import anomalies_pb2
-from tfx import v1 as tfx
 
 import contract
 from components.anomalies_gate import read_anomalies
-from components.baseline_resolver import CANDIDATE, MODEL, MODEL_BLESSING, LatestBlessedOtherModelStrategy
 from components.rejection import DataRejectedError, count_problems, describe, describe_counts
 from pipeline import config as cfg
 from pipeline import status as st
@@ -16,45 +14,6 @@ from pipeline.gates import GateConfig
 from pipeline.results.evaluation import CHANGE_KIND, gate_results
 from pipeline.results.metadata import NodeRun
 from pipeline.results.verdict import compare_verdict, rejection, run_verdict
-
-
-def _model(artifact_id):
-    model = tfx.types.standard_artifacts.Model()
-    model.id = artifact_id
-    return model
-
-
-def _blessing(model_id, blessed):
-    blessing = tfx.types.standard_artifacts.ModelBlessing()
-    blessing.id = 100 + model_id
-    blessing.set_int_custom_property("blessed", int(blessed))
-    blessing.set_int_custom_property("current_model_id", model_id)
-    return blessing
-
-
-def _resolve(models, blessings, candidates):
-    inputs = {MODEL: models, MODEL_BLESSING: blessings, CANDIDATE: candidates}
-    return LatestBlessedOtherModelStrategy().resolve_artifacts(None, inputs)
-
-
-def test_the_resolver_takes_the_newest_blessed_model_other_than_the_candidate():
-    models = [_model(i) for i in (1, 2, 3, 4)]
-    blessings = [_blessing(1, True), _blessing(2, True), _blessing(3, False), _blessing(4, True)]
-    # Model 4 is this run's candidate (an unchanged re-run): the baseline is 2, the newest other blessed one
-    # (3 was not blessed).
-    resolved = _resolve(models, blessings, [models[3]])
-    assert [a.id for a in resolved[MODEL]] == [2]
-    assert [a.id for a in resolved[MODEL_BLESSING]] == [102]
-    assert [a.id for a in resolved[CANDIDATE]] == [4]
-    # A new candidate (5) is compared with 4.
-    assert [a.id for a in _resolve(models, blessings, [_model(5)])[MODEL]] == [4]
-
-
-def test_the_resolver_finds_nothing_on_a_first_run():
-    assert _resolve([], [], [_model(1)])[MODEL] == []
-    # Only the candidate itself is blessed: still nothing to compare with.
-    resolved = _resolve([_model(1)], [_blessing(1, True)], [_model(1)])
-    assert resolved[MODEL] == [] and resolved[MODEL_BLESSING] == []
 
 
 def _write_anomalies(uri, split, **features):

@@ -78,8 +78,8 @@ def _free_port():
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("target", ["kubeflow", "vertex"])
-def test_kubeflow_submit_uploads_the_spec_with_the_parameters(target, compiled, kfp_api):
+def test_kubeflow_submit_uploads_the_spec_with_the_parameters_and_the_pipeline_root(compiled, kfp_api):
+    target = "kubeflow"
     host = f"http://127.0.0.1:{kfp_api.server_port}"
     proc = _submit(
         str(compiled[target]), "--target", "kubeflow", "--host", host, "--param", f"{DATA_ROOT_PARAMETER}={NEW_DATA}"
@@ -92,7 +92,16 @@ def test_kubeflow_submit_uploads_the_spec_with_the_parameters(target, compiled, 
         spec = yaml.safe_load(f)
     assert runs[0]["pipeline_spec"] == spec.get("pipelineSpec", spec)
     assert runs[0]["runtime_config"]["parameters"] == {DATA_ROOT_PARAMETER: NEW_DATA}
+    # The backend writes where the run request says, not where the spec does (else: the cluster's minio:// root).
+    assert runs[0]["runtime_config"]["pipeline_root"] == ROOT_URI
     assert runs[0]["experiment_id"] == "exp-1"
+
+
+def test_a_vertex_job_is_not_sent_to_kubeflow(compiled, kfp_api):
+    host = f"http://127.0.0.1:{kfp_api.server_port}"
+    proc = _submit(str(compiled["vertex"]), "--target", "kubeflow", "--host", host)
+    assert proc.returncode == 2 and "open-source Kubeflow Pipelines backend cannot run" in proc.stderr
+    assert "constantValue" in proc.stderr and kfp_api.received == []
 
 
 def test_kubeflow_submit_to_a_refused_port_is_one_clear_error(compiled):

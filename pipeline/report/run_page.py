@@ -43,10 +43,10 @@ def _gate_rows(summary: dict) -> str:
         if gate["kind"] == "value":
             name, cells = f"{label} &ge; floor", f"<td>{value}</td><td>{threshold}</td><td>&mdash;</td>"
         elif result == "not applied":
-            name = f"{label}: drop vs latest blessed &le; {threshold}"
+            name = f"{label}: drop vs serving model &le; {threshold}"
             cells = "<td colspan='3'>no baseline (first run): not applied</td>"
         else:
-            name = f"{label}: drop vs latest blessed &le; {threshold}"
+            name = f"{label}: drop vs serving model &le; {threshold}"
             before = num(summary, "evaluation", "baseline", "overall", metric)
             cells = f"<td>{value}</td><td>&mdash;</td><td>{before}</td>"
         css = result if result in ("pass", "fail") else ""
@@ -65,7 +65,7 @@ def _verdict_section(summary: dict) -> str:
         "</span></p>",
         f"<p>{esc(summary['message'])}</p>",
         f"<p class='muted'>Baseline: {esc(summary['baseline'])}</p>",
-        "<table><tr><th>gate (test split, overall)</th><th>value</th><th>floor</th><th>latest blessed</th>"
+        "<table><tr><th>gate (test split, overall)</th><th>value</th><th>floor</th><th>serving model</th>"
         f"<th>result</th></tr>{_gate_rows(summary)}</table>",
     ]
     if summary["not_blessed_reasons"]:

@@ -9,6 +9,7 @@ from tfx.utils import io_utils
 import contract
 from components import drift
 from components.anomalies_gate import read_anomalies, read_split_counts
+from components.pusher import ALREADY_SERVING
 from pipeline.results.metadata import NodeRun, int_property, str_property
 
 
@@ -80,6 +81,12 @@ def operating_threshold(trainer: NodeRun) -> dict:
 
 
 def pushed_model(pusher: NodeRun) -> str | None:
-    """Where the Pusher put the model, or None when it pushed nothing."""
+    """Where the blessed model serves (where the Pusher put it, or the version that already was this model), or
+    None when it pushed nothing."""
     pushed = pusher.outputs["pushed_model"][0]
     return str_property(pushed, "pushed_destination") if int_property(pushed, "pushed") == 1 else None
+
+
+def already_serving(pusher: NodeRun) -> bool:
+    """Did the Pusher find this very model serving already (same training identity), and so copy nothing?"""
+    return int_property(pusher.outputs["pushed_model"][0], ALREADY_SERVING) == 1

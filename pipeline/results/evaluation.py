@@ -2,12 +2,13 @@
 
 import tensorflow_model_analysis as tfma
 
+from components.serving_baseline import FOUND, SERVING_PATH, SERVING_VERSION
 from pipeline import eval_config as ec
 from pipeline.gates import GateConfig
-from pipeline.results.metadata import NodeRun, int_property
+from pipeline.results.metadata import NodeRun, int_property, str_property
 
 CANDIDATE, BASELINE = "candidate", "baseline"
-CHANGE_KIND = "change vs latest blessed model"
+CHANGE_KIND = "change vs the model serving"
 
 
 def _slice_name(slice_key) -> str:
@@ -103,7 +104,9 @@ def evaluation_summary(evaluator: NodeRun, gates: GateConfig) -> dict:
     uri = evaluator.output_uri("evaluation")
     metrics = read_metrics(uri)
     blessing = evaluator.outputs["blessing"][0]
-    baseline = evaluator.inputs.get("baseline_model")
+    given = evaluator.inputs.get("baseline_model") or []
+    # ServingBaseline's output is there on every run; it holds a model only when a version was serving.
+    baseline = given if given and int_property(given[0], FOUND) == 1 else None
     candidate = {name: per_model.get(CANDIDATE, {}) for name, per_model in metrics.items()}
     overall = candidate.get("overall", {})
     baseline_overall = metrics.get("overall", {}).get(BASELINE, {}) if baseline else None
@@ -117,6 +120,15 @@ def evaluation_summary(evaluator: NodeRun, gates: GateConfig) -> dict:
         "validation_ok": validation_ok,
         "gate_results": gate_results(gates, overall, baseline_overall, failures),
         "not_blessed_reasons": failures,
-        "baseline": {"model_uri": baseline[0].uri, "overall": baseline_overall} if baseline else None,
+        "baseline": (
+            {
+                "model_uri": baseline[0].uri,
+                "serving_version": str_property(baseline[0], SERVING_VERSION),
+                "serving_path": str_property(baseline[0], SERVING_PATH),
+                "overall": baseline_overall,
+            }
+            if baseline
+            else None
+        ),
         "evaluation_uri": uri,
     }

@@ -121,8 +121,9 @@ def _baseline_note(evaluated: dict | None) -> str | None:
     if evaluated is None:
         return None
     if evaluated["baseline"] is None:
-        return "no other blessed model to compare with (as on a first run): only the value thresholds applied"
-    return f"compared with the latest blessed model {evaluated['baseline']['model_uri']}"
+        return "no other model serving to compare with (as on a first run): only the value thresholds applied"
+    baseline = evaluated["baseline"]
+    return f"compared with the model serving: version {baseline['serving_version']} ({baseline['serving_path']})"
 
 
 def _operating_threshold(trainer: NodeRun | None, evaluated: dict | None) -> dict | None:
@@ -143,6 +144,7 @@ def _artifacts(done: Executed) -> dict:
         "examples": (cfg.EXAMPLE_GEN, "examples"),
         "statistics": (cfg.STATISTICS_GEN, "statistics"),
         "transform_graph": (cfg.TRANSFORM, "transform_graph"),
+        "transformed_examples": (cfg.TRANSFORM, "transformed_examples"),
         "model": (cfg.TRAINER, "model"),
         "evaluation": (cfg.EVALUATOR, "evaluation"),
     }
@@ -161,8 +163,9 @@ def run_summary(done: Executed, config: PipelineConfig, layout: OutputLayout, in
     tuner = done.done(cfg.TUNER)
     evaluated = evaluation_summary(evaluator, config.gates) if evaluator else None
     pushed = artifacts.pushed_model(pusher) if pusher else None
+    again = bool(pusher) and artifacts.already_serving(pusher)
     rejected = data_rejection(done, record, found, config)
-    verdict = run_verdict(done.error, done.nodes, rejected, evaluated, pushed)
+    verdict = run_verdict(done.error, done.nodes, rejected, evaluated, pushed, again)
     summary = {
         **record,
         "status": verdict.status,
@@ -177,6 +180,8 @@ def run_summary(done: Executed, config: PipelineConfig, layout: OutputLayout, in
         "not_blessed_reasons": evaluated["not_blessed_reasons"] if evaluated else [],
         "baseline": _baseline_note(evaluated),
         "pushed_model": pushed,
+        # The blessed model was the one serving already (same data, code and settings): nothing was copied.
+        "already_serving": again,
         "serving_dir": config.serving_dir,
         "artifacts": _artifacts(done),
         "output_dir": layout.root,

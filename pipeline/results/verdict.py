@@ -80,8 +80,11 @@ def stopped(
     return Verdict(st.FAILED, st.EXIT_FAILED, f"run failed{where}: {reason}".splitlines()[0])
 
 
-def run_verdict(error, nodes: dict, rejected: str | None, evaluated: dict | None, pushed: str | None) -> Verdict:
-    """A `run`: completed when the model was blessed and pushed, not blessed with the failed gates named."""
+def run_verdict(
+    error, nodes: dict, rejected: str | None, evaluated: dict | None, pushed: str | None, already_serving: bool = False
+) -> Verdict:
+    """A `run`: completed when the model was blessed and pushed (or is the one serving already), not blessed with
+    the failed gates named."""
     early = stopped(error, nodes, rejected, required=(cfg.EVALUATOR, cfg.PUSHER))
     if early is not None:
         return early
@@ -90,6 +93,8 @@ def run_verdict(error, nodes: dict, rejected: str | None, evaluated: dict | None
         return Verdict(st.NOT_BLESSED, st.EXIT_NOT_BLESSED, f"model not blessed, nothing pushed: {reasons}")
     if pushed is None:
         return Verdict(st.FAILED, st.EXIT_FAILED, "the model was blessed but the Pusher pushed nothing; see the log")
+    if already_serving:
+        return Verdict(st.COMPLETED, st.EXIT_OK, f"model blessed; it is the model serving already, {pushed}")
     return Verdict(st.COMPLETED, st.EXIT_OK, f"model blessed and pushed to {pushed}")
 
 

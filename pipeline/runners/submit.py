@@ -10,6 +10,7 @@ import tempfile
 
 import requests
 
+from pipeline.runners import kfp_backend
 from pipeline.runners.spec_io import pipeline_spec, read_spec, write_spec
 
 
@@ -42,10 +43,21 @@ def parse_params(pairs: list[str], spec: dict) -> dict:
 
 
 def submit_kubeflow(spec_path: str, host: str, params: dict, run_name: str, experiment: str, token=None) -> Submitted:
-    """Uploads the spec to a Kubeflow Pipelines API and starts a run with the given parameters."""
+    """Uploads the spec to a Kubeflow Pipelines API and starts a run with the given parameters.
+
+    The run request carries the spec's pipeline root: the backend takes it from the request only (without it, the
+    cluster's default minio:// root, which TFX's executors cannot write to).
+
+    Raises:
+      kfp_backend.UnsupportedSpecError: the spec holds what the open-source backend cannot run (e.g. a Vertex
+        PipelineJob); nothing is sent.
+      SubmitError: the API cannot be reached or refuses the run.
+    """
     import kfp
     import kfp_server_api
 
+    spec = pipeline_spec(read_spec(spec_path))
+    kfp_backend.check(spec)
     host = host.rstrip("/")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     # One quick request first: the kfp client retries its health check for half a minute before failing.
@@ -58,15 +70,17 @@ def submit_kubeflow(spec_path: str, host: str, params: dict, run_name: str, expe
             f"the Kubeflow Pipelines API at {host} refused the request (HTTP {response.status_code}); "
             "give a valid token (--token-file, or FRAUD_PIPELINE_KFP_TOKEN) or sign in to the cluster"
         )
-    spec = read_spec(spec_path)
     with tempfile.TemporaryDirectory() as tmp:
-        # The kfp client reads a bare pipeline spec; a Vertex PipelineJob file carries it under pipelineSpec.
         package = os.path.join(tmp, "pipeline.yaml")
-        write_spec(pipeline_spec(spec), package)
+        write_spec(spec, package)
         try:
             client = kfp.Client(host=host, existing_token=token)
             result = client.create_run_from_pipeline_package(
-                package, arguments=params, run_name=run_name, experiment_name=experiment
+                package,
+                arguments=params,
+                run_name=run_name,
+                experiment_name=experiment,
+                pipeline_root=spec.get("defaultPipelineRoot"),
             )
         except kfp_server_api.ApiException as e:
             raise SubmitError(

@@ -1,0 +1,87 @@
+"""ServingBaseline and the Evaluator around it: the baseline of a run is the model serving now, on every orchestrator.
+
+TFX's Kubeflow V2 compiler turns a Resolver into a `resolver` executor, which Vertex runs and the open-source Kubeflow
+Pipelines backend refuses ("resolver executors not implemented", backend/src/v2/compiler/argocompiler/dag.go). This
+component is a plain container task instead, run the same way by LocalDagRunner, Vertex and Kubeflow: it reads the
+push destination, picks the newest complete version that is not the candidate's own model
+(components.serving.choose_baseline) and copies it into its Model output. The Evaluator below compares with it, or
+applies the value gates only when there is none (a first run), as TFX's Evaluator does without a baseline.
+"""
+
+import json
+import os
+
+from tfx import v1 as tfx
+from tfx.components.evaluator import executor as tfx_evaluator_executor
+from tfx.dsl.components.base import executor_spec
+from tfx.types import standard_component_specs
+from tfx.utils import io_utils
+
+import contract
+from components import serving
+
+# Custom properties of the baseline Model artifact.
+FOUND = "found"
+SERVING_VERSION = "serving_version"
+SERVING_PATH = "serving_path"
+# A small record of the choice inside the artifact, for people reading the pipeline root.
+CHOICE_FILE = "baseline.json"
+
+
+def training_identity(examples, training_config: str) -> str:
+    """The candidate's training identity: the fingerprint of the data ExampleGen read and the training config."""
+    return serving.training_identity(
+        examples.get_string_custom_property(contract.DATA_FINGERPRINT_PROPERTY), training_config
+    )
+
+
+@tfx.dsl.components.component
+def ServingBaseline(
+    examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
+    baseline: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Model],
+    serving_dir: tfx.dsl.components.Parameter[str],
+    training_config: tfx.dsl.components.Parameter[str],
+    baseline_key: tfx.dsl.components.Parameter[str] = "",
+    code_version: tfx.dsl.components.Parameter[str] = "",
+):
+    """Copies the model serving now into `baseline` (as a Trainer's Model: Format-Serving/), or marks it empty.
+
+    Args:
+      examples: this run's raw examples (their data fingerprint makes the candidate's identity).
+      serving_dir: the push destination.
+      training_config: the training configuration (JSON), the other half of the identity.
+      baseline_key: unused here; local runs set it to components.serving.baseline_key so that TFX's cache re-runs
+        this component exactly when the serving folder changed in a way that changes the choice.
+      code_version: unused here: the fingerprint of this code, so that a change to it re-runs the component.
+    """
+    del baseline_key, code_version
+    identity = training_identity(examples, training_config)
+    chosen = serving.choose_baseline(serving_dir, identity)
+    record = {"serving_dir": serving_dir, "candidate_identity": identity, "version": None, "path": None}
+    if chosen is None:
+        baseline.set_int_custom_property(FOUND, 0)
+    else:
+        version, folder = chosen
+        io_utils.copy_dir(folder, os.path.join(baseline.uri, contract.SERVING_MODEL_DIR))
+        baseline.set_int_custom_property(FOUND, 1)
+        baseline.set_string_custom_property(SERVING_VERSION, str(version))
+        baseline.set_string_custom_property(SERVING_PATH, folder)
+        record.update(version=str(version), path=folder)
+    io_utils.write_string_file(os.path.join(baseline.uri, CHOICE_FILE), json.dumps(record, indent=2))
+
+
+class EvaluatorExecutor(tfx_evaluator_executor.Executor):
+    """TFX's Evaluator executor; an empty ServingBaseline output counts as no baseline (value gates only)."""
+
+    def Do(self, input_dict, output_dict, exec_properties) -> None:
+        key = standard_component_specs.BASELINE_MODEL_KEY
+        given = input_dict.get(key) or []
+        if given and given[0].get_int_custom_property(FOUND) != 1:
+            input_dict = {**input_dict, key: []}
+        super().Do(input_dict, output_dict, exec_properties)
+
+
+class Evaluator(tfx.components.Evaluator):
+    """TFX's Evaluator (same id, inputs and outputs) with the executor above."""
+
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(EvaluatorExecutor)
