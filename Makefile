@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 export PYTHON
 
-.PHONY: run test test-fast lint format lock bench bench-distributed bench-predict bench-quality clean
+.PHONY: run test test-fast lint format docs lock bench bench-distributed bench-predict bench-quality clean
 
 run: $(STAMP)
 	$(VENV)/bin/fraud-pipeline run $(ARGS)
@@ -21,6 +21,10 @@ test-fast: $(STAMP) lint
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# The documentation site into site/ (the test suite builds it too, with --strict).
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
@@ -57,4 +61,4 @@ bench-quality: $(STAMP)
 	$(VENV)/bin/python bench/quality.py $(BENCH_ARGS)
 
 clean:
-	rm -rf output .pytest_cache
+	rm -rf output .pytest_cache site

@@ -116,7 +116,7 @@ LINEAGE = os.path.join("assets.extra", "lineage.json")
 # TF Serving replays the PredictionLogs in this file when it loads a version, before it serves it (the Pusher writes
 # real raw examples of the eval split there; see components/warmup.py).
 WARMUP_REQUESTS = os.path.join("assets.extra", "tf_serving_warmup_requests")
-# The split the warm-up examples come from, and the model name their requests carry (the README serves under it).
+# The split the warm-up examples come from, and the model name their requests carry (docs/serving.md serves under it).
 WARMUP_SPLIT = "eval"
 SERVING_MODEL_NAME = "fraud"
 

@@ -25,7 +25,7 @@ setup(
         # Beam builds the sdist it stages for remote workers (--setup_file) with it, when it is there.
         "build",
     ],
-    # playwright drives the system's Chromium in the report's browser test.
-    extras_require={"dev": ["pytest", "ruff", "playwright"]},
+    # playwright drives the system's Chromium in the report's browser test; mkdocs builds the documentation site.
+    extras_require={"dev": ["pytest", "ruff", "playwright", "mkdocs==1.6.1"]},
     entry_points={"console_scripts": ["fraud-pipeline=pipeline.cli:main"]},
 )

@@ -28,7 +28,7 @@ PORTABLE_SHIPPING = ("setup_file", "extra_package", "extra_packages")
 DATAFLOW_REQUIRED = ("project", "region", "temp_location")
 # Beam 2.59's portable runner opens the job's message stream with --job_server_timeout as its deadline (default
 # 60 s), so the pipeline gives up on any job that runs longer than that, although the job goes on and succeeds
-# (found by bench/distributed.py: the Evaluator's 62 s job on the full file). A day leaves room for big data.
+# (found by bench/distributed.py: docs/benchmarks.md, "Distributed Beam"). A day leaves room for big data.
 JOB_SERVER_TIMEOUT = "--job_server_timeout=86400"
 
 

@@ -34,7 +34,7 @@ PREPROCESSING_FN = "transform.preprocessing.preprocessing_fn"
 RUN_FN = "trainer.task.run_fn"
 TUNER_FN = "trainer.task.tuner_fn"
 COMPONENT_CODE = {
-    EXAMPLE_GEN: "components.example_gen",
+    EXAMPLE_GEN: "components.example_gen.executor",
     GATE: "components.anomalies_gate",
     TRANSFORM: PREPROCESSING_FN.rsplit(".", 1)[0],
     TUNER: TUNER_FN.rsplit(".", 1)[0],

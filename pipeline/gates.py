@@ -5,30 +5,27 @@ import dataclasses
 from components.rejection import DEFAULT_MIN_FRAUDS
 
 
+def _field(default, help: str):
+    """A field whose help text (the CLI's --flag help) lives with it."""
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
 @dataclasses.dataclass(frozen=True)
 class GateConfig:
-    """The Evaluator's thresholds; a model is blessed only when it meets all of them.
+    """The Evaluator's thresholds; a model is blessed only when it meets all of them (help: each field's metadata).
 
     The decision threshold behind TP, FP, TN, FN, precision and recall is not a gate: each model carries its own
-    operating threshold, chosen on the eval split (trainer.hparams.ThresholdPolicy).
-
-    Attributes:
-      min_pr_auc: the test split's PR-AUC must be at least this.
-      at_precision: the precision at which recall_at_precision is measured.
-      min_recall_at_precision: recall at that precision must be at least this.
-      max_pr_auc_drop: the new model's PR-AUC may be at most this much below the baseline's (the model
-        serving now; components/serving_baseline.py).
-      max_recall_drop: likewise for recall_at_precision.
+    operating threshold, chosen on the eval split (trainer.hparams.ThresholdPolicy). The two change gates sit above
+    retrain noise, as measured by bench/quality.py (docs/model-quality.md, "The blessing gates and retrain noise").
     """
 
-    min_pr_auc: float = 0.5
-    at_precision: float = 0.8
-    min_recall_at_precision: float = 0.4
-    # The change gates sit above retrain noise: on bench/quality.py's time folds, two seeds of one model on one fold
-    # differed by up to 0.035 in test PR-AUC and 0.039 in recall at precision 0.8 (README, "Model quality on later
-    # data"), so a healthy retrain is not refused by chance; a model that has not learnt drops far more.
-    max_pr_auc_drop: float = 0.04
-    max_recall_drop: float = 0.05
+    min_pr_auc: float = _field(0.5, "bless only if the test PR-AUC is at least this")
+    at_precision: float = _field(0.8, "the precision at which recall_at_precision is measured")
+    min_recall_at_precision: float = _field(0.4, "bless only if recall at that precision is at least this")
+    max_pr_auc_drop: float = _field(
+        0.04, "bless only if PR-AUC is at most this much below the baseline's (the model serving now)"
+    )
+    max_recall_drop: float = _field(0.05, "bless only if recall_at_precision is at most this much below the baseline's")
 
     def __post_init__(self):
         for name in ("min_pr_auc", "at_precision", "min_recall_at_precision"):
@@ -51,9 +48,16 @@ class DataMinimums:
     (test).
     """
 
-    min_train_frauds: int = DEFAULT_MIN_FRAUDS["train"]
-    min_eval_frauds: int = DEFAULT_MIN_FRAUDS["eval"]
-    min_test_frauds: int = DEFAULT_MIN_FRAUDS["test"]
+    min_train_frauds: int = _field(
+        DEFAULT_MIN_FRAUDS["train"], "stop before Transform (exit 3) when the train split holds fewer frauds"
+    )
+    min_eval_frauds: int = _field(
+        DEFAULT_MIN_FRAUDS["eval"],
+        "likewise for the eval split (early stopping and the operating threshold need frauds)",
+    )
+    min_test_frauds: int = _field(
+        DEFAULT_MIN_FRAUDS["test"], "likewise for the test split (the Evaluator needs frauds to measure)"
+    )
 
     def __post_init__(self):
         for field in dataclasses.fields(self):

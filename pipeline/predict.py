@@ -7,9 +7,7 @@ the Transform graph inside), so a score here is the score TF Serving gives. Memo
 
 import csv
 import dataclasses
-import gzip
 import json
-import math
 import os
 import sys
 import time
@@ -17,11 +15,11 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import contract
-from components.example_gen import text_lines
+from components import csv_contract, serving
+from components.csv_contract import FEATURES, FastReaderRefusedError, open_text
 from components.rejection import DataRejectedError
 
-FEATURES = contract.RAW_FLOAT_FEATURES
-BATCH_SIZE = 8192
+BATCH_SIZE = contract.READ_BATCH_SIZE
 # Plain progress lines (not on a terminal) at most this often.
 PROGRESS_SECONDS = 10.0
 
@@ -30,13 +28,21 @@ class ModelNotFoundError(FileNotFoundError):
     """No pushed model where one was expected; the message says where it looked."""
 
 
-def newest_model(serving_dir: str) -> Path:
-    """The newest pushed version under serving_dir (Pusher's folders are named by a number that grows)."""
-    folder = Path(serving_dir)
-    versions = [p for p in folder.iterdir() if p.is_dir() and p.name.isdigit()] if folder.is_dir() else []
-    if not versions:
-        raise ModelNotFoundError(f"no pushed model under {folder} (run `fraud-pipeline run` first, or give --model)")
-    return max(versions, key=lambda p: int(p.name))
+def newest_model(serving_dir: str, warn=lambda line: print(line, file=sys.stderr)) -> Path:
+    """The version TF Serving serves: the newest complete one under serving_dir (a newer folder still being copied,
+    without saved_model.pb or its variables, is passed over as TF Serving passes it over, and named in a warning)."""
+    found = serving.serving_now(serving_dir)
+    if found is None:
+        raise ModelNotFoundError(
+            f"no pushed model under {serving_dir} (run `fraud-pipeline run` first, or give --model)"
+        )
+    for version in serving.versions(serving_dir):
+        if version > found[0]:
+            warn(
+                f"fraud-pipeline: {serving.join(serving_dir, str(version))} is not a complete model (yet); "
+                f"scoring with version {found[0]}, the one TF Serving serves"
+            )
+    return Path(found[1])
 
 
 def input_files(path: str) -> list[str]:
@@ -76,7 +82,7 @@ class Rejects:
 
     def __init__(self, path: str | None):
         self.count = 0
-        self._file = _open_text(path, "w") if path else None
+        self._file = open_text(path, "w") if path else None
         self._writer = csv.writer(self._file) if self._file else None
         if self._writer:
             self._writer.writerow(["file", "line", "reason", "row"])
@@ -92,115 +98,53 @@ class Rejects:
             self._file.close()
 
 
-def _open_text(path: str, mode: str, gz: bool | None = None):
-    """A text file, gzip-compressed when gz (default: when its name ends in .gz)."""
-    if path.endswith(".gz") if gz is None else gz:
-        return gzip.open(path, mode + "t", newline="")
-    return open(path, mode, newline="")
-
-
-def _header(file: str, cells: list[str] | None) -> tuple[list[int], int | None]:
-    """Indices of the features and of the label (None without it) in a header; the contract's errors otherwise."""
-    if not cells:
-        raise DataRejectedError(
-            f"{file} is empty: a CSV file starts with the header line ({','.join(FEATURES[:3])},...)"
-        )
-    missing = [f for f in FEATURES if f not in cells]
-    unknown = [c for c in cells if c not in contract.RAW_COLUMNS]
-    if missing or unknown:
-        problems = ([f"lacks {', '.join(missing)}"] if missing else []) + (
-            [f"has columns the model does not know: {', '.join(unknown)}"] if unknown else []
-        )
-        raise DataRejectedError(f"{file}, line 1 (header): {'; '.join(problems)}")
-    return [cells.index(f) for f in FEATURES], (cells.index(contract.LABEL) if contract.LABEL in cells else None)
-
-
-def _first_row(file: str) -> list[str] | None:
-    lines = text_lines(file)
-    try:
-        return next(csv.reader([next(lines, "")]), None)
-    finally:
-        lines.close()
-
-
-def _row_problem(cells: list[str], width: int, indices: list[int], label: int | None) -> str | None:
-    """Why a row breaks the contract, naming the column; None when it is good."""
-    if len(cells) != width:
-        return f"{len(cells)} fields where the header has {width}"
-    for name, index in zip(FEATURES, indices):
-        try:
-            value = float(cells[index])
-        except ValueError:
-            return f"column {name}: {cells[index]!r} is not a number"
-        if not math.isfinite(value):
-            return f"column {name}: {cells[index]!r} is not a finite number"
-    if label is not None and cells[label] not in ("", "0", "1", "0.0", "1.0"):
-        return f"column {contract.LABEL}: {cells[label]!r} is not 0 or 1"
-    return None
-
-
-class _RefusedError(Exception):
-    """The fast reader met something it does not judge (a bad cell, a short row, a blank line) after rows_done."""
-
-    def __init__(self, rows_done: int):
-        super().__init__(rows_done)
-        self.rows_done = rows_done
+def _normalized(labels) -> list[str]:
+    """Label cells as the output writes them: '0', '1' or '' (a label written 1.0 comes out as 1)."""
+    return [("" if (v is None or v != v) else str(int(v))) for v in labels]
 
 
 def _fast_batches(file: str, header: list[str], label: int | None) -> Iterator[Batch]:
-    """A clean file's rows, parsed by pyarrow's streaming CSV reader a block at a time (compression by extension).
+    """A clean file's rows, parsed by Arrow a block at a time (components.csv_contract.arrow_blocks).
 
     It only takes what it can judge exactly: every feature a finite number, the label 0, 1 or empty, no blank
-    line, so that row i is line i + 2. Anything else raises _RefusedError with the rows it already gave, and the careful
-    reader takes over from there, to name the line and column or set the row aside.
+    line, so that row i is line i + 2. Anything else raises FastReaderRefusedError with the rows it already gave, and
+    the careful reader takes over from there, to name the line and column or set the row aside.
     """
     import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    from pyarrow import csv as pacsv
 
-    types = {name: pa.float64() for name in FEATURES}
-    if label is not None:
-        types[contract.LABEL] = pa.string()
-    options = pacsv.ConvertOptions(column_types=types, null_values=[], quoted_strings_can_be_null=False)
-    parse = pacsv.ParseOptions(ignore_empty_lines=False)
+    columns = list(FEATURES) + ([contract.LABEL] if label is not None else [])
     done = 0
-    try:
-        reader = pacsv.open_csv(
-            file, read_options=pacsv.ReadOptions(block_size=1 << 20), parse_options=parse, convert_options=options
-        )
-        for block in reader:
-            values = np.column_stack([block.column(name).to_numpy() for name in FEATURES])
-            labels = block.column(contract.LABEL) if label is not None else None
-            if not np.isfinite(values).all() or (
-                labels is not None and not pc.all(pc.is_in(labels, pa.array(_LABELS))).as_py()
-            ):
-                raise _RefusedError(done)
+    with csv_contract.refusals(file, lambda: done):
+        for block in csv_contract.arrow_blocks(file, header, columns, keep_blank_lines=True):
+            values = np.column_stack([block.column(name).to_numpy(zero_copy_only=False) for name in FEATURES])
+            labels = None
+            if label is not None:
+                labels = block.column(contract.LABEL).to_numpy(zero_copy_only=False)
+                known = np.isnan(labels) | (labels == 0) | (labels == 1)
+                if not known.all():
+                    raise FastReaderRefusedError(f"{file}: a {contract.LABEL} that is not 0 or 1", done)
+            if not np.isfinite(values).all():
+                raise FastReaderRefusedError(f"{file}: a feature that is not a finite number", done)
             lines = np.arange(done + 2, done + 2 + len(values))
-            yield Batch([file] * len(values), lines, values, labels.to_pylist() if labels is not None else None)
+            yield Batch([file] * len(values), lines, values, _normalized(labels) if labels is not None else None)
             done += len(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
-        raise _RefusedError(done) from e
-
-
-_LABELS = ("", "0", "1", "0.0", "1.0")
 
 
 def _careful_rows(file: str, header: list[str], indices, label, rejects: Rejects, skip: int) -> Iterator[tuple]:
     """(line, values, label cell) of each good row after the first skip rows, in Python; bad rows to rejects."""
-    reader = csv.reader(text_lines(file))
-    next(reader, None)
-    for cells in reader:
-        if not cells:
-            continue
+    for line, cells in csv_contract.careful_rows(file):
         if skip:
             skip -= 1
             continue
-        problem = _row_problem(cells, len(header), indices, label)
+        problem = csv_contract.scoring_problem(cells, len(header), indices, label)
         if problem:
-            rejects.add(file, reader.line_num, problem, cells)
+            rejects.add(file, line, problem, cells)
             continue
-        yield reader.line_num, [float(cells[i]) for i in indices], cells[label] if label is not None else ""
+        yield (
+            line,
+            [float(cells[i]) for i in indices],
+            _normalized([csv_contract.label(cells[label])])[0] if label is not None else "",
+        )
 
 
 def _careful_batches(file, header, indices, label, rejects, skip: int, size: int) -> Iterator[Batch]:
@@ -223,9 +167,9 @@ def _batch(file: str, rows: list[tuple], label) -> Batch:
 
 def headers(files: Iterable[str]) -> dict[str, list[str]]:
     """Each file's header, checked against the contract (DataRejectedError naming the file otherwise)."""
-    found = {file: _first_row(file) for file in files}
+    found = {file: csv_contract.read_header(file) for file in files}
     for file, header in found.items():
-        _header(file, header)
+        csv_contract.scoring_columns(file, header)
     return found
 
 
@@ -237,12 +181,12 @@ def batches(
     checked: the files' headers from headers(), when the caller has read them already.
     """
     for file in files:
-        header = checked[file] if checked else _first_row(file)
-        indices, label = _header(file, header)
+        header = checked[file] if checked else csv_contract.read_header(file)
+        indices, label, _key = csv_contract.scoring_columns(file, header)
         try:
             for block in _fast_batches(file, header, label):
                 yield from block.split(size)
-        except _RefusedError as refused:
+        except FastReaderRefusedError as refused:
             yield from _careful_batches(file, header, indices, label, rejects, refused.rows_done, size)
 
 
@@ -346,6 +290,13 @@ class Progress:
             self._bar.close()
 
 
+def _partial_output(path: str, gz: bool):
+    """The output while it is written: gzip when the final name ends in .gz (the partial name does not)."""
+    import gzip
+
+    return gzip.open(path, "wt", newline="") if gz else open(path, "w", newline="")
+
+
 @dataclasses.dataclass(frozen=True)
 class Result:
     scored: int
@@ -370,7 +321,7 @@ def predict(data: str, model_path: Path, to: str, rejects_path: str | None = Non
     started = time.monotonic()
     partial = to + ".partial"
     try:
-        with _open_text(partial, "w", gz=to.endswith(".gz")) as out:
+        with _partial_output(partial, gz=to.endswith(".gz")) as out:
             writer = csv.writer(out)
             checked = headers(files)
             labelled = any(contract.LABEL in header for header in checked.values())

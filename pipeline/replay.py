@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import contract
+from components.csv_contract import is_fraud, open_text
 from pipeline import status as st
 
 SPANS_FOLDER = "spans"
@@ -35,16 +36,12 @@ class SpanFile:
     frauds: int
 
 
-def _open_text(path: str):
-    return gzip.open(path, "rt", newline="") if path.endswith(".gz") else open(path, newline="")
-
-
 def cut(path: str, k: int) -> tuple[str, list[list[tuple[float, str]]]]:
     """The file's header line and its rows cut into k time-ordered parts of (nearly) equal size.
 
     Each row is kept as its text line (rows are ordered by Time, stably, so rows at the same time keep their order).
     """
-    with _open_text(path) as f:
+    with open_text(path) as f:
         header = f.readline()
         names = next(csv.reader([header]))
         if contract.TIME not in names or contract.LABEL not in names:
@@ -70,7 +67,7 @@ def write_span(folder: Path, number: int, header: str, rows: list[tuple[float, s
     target.parent.mkdir(parents=True, exist_ok=True)
     names = next(csv.reader([header]))
     label_index = names.index(contract.LABEL)
-    frauds = sum(1 for _, line in rows if next(csv.reader(io.StringIO(line)))[label_index].strip() in ("1", "1.0"))
+    frauds = sum(1 for _, line in rows if is_fraud(next(csv.reader(io.StringIO(line)))[label_index]))
     tmp = target.with_suffix(".tmp")
     with gzip.open(tmp, "wt", compresslevel=1, newline="") as f:
         f.write(header)
@@ -93,8 +90,6 @@ def _run(output: Path, window: int, run_args: list[str]) -> tuple[int, dict | No
 
 
 def _row(span: SpanFile, code: int, summary: dict | None, seconds: float) -> dict:
-    from pipeline.results.summary import drift_verdict
-
     summary = summary or {}
     evaluation = summary.get("evaluation") or {}
     spans_read = (summary.get("input") or {}).get("spans") or {}
@@ -107,7 +102,7 @@ def _row(span: SpanFile, code: int, summary: dict | None, seconds: float) -> dic
         "window_rows": sum(c["rows"] for c in summary.get("splits", {}).values()),
         "exit_code": code,
         "status": summary.get("status"),
-        "drift": drift_verdict(summary),
+        "drift": st.drift_verdict(summary),
         "drift_exceeded": (summary.get("drift") or {}).get("exceeded", []),
         "test_pr_auc": (evaluation.get("overall") or {}).get("pr_auc"),
         "baseline": (evaluation.get("baseline") or {}).get("model_uri"),

@@ -1,4 +1,4 @@
-"""Run statuses and the exit codes of `fraud-pipeline run` (documented in the README)."""
+"""Run statuses and the exit codes of `fraud-pipeline run` (documented in the README and docs/cli.md)."""
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -10,3 +10,15 @@ COMPLETED = "completed"
 DATA_REJECTED = "data_rejected"
 NOT_BLESSED = "not_blessed"
 FAILED = "failed"
+
+
+def drift_verdict(record: dict) -> str:
+    """The drift gate of a run record in a word or two: 'within thresholds', 'accepted' (past, with
+    --accept-drift), 'stopped' (past: the run was rejected), or 'not measured' (the run stopped before the
+    DistributionValidator)."""
+    found = record.get("drift")
+    if not found:
+        return "not measured"
+    if not found["exceeded"]:
+        return "within thresholds"
+    return "accepted" if found["accepted"] else "stopped"

@@ -6,31 +6,30 @@ import pytest
 import tensorflow as tf
 
 import contract
-from components import example_gen
+from components import csv_contract
+from components.example_gen import component, inputs, records, time_split
 from components.rejection import DataRejectedError
 
 
 def test_time_cuts_fall_at_the_cumulative_shares():
     quantiles = [float(q) for q in range(101)]  # 0..100: the value is the percentile
-    assert example_gen._time_cuts(quantiles, [0.64, 0.16, 0.20]) == [64.0, 80.0]
-    assert example_gen._time_cuts([], [0.64, 0.16, 0.20]) == []
+    assert time_split.time_cuts(quantiles, [0.64, 0.16, 0.20]) == [64.0, 80.0]
+    assert time_split.time_cuts([], [0.64, 0.16, 0.20]) == []
 
 
 @pytest.mark.parametrize(("time", "split"), [(0.0, 0), (63.9, 0), (64.0, 1), (79.9, 1), (80.0, 2), (1e9, 2), (None, 0)])
 def test_time_partition(time, split):
-    assert example_gen._time_partition((time, b""), 3, [64.0, 80.0]) == split
+    assert time_split.time_partition((time, b""), 3, [64.0, 80.0]) == split
 
 
 def test_columns_are_typed_by_the_contract():
-    combine = example_gen._ColumnsParse(["float", "float", "int", "float"])
+    combine = records.ColumnsParse(["float", "float", "int", "float"])
     acc = combine.create_accumulator()
     for cells in (["0", "1.5", "0", "x"], ["2", "", "1", "3"]):
         acc = combine.add_input(acc, cells)
     # Whole numbers stay floats for float features; a non-number makes the column bytes.
     assert combine.extract_output(acc) == ["float", "float", "int", "bytes"]
-    example = example_gen._to_example(
-        ["7", "", "1", "x"], ["Time", "V1", "Class", "V2"], ["float", "float", "int", "bytes"]
-    )
+    example = records.to_example(["7", "", "1", "x"], ["Time", "V1", "Class", "V2"], ["float", "float", "int", "bytes"])
     feature = example.features.feature
     assert list(feature["Time"].float_list.value) == [7.0]
     assert list(feature["V1"].float_list.value) == []
@@ -39,10 +38,10 @@ def test_columns_are_typed_by_the_contract():
 
 
 def test_an_integral_float_label_is_an_int_and_a_fraction_is_not():
-    combine = example_gen._ColumnsParse(["int"])
+    combine = records.ColumnsParse(["int"])
     assert combine.extract_output(combine.add_input(combine.create_accumulator(), ["1.0"])) == ["int"]
     assert combine.extract_output(combine.add_input(combine.create_accumulator(), ["0.5"])) == ["bytes"]
-    example = example_gen._to_example(["1.0", "0.0"], ["Class", "Other"], ["int", "int"])
+    example = records.to_example(["1.0", "0.0"], ["Class", "Other"], ["int", "int"])
     assert list(example.features.feature["Class"].int64_list.value) == [1]
     assert list(example.features.feature["Other"].int64_list.value) == [0]
 
@@ -61,9 +60,9 @@ def _write(path, text: str, bom=False, gz=False):
 
 
 def _rows(path):
-    header = example_gen._read_header(path)
+    header = csv_contract.read_header(path)
     label = header.index(contract.LABEL) if contract.LABEL in header else None
-    return header, list(example_gen._ReadCsvRows(len(header), label).process(path))
+    return header, list(records.ReadCsvRows(len(header), label).process(path))
 
 
 @pytest.mark.parametrize("gz", [False, True])
@@ -118,21 +117,21 @@ def test_text_that_is_not_utf8_is_rejected(tmp_path):
 def test_split_scheme_round_trips_through_exec_properties(scheme):
     from google.protobuf import json_format
 
-    config = example_gen.split_custom_config(scheme)
-    assert example_gen._split_scheme({"custom_config": json_format.MessageToJson(config)}) == scheme
+    config = component.split_custom_config(scheme)
+    assert inputs.split_scheme({"custom_config": json_format.MessageToJson(config)}) == scheme
 
 
 def test_unknown_split_scheme_is_refused():
     with pytest.raises(ValueError, match="unknown split scheme"):
-        example_gen.split_custom_config("alphabetical")
+        component.split_custom_config("alphabetical")
 
 
 def _careful(path):
     """What the careful reader makes of a file: (Time, example) per row, columns typed over the whole file."""
     header, rows = _rows(path)
-    combine = example_gen._ColumnsParse([example_gen._contract_type(n) for n in header])
+    combine = records.ColumnsParse([records.contract_type(n) for n in header])
     kinds = combine.extract_output(combine.merge_accumulators([_fold(combine, rows)]))
-    return [example_gen._timed_record(example_gen._to_example(cells, header, kinds)) for cells in rows]
+    return [records.timed_record(records.to_example(cells, header, kinds)) for cells in rows]
 
 
 def _fold(combine, rows):
@@ -143,7 +142,7 @@ def _fold(combine, rows):
 
 
 def _fast(path):
-    return list(example_gen.fast_records(path, example_gen._read_header(path)))
+    return list(records.fast_records(path, csv_contract.read_header(path)))
 
 
 def _parsed(records):
@@ -168,18 +167,18 @@ def test_the_fast_reader_gives_the_careful_readers_examples(tmp_path, gz):
     assert fast == careful
     assert [t for t, _ in fast] == [0.0, 17.5, 3.0, 1e5, 172792.0]
     # The Time-only pass (for the time split's cuts) gives the same values.
-    assert list(example_gen.fast_times(path, example_gen._read_header(path))) == [t for t, _ in fast]
+    assert list(records.fast_times(path, csv_contract.read_header(path))) == [t for t, _ in fast]
     assert list(fast[1][1].features.feature["V1"].float_list.value) == pytest.approx([0.1234567891234])
     assert list(fast[2][1].features.feature["V1"].float_list.value) == []  # the empty cell: no value
     assert [e.features.feature[contract.LABEL].int64_list.value[0] for _, e in fast] == [0, 1, 0, 0, 1]
 
 
 def test_the_fast_reader_reads_across_its_blocks(tmp_path, monkeypatch):
-    monkeypatch.setattr(example_gen, "_FAST_BLOCK_BYTES", 4096)  # many blocks of about 20 rows
+    monkeypatch.setattr(csv_contract, "FAST_BLOCK_BYTES", 4096)  # many blocks of about 20 rows
     path = _write(tmp_path / "many.csv", HEADER + "\n" + "\n".join(_row(str(t % 2), str(t)) for t in range(1000)))
     fast = _fast(path)
     assert [t for t, _ in fast] == [float(t) for t in range(1000)]
-    assert list(example_gen.fast_times(path, example_gen._read_header(path))) == [float(t) for t in range(1000)]
+    assert list(records.fast_times(path, csv_contract.read_header(path))) == [float(t) for t in range(1000)]
     assert _parsed(fast) == _parsed(_careful(path))
 
 
@@ -194,7 +193,7 @@ def test_the_fast_reader_reads_across_its_blocks(tmp_path, monkeypatch):
 )
 def test_the_fast_reader_hands_what_it_does_not_accept_to_the_careful_one(tmp_path, name, text, careful):
     path = _write(tmp_path / name, text)
-    with pytest.raises(example_gen.FastReaderRefusedError, match=name):
+    with pytest.raises(csv_contract.FastReaderRefusedError, match=name):
         _fast(path)
     if careful in ("bytes", "float"):
         # The careful reader keeps a word as bytes (for the ExampleValidator to report); Python reads 1_000 as 1000.
@@ -211,5 +210,5 @@ def test_the_fast_reader_refuses_broken_bytes(tmp_path):
     (tmp_path / "cut.csv.gz").write_bytes(whole[: len(whole) // 2])
     (tmp_path / "latin1.csv").write_bytes(f"{HEADER}\n{_row()}\n".encode() + b"caf\xe9\n")
     for name in ("cut.csv.gz", "latin1.csv"):
-        with pytest.raises(example_gen.FastReaderRefusedError):
-            list(example_gen.fast_records(str(tmp_path / name), list(contract.RAW_COLUMNS)))
+        with pytest.raises(csv_contract.FastReaderRefusedError):
+            list(records.fast_records(str(tmp_path / name), list(contract.RAW_COLUMNS)))

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import contract
+from components import csv_contract
 from components.rejection import DataRejectedError
 from pipeline import predict
 from tests.support import CLI
@@ -33,12 +34,13 @@ def test_the_encoder_gives_the_examples_tf_would():
 
 def test_a_header_must_hold_every_feature_and_nothing_else():
     header = list(contract.RAW_COLUMNS)
-    assert predict._header("f.csv", header)[1] == header.index(contract.LABEL)
-    assert predict._header("f.csv", [c for c in header if c != contract.LABEL])[1] is None
+    columns = csv_contract.scoring_columns
+    assert columns("f.csv", header)[1] == header.index(contract.LABEL)
+    assert columns("f.csv", [c for c in header if c != contract.LABEL])[1] is None
     with pytest.raises(DataRejectedError, match=r"f.csv, line 1 \(header\): lacks V7"):
-        predict._header("f.csv", [c for c in header if c != "V7"])
+        columns("f.csv", [c for c in header if c != "V7"])
     with pytest.raises(DataRejectedError, match="does not know: Merchant"):
-        predict._header("f.csv", header + ["Merchant"])
+        columns("f.csv", header + ["Merchant"])
 
 
 @pytest.mark.parametrize(
@@ -77,12 +79,19 @@ def test_the_fast_reader_takes_clean_files_and_keeps_the_lines(tmp_path):
     assert [len(b) for b in predict.batches([str(path)], predict.Rejects(None), size=4)] == [4, 4, 2]
 
 
-def test_the_newest_model_is_the_highest_version(tmp_path):
+def test_the_model_is_the_newest_complete_version(tmp_path):
     with pytest.raises(predict.ModelNotFoundError, match="no pushed model"):
         predict.newest_model(str(tmp_path))
     for version in ("9", "10", "2", "not-a-version"):
-        (tmp_path / version).mkdir()
-    assert predict.newest_model(str(tmp_path)).name == "10"
+        (tmp_path / version / "variables").mkdir(parents=True)
+        (tmp_path / version / "saved_model.pb").write_bytes(b"m")
+        (tmp_path / version / "variables" / "variables.index").write_bytes(b"i")
+    warnings = []
+    assert predict.newest_model(str(tmp_path), warnings.append).name == "10" and warnings == []
+    # A newer version still being copied (no saved_model.pb yet) is passed over, as TF Serving passes it over.
+    (tmp_path / "11" / "variables").mkdir(parents=True)
+    assert predict.newest_model(str(tmp_path), warnings.append).name == "10"
+    assert len(warnings) == 1 and f"{tmp_path / '11'} is not a complete model" in warnings[0]
 
 
 def test_predict_help_documents_every_flag():

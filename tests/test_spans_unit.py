@@ -6,6 +6,7 @@ import pytest
 
 from components import spans
 from pipeline import cli, replay
+from pipeline.cli import data as cli_data
 from tests.support import FIXTURE, read_csv_rows
 
 
@@ -64,30 +65,32 @@ def test_the_glob_of_a_pattern_matches_every_span():
 def test_data_in_span_folders_is_detected(tmp_path):
     for n in (1, 2):
         _touch(tmp_path / f"span-000{n}" / "part-0.csv.gz")
-    assert cli.data_input(str(tmp_path)) == cli.DataInput(str(tmp_path), "span-*/*.csv*", "span-{SPAN}/*.csv*")
+    assert cli_data.data_input(str(tmp_path)) == cli_data.DataInput(
+        str(tmp_path), "span-*/*.csv*", "span-{SPAN}/*.csv*"
+    )
 
 
 def test_data_in_dated_files_is_detected(tmp_path):
     _touch(tmp_path / "2013-09-01.csv.gz")
     _touch(tmp_path / "2013-09-02.csv.gz")
-    assert cli.data_input(str(tmp_path)).span_pattern == "{YYYY}-{MM}-{DD}.csv*"
+    assert cli_data.data_input(str(tmp_path)).span_pattern == "{YYYY}-{MM}-{DD}.csv*"
 
 
 def test_a_flat_folder_and_a_file_are_read_whole_as_before(tmp_path):
     _touch(tmp_path / "january.csv")
     _touch(tmp_path / "span-0001.csv")  # one file without a span name: not a folder of spans
-    assert cli.data_input(str(tmp_path)) == cli.DataInput(str(tmp_path), "*.csv*", "")
-    assert cli.data_input(str(tmp_path / "january.csv")) == cli.DataInput(str(tmp_path), "january.csv", "")
+    assert cli_data.data_input(str(tmp_path)) == cli_data.DataInput(str(tmp_path), "*.csv*", "")
+    assert cli_data.data_input(str(tmp_path / "january.csv")) == cli_data.DataInput(str(tmp_path), "january.csv", "")
 
 
 def test_an_explicit_pattern_gives_its_folder_and_spans(tmp_path):
     _touch(tmp_path / "feed" / "day7" / "a.csv")
-    data = cli.data_input(str(tmp_path / "feed" / "day{SPAN}" / "*.csv"))
-    assert data == cli.DataInput(str(tmp_path / "feed"), "day*/*.csv", "day{SPAN}/*.csv")
-    remote = cli.data_input("gs://bucket/feed/span-{SPAN}/*.csv.gz")
-    assert remote == cli.DataInput("gs://bucket/feed", "span-*/*.csv.gz", "span-{SPAN}/*.csv.gz")
+    data = cli_data.data_input(str(tmp_path / "feed" / "day{SPAN}" / "*.csv"))
+    assert data == cli_data.DataInput(str(tmp_path / "feed"), "day*/*.csv", "day{SPAN}/*.csv")
+    remote = cli_data.data_input("gs://bucket/feed/span-{SPAN}/*.csv.gz")
+    assert remote == cli_data.DataInput("gs://bucket/feed", "span-*/*.csv.gz", "span-{SPAN}/*.csv.gz")
     with pytest.raises(cli.UsageError, match="no such folder"):
-        cli.data_input(str(tmp_path / "nowhere" / "span-{SPAN}" / "*.csv"))
+        cli_data.data_input(str(tmp_path / "nowhere" / "span-{SPAN}" / "*.csv"))
 
 
 def test_window_without_spans_is_a_usage_error(capsys):

@@ -5,7 +5,8 @@ import argparse
 import numpy as np
 import pytest
 
-from pipeline.cli import UsageError, threshold_policy
+from pipeline.cli.build import threshold_policy
+from pipeline.cli.flags import UsageError
 from trainer.hparams import ThresholdPolicy
 from trainer.threshold import choose, confusion, precision_lower_bound, sweep
 

@@ -91,8 +91,8 @@ def test_zeroed_hidden_layer_gives_sigmoid_of_the_bias():
 
 
 def test_same_seed_and_data_give_the_same_model():
-    train_xy, eval_xy = _data(2000, 0.05, 8), _data(400, 0.05, 9)
-    hparams = HParams(max_epochs=4, batch_size=256, patience=10)
+    train_xy, eval_xy = _data(1000, 0.05, 8), _data(300, 0.05, 9)
+    hparams = HParams(max_epochs=2, batch_size=256, patience=10)
     (model_a, facts_a), (model_b, facts_b) = (task.train(hparams, train_xy, eval_xy) for _ in range(2))
     assert facts_a["history"] == facts_b["history"]
     np.testing.assert_array_equal(model_a.predict(eval_xy[0], verbose=0), model_b.predict(eval_xy[0], verbose=0))
@@ -125,8 +125,8 @@ def test_model_options_shape_the_network_and_its_inputs():
 
 
 def test_an_ensemble_averages_members_trained_with_consecutive_seeds():
-    train_xy, eval_xy = _data(2000, 0.05, 12), _data(400, 0.05, 13)
-    hparams = HParams(max_epochs=3, batch_size=256, seed=7)
+    train_xy, eval_xy = _data(1000, 0.05, 12), _data(300, 0.05, 13)
+    hparams = HParams(max_epochs=1, batch_size=256, seed=7)
     ensemble, facts = task.train(dataclasses.replace(hparams, ensemble=2), train_xy, eval_xy)
     members = [task.train(dataclasses.replace(hparams, seed=s), train_xy, eval_xy)[0] for s in (7, 8)]
     expected = np.mean([m.predict(eval_xy[0], verbose=0) for m in members], axis=0)

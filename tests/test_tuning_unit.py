@@ -38,12 +38,12 @@ def test_search_space_holds_the_default_model_and_only_hparams_fields():
 
 
 def test_search_keeps_the_best_trial_and_a_trial_is_the_trainers_training(tmp_path):
-    train_xy, eval_xy = _data(3000, 1), _data(800, 2)
-    hparams = HParams(max_epochs=4, patience=2, batch_size=256)
-    tuner = tuning.make_tuner(task.train, hparams, train_xy, eval_xy, str(tmp_path / "a"), max_trials=3)
+    train_xy, eval_xy = _data(1500, 1), _data(500, 2)
+    hparams = HParams(max_epochs=2, patience=2, batch_size=256)
+    tuner = tuning.make_tuner(task.train, hparams, train_xy, eval_xy, str(tmp_path / "a"), max_trials=2)
     tuner.search(verbose=0)
     trials = [t for t in tuner.oracle.trials.values() if t.score is not None]
-    assert len(trials) == 3
+    assert len(trials) == 2
     best = tuner.get_best_hyperparameters()[0].values
     best_trial = max(trials, key=lambda t: t.score)
     assert best == best_trial.hyperparameters.values
@@ -52,7 +52,7 @@ def test_search_keeps_the_best_trial_and_a_trial_is_the_trainers_training(tmp_pa
     _, facts = task.train(tuning.tuned(hparams, best), train_xy, eval_xy)
     assert facts["best_val_prc"] == pytest.approx(best_trial.score, abs=1e-9)
     # The same seed proposes the same trials.
-    again = tuning.make_tuner(task.train, hparams, train_xy, eval_xy, str(tmp_path / "b"), max_trials=3)
+    again = tuning.make_tuner(task.train, hparams, train_xy, eval_xy, str(tmp_path / "b"), max_trials=2)
     again.search(verbose=0)
     assert sorted(str(t.hyperparameters.values) for t in again.oracle.trials.values()) == sorted(
         str(t.hyperparameters.values) for t in trials

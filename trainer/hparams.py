@@ -5,38 +5,34 @@ import dataclasses
 STRATEGIES = ("baseline", "class_weight", "oversample")
 
 
+def _field(default, help: str):
+    """A field whose help text (the CLI's --flag help) lives with it."""
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
 @dataclasses.dataclass(frozen=True)
 class HParams:
-    """Trainer hyperparameters; the defaults are the tutorial's.
+    """Trainer hyperparameters; the defaults are the tutorial's. Each field's meaning is its metadata's help."""
 
-    Attributes:
-      units: width of the hidden Dense layer.
-      dropout: dropout rate after it.
-      learning_rate: Adam's learning rate.
-      batch_size: examples per training step.
-      max_epochs: epochs at most; early stopping usually ends sooner.
-      patience: epochs without a better validation PR-AUC before stopping (the best weights are restored).
-      strategy: baseline (no reweighting; the default: with the operating threshold chosen on eval it ranks
-        frauds best on the sample and the full data, see the README), class_weight, or oversample (balanced batches).
-      seed: seeds weights, dropout, shuffling and sampling; the same seed and data give the same model.
-      layers: hidden Dense layers, each units wide with dropout after it.
-      batch_norm: batch normalisation after each hidden layer.
-      time_of_day: the time of day (sine and cosine of Time mod 24 h) as two more model inputs.
-      ensemble: members trained with seeds seed, seed+1, ...; the model averages their probabilities.
-    """
-
-    units: int = 16
-    dropout: float = 0.5
-    learning_rate: float = 1e-3
-    batch_size: int = 2048
-    max_epochs: int = 100
-    patience: int = 10
-    strategy: str = "baseline"
-    seed: int = 42
-    layers: int = 1
-    batch_norm: bool = False
-    time_of_day: bool = False
-    ensemble: int = 1
+    units: int = _field(16, "width of the hidden layer")
+    dropout: float = _field(0.5, "dropout rate after the hidden layer")
+    learning_rate: float = _field(1e-3, "Adam learning rate")
+    batch_size: int = _field(2048, "examples per training step")
+    max_epochs: int = _field(100, "epochs at most (early stopping usually ends sooner)")
+    patience: int = _field(10, "epochs without a better eval PR-AUC before stopping; the best weights are kept")
+    strategy: str = _field(
+        "baseline",
+        "baseline: no reweighting (the default: with the threshold chosen on eval it ranks frauds best, see the "
+        "model-quality page); class_weight: weigh each class to half the loss; oversample: balanced batches of the "
+        "train split",
+    )
+    seed: int = _field(
+        42, "random seed (weights, dropout, shuffling, sampling); the same seed and data give the same model"
+    )
+    layers: int = _field(1, "hidden layers, each --units wide with dropout after it")
+    batch_norm: bool = _field(False, "batch normalisation after each hidden layer")
+    time_of_day: bool = _field(False, "the time of day (sine and cosine of Time mod 24 h) as two more model inputs")
+    ensemble: int = _field(1, "train this many members (seeds seed, seed+1, ...) and average their probabilities")
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
@@ -88,9 +84,8 @@ class ThresholdPolicy:
       value: the threshold of kind 'fixed'.
       confidence_z: for kind 'precision', how many standard errors the eval precision must clear the target by: the
         lower end of its Wilson score interval at this z must reach min_precision. 0 takes the eval precision as
-        it is; 1 (the default, about 84% one-sided confidence) is what bench/quality.py chose: on later data the
-        eval-chosen threshold then held 0.89 +- 0.05 precision against 0.72 +- 0.15 at 0, for 0.78 recall against
-        0.80 (see the README).
+        it is; 1 (the default, about 84% one-sided confidence) is what bench/quality.py chose (docs/model-quality.md,
+        "The operating threshold on later data").
     """
 
     kind: str = "precision"

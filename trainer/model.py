@@ -67,7 +67,7 @@ def build_model(hparams: HParams, output_bias: float) -> keras.Model:
     model inputs.
 
     The model takes one [batch, inputs] tensor (see stacked) rather than a dict of one-column inputs: Keras then
-    shuffles and slices one array per batch instead of thirty (0.92 -> 0.79 s an epoch on the full file).
+    shuffles and slices one array per batch instead of thirty (docs/benchmarks.md, the levers table).
 
     Args:
       hparams: the layer width, dropout and learning rate.

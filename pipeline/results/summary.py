@@ -90,17 +90,6 @@ def drift_record(done: Executed, config: PipelineConfig, spans: dict | None) -> 
     }
 
 
-def drift_verdict(record: dict) -> str:
-    """The drift gate in a word or two: 'within thresholds', 'accepted' (past, with --accept-drift), 'stopped' (past:
-    the run was rejected), or 'not measured' (the run stopped before the DistributionValidator)."""
-    found = record.get("drift")
-    if not found:
-        return "not measured"
-    if not found["exceeded"]:
-        return "within thresholds"
-    return "accepted" if found["accepted"] else "stopped"
-
-
 def data_rejection(done: Executed, record: dict, anomalies: list, config: PipelineConfig) -> str | None:
     """Why the run's data was rejected (anomalies, rows and frauds per split, drift, or unreadable input), or None."""
     minimums = config.data_minimums.per_split()

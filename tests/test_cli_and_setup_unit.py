@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import cli, status
+from pipeline.cli import data as cli_data
 from tests.support import CLI, ROOT
 
 
@@ -49,13 +50,13 @@ def test_missing_data_is_a_usage_error(tmp_path, capsys):
 
 def test_data_path_forms(tmp_path):
     (tmp_path / "a.csv.gz").write_bytes(b"")
-    assert cli.split_data_path(str(tmp_path)) == (str(tmp_path), "*.csv*")
-    assert cli.split_data_path(str(tmp_path / "a.csv.gz")) == (str(tmp_path), "a.csv.gz")
-    assert cli.split_data_path("gs://bucket/data/creditcard.csv") == ("gs://bucket/data", "creditcard.csv")
-    assert cli.split_data_path("gs://bucket/data/") == ("gs://bucket/data", "*.csv*")
+    assert cli_data.split_data_path(str(tmp_path)) == (str(tmp_path), "*.csv*")
+    assert cli_data.split_data_path(str(tmp_path / "a.csv.gz")) == (str(tmp_path), "a.csv.gz")
+    assert cli_data.split_data_path("gs://bucket/data/creditcard.csv") == ("gs://bucket/data", "creditcard.csv")
+    assert cli_data.split_data_path("gs://bucket/data/") == ("gs://bucket/data", "*.csv*")
     (tmp_path / "empty").mkdir()
     with pytest.raises(cli.UsageError, match="no file matching"):
-        cli.split_data_path(str(tmp_path / "empty"))
+        cli_data.split_data_path(str(tmp_path / "empty"))
 
 
 def test_find_python_refuses_a_wrong_python():

@@ -1,0 +1,106 @@
+"""What a CsvExampleGen run reads: its custom config, the files or the window of spans, and what it records of them."""
+
+import dataclasses
+import json
+from typing import Any
+
+from google.protobuf import json_format, struct_pb2
+from tfx.dsl.io import fileio
+from tfx.proto import example_gen_pb2
+from tfx.types import standard_component_specs
+
+import contract
+from components import serving, spans
+from components.rejection import DataRejectedError
+
+
+def custom_fields(exec_properties: dict[str, Any]) -> dict[str, Any]:
+    """The fields packed by component.split_custom_config (split, span_pattern, window, code_version)."""
+    raw = exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY)
+    if not raw:
+        return {}
+    config = example_gen_pb2.CustomConfig()
+    json_format.Parse(raw, config)
+    struct = struct_pb2.Struct()
+    config.custom_config.Unpack(struct)
+    return json_format.MessageToDict(struct)
+
+
+def split_scheme(exec_properties: dict[str, Any]) -> str:
+    return custom_fields(exec_properties).get("split") or "random"
+
+
+@dataclasses.dataclass(frozen=True)
+class SpanSelection:
+    """What a run of spanned input reads: the window's spans (oldest first) and the span before the newest."""
+
+    pattern: str
+    window: list[spans.Span]
+    previous: spans.Span | None
+
+    @property
+    def newest(self) -> spans.Span:
+        return self.window[-1]
+
+    def files(self) -> list[str]:
+        return [f for span in self.window for f in span.files]
+
+
+# Where the executor keeps the run's span selection among the exec properties (as TFX keeps its Beam args there).
+_SELECTION_KEY = "_span_selection"
+
+
+def select_spans(exec_properties: dict[str, Any]) -> SpanSelection | None:
+    """The spans this run reads (None for input without spans), found once and kept in exec_properties.
+
+    Raises:
+      DataRejectedError: no file matches the span pattern, or the pattern cannot be used.
+    """
+    if _SELECTION_KEY in exec_properties:
+        return exec_properties[_SELECTION_KEY]
+    fields = custom_fields(exec_properties)
+    pattern = fields.get("span_pattern") or ""
+    selection = None
+    if pattern:
+        base = exec_properties[standard_component_specs.INPUT_BASE_KEY].rstrip("/")
+        try:
+            found = spans.find(base, pattern, fileio.glob(f"{base}/{spans.glob_of(pattern)}"))
+        except spans.SpanPatternError as e:
+            raise DataRejectedError(f"{base}: {e}") from e
+        if not found:
+            raise DataRejectedError(f"no span matches {base}/{pattern}")
+        window = spans.newest(found, int(fields.get("window") or 0))
+        selection = SpanSelection(pattern, window, found[-2] if len(found) > 1 else None)
+    exec_properties[_SELECTION_KEY] = selection
+    return selection
+
+
+def input_files(exec_properties: dict[str, Any], split_pattern: str) -> list[str]:
+    """The CSV files a run reads: the window's spans for spanned input, else what the input pattern matches."""
+    selection = select_spans(exec_properties)
+    if selection is not None:
+        return selection.files()
+    pattern = exec_properties[standard_component_specs.INPUT_BASE_KEY].rstrip("/") + "/" + split_pattern
+    files = sorted(fileio.glob(pattern))
+    if not files:
+        raise DataRejectedError(f"no CSV file matches {pattern}")
+    return files
+
+
+def record_data(artifact, exec_properties: dict[str, Any], pattern: str) -> None:
+    """Puts what the run trained on on its Examples artifact: the files read (relative to the input base, as JSON)
+    and their content fingerprint (components.serving.data_fingerprint), which makes the models' training identity."""
+    base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+    files = input_files(exec_properties, pattern)
+    names = [serving.relative(f, base) for f in files]
+    artifact.set_string_custom_property(contract.DATA_FILES_PROPERTY, json.dumps(names))
+    artifact.set_string_custom_property(contract.DATA_FINGERPRINT_PROPERTY, serving.data_fingerprint(files, base))
+
+
+def record_spans(artifact, selection: SpanSelection) -> None:
+    """Puts the spans a run read on its Examples artifact: TFX's span property (the newest span's number) and, as
+    custom properties, the pattern, the window's labels (JSON) and the previous span's label ('' on the first)."""
+    artifact.span = selection.newest.number
+    artifact.set_string_custom_property("span_pattern", selection.pattern)
+    artifact.set_string_custom_property("spans", json.dumps([s.label for s in selection.window]))
+    artifact.set_string_custom_property("previous_span", selection.previous.label if selection.previous else "")

@@ -1,0 +1,195 @@
+"""CSV files to serialized tf.Examples in Beam, typed by the feature contract, the fast way or the careful way.
+
+Fast: Arrow parses a block of rows at a time (components.csv_contract.arrow_blocks), tfx_bsl's C++ encoder turns it
+into tf.Examples; it takes well-formed files only and raises FastReaderRefusedError at the first thing it does not
+accept. Careful: Python's csv module a row at a time, a column that does not parse as its contract type kept as
+bytes (so the ExampleValidator names it), a broken row named by file and line.
+"""
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import tensorflow as tf
+from tfx_bsl.coders import example_coder
+
+import contract
+from components import csv_contract
+from components.example_gen.inputs import input_files
+from components.rejection import DataRejectedError
+
+_FLOAT, _INT, _BYTES = "float", "int", "bytes"
+
+
+def contract_type(column: str) -> str:
+    return _INT if column == contract.LABEL else _FLOAT
+
+
+def _parses(cell: str, kind: str) -> bool:
+    if cell == "":
+        return True  # A missing value; the schema's presence rules judge it.
+    if kind == _INT:
+        return csv_contract.integer(cell) is not None
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _list_column(column: pa.Array) -> pa.ListArray:
+    """One value per row -> a list per row: [value], or [] where the cell was empty (as the careful reader does)."""
+    present = column.is_valid().to_numpy(zero_copy_only=False)
+    offsets = np.zeros(len(column) + 1, dtype=np.int32)
+    np.cumsum(present, out=offsets[1:])
+    return pa.ListArray.from_arrays(pa.array(offsets), column.drop_null())
+
+
+def _fast_block(batch: pa.RecordBatch, label_index: int | None) -> pa.RecordBatch:
+    """Arrow columns parsed as float64 -> the contract's types as list columns: float32 features, int64 label."""
+    columns = []
+    for index, column in enumerate(batch.columns):
+        if index == label_index:
+            values = column.drop_null().to_numpy()
+            if not np.all(np.floor(values) == values):
+                raise ValueError(f"a {contract.LABEL} that is not a whole number")
+            column = column.cast(pa.int64())
+        else:
+            # float64 -> float32 rounds to nearest, as storing Python's float() in a float_list does.
+            column = column.cast(pa.float32(), safe=False)
+        columns.append(_list_column(column))
+    return pa.RecordBatch.from_arrays(columns, batch.schema.names)
+
+
+def fast_records(path: str, names: list[str]) -> Iterator[tuple[float | None, bytes]]:
+    """(Time, serialized tf.Example) for each row of a well-formed CSV file, a block of rows at a time.
+
+    Raises:
+      FastReaderRefusedError: the file is not one this reader accepts (a broken row, a cell that is not a number, a
+        fractional label, bytes that are not UTF-8, a truncated gzip file); the careful reader says what and where.
+    """
+    label_index = names.index(contract.LABEL) if contract.LABEL in names else None
+    time_index = names.index(contract.TIME) if contract.TIME in names else None
+    encoder = example_coder.RecordBatchToExamplesEncoder()
+    with csv_contract.refusals(path):
+        for batch in csv_contract.arrow_blocks(path, names, names):
+            block = _fast_block(batch, label_index)
+            times = [None] * batch.num_rows if time_index is None else block.column(time_index).to_pylist()
+            for time, record in zip(times, encoder.encode(block)):
+                yield (time[0] if time else None), record
+
+
+def fast_times(path: str, names: list[str]) -> Iterator[float]:
+    """The Time of every row that has one, as fast_records gives it (float32), reading that column alone."""
+    if contract.TIME not in names:
+        return
+    with csv_contract.refusals(path):
+        for batch in csv_contract.arrow_blocks(path, names, [contract.TIME]):
+            yield from batch.column(0).drop_null().cast(pa.float32(), safe=False).to_pylist()
+
+
+class ReadCsvRows(beam.DoFn):
+    """Reads one CSV file (compression from its extension) into lists of cells, the careful way."""
+
+    def __init__(self, num_columns: int, label_index: int | None):
+        self._num_columns = num_columns
+        self._label_index = label_index
+
+    def process(self, path: str) -> Iterable[list[str]]:
+        yield from csv_contract.checked_rows(path, self._num_columns, self._label_index)
+
+
+class _ReadCsvRecords(beam.DoFn):
+    """Reads one CSV file with the fast reader into (Time, serialized tf.Example), or its Time values alone."""
+
+    def __init__(self, names: list[str], times_only: bool = False):
+        self._names = names
+        self._times_only = times_only
+
+    def process(self, path: str) -> Iterable[Any]:
+        yield from (fast_times if self._times_only else fast_records)(path, self._names)
+
+
+class ColumnsParse(beam.CombineFn):
+    """For each column: do all its cells parse as its contract type?"""
+
+    def __init__(self, kinds: list[str]):
+        self._kinds = kinds
+
+    def create_accumulator(self):
+        return [True] * len(self._kinds)
+
+    def add_input(self, acc, cells):
+        return [ok and _parses(cell, kind) for ok, cell, kind in zip(acc, cells, self._kinds)]
+
+    def merge_accumulators(self, accs):
+        return [all(oks) for oks in zip(*accs)]
+
+    def extract_output(self, acc):
+        return [kind if ok else _BYTES for ok, kind in zip(acc, self._kinds)]
+
+
+def to_example(cells: list[str], names: list[str], kinds: list[str]) -> tf.train.Example:
+    example = tf.train.Example()
+    for name, kind, cell in zip(names, kinds, cells):
+        feature = example.features.feature[name]
+        if kind == _FLOAT:
+            feature.float_list.value.extend([float(cell)] if cell else [])
+        elif kind == _INT:
+            feature.int64_list.value.extend([csv_contract.integer(cell)] if cell else [])
+        else:
+            feature.bytes_list.value.extend([cell.encode()] if cell else [])
+    return example
+
+
+def timed_record(example: tf.train.Example) -> tuple[float | None, bytes]:
+    values = example.features.feature[contract.TIME].float_list.value
+    return (values[0] if values else None), example.SerializeToString(deterministic=True)
+
+
+def record(timed: tuple[float | None, bytes]) -> bytes:
+    """The serialized tf.Example of a (Time, record) pair."""
+    return timed[1]
+
+
+class CsvToTimedRecords(beam.PTransform):
+    """Reads CSV files into (Time, serialized tf.Example) typed by the feature contract.
+
+    careful: read with Python's csv module a row at a time instead of the fast reader.
+    times_only: the fast reader's Time values alone (floats), for the time split's cuts.
+    """
+
+    def __init__(self, files: list[str], careful: bool, times_only: bool = False):
+        super().__init__()
+        self._files = list(files)
+        self._careful = careful
+        self._times_only = times_only
+
+    def expand(self, pipeline):
+        files = self._files
+        names = csv_contract.read_header(files[0])
+        for path in files[1:]:
+            if csv_contract.read_header(path) != names:
+                raise DataRejectedError(f"{path}: its header differs from the header of {files[0]}")
+        paths = pipeline | "Files" >> beam.Create(files) | "Reshuffle" >> beam.Reshuffle()
+        if not self._careful:
+            return paths | "ReadRecords" >> beam.ParDo(_ReadCsvRecords(names, self._times_only))
+        label_index = names.index(contract.LABEL) if contract.LABEL in names else None
+        rows = paths | "ReadRows" >> beam.ParDo(ReadCsvRows(len(names), label_index))
+        kinds = beam.pvalue.AsSingleton(
+            rows | "ColumnTypes" >> beam.CombineGlobally(ColumnsParse([contract_type(n) for n in names]))
+        )
+        return rows | "ToExample" >> beam.Map(to_example, names, kinds) | "Serialize" >> beam.Map(timed_record)
+
+
+class CsvToRecords(beam.PTransform):
+    """The serialized tf.Examples alone (for TFX's hash split: its signature is (exec_properties, pattern))."""
+
+    def __init__(self, exec_properties: dict[str, Any], split_pattern: str, careful: bool):
+        super().__init__()
+        self._timed = CsvToTimedRecords(input_files(exec_properties, split_pattern), careful)
+
+    def expand(self, pipeline):
+        return pipeline | "Read" >> self._timed | "Records" >> beam.Map(record)

@@ -1,0 +1,220 @@
+"""The typed PipelineConfig from the command line: the pipeline's flags, shared by run, compare and compile."""
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+import contract
+from components import serving
+from contract import OutputLayout
+from pipeline import beam_workers, fingerprint
+from pipeline.cli.data import DataInput, baseline_key, data_input
+from pipeline.cli.flags import UsageError, add_dataclass_flags, from_flags
+from pipeline.config import PipelineConfig
+from pipeline.gates import DataMinimums, GateConfig
+from trainer.hparams import STRATEGIES, HParams, ThresholdPolicy
+from trainer.tuning import SEARCH_SPACE
+
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+SCHEMA_PATH = PACKAGE_DIR / "schema.pbtxt"
+# The drift and skew thresholds, reviewed like the schema.
+DRIFT_CONFIG_PATH = PACKAGE_DIR / "drift.pbtxt"
+# The source tree this process runs from (the project installs editable): the embedded sample, and what remote Beam
+# workers of a local run install (--setup_file).
+SOURCE_ROOT = PACKAGE_DIR.parent
+DEFAULT_DATA = SOURCE_ROOT / "data" / "creditcard_sample.csv.gz"
+SOURCE_SETUP = SOURCE_ROOT / "setup.py"
+DEFAULT_OUTPUT = "output"
+# Where the Dockerfile installs the project inside the pipeline image.
+IMAGE_PROJECT_DIR = "/pipeline"
+IMAGE_SCHEMA_PATH = f"{IMAGE_PROJECT_DIR}/pipeline/schema.pbtxt"
+
+
+def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags that shape the pipeline itself, shared by run and compile."""
+    parser.add_argument(
+        "--split",
+        choices=contract.SPLIT_SCHEMES,
+        default="time",
+        help="time: train on the oldest 64%%, eval on the next 16%%, test on the newest 20%% by Time "
+        "(default; how fraud models meet the future); random: hash-based 64/16/20 as in the tutorial",
+    )
+    parser.add_argument(
+        "--window",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --data in spans: train on the newest N spans (default: 0, all of them)",
+    )
+    parser.add_argument(
+        "--accept-drift",
+        action="store_true",
+        help="go on when a feature's drift (newest span vs previous) or skew (test vs train) is past its threshold "
+        "in pipeline/drift.pbtxt, retraining on the changed data knowingly; the summary records it",
+    )
+    parser.add_argument(
+        "--beam-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="a Beam pipeline argument for every Beam-based component, repeatable "
+        "(e.g. --beam-arg=--direct_num_workers=2 --beam-arg=--direct_running_mode=multi_processing, or "
+        "--beam-arg=--runner=DataflowRunner --beam-arg=--project=P --beam-arg=--region=R ...). "
+        "Workers of any runner but the direct one must import this project: unless the args already ship it, "
+        "compile adds --sdk_container_image=IMAGE (Dataflow) or --environment_config=IMAGE (a portable runner's "
+        "DOCKER environment) and otherwise --setup_file=setup.py of the project's source",
+    )
+    training = parser.add_argument_group("training (defaults: the tutorial's)")
+    add_dataclass_flags(training, HParams, choices={"strategy": STRATEGIES})
+    training.add_argument(
+        "--tune",
+        type=int,
+        default=0,
+        metavar="TRIALS",
+        help="run TFX's Tuner before the Trainer: a KerasTuner random search of this many trials over "
+        f"{', '.join(SEARCH_SPACE)} on the eval split's PR-AUC; the Trainer then trains with the best values "
+        "(default: 0, no search)",
+    )
+    default = ThresholdPolicy()
+    op = parser.add_argument_group(
+        "operating threshold (chosen by the Trainer on the eval split, never on test; it travels with the model "
+        "and gives the Evaluator's TP, FP, TN, FN, precision and recall; "
+        f"default: --min-precision {default.min_precision} --confidence-z {default.confidence_z:g})"
+    )
+    op.add_argument(
+        "--min-precision", type=float, metavar="P", help="the threshold with the most eval recall at precision >= P"
+    )
+    op.add_argument(
+        "--confidence-z",
+        type=float,
+        metavar="Z",
+        help="with the precision target: the lower end of the eval precision's Wilson interval at Z standard errors "
+        "must reach P, so few eval frauds do not pass by luck (0: the eval precision as it is)",
+    )
+    op.add_argument("--fn-cost", type=float, metavar="A", help="what a missed fraud costs (give with --fp-cost)")
+    op.add_argument(
+        "--fp-cost",
+        type=float,
+        metavar="B",
+        help="what a false alarm costs: the threshold minimising A*missed frauds + B*false alarms on eval",
+    )
+    op.add_argument("--threshold", type=float, metavar="T", help="a fixed threshold, e.g. the tutorial's 0.5")
+    add_dataclass_flags(parser.add_argument_group("blessing gates (Evaluator on the test split)"), GateConfig)
+    add_dataclass_flags(
+        parser.add_argument_group("data gate (AnomaliesGate, before Transform: too few frauds is a data rejection)"),
+        DataMinimums,
+    )
+
+
+def threshold_policy(args: argparse.Namespace) -> ThresholdPolicy:
+    """The operating-threshold policy of the flags: at most one of the three ways; a precision target by default."""
+    costs = (args.fn_cost, args.fp_cost)
+    z = args.confidence_z
+    given = [
+        name
+        for name, present in (
+            ("--min-precision", args.min_precision is not None),
+            ("--fn-cost/--fp-cost", any(c is not None for c in costs)),
+            ("--threshold", args.threshold is not None),
+        )
+        if present
+    ]
+    if len(given) > 1:
+        raise UsageError(f"choose the operating threshold one way, not with {' and '.join(given)}")
+    if z is not None and given and given[0] != "--min-precision":
+        raise UsageError(f"--confidence-z goes with the precision target, not with {given[0]}")
+    try:
+        if args.threshold is not None:
+            return ThresholdPolicy(kind="fixed", value=args.threshold)
+        if any(c is not None for c in costs):
+            if None in costs:
+                raise UsageError("--fn-cost and --fp-cost go together")
+            return ThresholdPolicy(kind="cost", fn_cost=args.fn_cost, fp_cost=args.fp_cost)
+        given_values = {"min_precision": args.min_precision, "confidence_z": z}
+        return ThresholdPolicy(kind="precision", **{k: v for k, v in given_values.items() if v is not None})
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+
+
+def tune_trials(args: argparse.Namespace) -> int:
+    if args.tune < 0:
+        raise UsageError(f"--tune {args.tune}: give a number of trials, or 0 for no search")
+    return args.tune
+
+
+def beam_args(args: argparse.Namespace, image: str | None, setup_file: str | None) -> tuple[str, ...]:
+    """--beam-arg values, with what a non-local runner's workers need to import the project (beam_workers)."""
+    try:
+        shipping = beam_workers.ship(args.beam_arg, image=image, setup_file=setup_file)
+    except beam_workers.WorkerCodeError as e:
+        raise UsageError(str(e)) from e
+    for arg in shipping.added:
+        print(
+            f"fraud-pipeline: added --beam-arg={arg} so that the Beam workers can import this project", file=sys.stderr
+        )
+    return shipping.args
+
+
+def pipeline_config(
+    args: argparse.Namespace, data: DataInput, image: str | None = None, setup_file: str | None = None, **paths
+) -> PipelineConfig:
+    """PipelineConfig from the shared flags plus the data and the runner's paths.
+
+    image, setup_file: how remote Beam workers get the project's code (see pipeline.beam_workers).
+    """
+    if args.window < 0:
+        raise UsageError(f"--window {args.window}: give a number of spans, or 0 for all")
+    if args.window and not data.span_pattern:
+        raise UsageError(
+            f"--window {args.window}: --data {args.data} is not in spans (give a folder of spans such as "
+            "DATA/span-0001/*.csv.gz, or a pattern with {SPAN})"
+        )
+    return PipelineConfig(
+        data_root=data.root,
+        data_pattern=data.pattern,
+        span_pattern=data.span_pattern,
+        window=args.window,
+        drift_config=DRIFT_CONFIG_PATH.read_text(),
+        accept_drift=args.accept_drift,
+        split=args.split,
+        beam_pipeline_args=beam_args(args, image, setup_file),
+        hparams=from_flags(HParams, args),
+        tune_trials=tune_trials(args),
+        threshold_policy=threshold_policy(args),
+        gates=from_flags(GateConfig, args),
+        data_minimums=from_flags(DataMinimums, args),
+        code_versions=fingerprint.code_versions(),
+        schema_fingerprint=serving.file_digest(str(SCHEMA_PATH))[:16],
+        **paths,
+    )
+
+
+def local_config(args: argparse.Namespace, **extra) -> tuple[OutputLayout, PipelineConfig]:
+    """(OutputLayout, PipelineConfig) of a local run into --output on --data."""
+    given = beam_workers.options(args.beam_arg)
+    runner, endpoint = given.get("runner"), given.get("job_endpoint")
+    if endpoint and endpoint != "embed" and not beam_workers.answers(endpoint):
+        # Beam would wait for it as long as --job_server_timeout allows (a day, see beam_workers).
+        raise UsageError(f"--beam-arg=--job_endpoint={endpoint}: no job service answers there")
+    if beam_workers.runner_family(runner) == "dataflow":
+        # A local run keeps its data, artifacts and metadata in local folders, which Dataflow's VMs cannot reach.
+        raise UsageError(
+            f"--beam-arg=--runner={runner}: Dataflow's workers cannot read --data or write --output on this "
+            "machine; compile the pipeline for Vertex AI instead (fraud-pipeline compile --target vertex "
+            "--pipeline-root gs://... --beam-arg=--runner=DataflowRunner ...), where everything lives on gs://"
+        )
+    layout = OutputLayout(str(Path(args.output).expanduser().resolve()))
+    data = data_input(args.data)
+    config = pipeline_config(
+        args,
+        data,
+        pipeline_root=layout.pipeline_root,
+        serving_dir=layout.serving_dir,
+        setup_file=str(SOURCE_SETUP) if SOURCE_SETUP.exists() else None,
+        schema_path=str(SCHEMA_PATH),
+        metadata_path=layout.metadata_path,
+        enable_cache=not args.no_cache,
+        **extra,
+    )
+    return layout, dataclasses.replace(config, baseline_key=baseline_key(data, config))

@@ -1,0 +1,150 @@
+"""The local commands: run (the pipeline on Apache Beam here), report (a run's HTML page), compare (candidates)."""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from contract import OutputLayout
+from pipeline import status as st
+from pipeline.cli.build import DEFAULT_DATA, DEFAULT_OUTPUT, add_pipeline_flags, local_config
+from pipeline.cli.flags import UsageError, flags_of
+from pipeline.cli.printing import print_run, write_report
+from pipeline.config import COMPARE_PIPELINE_NAME
+from trainer.hparams import CANDIDATES, STRATEGIES
+
+DEFAULT_COMPARE_OUTPUT = "output/compare"
+
+
+def register(commands) -> None:
+    """Adds run, report and compare to the command parsers."""
+    run = commands.add_parser(
+        "run",
+        help="run the pipeline locally on Apache Beam",
+        description=(
+            "Run the pipeline on the local Beam runner. Writes DIR/summary.json, DIR/pipeline.log, "
+            "the ML Metadata store DIR/metadata.sqlite, the artifacts under DIR/tfx and pushed models under "
+            f"DIR/serving. Exit codes: {st.EXIT_OK} model blessed and pushed, {st.EXIT_NOT_BLESSED} run completed "
+            f"but the model was not blessed (nothing pushed), {st.EXIT_DATA_REJECTED} data rejected by validation, "
+            f"{st.EXIT_FAILED} any other failure, {st.EXIT_USAGE} bad command line."
+        ),
+    )
+    run.add_argument(
+        "--data",
+        default=str(DEFAULT_DATA),
+        help="a CSV file (plain or .gz) or a folder of them, with the creditcard.csv columns; or data in "
+        "time-ordered spans: a folder of span-NNNN/ folders or span-NNNN.csv files (or dated YYYY-MM-DD ones), or a "
+        "pattern with {SPAN} such as DATA/span-{SPAN}/*.csv.gz (default: the embedded sample "
+        "data/creditcard_sample.csv.gz)",
+    )
+    run.add_argument(
+        "--output",
+        default=DEFAULT_OUTPUT,
+        metavar="DIR",
+        help=f"output folder, reused across runs so unchanged steps are cached (default: ./{DEFAULT_OUTPUT})",
+    )
+    run.add_argument("--no-cache", action="store_true", help="re-run every component instead of reusing results")
+    run.add_argument("--no-report", action="store_true", help="skip the HTML report (DIR/runs/RUN/report/report.html)")
+    add_pipeline_flags(run)
+    run.set_defaults(handler=_run)
+
+    rep = commands.add_parser(
+        "report",
+        help="write the HTML report of a local run",
+        description=(
+            "Write a self-contained HTML report (figures embedded) and its PNGs for a run of `fraud-pipeline run`, "
+            "from the run's own artifacts: class imbalance, training history, the operating threshold, confusion "
+            "matrix, ROC and precision-recall curves (train and test), metrics per slice, the blessing verdict and "
+            "feature distributions of frauds vs normal transactions. `run` writes it already; this re-writes it, "
+            "or writes an earlier run's."
+        ),
+    )
+    rep.add_argument(
+        "--output", default=DEFAULT_OUTPUT, metavar="DIR", help="the run's output folder (default: ./%(default)s)"
+    )
+    rep.add_argument("--run", default="latest", metavar="ID", help="a run id (see DIR/runs) or 'latest' (default)")
+    rep.add_argument("--to", metavar="FOLDER", help="where to write the report (default: DIR/runs/ID/report)")
+    rep.set_defaults(handler=_report)
+
+    cmp_ = commands.add_parser(
+        "compare",
+        help="train the imbalance strategies (or model options) on the same splits and compare them",
+        description=(
+            "Run one pipeline with a Trainer and an Evaluator per candidate (by default the strategies baseline, "
+            "class_weight, oversample; also model options such as time_of_day or ensemble) after a shared "
+            "ingest, validation and Transform; nothing is pushed. Writes DIR/compare.json and "
+            "DIR/compare/compare.html: test ROC and precision-recall curves overlaid, a metrics table and which "
+            "model would pass the value gates."
+        ),
+    )
+    cmp_.add_argument("--data", default=str(DEFAULT_DATA), help="a CSV file or folder (default: the embedded sample)")
+    cmp_.add_argument(
+        "--output", default=DEFAULT_COMPARE_OUTPUT, metavar="DIR", help="output folder (default: ./%(default)s)"
+    )
+    cmp_.add_argument(
+        "--strategies",
+        "--candidates",
+        dest="strategies",
+        default=",".join(STRATEGIES),
+        help="comma-separated candidates to compare, each a change to the training flags: the strategies "
+        f"{', '.join(STRATEGIES)}, or the model options "
+        + "; ".join(f"{k} ({flags_of(v)})" for k, v in CANDIDATES.items() if k not in STRATEGIES)
+        + " (default: %(default)s)",
+    )
+    cmp_.add_argument("--no-cache", action="store_true", help="re-run every component instead of reusing results")
+    add_pipeline_flags(cmp_)
+    cmp_.set_defaults(handler=_compare)
+
+
+def _run(args: argparse.Namespace) -> int:
+    layout, config = local_config(args)
+    # Heavy imports (TensorFlow, TFX) only once the command line is known to be good.
+    from pipeline.runners.local import run
+
+    result = run(config, layout, input_path=args.data)
+    if result.exit_code != st.EXIT_OK:
+        print(f"fraud-pipeline: {result.message}", file=sys.stderr)
+    print_run(result.record)
+    print(f"outputs: {layout.root} (summary: {layout.summary_path}, log: {layout.log_path})")
+    if not args.no_report and result.record["run_id"] is not None:
+        write_report(result.record, layout.report_dir(result.record["run_id"]))
+    return result.exit_code
+
+
+def _report(args: argparse.Namespace) -> int:
+    layout = OutputLayout(str(Path(args.output).expanduser().resolve()))
+    if args.run == "latest":
+        path = Path(layout.summary_path)
+        if not path.is_file():
+            raise UsageError(f"--output {args.output}: no run here yet (no summary.json)")
+    else:
+        path = Path(layout.run_summary_path(args.run))
+        if not path.is_file():
+            runs = sorted(p.name for p in Path(layout.runs_dir).glob("*")) if Path(layout.runs_dir).is_dir() else []
+            raise UsageError(f"--run {args.run}: no such run in {layout.runs_dir}; runs: {', '.join(runs) or 'none'}")
+    summary = json.loads(path.read_text())
+    if summary.get("run_id") is None:
+        raise UsageError(f"{path}: the run recorded no run id (it failed before its first component)")
+    folder = args.to or layout.report_dir(summary["run_id"])
+    return st.EXIT_OK if write_report(summary, folder) else st.EXIT_FAILED
+
+
+def _compare(args: argparse.Namespace) -> int:
+    strategies = tuple(s.strip() for s in args.strategies.split(",") if s.strip())
+    unknown = [s for s in strategies if s not in CANDIDATES]
+    if unknown or not strategies or len(set(strategies)) != len(strategies):
+        raise UsageError(f"--strategies {args.strategies}: give distinct names among {', '.join(CANDIDATES)}")
+    if args.tune:
+        raise UsageError("--tune searches for one run's model; compare trains fixed candidates side by side")
+    layout, config = local_config(args, pipeline_name=COMPARE_PIPELINE_NAME)
+    from pipeline.results.comparison import table
+    from pipeline.runners.local import compare
+
+    result = compare(config, layout, args.data, strategies)
+    if result.exit_code != st.EXIT_OK:
+        print(f"fraud-pipeline: {result.message}", file=sys.stderr)
+        return result.exit_code
+    print(table(result.record))
+    print(result.message)
+    print(f"comparison: {result.record['html']} (numbers: {layout.compare_json_path})")
+    return st.EXIT_OK

@@ -1,0 +1,80 @@
+"""What the commands print on the terminal: a run's result, its drift and skew, where its report went."""
+
+import sys
+
+from pipeline import gates as gates_lib
+from pipeline import status as st
+
+
+def say(line: str) -> None:
+    """A progress line on stderr (stdout holds the results)."""
+    print(f"[fraud-pipeline] {line}", file=sys.stderr, flush=True)
+
+
+def print_drift(summary: dict) -> None:
+    spans_read = summary["input"].get("spans")
+    if spans_read:
+        previous = spans_read["previous"] or "none yet"
+        print(f"spans: {', '.join(spans_read['window'])} (newest {spans_read['newest']}, previous {previous})")
+    found = summary.get("drift")
+    if not found:
+        return
+    largest = []
+    for comparison in found["comparisons"]:
+        measured = [f for f in comparison["features"] if f["value"] is not None and f["threshold"]]
+        if measured:
+            top = max(measured, key=lambda f: f["value"] / f["threshold"])
+            largest.append(
+                f"{comparison['name']}: largest {top['feature']} {top['value']:.3f} (threshold {top['threshold']:g})"
+            )
+    print(f"drift and skew: {st.drift_verdict(summary)}; " + "; ".join(largest))
+    if found["accepted"]:
+        print("  past its thresholds and accepted with --accept-drift: " + "; ".join(found["exceeded"]))
+
+
+def print_run(summary: dict) -> None:
+    for split, counts in summary["splits"].items():
+        print(f"{split:>5}: {counts['rows']} rows, {counts['frauds']} frauds")
+    print_drift(summary)
+    print(f"status: {summary['status']}")
+    if summary.get("tuning"):
+        best = ", ".join(f"{k} {v}" for k, v in summary["tuning"]["best"].items())
+        scores = [t["score"] for t in summary["tuning"]["trials"]]
+        print(f"tuned ({len(scores)} trials, best eval PR-AUC {max(scores):.4f}): {best}")
+    if summary["evaluation"] is None:
+        return
+    overall = summary["evaluation"]["overall"]
+    shown = ", ".join(f"{m} {overall[m]:.4f}" for m in ("pr_auc", "roc_auc", "recall_at_precision") if m in overall)
+    print(f"test metrics: {shown}")
+    op = summary["operating_threshold"]
+    if op is not None:
+        at = "; ".join(
+            f"{split} precision {op[split]['precision']:.4f}, recall {op[split]['recall']:.4f}"
+            for split in ("eval", "test")
+            if split in op
+        )
+        print(f"operating threshold {op['threshold']:.4f} ({op['policy_description']}): {at}")
+        if op["target_met"] is False:
+            print("  the precision target was not reached on eval; the most precise threshold is used")
+    print(summary["baseline"])
+    if summary["blessed"] and summary.get("already_serving"):
+        print(f"blessed: yes; the same model is serving already: {summary['pushed_model']} (nothing pushed again)")
+    elif summary["blessed"]:
+        print(f"blessed: yes; pushed to {summary['pushed_model']}")
+    else:
+        print("blessed: no; nothing pushed")
+        for failure in summary["not_blessed_reasons"]:
+            print(f"  - {gates_lib.describe_failure(failure)}")
+
+
+def write_report(summary: dict, folder: str) -> bool:
+    """Writes a run's report and prints its path; a failure is reported without changing the run's verdict."""
+    from pipeline.report import run_page
+
+    try:
+        path = run_page.build(summary, folder)
+    except Exception as e:  # noqa: BLE001 - the run's result stands; the report is told apart.
+        print(f"fraud-pipeline: the report could not be written: {type(e).__name__}: {e}", file=sys.stderr)
+        return False
+    print(f"report: {path}")
+    return True

@@ -1,0 +1,57 @@
+"""The schedule command: replay (a file cut into spans, and a run per span, as a daily schedule would)."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from pipeline import status as st
+from pipeline.cli.flags import UsageError
+
+
+def register(commands) -> None:
+    """Adds replay to the command parsers."""
+    rp = commands.add_parser(
+        "replay",
+        help="cut a file into time-ordered spans and run the pipeline once per span, as a daily schedule would",
+        description=(
+            "Cut --data into K spans of equal size by Time and run `fraud-pipeline run` once per span into one output "
+            "folder: before run k, span k is written to DIR/spans/span-000k/, so each run sees the spans that have "
+            "arrived, checks drift (newest span vs previous, test vs train), trains on the newest --window spans and "
+            "is compared with the model serving then. Prints a row per run and the serving versions; writes "
+            "DIR/replay.json. Flags after -- go to every run (e.g. -- --strategy oversample)."
+        ),
+    )
+    rp.add_argument("--data", required=True, help="a CSV file (plain or .gz) with the creditcard.csv columns")
+    rp.add_argument("--spans", type=int, required=True, metavar="K", help="how many spans to cut it into")
+    rp.add_argument("--window", type=int, default=0, metavar="N", help="train on the newest N spans (default: 0, all)")
+    rp.add_argument("--output", required=True, metavar="DIR", help="a new output folder for all the runs")
+    rp.add_argument("run_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    rp.set_defaults(handler=_replay)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    if args.spans < 1 or args.window < 0:
+        raise UsageError("--spans must be at least 1 and --window at least 0")
+    if not Path(args.data).is_file():
+        raise UsageError(f"--data {args.data}: no such file")
+    run_args = args.run_args[1:] if args.run_args[:1] == ["--"] else args.run_args
+    for flag in ("--data", "--output", "--window"):
+        if any(a == flag or a.startswith(flag + "=") for a in run_args):
+            raise UsageError(f"{flag} after --: replay sets it for every run itself")
+    from pipeline import replay
+
+    try:
+        record = replay.replay(args.data, args.spans, args.window, Path(args.output).expanduser().resolve(), run_args)
+    except (ValueError, FileExistsError) as e:
+        raise UsageError(str(e)) from e
+    print(replay.table(record["runs"]))
+    print(f"serving versions: {', '.join(record['serving']) or 'none'}")
+    print(f"replay: {Path(args.output) / replay.REPLAY_JSON}")
+    failed = [r["span"] for r in record["runs"] if r["exit_code"] not in replay.VERDICT_EXITS]
+    if failed:
+        print(
+            f"fraud-pipeline: the runs of spans {', '.join(failed)} failed; see {args.output}/pipeline.log",
+            file=sys.stderr,
+        )
+        return st.EXIT_FAILED
+    return st.EXIT_OK
