@@ -113,6 +113,9 @@ OPERATING_THRESHOLD = os.path.join("assets.extra", "operating_threshold.json")
 # Written by the Pusher into each version it pushes: the data and training configuration the model came from, and
 # their hash, the model's training identity (components/serving.py).
 LINEAGE = os.path.join("assets.extra", "lineage.json")
+# The train split's statistics (StatisticsGen's, a DatasetFeatureStatisticsList): what `predict` compares each
+# scoring batch with (serving skew).
+TRAIN_STATISTICS = os.path.join("assets.extra", "train_statistics.pb")
 # TF Serving replays the PredictionLogs in this file when it loads a version, before it serves it (the Pusher writes
 # real raw examples of the eval split there; see components/warmup.py).
 WARMUP_REQUESTS = os.path.join("assets.extra", "tf_serving_warmup_requests")

@@ -230,8 +230,11 @@ def refusals(path: str, rows_done=lambda: 0):
         raise FastReaderRefusedError(f"{path}: {e}", rows_done()) from e
 
 
-def arrow_blocks(path: str, names: list[str], columns: list[str], keep_blank_lines: bool = False) -> Iterator:
-    """The file's rows as Arrow record batches of float64 columns (only `columns` of them), a block at a time.
+def arrow_blocks(
+    path: str, names: list[str], columns: list[str], keep_blank_lines: bool = False, text_columns=()
+) -> Iterator:
+    """The file's rows as Arrow record batches of float64 columns (only `columns` of them; `text_columns` among them
+    as strings), a block at a time.
 
     Empty cells are nulls. With keep_blank_lines a blank line is an error (so that row i is line i + 2, which a
     caller naming lines needs); else blank lines are skipped. Errors are Arrow's: wrap the reading in refusals().
@@ -246,7 +249,7 @@ def arrow_blocks(path: str, names: list[str], columns: list[str], keep_blank_lin
             read_options=pa_csv.ReadOptions(column_names=names, block_size=FAST_BLOCK_BYTES),
             parse_options=pa_csv.ParseOptions(ignore_empty_lines=not keep_blank_lines),
             convert_options=pa_csv.ConvertOptions(
-                column_types={name: pa.float64() for name in columns},
+                column_types={name: pa.string() if name in text_columns else pa.float64() for name in columns},
                 include_columns=columns,
                 null_values=[""],
                 quoted_strings_can_be_null=False,

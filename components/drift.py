@@ -1,5 +1,7 @@
 """Drift and skew as the DistributionValidator measured them: read per comparison, and told as a gate's reasons.
 
+No TFX here (predict reads serving skew with the same functions); the executor is components/distribution_validator.py.
+
 The DistributionValidator writes one Anomalies proto per (current split, baseline split) pair, with every
 compared feature's measurement and threshold in drift_skew_info and, for each one past its threshold, an anomaly.
 """
@@ -7,15 +9,9 @@ compared feature's measurement and threshold in drift_skew_info and, for each on
 import os
 
 from tensorflow_metadata.proto.v0 import anomalies_pb2
-from tfx.components.distribution_validator import component as distribution_validator_component
-from tfx.components.distribution_validator import executor as distribution_validator_executor
-from tfx.dsl.components.base import executor_spec
-from tfx.dsl.io import fileio
-from tfx.proto import distribution_validator_pb2
-from tfx.types import standard_component_specs
-from tfx.utils import proto_utils
 
 import contract
+from components import serving
 
 PAIRS = {
     contract.SKEW_PAIR: "test split vs train split",
@@ -53,27 +49,32 @@ def read_comparisons(uri: str, pair_names: list[str]) -> list[dict]:
         if pair_name(pair) not in pair_names:
             continue
         anomalies = anomalies_pb2.Anomalies()
-        with fileio.open(os.path.join(uri, contract.split_pair_dir(pair), contract.ANOMALIES_FILE), "rb") as f:
-            anomalies.ParseFromString(f.read())
-        features = []
-        for info in anomalies.drift_skew_info:
-            for m in info.drift_measurements:
-                features.append(
-                    {
-                        "feature": ".".join(info.path.step),
-                        "measure": _MEASURES.get(m.type, "unknown"),
-                        "value": m.value,
-                        "threshold": m.threshold,
-                        "exceeded": m.value > m.threshold,
-                    }
-                )
-        for feature, info in anomalies.anomaly_info.items():
-            if any(r.type == _NOT_COMPARED for r in info.reason):
-                features.append(
-                    {"feature": feature, "measure": None, "value": None, "threshold": None, "exceeded": True}
-                )
-        comparisons.append({"pair": list(pair), "name": name, "features": features})
+        anomalies.ParseFromString(
+            serving.read_bytes(os.path.join(uri, contract.split_pair_dir(pair), contract.ANOMALIES_FILE))
+        )
+        comparisons.append({"pair": list(pair), "name": name, "features": measurements(anomalies)})
     return comparisons
+
+
+def measurements(anomalies: anomalies_pb2.Anomalies) -> list[dict]:
+    """Each compared feature of one comparison (TFDV's validate_statistics with drift comparators): feature,
+    measure, value, threshold, exceeded; a configured feature that could not be compared has value None."""
+    features = []
+    for info in anomalies.drift_skew_info:
+        for m in info.drift_measurements:
+            features.append(
+                {
+                    "feature": ".".join(info.path.step),
+                    "measure": _MEASURES.get(m.type, "unknown"),
+                    "value": m.value,
+                    "threshold": m.threshold,
+                    "exceeded": m.value > m.threshold,
+                }
+            )
+    for feature, info in anomalies.anomaly_info.items():
+        if any(r.type == _NOT_COMPARED for r in info.reason):
+            features.append({"feature": feature, "measure": None, "value": None, "threshold": None, "exceeded": True})
+    return features
 
 
 def _describe_feature(f: dict) -> str:
@@ -82,34 +83,11 @@ def _describe_feature(f: dict) -> str:
     return f"{f['feature']} {MEASURE_NAMES.get(f['measure'], f['measure'])} {f['value']:.3f} > {f['threshold']:g}"
 
 
-def problems(comparisons: list[dict]) -> list[str]:
+def problems(comparisons: list[dict], kind: str = "drift") -> list[str]:
     """One sentence per comparison with a feature past its threshold, naming each feature, value and threshold."""
     found = []
     for comparison in comparisons:
         exceeded = [f for f in comparison["features"] if f["exceeded"]]
         if exceeded:
-            found.append(f"drift ({comparison['name']}): " + ", ".join(_describe_feature(f) for f in exceeded))
+            found.append(f"{kind} ({comparison['name']}): " + ", ".join(_describe_feature(f) for f in exceeded))
     return found
-
-
-class DistributionValidatorExecutor(distribution_validator_executor.Executor):
-    """TFX's DistributionValidator executor, given its config as the proto even where it arrives as JSON text.
-
-    LocalDagRunner hands a proto-typed execution property to the executor as a proto; TFX's Kubeflow V2 entrypoint
-    (Kubeflow Pipelines and Vertex AI) hands every property as its JSON text, which TFX 1.16's executor takes for
-    the proto ("'str' object has no attribute 'default_slice_config'"). Parsed here, both run the same comparison.
-    """
-
-    def Do(self, input_dict, output_dict, exec_properties):
-        key = standard_component_specs.DISTRIBUTION_VALIDATOR_CONFIG_KEY
-        config = exec_properties.get(key)
-        if isinstance(config, str):
-            parsed = proto_utils.json_to_proto(config, distribution_validator_pb2.DistributionValidatorConfig())
-            exec_properties = {**exec_properties, key: parsed}
-        return super().Do(input_dict, output_dict, exec_properties)
-
-
-class DistributionValidator(distribution_validator_component.DistributionValidator):
-    """TFX's DistributionValidator (same id, inputs and outputs) with the executor above."""
-
-    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(DistributionValidatorExecutor)

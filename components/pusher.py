@@ -33,13 +33,15 @@ from tfx.types import artifact_utils, channel, component_spec, standard_artifact
 from tfx.utils import io_utils, json_utils, proto_utils
 
 import contract
-from components import serving, warmup
+from components import model_card, serving, warmup
 from components.serving import SAVED_MODEL_FILE
 from components.serving_baseline import training_identity
 
 STAGING_PREFIX = ".staging-"
 # Custom property of the PushedModel artifact: 1 when the model was already the one serving (nothing copied).
 ALREADY_SERVING = "already_serving"
+# Custom property of the PushedModel artifact: the version a rollback took this same model out as (not pushed).
+ROLLED_BACK = "rolled_back_version"
 TRAINING_CONFIG_KEY = "training_config"
 
 
@@ -50,12 +52,12 @@ def versions(base_directory: str) -> list[int]:
     return sorted(int(name.rstrip("/")) for name in fileio.listdir(base_directory) if name.rstrip("/").isdigit())
 
 
-def copy_model(model_path: str, destination: str, add: Callable[[str], None] | None = None) -> None:
-    """Copies a SavedModel folder with saved_model.pb last (the file a model server waits for); add(destination),
-    when given, writes more files into the copy before that."""
+def copy_model(model_path: str, destination: str, add=None, version: str = "") -> None:
+    """Copies a SavedModel folder with saved_model.pb last (the file a model server waits for); add(destination,
+    version), when given, writes more files into the copy before that."""
     io_utils.copy_dir(model_path, destination, deny_regex_patterns=[SAVED_MODEL_FILE.replace(".", r"\.")])
     if add is not None:
-        add(destination)
+        add(destination, version)
     source = os.path.join(model_path, SAVED_MODEL_FILE)
     if fileio.exists(source):
         io_utils.copy_file(source, os.path.join(destination, SAVED_MODEL_FILE))
@@ -65,12 +67,13 @@ def push(
     model_path: str,
     base_directory: str,
     clock: Callable[[], float] = time.time,
-    add: Callable[[str], None] | None = None,
+    add: Callable[[str, str], None] | None = None,
 ) -> tuple[str, str]:
     """Pushes the model into a new version folder of base_directory; returns (version, its path).
 
     Args:
-      add: writes more files into the version (called with its folder) before it becomes visible.
+      add: writes more files into the version (called with its folder and version number) before it becomes
+        visible; called again with the next number when a racing push took the first one.
     """
     fileio.makedirs(base_directory)
     existing = versions(base_directory)
@@ -79,10 +82,10 @@ def push(
         while fileio.exists(os.path.join(base_directory, str(version))):
             version += 1
         target = os.path.join(base_directory, str(version))
-        copy_model(model_path, target, add)
+        copy_model(model_path, target, add, str(version))
         return str(version), target
     staging = os.path.join(base_directory, f"{STAGING_PREFIX}{uuid.uuid4().hex}")
-    copy_model(model_path, staging, add)
+    copy_model(model_path, staging, add, str(version))
     while True:
         target = os.path.join(base_directory, str(version))
         try:
@@ -93,6 +96,8 @@ def push(
             if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                 raise
             version += 1
+            if add is not None:
+                add(staging, str(version))
 
 
 class Executor(tfx_pusher_executor.Executor):
@@ -113,20 +118,39 @@ class Executor(tfx_pusher_executor.Executor):
         examples = input_dict.get(EXAMPLES_KEY)
         lineage = _lineage(input_dict, exec_properties) if examples else None
         now = serving.serving_now(base)
+        refused = (
+            serving.rolled_back_identity(base, lineage["identity"])
+            if lineage is not None and "://" not in base
+            else None
+        )
+        if refused is not None:
+            # A person took this very model out of serving: pushing it again would undo that. Retrain on other data
+            # or settings (a new identity), or move the version back by hand.
+            version, event = refused
+            logging.warning("this model was rolled back (version %s, %s); not pushing it again", version, event)
+            model_push.set_int_custom_property(ROLLED_BACK, version)
+            self._MarkNotPushed(model_push)
+            return
         if lineage is not None and now is not None and serving.identity_of(now[1]) == lineage["identity"]:
             logging.info("the model serving now (version %s) is this model: nothing pushed again", now[0])
             model_push.set_int_custom_property(ALREADY_SERVING, 1)
             self._MarkPushed(model_push, pushed_destination=now[1], pushed_version=str(now[0]))
             return
+        statistics = input_dict.get(STATISTICS_KEY)
         add = None
         if examples:
             logs = warmup.requests(warmup.raw_examples(examples))
 
-            def add(folder: str) -> None:
+            def add(folder: str, version: str) -> None:
                 warmup.write(folder, logs)
+                model_card.write(folder, _card(input_dict, lineage, model_path, version))
                 io_utils.write_string_file(
                     os.path.join(folder, contract.LINEAGE), json.dumps(lineage, indent=2, sort_keys=True)
                 )
+                if statistics:
+                    # What `predict` compares each scoring batch with: the data this model learnt from.
+                    train = os.path.join(artifact_utils.get_split_uri(statistics, "train"), contract.STATISTICS_FILE)
+                    io_utils.copy_file(train, os.path.join(folder, contract.TRAIN_STATISTICS))
 
         version, serving_path = push(model_path, base, add=add)
         # The archive copy in the artifact, as TFX's Pusher keeps it (with the warm-up requests, as pushed).
@@ -156,6 +180,28 @@ def _lineage(input_dict, exec_properties) -> dict:
 
 
 EXAMPLES_KEY = "examples"
+STATISTICS_KEY = "statistics"
+EVALUATION_KEY = "evaluation"
+DRIFT_KEY = "drift_anomalies"
+
+
+def _single(input_dict, key):
+    found = input_dict.get(key)
+    return artifact_utils.get_single_instance(found) if found else None
+
+
+def _card(input_dict, lineage: dict, model_path: str, version: str) -> dict:
+    """The version's model card from the run's artifacts (components/model_card.py)."""
+    return model_card.card(
+        version=version,
+        lineage=lineage,
+        evaluation=_single(input_dict, EVALUATION_KEY),
+        blessing=_single(input_dict, standard_component_specs.MODEL_BLESSING_KEY),
+        statistics=_single(input_dict, STATISTICS_KEY),
+        drift_anomalies=_single(input_dict, DRIFT_KEY),
+        model_dir=model_path,
+        pushed_at=lineage["pushed_at"],
+    )
 
 
 class PusherSpec(standard_component_specs.PusherSpec):
@@ -164,6 +210,9 @@ class PusherSpec(standard_component_specs.PusherSpec):
     INPUTS = {
         **standard_component_specs.PusherSpec.INPUTS,
         EXAMPLES_KEY: component_spec.ChannelParameter(type=standard_artifacts.Examples, optional=True),
+        STATISTICS_KEY: component_spec.ChannelParameter(type=standard_artifacts.ExampleStatistics, optional=True),
+        EVALUATION_KEY: component_spec.ChannelParameter(type=standard_artifacts.ModelEvaluation, optional=True),
+        DRIFT_KEY: component_spec.ChannelParameter(type=standard_artifacts.ExampleAnomalies, optional=True),
     }
 
 
@@ -174,16 +223,30 @@ class Pusher(tfx.components.Pusher):
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
     def __init__(
-        self, model, model_blessing, serving_dir: str, code_version: str = "", examples=None, training_config: str = ""
+        self,
+        model,
+        model_blessing,
+        serving_dir: str,
+        code_version: str = "",
+        examples=None,
+        training_config: str = "",
+        statistics=None,
+        evaluation=None,
+        drift_anomalies=None,
     ):
         """Args: model, model_blessing: channels; serving_dir: the folder of versions; code_version: this code's
         fingerprint, in custom_config so that a change to it re-runs the Pusher; examples: ExampleGen's raw
         examples, to write TF Serving warm-up requests from (none without it) and whose data fingerprint is half
-        the model's identity; training_config: the other half (JSON)."""
+        the model's identity; training_config: the other half (JSON); statistics: StatisticsGen's output, whose
+        train split goes into the version for `predict`'s serving skew; evaluation, drift_anomalies: the
+        Evaluator's and the DistributionValidator's outputs, for the version's model card."""
         spec = PusherSpec(
             model=model,
             model_blessing=model_blessing,
             examples=examples,
+            statistics=statistics,
+            evaluation=evaluation,
+            drift_anomalies=drift_anomalies,
             push_destination=tfx.proto.PushDestination(
                 filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)
             ),

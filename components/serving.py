@@ -154,4 +154,91 @@ def baseline_key(serving_dir: str, candidate_identity: str | None) -> str:
             f"{v}={identity_of(join(serving_dir, str(v))) or '?'}" for v in complete_versions(serving_dir)
         )
     chosen = choose_baseline(serving_dir, candidate_identity)
-    return f"version:{chosen[0]}={identity_of(chosen[1]) or '?'}" if chosen else "none"
+    key = f"version:{chosen[0]}={identity_of(chosen[1]) or '?'}" if chosen else "none"
+    # A rollback of this very model changes what the Pusher must do with it (not push it again): re-run then too.
+    refused = rolled_back_identity(serving_dir, candidate_identity) if not _remote(serving_dir) else None
+    return key + (f";rolled-back:{refused[0]}" if refused else "")
+
+
+# Rollback: newer versions are moved aside into this hidden folder of the serving folder (TF Serving watches only
+# numeric names), newest first, one rename each, so at every moment the newest visible version is a complete one.
+ARCHIVE = ".rolled-back"
+ROLLBACK_LOG = "rollbacks.jsonl"
+
+
+class RollbackError(ValueError):
+    """A rollback that cannot be done; the message says why."""
+
+
+def archive_dir(serving_dir: str) -> str:
+    return join(serving_dir, ARCHIVE)
+
+
+def rolled_back(serving_dir: str) -> list[tuple[int, str]]:
+    """(version, folder) of every version moved aside by a rollback, oldest first."""
+    archive = archive_dir(serving_dir)
+    return [(v, join(archive, str(v))) for v in versions(archive)]
+
+
+def rollback_log(serving_dir: str) -> list[dict]:
+    """Every rollback done on this serving folder, oldest first."""
+    path = join(archive_dir(serving_dir), ROLLBACK_LOG)
+    if not exists(path):
+        return []
+    return [json.loads(line) for line in read_bytes(path).decode().splitlines() if line.strip()]
+
+
+def rollback(serving_dir: str, to: int, reason: str, user: str, now: str, pause=None) -> dict:
+    """Makes version `to` the one TF Serving serves by moving every newer version aside (nothing is deleted).
+
+    Args:
+      to: a complete version under serving_dir, older than the one serving now.
+      reason, user, now: what the log records (why, who, when).
+      pause: called between two moves (a test's hook to stop the process mid-way).
+
+    Raises:
+      RollbackError: a remote serving folder, or a version that is not there, not complete, or serving already.
+    """
+    if _remote(serving_dir):
+        raise RollbackError(
+            f"{serving_dir}: an object store cannot move a folder at once; pin the version in TF Serving's model "
+            "config (model_version_policy { specific { versions: N } }) instead"
+        )
+    now_serving = serving_now(serving_dir)
+    folder = join(serving_dir, str(to))
+    if to not in versions(serving_dir):
+        kept = ", ".join(map(str, complete_versions(serving_dir))) or "none"
+        raise RollbackError(f"version {to} is not in {serving_dir} (complete versions: {kept})")
+    if not is_complete(folder):
+        raise RollbackError(f"version {to} in {serving_dir} is not complete (no saved_model.pb or variables)")
+    if now_serving is not None and now_serving[0] == to:
+        raise RollbackError(f"version {to} is the one serving already")
+    newer = [v for v in versions(serving_dir) if v > to]
+    os.makedirs(archive_dir(serving_dir), exist_ok=True)
+    event = {"at": now, "by": user, "to": to, "from": now_serving[0] if now_serving else None, "reason": reason}
+    event["archived"] = newer
+    for version in reversed(newer):
+        os.rename(join(serving_dir, str(version)), join(archive_dir(serving_dir), str(version)))
+        if pause is not None:
+            pause()
+    with open(join(archive_dir(serving_dir), ROLLBACK_LOG), "a") as f:
+        f.write(json.dumps(event, sort_keys=True) + "\n")
+    return event
+
+
+def previous_version(serving_dir: str) -> int:
+    """The complete version before the one serving now (what `rollback --previous` goes back to)."""
+    found = complete_versions(serving_dir)
+    if len(found) < 2:
+        raise RollbackError(f"{serving_dir} holds {len(found)} complete version(s): nothing to go back to")
+    return found[-2]
+
+
+def rolled_back_identity(serving_dir: str, identity: str) -> tuple[int, dict] | None:
+    """(version, its rollback event) when a model of this training identity was rolled back, else None."""
+    events = rollback_log(serving_dir)
+    for version, folder in reversed(rolled_back(serving_dir)):
+        if identity_of(folder) == identity:
+            event = next((e for e in reversed(events) if version in e.get("archived", [])), {})
+            return version, event
+    return None

@@ -8,7 +8,7 @@ from tfx.proto import distribution_validator_pb2
 
 import contract
 from components.anomalies_gate import AnomaliesGate
-from components.drift import DistributionValidator
+from components.distribution_validator import DistributionValidator
 from components.example_gen.component import CsvExampleGen, CsvExampleGenTask
 from components.pusher import Pusher
 from components.serving_baseline import Evaluator, ServingBaseline
@@ -30,7 +30,8 @@ def _serving_baseline(config: PipelineConfig, example_gen):
 
 
 def _upstream(config: PipelineConfig) -> tuple:
-    """Ingest, validation and Transform: (example_gen, transform, the components in order)."""
+    """Ingest, validation and Transform: (example_gen, transform, the components in order, statistics_gen, the
+    DistributionValidator)."""
     data_root = (
         tfx.dsl.experimental.RuntimeParameter(name=DATA_ROOT_PARAMETER, ptype=str, default=config.data_root)
         if config.runtime_data_root
@@ -93,7 +94,7 @@ def _upstream(config: PipelineConfig) -> tuple:
         gate,
         transform,
     ]
-    return example_gen, transform, components
+    return example_gen, transform, components, statistics_gen, distribution_validator
 
 
 def _tuner(config: PipelineConfig, transform) -> tfx.components.Tuner:
@@ -156,7 +157,7 @@ def _pipeline(config: PipelineConfig, components: list) -> tfx.dsl.Pipeline:
 
 def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     """Builds the TFX pipeline from its config; reads no environment, file or clock."""
-    example_gen, transform, components = _upstream(config)
+    example_gen, transform, components, statistics_gen, drift_validator = _upstream(config)
     tuner = _tuner(config, transform) if config.tune_trials else None
     trainer = _trainer(config, transform, config.hparams, tuner)
     baseline = _serving_baseline(config, example_gen)
@@ -170,6 +171,9 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         code_version=config.code_version(cfg.PUSHER),
         examples=example_gen.outputs["examples"],
         training_config=config.training_config(),
+        statistics=statistics_gen.outputs["statistics"],
+        evaluation=evaluator.outputs["evaluation"],
+        drift_anomalies=drift_validator.outputs["anomalies"],
     )
     tuning = [tuner] if tuner is not None else []
     return _pipeline(config, components + tuning + [trainer, baseline, evaluator, pusher])
@@ -182,7 +186,7 @@ def create_compare_pipeline(config: PipelineConfig, candidates: tuple[str, ...])
     config.hparams. Each Evaluator applies the value gates only (there is no baseline here), so its blessing says
     whether that candidate's model would be blessed on a first run.
     """
-    example_gen, transform, components = _upstream(config)
+    example_gen, transform, components, _, _ = _upstream(config)
     for candidate in candidates:
         trainer_id, evaluator_id = cfg.compare_node_ids(candidate)
         hparams = dataclasses.replace(config.hparams, **CANDIDATES[candidate])

@@ -76,6 +76,45 @@ def write_span(folder: Path, number: int, header: str, rows: list[tuple[float, s
     return SpanFile(label, str(target), len(rows), frauds)
 
 
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True)
+
+
+def served(output: Path, span: SpanFile) -> dict | None:
+    """The span scored by the model serving when it arrived, before any retraining on it, then joined with its
+    labels, as a team's `predict` and later `outcomes` would: the realized numbers and the serving skew; None
+    before any model serves."""
+    serving = output / "serving"
+    if not serving.is_dir() or not any(p.name.isdigit() for p in serving.iterdir()):
+        return None
+    scores = output / "scores" / f"span-{span.label}.csv.gz"
+    scores.parent.mkdir(exist_ok=True)
+    scored = _cli("predict", "--data", span.path, "--output", str(output), "--to", str(scores))
+    recorded = [line.removeprefix("recorded: ") for line in scored.stdout.splitlines() if line.startswith("recorded: ")]
+    if scored.returncode != st.EXIT_OK or not recorded:
+        sys.stderr.write(scored.stderr[-3000:])
+        return {"error": f"predict exited {scored.returncode}"}
+    batch_id = Path(recorded[0]).name
+    batch = json.loads((Path(recorded[0]) / "batch.json").read_text())
+    joined = _cli("outcomes", "--labels", span.path, "--output", str(output), "--batch", batch_id)
+    overall = json.loads((output / "outcomes" / "outcomes.json").read_text())["overall"] if joined.stdout else {}
+    skew = batch["skew"] if batch["skew"].get("measured") else None
+    measured = [f for f in (skew or {}).get("comparison", {}).get("features", []) if f["threshold"]]
+    top = max(measured, key=lambda f: f["value"] / f["threshold"]) if measured else None
+    return {
+        "batch": batch_id,
+        "model_version": batch["model"]["version"],
+        "precision": overall.get("precision"),
+        "recall": overall.get("recall"),
+        "pr_auc": overall.get("pr_auc"),
+        "alerts": overall.get("alerts"),
+        "skew_exceeded": (skew or {}).get("exceeded", []),
+        "skew_largest": {"feature": top["feature"], "value": top["value"], "threshold": top["threshold"]}
+        if top
+        else None,
+    }
+
+
 def _run(output: Path, window: int, run_args: list[str]) -> tuple[int, dict | None, float]:
     command = [sys.executable, "-m", "pipeline.cli", "run", "--data", str(output / SPANS_FOLDER)]
     command += ["--output", str(output), "--window", str(window), "--no-report", *run_args]
@@ -89,7 +128,7 @@ def _run(output: Path, window: int, run_args: list[str]) -> tuple[int, dict | No
     return proc.returncode, summary, seconds
 
 
-def _row(span: SpanFile, code: int, summary: dict | None, seconds: float) -> dict:
+def _row(span: SpanFile, code: int, summary: dict | None, seconds: float, serving: dict | None = None) -> dict:
     summary = summary or {}
     evaluation = summary.get("evaluation") or {}
     spans_read = (summary.get("input") or {}).get("spans") or {}
@@ -112,6 +151,8 @@ def _row(span: SpanFile, code: int, summary: dict | None, seconds: float) -> dic
         "pushed_version": os.path.basename(pushed) if pushed else None,
         "message": summary.get("message"),
         "seconds": seconds,
+        # The model serving when the span arrived, scored on it before retraining: what the team would have seen.
+        "served": serving,
     }
 
 
@@ -120,17 +161,24 @@ def _auc(value: float | None) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    """The replay's rows as a fixed-width table: PR-AUC is the new model's on its run's test split, 'blessed' the
-    serving model's on the same split (what the change gate compared with; 'none' on the first run)."""
+    """The replay's rows as a fixed-width table. 'served' is the model serving when the span arrived and 'real P',
+    'real R' and 'real AUC' its realized precision and recall at its threshold and PR-AUC on the span (scored before
+    retraining, then joined with the span's labels), 'skew' its serving skew; PR-AUC is the new model's on its run's
+    test split, 'blessed' the serving model's on the same split (what the change gate compared with)."""
     lines = [
-        f"{'span':>5} {'rows':>7} {'frauds':>6} {'window':>11} {'trained on':>10} {'drift':>17} "
-        f"{'PR-AUC':>7} {'blessed':>7} {'pushed':>12} {'seconds':>7}"
+        f"{'span':>5} {'rows':>7} {'frauds':>6} {'served':>10} {'real P':>6} {'real R':>6} {'real AUC':>8} "
+        f"{'skew':>9} {'window':>11} {'trained on':>10} {'drift':>17} {'PR-AUC':>7} {'blessed':>7} {'pushed':>12} "
+        f"{'seconds':>7}"
     ]
     for r in rows:
         window = "-" if not r["window"] else "-".join(dict.fromkeys([r["window"][0], r["window"][-1]]))
         auc = _auc(r["test_pr_auc"])
+        served = r.get("served") or {}
+        skew = ("past" if served.get("skew_exceeded") else "within") if served.get("skew_largest") else "-"
         lines.append(
-            f"{r['span']:>5} {r['span_rows']:>7} {r['span_frauds']:>6} {window:>11} {r['window_rows']:>10} "
+            f"{r['span']:>5} {r['span_rows']:>7} {r['span_frauds']:>6} {served.get('model_version') or 'none':>10} "
+            f"{_auc(served.get('precision')):>6} {_auc(served.get('recall')):>6} {_auc(served.get('pr_auc')):>8} "
+            f"{skew:>9} {window:>11} {r['window_rows']:>10} "
             f"{r['drift']:>17} {auc:>7} {_auc(r['baseline_pr_auc']) if r['baseline'] else 'none':>7} "
             f"{(r['pushed_version'] or ('not blessed' if r['status'] == 'not_blessed' else r['status'] or '-')):>12} "
             f"{r['seconds']:>7.0f}"
@@ -151,7 +199,8 @@ def replay(
     for number, part in enumerate(parts, start=1):
         span = write_span(folder, number, header, part)
         say(f"[replay] span {span.label} arrived ({span.rows} rows, {span.frauds} frauds); running the pipeline ...")
-        rows.append(_row(span, *_run(output, window, run_args)))
+        serving = served(output, span)
+        rows.append(_row(span, *_run(output, window, run_args), serving))
         say(table(rows).splitlines()[-1] if len(rows) > 1 else table(rows))
     serving = output / "serving"
     versions = sorted((p.name for p in serving.iterdir() if p.name.isdigit()), key=int) if serving.is_dir() else []

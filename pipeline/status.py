@@ -5,6 +5,10 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_DATA_REJECTED = 3
 EXIT_NOT_BLESSED = 4
+# predict --fail-on-skew: the scores are written, and a feature of the batch is past its skew threshold.
+EXIT_SKEW = 5
+# outcomes: realized performance on the labels that arrived fell below the blessing floors (time to retrain).
+EXIT_BELOW_FLOOR = 6
 
 COMPLETED = "completed"
 DATA_REJECTED = "data_rejected"

@@ -70,7 +70,8 @@ def lifecycle(tmp_path_factory) -> dict[str, CliRun]:
     unchanged: the same again (everything should come from the cache);
     oversample: another strategy (Trainer and what follows re-run);
     impossible: gates no model can meet (not blessed, nothing pushed), and a cost-based operating threshold;
-    worse: a model trained for one step, with the value floors at 0 (only the baseline comparison can fail).
+    worse: a model trained for one step, with the value floors at 0 (only the baseline comparison can fail), and an
+      alert budget of 40 a day as its threshold policy.
     """
     output = tmp_path_factory.mktemp("lifecycle")
     data = ("--data", str(FIXTURE))
@@ -99,6 +100,8 @@ def lifecycle(tmp_path_factory) -> dict[str, CliRun]:
             "0",
             "--min-recall-at-precision",
             "0",
+            "--alerts-per-day",
+            "40",
         ),
     }
     return {name: run_cli(output, *data, *args) for name, args in steps.items()}

@@ -4,6 +4,7 @@ import gzip
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import contract
@@ -115,6 +116,35 @@ def test_replay_compares_each_model_with_the_latest_blessed_and_serving_stays_co
     for version in replayed["record"]["serving"]:
         assert (serving / version / "saved_model.pb").is_file()
         assert (serving / version / contract.OPERATING_THRESHOLD).is_file()
+
+
+@pytest.mark.e2e
+def test_replay_scores_each_span_with_the_model_serving_before_retraining_and_joins_its_labels(replayed):
+    """The served model's realized numbers on each span equal a direct computation from its scores and the span's
+    labels (scikit-learn for PR-AUC); the first span has no model to score it."""
+    from sklearn.metrics import average_precision_score
+
+    runs = replayed["record"]["runs"]
+    assert runs[0]["served"] is None
+    for index, run in enumerate(runs[1:], start=1):
+        served = run["served"]
+        serving_then = [r["pushed_version"] for r in runs[:index] if r["pushed_version"]][-1]
+        assert served["model_version"] == serving_then, served
+        scores = replayed["output"] / "scores" / f"span-{run['span']}.csv.gz"
+        rows = read_csv_rows(scores)
+        header, rows = rows[0], rows[1:]
+        y = np.array([int(r[header.index(contract.LABEL)]) for r in rows])
+        p = np.array([float(r[header.index("probability")]) for r in rows])
+        d = np.array([int(r[header.index("decision")]) for r in rows])
+        assert len(rows) == run["span_rows"] and y.sum() == run["span_frauds"]
+        tp = int(np.sum((d == 1) & (y == 1)))
+        assert served["alerts"] == int(d.sum())
+        assert served["precision"] == pytest.approx(tp / d.sum()) if d.sum() else served["precision"] is None
+        assert served["recall"] == pytest.approx(tp / y.sum())
+        assert served["pr_auc"] == pytest.approx(average_precision_score(y, p), abs=1e-6)
+        # Its serving skew was measured against the model's training data, and a real later span is within it.
+        assert served["skew_largest"] is not None and served["skew_exceeded"] == []
+    assert "served" in replayed["proc"].stdout and "real AUC" in replayed["proc"].stdout
 
 
 @pytest.mark.e2e

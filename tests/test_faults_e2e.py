@@ -61,6 +61,13 @@ def test_a_run_killed_in_the_trainer_resumes_from_the_cache(tmp_path):
     assert sum(s["rows"] for s in splits.values()) == rows
     assert sum(s["frauds"] for s in splits.values()) == frauds
     assert again.summary["anomalies"] == []
+    # The history names the killed run, found in ML Metadata alone (it wrote no record), before the completed one.
+    history = json.loads(
+        subprocess.run([str(CLI), "history", "--output", str(output), "--json"], capture_output=True, text=True).stdout
+    )
+    killed, completed = history["rows"]
+    assert killed["status"] == "killed" and f"killed or crashed in {cfg.TRAINER}" in killed["outcome"]
+    assert completed["status"] == "completed" and completed["serving_now"] is True
 
 
 def test_two_runs_at_once_on_one_folder_each_push_a_complete_version(tmp_path):

@@ -6,8 +6,9 @@ import pytest
 import tensorflow_model_analysis as tfma
 
 import contract
+from components.tfma_results import CHANGE_KIND
 from pipeline import status
-from tests.support import ALL_COMPONENTS
+from tests.support import ALL_COMPONENTS, raw_examples
 
 pytestmark = pytest.mark.e2e
 
@@ -69,7 +70,7 @@ def test_a_model_that_fails_a_gate_is_not_pushed(step, lifecycle):
     else:
         assert summary["trainer"]["epochs_run"] == 1
         assert summary["evaluation"]["baseline"] is not None
-        assert {r["kind"] for r in reasons} == {"change vs latest blessed model"}
+        assert {r["kind"] for r in reasons} == {CHANGE_KIND}
         for reason in reasons:
             assert reason["value"] < reason["baseline_value"] + reason["threshold"]
         assert "latest blessed model" in message[0]
@@ -91,3 +92,31 @@ def test_slices_are_in_the_evaluation_result(time_run):
     overall = evaluation["overall"]
     assert overall["tp"] + overall["fp"] + overall["tn"] + overall["fn"] == test_rows
     assert overall["tp"] + overall["fn"] == time_run.summary["splits"]["test"]["frauds"]
+
+
+@pytest.mark.e2e
+def test_an_alert_budget_flags_on_eval_the_alerts_it_promised(lifecycle):
+    """`--alerts-per-day 40`: the threshold's eval alerts are the model's own decisions on the eval split, and
+    within 40 for each day the eval split spans (counted from its Time values)."""
+    import tensorflow as tf
+
+    run = lifecycle["worse"]
+    op = run.summary["operating_threshold"]
+    alerts = op["alerts"]
+    assert op["policy"] == {**op["policy"], "kind": "alerts", "alerts_per_day": 40.0}
+    times = [
+        tf.train.Example.FromString(r).features.feature["Time"].float_list.value[0] for r in raw_examples(run, "eval")
+    ]
+    days = (max(times) - min(times)) / 86400
+    assert alerts["eval_days"] == pytest.approx(days, rel=1e-5)
+    assert alerts["eval_budget"] == int(40 * days) and alerts["eval_alerts"] <= alerts["eval_budget"]
+    assert alerts["eval_alerts_per_day"] == pytest.approx(alerts["eval_alerts"] / days, rel=1e-5)
+    model = tf.saved_model.load(os.path.join(run.summary["artifacts"]["model"], contract.SERVING_MODEL_DIR))
+    unlabelled = []
+    for record in raw_examples(run, "eval"):
+        example = tf.train.Example.FromString(record)
+        del example.features.feature[contract.LABEL]
+        unlabelled.append(example.SerializeToString())
+    decisions = model.signatures[contract.SERVING_SIGNATURE](examples=tf.constant(unlabelled))[contract.DECISION_OUTPUT]
+    assert int(decisions.numpy().sum()) == alerts["eval_alerts"]
+    assert "alert budget 40 a day" in run.stdout

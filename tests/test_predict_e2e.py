@@ -2,13 +2,15 @@
 
 import csv
 import gzip
+import json
 import subprocess
 
 import numpy as np
 import pytest
 
 import contract
-from tests.support import CLI, raw_examples
+from pipeline import status as st
+from tests.support import CLI, raw_examples, shifted_copy
 
 
 def _predict(*args: str) -> subprocess.CompletedProcess:
@@ -96,3 +98,51 @@ def test_a_bad_row_stops_predict_or_goes_to_rejects(time_run, test_split, tmp_pa
     with gzip.open(scores, "rt", newline="") as f:
         scored = list(csv.DictReader(f))
     assert len(scored) == len(serialized) - 1 and "10" not in {r["line"] for r in scored}
+
+
+@pytest.mark.e2e
+def test_a_scoring_batch_is_recorded_with_its_keys_and_its_skew(time_run, test_split, tmp_path):
+    """The test split (a real, later window) scored with transaction ids: the ids come back with each score, in the
+    output and in the batch's record, and the batch is within the skew thresholds."""
+    import pyarrow.parquet as pq
+
+    path, _ = test_split
+    header, *rows = list(csv.reader(open(path, newline="")))
+    keyed = tmp_path / "keyed.csv"
+    with open(keyed, "w", newline="") as f:
+        csv.writer(f).writerows([["txn_id", *header]] + [[f"T{i:05d}", *r] for i, r in enumerate(rows)])
+    model = time_run.summary["pushed_model"]
+    scores = tmp_path / "scores.csv"
+    proc = _predict(
+        "--data", str(keyed), "--model", model, "--output", str(tmp_path), "--to", str(scores), "--key", "txn_id"
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = _rows(scores)
+    assert [r["txn_id"] for r in out] == [f"T{i:05d}" for i in range(len(rows))]
+    (record,) = (tmp_path / "scoring").iterdir()
+    batch = json.loads((record / "batch.json").read_text())
+    assert batch["key"] == "txn_id" and batch["rows"] == len(rows) and batch["model"]["path"] == model
+    table = pq.read_table(record / "scores.parquet")
+    assert table.column("key").to_pylist() == [r["txn_id"] for r in out]
+    np.testing.assert_allclose(
+        table.column("probability").to_numpy(), [float(r["probability"]) for r in out], atol=1e-6
+    )
+    assert batch["skew"]["measured"] and batch["skew"]["exceeded"] == []
+    assert "serving skew: within thresholds" in proc.stdout
+
+
+@pytest.mark.e2e
+def test_a_shifted_batch_is_flagged_and_fail_on_skew_exits_after_writing_the_scores(time_run, test_split, tmp_path):
+    path, serialized = test_split
+    shifted = shifted_copy(path, tmp_path / "shifted.csv", ("V1", "V2", "V3", "V4"), sigmas=3.0, newest_share=1.0)
+    scores = tmp_path / "scores.csv"
+    model = time_run.summary["pushed_model"]
+    args = ("--data", str(shifted), "--model", model, "--output", str(tmp_path), "--to", str(scores))
+    proc = _predict(*args, "--fail-on-skew")
+    assert proc.returncode == st.EXIT_SKEW, proc.stderr[-3000:]
+    assert len(_rows(scores)) == len(serialized)  # the scores are written all the same
+    assert "serving skew past its threshold" in proc.stderr
+    for feature in ("V1", "V2", "V3", "V4"):
+        assert f"{feature} Jensen-Shannon divergence" in proc.stdout
+    # Without the flag, skew is an alert, not an outage.
+    assert _predict(*args).returncode == 0

@@ -105,7 +105,7 @@ def test_files_added_to_a_push_are_there_before_the_version_appears(model, tmp_p
     serving = str(tmp_path / "serving")
     seen = []
 
-    def add(folder):
+    def add(folder, version):
         # Called on the hidden staging copy: no version is visible yet, and saved_model.pb is not copied yet.
         seen.append((pusher.versions(serving), os.path.exists(os.path.join(folder, "saved_model.pb"))))
         os.makedirs(os.path.join(folder, "assets.extra"))

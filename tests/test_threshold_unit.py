@@ -118,7 +118,8 @@ def test_no_fraud_on_eval_is_an_error():
 
 
 def _args(**given):
-    values = {"min_precision": None, "confidence_z": None, "fn_cost": None, "fp_cost": None, "threshold": None, **given}
+    values = {"min_precision": None, "confidence_z": None, "fn_cost": None, "fp_cost": None, "threshold": None}
+    values.update({"alerts_per_day": None, **given})
     return argparse.Namespace(**values)
 
 
@@ -150,3 +151,31 @@ def test_a_policy_saved_before_the_confidence_existed_chose_on_the_eval_precisio
     assert ThresholdPolicy.from_dict(old).confidence_z == 0.0
     assert ThresholdPolicy.from_dict(ThresholdPolicy().to_dict()) == ThresholdPolicy()
     assert "Wilson" in ThresholdPolicy().describe() and "Wilson" not in ThresholdPolicy.from_dict(old).describe()
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize(("per_day", "days"), [(10.0, 2.5), (33.0, 1.0), (0.4, 3.0)])
+def test_the_alert_budget_gives_the_most_recall_within_the_alerts_it_promised(seed, per_day, days):
+    y, p = _scores(seed)
+    chosen = choose(ThresholdPolicy(kind="alerts", alerts_per_day=per_day), y, p, days)
+    budget = int(np.floor(per_day * days))
+    alerts = chosen["alerts"]
+    flagged = int(np.sum(p >= np.float32(chosen["threshold"])))
+    # The count it promised is the count on eval, and within the budget ...
+    assert alerts["eval_alerts"] == flagged <= budget == alerts["eval_budget"]
+    assert alerts["eval_alerts_per_day"] == pytest.approx(flagged / days) and alerts["eval_alerts_per_day"] <= per_day
+    assert alerts["precision_at_budget"] == (chosen["eval"]["precision"] if flagged else None)
+    # ... and no cut within the budget catches more frauds (brute force over every cut).
+    best = max((int(np.sum((p >= c) & (y == 1))) for c in _every_cut(p) if np.sum(p >= c) <= budget), default=0)
+    assert chosen["eval"]["tp"] == best
+    assert chosen["target_met"] is bool(budget >= np.sum(p == p.max()))
+
+
+def test_the_alert_budget_flag_is_a_policy_of_its_own():
+    assert threshold_policy(_args(alerts_per_day=40.0)) == ThresholdPolicy(kind="alerts", alerts_per_day=40.0)
+    with pytest.raises(UsageError, match="positive"):
+        threshold_policy(_args(alerts_per_day=0.0))
+    with pytest.raises(UsageError, match="one way"):
+        threshold_policy(_args(alerts_per_day=5.0, min_precision=0.9))
+    with pytest.raises(ValueError, match="days"):
+        choose(ThresholdPolicy(kind="alerts", alerts_per_day=5.0), *_scores())

@@ -66,7 +66,7 @@ MODEL_OPTIONS = {
 CANDIDATES = {**{s: {"strategy": s} for s in STRATEGIES}, **MODEL_OPTIONS}
 
 
-THRESHOLD_POLICIES = ("precision", "cost", "fixed")
+THRESHOLD_POLICIES = ("precision", "cost", "fixed", "alerts")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +77,9 @@ class ThresholdPolicy:
       kind: precision: the threshold with the most recall whose eval precision is at least min_precision, with
         confidence_z standard errors to spare (the Wilson score interval's lower end);
         cost: the threshold that minimises fn_cost * missed frauds + fp_cost * false alarms on eval;
-        fixed: the given value, as the tutorial's 0.5.
+        fixed: the given value, as the tutorial's 0.5;
+        alerts: the lowest threshold whose alerts on eval stay within alerts_per_day for each day the eval split
+        spans (the team's daily capacity to work alerts), i.e. the most recall the budget allows.
       min_precision: the precision target of kind 'precision'.
       fn_cost: what a missed fraud costs (kind 'cost').
       fp_cost: what a false alarm costs (kind 'cost').
@@ -94,6 +96,7 @@ class ThresholdPolicy:
     fp_cost: float = 0.0
     value: float = 0.5
     confidence_z: float = 1.0
+    alerts_per_day: float = 0.0
 
     def __post_init__(self):
         if self.kind not in THRESHOLD_POLICIES:
@@ -108,6 +111,8 @@ class ThresholdPolicy:
             raise ValueError("the cost policy needs both a positive --fn-cost and a positive --fp-cost")
         if not 0.0 <= self.confidence_z <= 5.0:
             raise ValueError(f"confidence_z must be in [0, 5], got {self.confidence_z}")
+        if self.alerts_per_day < 0 or (self.kind == "alerts" and self.alerts_per_day <= 0):
+            raise ValueError(f"alerts per day must be positive, got {self.alerts_per_day:g}")
 
     def describe(self) -> str:
         if self.kind == "precision":
@@ -119,6 +124,8 @@ class ThresholdPolicy:
             )
         if self.kind == "cost":
             return f"least eval cost with a missed fraud at {self.fn_cost:g} and a false alarm at {self.fp_cost:g}"
+        if self.kind == "alerts":
+            return f"most eval recall with at most {self.alerts_per_day:g} alerts a day"
         return f"fixed at {self.value:g}"
 
     def to_dict(self) -> dict:

@@ -184,11 +184,17 @@ def _train_one(hparams: HParams, train_xy, eval_xy):
     return model, facts
 
 
-def operating_threshold(policy: ThresholdPolicy, model, eval_xy) -> dict:
+def operating_threshold(policy: ThresholdPolicy, model, eval_xy, eval_days: float | None = None) -> dict:
     """Chooses the operating threshold on the eval split's predictions (see trainer.threshold.choose)."""
     x, y = eval_xy
     scores = model.predict(x, batch_size=contract.READ_BATCH_SIZE, verbose=0).ravel()
-    return threshold_lib.choose(policy, y, scores)
+    return threshold_lib.choose(policy, y, scores, eval_days)
+
+
+def split_days(file_pattern, data_accessor, tf_transform_output) -> float:
+    """How many days a transformed split spans, from its first to its last Time (at least one second)."""
+    times, _ = load_split(file_pattern, data_accessor, tf_transform_output, names=(contract.TIME,))
+    return max(float(times.max() - times.min()), 1.0) / contract.SECONDS_PER_DAY
 
 
 class _ServingModule(tf.Module):
@@ -271,5 +277,6 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     tf_transform_output, names, train_xy, eval_xy = _splits(fn_args, hparams)
     model, facts = train(hparams, train_xy, eval_xy)
     policy = ThresholdPolicy.from_dict(fn_args.custom_config["threshold_policy"])
-    operating = operating_threshold(policy, model, eval_xy)
+    days = split_days(fn_args.eval_files, fn_args.data_accessor, tf_transform_output) if policy.kind == "alerts" else None
+    operating = operating_threshold(policy, model, eval_xy, days)
     export(model, tf_transform_output, fn_args.serving_model_dir, facts, operating, names)

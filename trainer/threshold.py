@@ -46,8 +46,9 @@ def sweep(labels: np.ndarray, scores: np.ndarray):
     cuts = ((distinct.astype(np.float64) + lower) / 2).astype(np.float32)
     # Where two scores are too close for a float32 midway, cut at the score itself.
     cuts = np.where((cuts > lower) & (cuts <= distinct), cuts, distinct)
+    # Above every score, so that it flags nothing (also when the highest score is exactly 1.0).
     top = np.nextafter(distinct[0], np.float32(np.inf)) if len(distinct) else np.float32(1.0)
-    return np.r_[np.float32(min(top, 1.0)), cuts], tp, fp
+    return np.r_[np.float32(top), cuts], tp, fp
 
 
 def precision_lower_bound(tp, flagged, z: float) -> np.ndarray:
@@ -98,13 +99,18 @@ def precision_recall(labels: np.ndarray, scores: np.ndarray) -> PrecisionRecall:
     return PrecisionRecall(cuts, tp, fp, positives, precision, recall)
 
 
-def choose(policy: ThresholdPolicy, labels: np.ndarray, scores: np.ndarray) -> dict:
+def choose(policy: ThresholdPolicy, labels: np.ndarray, scores: np.ndarray, days: float | None = None) -> dict:
     """The operating threshold of the policy on these (eval) labels and scores, and how it does on them.
+
+    Args:
+      days: how many days the eval rows span (for the 'alerts' policy: its budget is alerts_per_day * days).
 
     Returns:
       {"threshold", "policy", "target_met", "eval": confusion at the threshold (+ expected_cost for 'cost'),
-      and for 'precision' "eval_precision_lower_bound" at the threshold}. target_met is False when no threshold's
-      lower bound reaches the precision target; the threshold with the highest lower bound is used then.
+      and for 'precision' "eval_precision_lower_bound" at the threshold; for 'alerts' "alerts" (the budget on
+      eval, the eval days, the alerts at the threshold and per day)}. target_met is False when no threshold's
+      lower bound reaches the precision target (the threshold with the highest lower bound is used then), or when
+      even the highest cut flags more than the alert budget (nothing is flagged then).
     """
     y = np.asarray(labels).ravel().astype(np.int64)
     positives = int(y.sum())
@@ -128,14 +134,32 @@ def choose(policy: ThresholdPolicy, labels: np.ndarray, scores: np.ndarray) -> d
             else:
                 best = int(np.lexsort((-tp, -lower))[0])
             lower_at = float(lower[best])
+        elif policy.kind == "alerts":
+            if not days or days <= 0:
+                raise ValueError("the alert budget needs the days the eval split spans")
+            allowed = int(np.floor(policy.alerts_per_day * days + 1e-9))
+            within = np.flatnonzero(pr.flagged <= allowed)
+            # The lowest cut within the budget catches the most frauds (cut 0 flags nothing, so one always is).
+            best = int(within[-1])
+            target_met = best > 0 or allowed == 0
         else:
             cost = policy.fn_cost * (positives - tp) + policy.fp_cost * pr.fp
             best = int(np.argmin(cost))  # the first minimum is the highest cut
-        threshold = float(pr.cuts[best])
+        threshold = float(pr.cuts[best if best is not None else 0])
     result = confusion(y, scores, threshold)
     if policy.kind == "cost":
         result["expected_cost"] = float(policy.fn_cost * result["fn"] + policy.fp_cost * result["fp"])
     chosen = {"threshold": threshold, "policy": policy.to_dict(), "target_met": target_met, "eval": result}
     if lower_at is not None:
         chosen["eval_precision_lower_bound"] = lower_at
+    if policy.kind == "alerts":
+        flagged = result["tp"] + result["fp"]
+        chosen["alerts"] = {
+            "per_day_budget": policy.alerts_per_day,
+            "eval_days": float(days),
+            "eval_budget": int(np.floor(policy.alerts_per_day * days + 1e-9)),
+            "eval_alerts": int(flagged),
+            "eval_alerts_per_day": float(flagged / days),
+            "precision_at_budget": float(result["tp"] / flagged) if flagged else None,
+        }
     return chosen

@@ -27,8 +27,8 @@ def preprocessing_fn(inputs, custom_config=None):
       custom_config: the Transform component's custom_config; it carries the code version for caching only.
 
     Returns:
-      transformed_name(f) for each model feature (float32 z-score in [-CLIP, CLIP]), the label under its raw
-      name, TIME_OF_DAY_INPUTS (float32 in [-1, 1]), and the string slice features AMOUNT_BUCKET and HOUR_BUCKET.
+      transformed_name(f) for each model feature (float32 z-score in [-CLIP, CLIP]), the label and Time under their
+      raw names, TIME_OF_DAY_INPUTS (float32 in [-1, 1]), and the string slice features AMOUNT_BUCKET and HOUR_BUCKET.
     """
     del custom_config
     outputs = {}
@@ -40,6 +40,8 @@ def preprocessing_fn(inputs, custom_config=None):
             tft.scale_to_z_score(value), -contract.CLIP, contract.CLIP
         )
     outputs[contract.LABEL] = inputs[contract.LABEL]
+    # Not a model input: the Trainer reads how many days the eval split spans from it (the alert budget's days).
+    outputs[contract.TIME] = tf.cast(inputs[contract.TIME], tf.float32)
     outputs[contract.AMOUNT_BUCKET] = _bucket_labels(
         tf.cast(inputs[contract.AMOUNT], tf.float32), contract.AMOUNT_EDGES, contract.AMOUNT_LABELS
     )

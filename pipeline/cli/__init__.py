@@ -1,7 +1,7 @@
 """The `fraud-pipeline` command: flags to a typed config, the config to a runner; one module per command group.
 
 - local.py: run, report, compare;   cluster.py: compile, rehearse, submit;
-- schedule.py: replay;              scoring.py: predict;
+- schedule.py: replay;              scoring.py: predict, outcomes;   history.py: history, rollback;
 - build.py: the pipeline's flags to a PipelineConfig; data.py: what --data means; flags.py: flags from the config
   dataclasses; printing.py: what goes to the terminal.
 """
@@ -12,11 +12,11 @@ import sys
 import warnings
 
 from pipeline import status as st
-from pipeline.cli import cluster, local, schedule, scoring
+from pipeline.cli import cluster, history, local, schedule, scoring
 from pipeline.cli.flags import UsageError
 
 # The command groups, in the order `fraud-pipeline --help` lists their commands.
-GROUPS = (local, cluster, schedule, scoring)
+GROUPS = (local, cluster, schedule, scoring, history)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -100,6 +100,13 @@ def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
         help="what a false alarm costs: the threshold minimising A*missed frauds + B*false alarms on eval",
     )
     op.add_argument("--threshold", type=float, metavar="T", help="a fixed threshold, e.g. the tutorial's 0.5")
+    op.add_argument(
+        "--alerts-per-day",
+        type=float,
+        metavar="N",
+        help="an alert budget: the threshold with the most eval recall that flags at most N transactions a day "
+        "(counted over the days the eval split spans), as many as the team can work",
+    )
     add_dataclass_flags(parser.add_argument_group("blessing gates (Evaluator on the test split)"), GateConfig)
     add_dataclass_flags(
         parser.add_argument_group("data gate (AnomaliesGate, before Transform: too few frauds is a data rejection)"),
@@ -108,7 +115,7 @@ def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def threshold_policy(args: argparse.Namespace) -> ThresholdPolicy:
-    """The operating-threshold policy of the flags: at most one of the three ways; a precision target by default."""
+    """The operating-threshold policy of the flags: at most one of the four ways; a precision target by default."""
     costs = (args.fn_cost, args.fp_cost)
     z = args.confidence_z
     given = [
@@ -117,6 +124,7 @@ def threshold_policy(args: argparse.Namespace) -> ThresholdPolicy:
             ("--min-precision", args.min_precision is not None),
             ("--fn-cost/--fp-cost", any(c is not None for c in costs)),
             ("--threshold", args.threshold is not None),
+            ("--alerts-per-day", args.alerts_per_day is not None),
         )
         if present
     ]
@@ -127,6 +135,8 @@ def threshold_policy(args: argparse.Namespace) -> ThresholdPolicy:
     try:
         if args.threshold is not None:
             return ThresholdPolicy(kind="fixed", value=args.threshold)
+        if args.alerts_per_day is not None:
+            return ThresholdPolicy(kind="alerts", alerts_per_day=args.alerts_per_day)
         if any(c is not None for c in costs):
             if None in costs:
                 raise UsageError("--fn-cost and --fp-cost go together")

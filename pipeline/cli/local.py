@@ -9,7 +9,7 @@ from contract import OutputLayout
 from pipeline import status as st
 from pipeline.cli.build import DEFAULT_DATA, DEFAULT_OUTPUT, add_pipeline_flags, local_config
 from pipeline.cli.flags import UsageError, flags_of
-from pipeline.cli.printing import print_run, write_report
+from pipeline.cli.printing import print_run, write_history_page, write_report
 from pipeline.config import COMPARE_PIPELINE_NAME
 from trainer.hparams import CANDIDATES, STRATEGIES
 
@@ -108,6 +108,7 @@ def _run(args: argparse.Namespace) -> int:
     print(f"outputs: {layout.root} (summary: {layout.summary_path}, log: {layout.log_path})")
     if not args.no_report and result.record["run_id"] is not None:
         write_report(result.record, layout.report_dir(result.record["run_id"]))
+        write_history_page(layout)
     return result.exit_code
 
 

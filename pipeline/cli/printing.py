@@ -54,10 +54,22 @@ def print_run(summary: dict) -> None:
             if split in op
         )
         print(f"operating threshold {op['threshold']:.4f} ({op['policy_description']}): {at}")
-        if op["target_met"] is False:
+        alerts = op.get("alerts")
+        if alerts:
+            precision = alerts["precision_at_budget"]
+            print(
+                f"  alert budget {alerts['per_day_budget']:g} a day: {alerts['eval_alerts']} eval alerts over "
+                f"{alerts['eval_days']:.2f} days ({alerts['eval_alerts_per_day']:.1f} a day), precision "
+                + (f"{precision:.4f}" if precision is not None else "- (nothing flagged)")
+            )
+        if op["target_met"] is False and op["policy"]["kind"] == "alerts":
+            print("  even the highest threshold flags more than the budget allows; nothing is flagged")
+        elif op["target_met"] is False:
             print("  the precision target was not reached on eval; the most precise threshold is used")
     print(summary["baseline"])
-    if summary["blessed"] and summary.get("already_serving"):
+    if summary["blessed"] and summary.get("rolled_back_version"):
+        print(f"blessed: yes; not pushed: this same model was rolled back (version {summary['rolled_back_version']})")
+    elif summary["blessed"] and summary.get("already_serving"):
         print(f"blessed: yes; the same model is serving already: {summary['pushed_model']} (nothing pushed again)")
     elif summary["blessed"]:
         print(f"blessed: yes; pushed to {summary['pushed_model']}")
@@ -78,3 +90,13 @@ def write_report(summary: dict, folder: str) -> bool:
         return False
     print(f"report: {path}")
     return True
+
+
+def write_history_page(layout) -> None:
+    """Writes the output folder's history page again (each run's report links to it); a failure is told apart."""
+    from pipeline.cli.history import write_page
+
+    try:
+        print(f"history: {write_page(layout)}")
+    except Exception as e:  # noqa: BLE001 - the run's result stands; the page is told apart.
+        print(f"fraud-pipeline: the history page could not be written: {type(e).__name__}: {e}", file=sys.stderr)

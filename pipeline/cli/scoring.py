@@ -1,14 +1,32 @@
 """The scoring command: predict (transactions in bulk with a pushed model)."""
 
 import argparse
+import dataclasses
+import json
 import sys
 from pathlib import Path
 
 import contract
 from contract import OutputLayout
 from pipeline import status as st
-from pipeline.cli.build import DEFAULT_OUTPUT
-from pipeline.cli.flags import UsageError
+from pipeline.cli.build import DEFAULT_OUTPUT, DRIFT_CONFIG_PATH, SCHEMA_PATH
+from pipeline.cli.flags import UsageError, add_dataclass_flags
+from pipeline.gates import GateConfig
+
+_GATES = {f.name: f for f in dataclasses.fields(GateConfig)}
+
+
+def _floor(name: str):
+    return dataclasses.field(default=_GATES[name].default, metadata=_GATES[name].metadata)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Floors:
+    """The value gates of GateConfig, which realized performance is held to (the change gates need a baseline)."""
+
+    min_pr_auc: float = _floor("min_pr_auc")
+    at_precision: float = _floor("at_precision")
+    min_recall_at_precision: float = _floor("min_recall_at_precision")
 
 
 def register(commands) -> None:
@@ -21,10 +39,12 @@ def register(commands) -> None:
             "streaming (memory stays flat as the file grows), in input order. Each row is checked against the same "
             "contract as training: the feature columns Time, V1..V28, Amount, each a number (Class is optional, "
             "not used for scoring, and kept in the output). Writes per row: its line (and file, for a folder), "
-            "Time, Class when given, probability, decision (1 = flag as fraud), the operating threshold and the "
-            f"model version. Exit codes: {st.EXIT_OK} scored, {st.EXIT_DATA_REJECTED} a header or row breaks the "
-            f"contract (without --rejects), {st.EXIT_FAILED} any other failure, {st.EXIT_USAGE} bad command line "
-            "or no model."
+            "the key (--key), Time, Class when given, probability, decision (1 = flag as fraud), the operating "
+            "threshold and the model version. Records the batch under OUTPUT/scoring/BATCH/ (scores, statistics, "
+            "and the serving skew against the model's training data, which is printed; `outcomes` joins labels "
+            f"with it later). Exit codes: {st.EXIT_OK} scored, {st.EXIT_SKEW} scored but a feature is past its skew "
+            f"threshold (with --fail-on-skew), {st.EXIT_DATA_REJECTED} a header or row breaks the contract (without "
+            f"--rejects), {st.EXIT_FAILED} any other failure, {st.EXIT_USAGE} bad command line or no model."
         ),
     )
     pred.add_argument("--data", required=True, metavar="PATH", help="a CSV file (plain or .gz) or a folder of them")
@@ -37,8 +57,22 @@ def register(commands) -> None:
         "--output",
         default=DEFAULT_OUTPUT,
         metavar="DIR",
-        help=f"the run output folder whose serving/ holds the pushed models (default: ./{DEFAULT_OUTPUT})",
+        help=f"the run output folder whose serving/ holds the pushed models and whose scoring/ records the batch "
+        f"(default: ./{DEFAULT_OUTPUT})",
     )
+    pred.add_argument(
+        "--key",
+        metavar="COLUMN",
+        help="a column of the input (a transaction id) passed through to the scores and the record, to join the "
+        "labels that arrive later by (the only extra column the contract then takes)",
+    )
+    pred.add_argument(
+        "--fail-on-skew",
+        action="store_true",
+        help=f"exit with {st.EXIT_SKEW} (after writing the scores) when a feature of the batch is past its skew "
+        "threshold; by default skew is reported, not an outage",
+    )
+    pred.add_argument("--no-record", action="store_true", help="do not record the batch under OUTPUT/scoring")
     pred.add_argument("--to", required=True, metavar="FILE", help="where to write the scores: CSV, or gzip if .gz")
     pred.add_argument(
         "--rejects",
@@ -55,18 +89,57 @@ def register(commands) -> None:
     )
     pred.set_defaults(handler=_predict)
 
+    out = commands.add_parser(
+        "outcomes",
+        help="join labels that arrived later with the recorded scores: realized precision, recall, fraud caught",
+        description=(
+            "Join the labels that arrived after scoring (a CSV file or folder with Class and the key the scores were "
+            "recorded with, or the scored files themselves when there was no key) with every batch recorded under "
+            "OUTPUT/scoring, and report per day of Time and model version: rows, labelled rows, alerts, realized "
+            "precision and recall at the shipped threshold, PR-AUC, precision at the alert budget, fraud amount "
+            "caught and missed. Unmatched and duplicate keys are counted and named. Writes OUTPUT/outcomes/"
+            f"outcomes.json and outcomes.html. Exit codes: {st.EXIT_OK} at or above the blessing floors, "
+            f"{st.EXIT_BELOW_FLOOR} realized PR-AUC or recall at the precision below them (time to retrain), "
+            f"{st.EXIT_DATA_REJECTED} a label file that breaks the contract, {st.EXIT_USAGE} bad command line."
+        ),
+    )
+    out.add_argument("--labels", required=True, metavar="PATH", help="a CSV file (plain or .gz) or a folder of them")
+    out.add_argument(
+        "--output", default=DEFAULT_OUTPUT, metavar="DIR", help="the output folder whose scoring/ holds the records"
+    )
+    out.add_argument(
+        "--alerts-per-day",
+        type=float,
+        metavar="N",
+        help="the alert budget: precision at the budget is that of each day's N highest scores (default: the "
+        "serving model's own budget when its threshold policy has one, else not computed)",
+    )
+    out.add_argument(
+        "--batch", action="append", metavar="ID", help="join only this recorded batch (repeatable; default: all)"
+    )
+    add_dataclass_flags(out.add_argument_group("the blessing floors realized performance is held to"), _Floors)
+    out.set_defaults(handler=_outcomes)
+
 
 def _predict(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise UsageError(f"--batch-size {args.batch_size}: give a number of rows, 1 or more")
     if not Path(args.data).exists():
         raise UsageError(f"--data {args.data}: no such file or folder")
+    target = Path(args.to).expanduser().resolve().parent
+    if not target.is_dir():
+        raise UsageError(f"--to {args.to}: the folder {target} does not exist")
     from components.rejection import DataRejectedError
     from pipeline import predict as predict_lib
 
+    recording = None
+    if not args.no_record:
+        recording = predict_lib.Recording(args.output, str(SCHEMA_PATH), DRIFT_CONFIG_PATH.read_text())
     try:
         model = Path(args.model) if args.model else predict_lib.newest_model(OutputLayout(args.output).serving_dir)
-        result = predict_lib.predict(args.data, model, args.to, args.rejects, args.batch_size)
+        result = predict_lib.predict(
+            args.data, model, args.to, args.rejects, args.batch_size, key=args.key, recording=recording
+        )
     except predict_lib.ModelNotFoundError as e:
         raise UsageError(str(e)) from e
     except DataRejectedError as e:
@@ -77,4 +150,101 @@ def _predict(args: argparse.Namespace) -> int:
     if args.rejects:
         print(f"rejected {result.rejected:,} rows: {args.rejects}")
     print(f"scores: {args.to}")
+    if result.record is not None:
+        print(f"recorded: {result.record}")
+    skewed = _print_skew(result.skew)
+    if skewed and args.fail_on_skew:
+        print("fraud-pipeline: serving skew past its threshold (--fail-on-skew)", file=sys.stderr)
+        return st.EXIT_SKEW
     return st.EXIT_OK
+
+
+def _print_skew(skew: dict | None) -> bool:
+    """Prints the batch's serving skew; returns whether a feature is past its threshold."""
+    if skew is None:
+        return False
+    if not skew["measured"]:
+        print(f"serving skew: not measured ({skew['reason']})")
+        return False
+    features = [f for f in skew["comparison"]["features"] if f["threshold"]]
+    top = max(features, key=lambda f: f["value"] / f["threshold"]) if features else None
+    largest = (
+        f"largest {top['feature']} {top['value']:.3f} (threshold {top['threshold']:g})" if top else "nothing compared"
+    )
+    if skew["exceeded"]:
+        print("serving skew: past its thresholds: " + "; ".join(skew["exceeded"]))
+    else:
+        print(f"serving skew: within thresholds; {largest}")
+    for anomaly in skew["schema_anomalies"]:
+        print(f"  schema (serving): {anomaly['feature']}: {anomaly['short']}")
+    return bool(skew["exceeded"])
+
+
+def _budget(records_output: str) -> float | None:
+    """The alert budget of the model serving, when its threshold policy is one."""
+    from components import serving
+
+    now = serving.serving_now(OutputLayout(records_output).serving_dir)
+    if now is None:
+        return None
+    path = Path(now[1]) / contract.OPERATING_THRESHOLD
+    if not path.is_file():
+        return None
+    policy = json.loads(path.read_text()).get("policy", {})
+    return policy.get("alerts_per_day") if policy.get("kind") == "alerts" else None
+
+
+def _outcomes(args: argparse.Namespace) -> int:
+    if not Path(args.labels).exists():
+        raise UsageError(f"--labels {args.labels}: no such file or folder")
+    if args.alerts_per_day is not None and args.alerts_per_day <= 0:
+        raise UsageError(f"--alerts-per-day {args.alerts_per_day:g}: give a positive number")
+    from components.rejection import DataRejectedError
+    from pipeline.report import outcomes_page
+    from pipeline.scoring import outcomes as outcomes_lib
+
+    budget = args.alerts_per_day if args.alerts_per_day is not None else _budget(args.output)
+    try:
+        record = outcomes_lib.outcomes(args.output, args.labels, budget, args.at_precision, args.batch)
+    except ValueError as e:
+        if isinstance(e, DataRejectedError):
+            print(f"fraud-pipeline: data rejected: {e}", file=sys.stderr)
+            return st.EXIT_DATA_REJECTED
+        raise UsageError(str(e)) from e
+    folder = Path(args.output) / outcomes_lib.OUTCOMES_DIR
+    path = outcomes_lib.write(record, folder)
+    page = outcomes_page.build(record, str(folder))
+    for g in record["groups"]:
+        print(
+            f"day {g['day']:>4} model {g['model_version']}: {g['rows']:,} rows, {g['labelled']:,} labelled, "
+            f"{g['alerts']} alerts, precision {_f(g['precision'])}, recall {_f(g['recall'])}, PR-AUC {_f(g['pr_auc'])}"
+        )
+    join, overall = record["join"], record["overall"]
+    print(
+        f"joined {join['matched_labels']:,} of {join['labels']:,} labels with {join['scored_rows']:,} scores; "
+        f"{join['labels_never_scored']} labels for rows never scored, {join['unlabelled_scores']:,} scores unlabelled, "
+        f"{join['keys_scored_more_than_once']} keys scored more than once"
+    )
+    for key in ("labels_never_scored_named", "keys_scored_more_than_once_named", "conflicting_labels"):
+        if join.get(key):
+            print(f"  {key.replace('_', ' ')}: {', '.join(join[key])}")
+    print(
+        f"overall: PR-AUC {_f(overall['pr_auc'])}, recall {_f(overall['recall_at_precision'])} at precision "
+        f"{args.at_precision:g}; fraud amount caught {overall['fraud_amount_caught']:,.2f}, missed "
+        f"{overall['fraud_amount_missed']:,.2f}"
+    )
+    print(f"outcomes: {path} (page: {page})")
+    below = []
+    if overall["pr_auc"] is not None and overall["pr_auc"] < args.min_pr_auc:
+        below.append(f"PR-AUC {overall['pr_auc']:.4f} < {args.min_pr_auc:g}")
+    recall = overall["recall_at_precision"]
+    if recall is not None and recall < args.min_recall_at_precision:
+        below.append(f"recall at precision {args.at_precision:g} {recall:.4f} < {args.min_recall_at_precision:g}")
+    if below:
+        print(f"fraud-pipeline: realized performance below the blessing floors: {'; '.join(below)}", file=sys.stderr)
+        return st.EXIT_BELOW_FLOOR
+    return st.EXIT_OK
+
+
+def _f(value) -> str:
+    return f"{value:.4f}" if value is not None else "-"

@@ -98,6 +98,14 @@ def _threshold_section(summary: dict, images: dict) -> str:
         if "expected_cost" in op["eval"]
         else ""
     )
+    if op.get("alerts"):
+        cost += (
+            f"<p>Alert budget: {num(summary, 'operating_threshold', 'alerts', 'per_day_budget')} a day. On eval "
+            f"({num(summary, 'operating_threshold', 'alerts', 'eval_days')} days) the threshold flags "
+            f"{num(summary, 'operating_threshold', 'alerts', 'eval_alerts')} transactions, "
+            f"{num(summary, 'operating_threshold', 'alerts', 'eval_alerts_per_day')} a day; their precision "
+            f"{num(summary, 'operating_threshold', 'alerts', 'precision_at_budget')}.</p>"
+        )
     if op.get("eval_precision_lower_bound") is not None:
         cost += (
             "<p>Lower bound of the eval precision at this threshold (Wilson score interval, "
@@ -246,8 +254,11 @@ def _model_note(hparams: dict | None, tuning: dict | None) -> str:
     )
 
 
-def render(summary: dict, images: dict, computed: dict) -> str:
-    """The HTML page of a run from its summary, the base64 PNGs and the numbers computed from the scores."""
+def render(summary: dict, images: dict, computed: dict, history_link: str | None = None) -> str:
+    """The HTML page of a run from its summary, the base64 PNGs and the numbers computed from the scores.
+
+    history_link: the output folder's history page, relative to the report (none when it has no output folder).
+    """
     trainer = summary.get("trainer") or {}
     split_note = {
         "time": "by time: train on the oldest 64%, eval on the next 16%, test on the newest 20%",
@@ -257,7 +268,12 @@ def render(summary: dict, images: dict, computed: dict) -> str:
         f"<h1>Fraud pipeline run report</h1><p class='muted'>Run {esc(summary.get('run_id'))}, "
         f"{esc(summary['started_at'])} &ndash; {esc(summary['finished_at'])}. Data: "
         f"<code>{esc(summary['input']['path'])}</code>, split {esc(split_note)}.{_spans_note(summary)} Strategy "
-        f"<b>{esc(summary['hparams']['strategy'])}</b>. Status: <b>{esc(summary['status'])}</b>.</p>",
+        f"<b>{esc(summary['hparams']['strategy'])}</b>. Status: <b>{esc(summary['status'])}</b>.</p>"
+        + (
+            f"<p><a href='{esc(history_link)}'>History of this output folder</a>: every run, trends, rollbacks.</p>"
+            if history_link
+            else ""
+        ),
         "<h2>Blessing verdict</h2>" + _verdict_section(summary),
         "<h2>The data: class imbalance</h2>" + _splits_table(summary) + figure("class_balance", images, ""),
     ]
@@ -382,7 +398,8 @@ def build(summary: dict, out_dir: str) -> str:
             "separating_features": names,
             "operating_points": points,
         }
-    page = render(summary, images, computed)
+    history = os.path.join(summary["output_dir"], "history", "history.html") if summary.get("output_dir") else None
+    page = render(summary, images, computed, os.path.relpath(history, out_dir) if history else None)
     path = os.path.join(out_dir, REPORT_FILE)
     with open(path, "w") as f:
         f.write(page)

@@ -9,7 +9,7 @@ from tfx.utils import io_utils
 import contract
 from components import drift
 from components.anomalies_gate import read_anomalies, read_split_counts
-from components.pusher import ALREADY_SERVING
+from components.pusher import ALREADY_SERVING, ROLLED_BACK
 from pipeline.results.metadata import NodeRun, int_property, str_property
 
 
@@ -90,3 +90,8 @@ def pushed_model(pusher: NodeRun) -> str | None:
 def already_serving(pusher: NodeRun) -> bool:
     """Did the Pusher find this very model serving already (same training identity), and so copy nothing?"""
     return int_property(pusher.outputs["pushed_model"][0], ALREADY_SERVING) == 1
+
+
+def rolled_back_version(pusher: NodeRun) -> int | None:
+    """The version a rollback took this same model out as, when the Pusher refused to push it again."""
+    return int_property(pusher.outputs["pushed_model"][0], ROLLED_BACK) or None

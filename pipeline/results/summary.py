@@ -153,8 +153,9 @@ def run_summary(done: Executed, config: PipelineConfig, layout: OutputLayout, in
     evaluated = evaluation_summary(evaluator, config.gates) if evaluator else None
     pushed = artifacts.pushed_model(pusher) if pusher else None
     again = bool(pusher) and artifacts.already_serving(pusher)
+    refused = artifacts.rolled_back_version(pusher) if pusher else None
     rejected = data_rejection(done, record, found, config)
-    verdict = run_verdict(done.error, done.nodes, rejected, evaluated, pushed, again)
+    verdict = run_verdict(done.error, done.nodes, rejected, evaluated, pushed, again, refused)
     summary = {
         **record,
         "status": verdict.status,
@@ -171,6 +172,8 @@ def run_summary(done: Executed, config: PipelineConfig, layout: OutputLayout, in
         "pushed_model": pushed,
         # The blessed model was the one serving already (same data, code and settings): nothing was copied.
         "already_serving": again,
+        # The blessed model was one a rollback took out of serving (that version): it was not pushed again.
+        "rolled_back_version": refused,
         "serving_dir": config.serving_dir,
         "artifacts": _artifacts(done),
         "output_dir": layout.root,

@@ -81,7 +81,13 @@ def stopped(
 
 
 def run_verdict(
-    error, nodes: dict, rejected: str | None, evaluated: dict | None, pushed: str | None, already_serving: bool = False
+    error,
+    nodes: dict,
+    rejected: str | None,
+    evaluated: dict | None,
+    pushed: str | None,
+    already_serving: bool = False,
+    rolled_back: int | None = None,
 ) -> Verdict:
     """A `run`: completed when the model was blessed and pushed (or is the one serving already), not blessed with
     the failed gates named."""
@@ -91,6 +97,13 @@ def run_verdict(
     if not evaluated["blessed"]:
         reasons = "; ".join(gates_lib.describe_failure(f) for f in evaluated["not_blessed_reasons"])
         return Verdict(st.NOT_BLESSED, st.EXIT_NOT_BLESSED, f"model not blessed, nothing pushed: {reasons}")
+    if rolled_back is not None:
+        return Verdict(
+            st.NOT_BLESSED,
+            st.EXIT_NOT_BLESSED,
+            f"model blessed but not pushed: this same model was rolled back (version {rolled_back}); retrain on other "
+            "data or settings",
+        )
     if pushed is None:
         return Verdict(st.FAILED, st.EXIT_FAILED, "the model was blessed but the Pusher pushed nothing; see the log")
     if already_serving:
