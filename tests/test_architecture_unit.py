@@ -27,7 +27,7 @@ LAYERS = (
     ),
     ("pipeline.fingerprint", "pipeline.results"),
     ("pipeline.report",),
-    ("pipeline.runners", "pipeline.replay", "pipeline.predict"),
+    ("pipeline.runners", "pipeline.replay", "pipeline.predict", "pipeline.scoring", "pipeline.history"),
     ("pipeline.cli",),
 )
 
@@ -127,6 +127,7 @@ def test_each_component_is_fingerprinted_with_the_modules_it_loads():
         "components.anomalies_gate",
         "components.drift",
         "components.rejection",
+        "components.serving",
     }
     assert loaded[cfg.SERVING_BASELINE] == {
         "contract",
@@ -134,7 +135,8 @@ def test_each_component_is_fingerprinted_with_the_modules_it_loads():
         "components.serving",
         "components.serving_baseline",
     }
-    assert loaded[cfg.PUSHER] == loaded[cfg.SERVING_BASELINE] | {"components.pusher", "components.warmup"}
+    card = {"components.model_card", "components.tfma_results", "components.drift"}
+    assert loaded[cfg.PUSHER] == loaded[cfg.SERVING_BASELINE] | card | {"components.pusher", "components.warmup"}
     assert loaded[cfg.TRANSFORM] == {"contract", "transform", "transform.preprocessing"}
     assert {
         "contract",
@@ -161,10 +163,10 @@ def test_each_component_is_fingerprinted_with_the_modules_it_loads():
         ("components/__init__.py", {cfg.EXAMPLE_GEN, cfg.GATE, cfg.SERVING_BASELINE, cfg.PUSHER}),
         ("components/rejection.py", {cfg.EXAMPLE_GEN, cfg.GATE}),
         ("components/spans.py", {cfg.EXAMPLE_GEN}),
-        ("components/drift.py", {cfg.GATE}),
+        ("components/drift.py", {cfg.GATE, cfg.PUSHER}),
         ("components/pusher.py", {cfg.PUSHER}),
         ("components/serving_baseline.py", {cfg.SERVING_BASELINE, cfg.PUSHER}),
-        ("components/serving.py", {cfg.EXAMPLE_GEN, cfg.SERVING_BASELINE, cfg.PUSHER}),
+        ("components/serving.py", {cfg.EXAMPLE_GEN, cfg.GATE, cfg.SERVING_BASELINE, cfg.PUSHER}),
         ("components/warmup.py", {cfg.PUSHER}),
         ("transform/preprocessing.py", {cfg.TRANSFORM}),
         ("trainer/model.py", {cfg.TUNER, cfg.TRAINER}),

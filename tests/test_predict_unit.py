@@ -10,24 +10,25 @@ import contract
 from components import csv_contract
 from components.rejection import DataRejectedError
 from pipeline import predict
+from pipeline.scoring import rows as rows_lib
 from tests.support import CLI
 
 
 def test_the_encoder_gives_the_examples_tf_would():
     import tensorflow as tf
 
-    values = np.random.default_rng(0).normal(size=(7, len(predict.FEATURES))).astype(np.float32)
-    encoded = predict.ExampleEncoder().encode(values)
-    spec = {name: tf.io.FixedLenFeature([], tf.float32) for name in predict.FEATURES}
+    values = np.random.default_rng(0).normal(size=(7, len(rows_lib.FEATURES))).astype(np.float32)
+    encoded = rows_lib.ExampleEncoder().encode(values)
+    spec = {name: tf.io.FixedLenFeature([], tf.float32) for name in rows_lib.FEATURES}
     ours = tf.io.parse_example(tf.constant(encoded), spec)
     reference = []
     for row in values:
         example = tf.train.Example()
-        for name, value in zip(predict.FEATURES, row):
+        for name, value in zip(rows_lib.FEATURES, row):
             example.features.feature[name].float_list.value.append(value)
         reference.append(example.SerializeToString())
     theirs = tf.io.parse_example(tf.constant(reference), spec)
-    for name in predict.FEATURES:
+    for name in rows_lib.FEATURES:
         np.testing.assert_array_equal(ours[name].numpy(), theirs[name].numpy())
     assert len(encoded[0]) == len(reference[0])
 
@@ -54,29 +55,29 @@ def test_a_header_must_hold_every_feature_and_nothing_else():
 )
 def test_the_careful_reader_names_the_column(tmp_path, change, problem):
     header = list(contract.RAW_COLUMNS)
-    good = ["1.5"] * len(predict.FEATURES) + ["0"]
+    good = ["1.5"] * len(rows_lib.FEATURES) + ["0"]
     bad = list(good)
     bad[header.index(change[0])] = change[1]
     path = tmp_path / "rows.csv"
     path.write_text("\n".join(",".join(r) for r in (header, good, bad, good)) + "\n")
     with pytest.raises(DataRejectedError, match=f"rows.csv, line 3: {problem}"):
-        list(predict.batches([str(path)], predict.Rejects(None)))
-    rejects = predict.Rejects(str(tmp_path / "rejects.csv"))
-    batches = list(predict.batches([str(path)], rejects))
+        list(rows_lib.batches([str(path)], rows_lib.Rejects(None)))
+    rejects = rows_lib.Rejects(str(tmp_path / "rejects.csv"))
+    batches = list(rows_lib.batches([str(path)], rejects))
     rejects.close()
     assert rejects.count == 1 and [b.lines.tolist() for b in batches] == [[2, 4]]
 
 
 def test_the_fast_reader_takes_clean_files_and_keeps_the_lines(tmp_path):
     header = list(contract.RAW_COLUMNS)
-    rows = [[str(i + j / 10) for j in range(len(predict.FEATURES))] + [str(i % 2)] for i in range(10)]
+    rows = [[str(i + j / 10) for j in range(len(rows_lib.FEATURES))] + [str(i % 2)] for i in range(10)]
     path = tmp_path / "clean.csv"
     path.write_text("\n".join(",".join(r) for r in [header, *rows]) + "\n")
-    (batch,) = list(predict.batches([str(path)], predict.Rejects(None), size=100))
+    (batch,) = list(rows_lib.batches([str(path)], rows_lib.Rejects(None), size=100))
     assert batch.lines.tolist() == list(range(2, 12)) and batch.labels == [r[-1] for r in rows]
     np.testing.assert_array_equal(batch.values, np.array([[float(c) for c in r[:-1]] for r in rows]))
     # Batches split at the size asked for, in order.
-    assert [len(b) for b in predict.batches([str(path)], predict.Rejects(None), size=4)] == [4, 4, 2]
+    assert [len(b) for b in rows_lib.batches([str(path)], rows_lib.Rejects(None), size=4)] == [4, 4, 2]
 
 
 def test_the_model_is_the_newest_complete_version(tmp_path):

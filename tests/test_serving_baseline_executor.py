@@ -6,6 +6,7 @@ version's lineage and does not push a model that is already the one serving.
 
 import json
 import os
+from pathlib import Path
 
 import tensorflow as tf
 from tfx.types import standard_artifacts
@@ -125,6 +126,10 @@ def _model(tmp_path) -> standard_artifacts.Model:
     (folder / "variables").mkdir(parents=True, exist_ok=True)
     (folder / "saved_model.pb").write_bytes(b"model")
     (folder / "variables" / "variables.index").write_bytes(b"index")
+    (folder / "assets.extra").mkdir(exist_ok=True)
+    policy = {"kind": "precision", "min_precision": 0.8}
+    (folder / contract.OPERATING_THRESHOLD).write_text(json.dumps({"threshold": 0.3, "policy": policy}))
+    (folder / contract.TRAINING_SUMMARY).write_text(json.dumps({"hparams": {"units": 16}, "history": {}}))
     return model
 
 
@@ -157,6 +162,8 @@ def test_the_pusher_records_lineage_and_does_not_push_the_serving_model_again(tm
     assert serving.complete_versions(root) == [version]
     assert again.get_int_custom_property(pusher.ALREADY_SERVING) == 1
     assert again.get_string_custom_property("pushed_destination") == os.path.join(root, str(version))
+    # Each version carries its model card, written before it appeared.
+    assert (Path(root) / str(version) / "assets.extra" / "model_card.md").is_file()
     # Another configuration is another model: pushed.
     _push(tmp_path, root, examples, training_config=json.dumps({"hparams": {"units": 64}}), name="other")
     assert len(serving.complete_versions(root)) == 2

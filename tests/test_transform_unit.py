@@ -1,6 +1,7 @@
 """preprocessing_fn run through tensorflow_transform.beam on a few rows, against a numpy reference."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
@@ -41,7 +42,9 @@ def test_preprocessing_matches_numpy_with_train_statistics_only(tmp_path):
         transformed, _ = ((evaluation, metadata), transform_fn) | tft_beam.TransformDataset()
 
     assert len(transformed) == len(evaluation)
-    assert contract.TIME not in transformed[0] and contract.transformed_name(contract.TIME) not in transformed[0]
+    # Time is no model input: it passes through under its own name (the Trainer reads the eval split's days from it).
+    assert contract.transformed_name(contract.TIME) not in transformed[0]
+    assert [row[contract.TIME][0] for row in transformed] == pytest.approx([r[contract.TIME][0] for r in evaluation])
     for name in contract.MODEL_FEATURES:
         raw_train, raw_eval = _column(train, name), _column(evaluation, name)
         if name == contract.AMOUNT:

@@ -277,6 +277,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     tf_transform_output, names, train_xy, eval_xy = _splits(fn_args, hparams)
     model, facts = train(hparams, train_xy, eval_xy)
     policy = ThresholdPolicy.from_dict(fn_args.custom_config["threshold_policy"])
-    days = split_days(fn_args.eval_files, fn_args.data_accessor, tf_transform_output) if policy.kind == "alerts" else None
+    days = None
+    if policy.kind == "alerts":
+        days = split_days(fn_args.eval_files, fn_args.data_accessor, tf_transform_output)
     operating = operating_threshold(policy, model, eval_xy, days)
     export(model, tf_transform_output, fn_args.serving_model_dir, facts, operating, names)
