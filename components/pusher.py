@@ -20,6 +20,7 @@ import errno
 import json
 import logging
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Callable
@@ -85,19 +86,24 @@ def push(
         copy_model(model_path, target, add, str(version))
         return str(version), target
     staging = os.path.join(base_directory, f"{STAGING_PREFIX}{uuid.uuid4().hex}")
-    copy_model(model_path, staging, add, str(version))
-    while True:
-        target = os.path.join(base_directory, str(version))
-        try:
-            # Atomic; it fails when the target is a folder that is not empty (another push took this version).
-            os.rename(staging, target)
-            return str(version), target
-        except OSError as e:
-            if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
-                raise
-            version += 1
-            if add is not None:
-                add(staging, str(version))
+    try:
+        copy_model(model_path, staging, add, str(version))
+        while True:
+            target = os.path.join(base_directory, str(version))
+            try:
+                # Atomic; it fails when the target is a folder that is not empty (another push took this version).
+                os.rename(staging, target)
+                return str(version), target
+            except OSError as e:
+                if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+                version += 1
+                if add is not None:
+                    add(staging, str(version))
+    except BaseException:
+        # A copy that failed half-way (a full disk) leaves nothing behind to take up the space it needs next time.
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 class Executor(tfx_pusher_executor.Executor):

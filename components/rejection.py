@@ -16,12 +16,16 @@ class DataRejectedError(ValueError):
 DEFAULT_MIN_FRAUDS = {"train": 20, "eval": 5, "test": 5}
 
 
-def count_problems(counts: dict, min_frauds: dict) -> list[str]:
+_SPANS = {contract.SPAN_NEWEST: "newest", contract.SPAN_PREVIOUS: "previous"}
+
+
+def count_problems(counts: dict, min_frauds: dict, span_labels: dict | None = None) -> list[str]:
     """What is wrong with the rows and frauds per split, one sentence each; [] when nothing is.
 
     Args:
       counts: split -> {"rows": n, "frauds": n} (frauds None when the label could not be counted).
       min_frauds: split -> the fewest frauds it must hold.
+      span_labels: with input in spans, the newest and the previous span's labels (to name an empty span).
     """
     if counts and all(c["rows"] == 0 for c in counts.values()):
         return ["the input holds no rows (a header alone?)"]
@@ -37,6 +41,11 @@ def count_problems(counts: dict, min_frauds: dict) -> list[str]:
                 f"the {split} split holds {frauds} frauds, fewer than the {min_frauds[split]} it needs "
                 f"(--min-{split}-frauds)"
             )
+    for split, which in _SPANS.items():
+        if split in counts and counts[split]["rows"] == 0:
+            label = (span_labels or {}).get(split)
+            name = f"span {label}" if label else f"the {which} span"
+            problems.append(f"{name} holds no rows (a header alone?)")
     return problems
 
 
@@ -63,7 +72,12 @@ ACCEPT_DRIFT_ADVICE = "if the change is real and expected, retrain on it knowing
 
 
 def reasons(
-    anomalies: list[dict], counts: dict, min_frauds: dict, drift: list[str] = (), accept_drift: bool = False
+    anomalies: list[dict],
+    counts: dict,
+    min_frauds: dict,
+    drift: list[str] = (),
+    accept_drift: bool = False,
+    span_labels: dict | None = None,
 ) -> list[str]:
     """Why the AnomaliesGate stops a run, [] if it does not: the anomalies in one line, the count problems in one,
     then the drift past its thresholds (components.drift.problems) in one, unless the drift was accepted.
@@ -71,8 +85,10 @@ def reasons(
     Drift is judged only on data that meets the schema: with anomalies, a missing or mistyped column would also
     be told as a feature that could not be compared, which says nothing more.
     """
-    problems = count_problems(counts, min_frauds)
+    problems = count_problems(counts, min_frauds, span_labels)
     found = ([describe(anomalies)] if anomalies else []) + ([describe_counts(problems)] if problems else [])
-    if drift and not accept_drift and not anomalies:
+    # An empty span cannot be compared: its drift would only repeat that it is empty.
+    empty_span = any(split in counts and counts[split]["rows"] == 0 for split in _SPANS)
+    if drift and not accept_drift and not anomalies and not empty_span:
         found.append("; ".join(drift) + f": {ACCEPT_DRIFT_ADVICE}")
     return found

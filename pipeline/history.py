@@ -126,9 +126,8 @@ def _row(run_id: str, summary: dict | None, mlmd: dict | None, layout: OutputLay
         "test_pr_auc": overall.get("pr_auc"),
         "recall_at_precision": overall.get("recall_at_precision"),
         "threshold": (summary.get("operating_threshold") or {}).get("threshold"),
-        "pushed_version": os.path.basename(pushed.rstrip("/"))
-        if pushed and not summary.get("already_serving")
-        else None,
+        # A cached Pusher names the version an earlier run pushed: that run is the one that pushed it.
+        "pushed_version": os.path.basename(pushed.rstrip("/")) if _pushed_now(summary) else None,
         "report": str(report) if report.is_file() else None,
     }
 

@@ -9,6 +9,9 @@ EXIT_NOT_BLESSED = 4
 EXIT_SKEW = 5
 # outcomes: realized performance on the labels that arrived fell below the blessing floors (time to retrain).
 EXIT_BELOW_FLOOR = 6
+# The machine stops the command, not the data or the command line: the output folder is read-only or full, or its
+# ML Metadata store is broken. The message says what to do; nothing was changed that a re-run does not repair.
+EXIT_ENVIRONMENT = 7
 
 COMPLETED = "completed"
 DATA_REJECTED = "data_rejected"

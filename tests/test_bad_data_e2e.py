@@ -1,6 +1,7 @@
 """Bad input stops before Transform with the data-rejected exit code, naming the file, feature or split."""
 
 import gzip
+import os
 
 import pytest
 
@@ -149,3 +150,24 @@ def test_data_that_cannot_train_a_model_is_rejected_before_transform(case, tmp_p
         # The counts are in the message, with the flag that sets the minimum.
         assert "--min-train-frauds" in message[0] or "--min-eval-frauds" in message[0]
     assert "No evaluation" in report_path(run).read_text()
+
+
+def test_an_empty_newest_span_is_named_as_a_span_not_as_drift(tmp_path):
+    """Spans 0001 and 0002 hold the fixture's rows, span 0003 only a header: the gate names the span."""
+    header, body = read_csv_rows(FIXTURE)[0], read_csv_rows(FIXTURE)[1:]
+    half = len(body) // 2
+    spans = tmp_path / "spans"
+    write_csv_rows(spans / "span-0001.csv", [header, *body[:half]])
+    write_csv_rows(spans / "span-0002.csv", [header, *body[half:]])
+    write_csv_rows(spans / "span-0003.csv", [header])
+
+    run = run_cli(tmp_path / "out", "--data", str(spans), "--no-report")
+
+    assert run.returncode == status.EXIT_DATA_REJECTED, run.stderr[-3000:]
+    message = [line for line in run.stderr.splitlines() if line.startswith("fraud-pipeline: ")]
+    assert message == [
+        f"fraud-pipeline: data rejected: {spans}: span 0003 holds no rows (a header alone?): give more data"
+    ]
+    assert run.summary["input"]["spans"]["newest"] == "0003"
+    assert executions_per_node(run.metadata_path)["AnomaliesGate"] == ["FAILED"]
+    assert not (tmp_path / "out" / "serving").exists() or not os.listdir(tmp_path / "out" / "serving")

@@ -3,6 +3,8 @@
 import csv
 import gzip
 import json
+import os
+import shutil
 import subprocess
 
 import numpy as np
@@ -146,3 +148,22 @@ def test_a_shifted_batch_is_flagged_and_fail_on_skew_exits_after_writing_the_sco
         assert f"{feature} Jensen-Shannon divergence" in proc.stdout
     # Without the flag, skew is an alert, not an outage.
     assert _predict(*args).returncode == 0
+
+
+@pytest.mark.e2e
+def test_predict_passes_over_a_newest_version_still_being_copied(time_run, test_split, tmp_path):
+    """A newer version folder without saved_model.pb (a copy in progress) is named in a warning and passed over,
+    as TF Serving passes it over: the scores are the newest complete version's."""
+    path, serialized = test_split
+    output = tmp_path / "out"
+    shutil.copytree(time_run.output / "serving", output / "serving")
+    complete = max(os.listdir(output / "serving"))
+    copying = output / "serving" / str(int(complete) + 60)
+    shutil.copytree(time_run.output / "serving" / complete / "variables", copying / "variables")
+
+    proc = _predict("--data", str(path), "--output", str(output), "--to", str(tmp_path / "s.csv"), "--no-record")
+
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"{copying} is not a complete model (yet); scoring with version {complete}" in proc.stderr
+    assert {r["model_version"] for r in _rows(tmp_path / "s.csv")} == {complete}
+    assert len(_rows(tmp_path / "s.csv")) == len(serialized)

@@ -116,3 +116,20 @@ def test_files_added_to_a_push_are_there_before_the_version_appears(model, tmp_p
     assert open(os.path.join(path, "assets.extra", "extra")).read() == "x"
     assert _same(model, path)
     assert sorted(os.listdir(serving)) == [version]
+
+
+def test_a_push_that_runs_out_of_disk_leaves_no_staging_copy_and_no_version(model, tmp_path, monkeypatch):
+    serving = str(tmp_path / "serving")
+    pusher.push(model, serving, clock=lambda: 1_800_000_000)
+    real_copy, calls = fileio.copy, []
+
+    def full(src, dst, overwrite=False):
+        calls.append(dst)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device", dst)
+        real_copy(src, dst, overwrite)
+
+    monkeypatch.setattr(fileio, "copy", full)
+    with pytest.raises(OSError, match="No space left"):
+        pusher.push(model, serving, clock=lambda: 1_800_000_100)
+    assert len(calls) == 3 and sorted(os.listdir(serving)) == ["1800000000"]

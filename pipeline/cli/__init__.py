@@ -7,10 +7,13 @@
 """
 
 import argparse
+import logging
 import os
 import sys
 import warnings
 
+from contract import OutputLayout
+from pipeline import faults
 from pipeline import status as st
 from pipeline.cli import cluster, history, local, schedule, scoring
 from pipeline.cli.flags import UsageError
@@ -40,12 +43,54 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=UserWarning, module="google")
+    # A full disk must not turn the logging module's own complaints into tracebacks on the terminal.
+    logging.raiseExceptions = False
     args = parser().parse_args(argv)
     try:
         return args.handler(args)
     except UsageError as e:
         print(f"fraud-pipeline: {e}", file=sys.stderr)
         return st.EXIT_USAGE
+    except faults.EnvironmentFaultError as e:
+        print(f"fraud-pipeline: {e}", file=sys.stderr)
+        return st.EXIT_ENVIRONMENT
+    except KeyboardInterrupt:
+        print(f"fraud-pipeline: {args.command} interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - no traceback reaches the terminal: one sentence, the rest in a log.
+        return _unexpected(args, e)
+
+
+def _output_of(args: argparse.Namespace) -> str | None:
+    """The folder a command writes into (its log goes there), or None (compile's --output is a file)."""
+    if args.command == "rehearse":
+        return args.root
+    if args.command in ("compile", "submit"):
+        return None
+    return getattr(args, "output", None)
+
+
+def _unexpected(args: argparse.Namespace, error: Exception) -> int:
+    output = _output_of(args)
+    if faults.no_space(error):
+        where = output or "the disk"
+        advice = "free space and run the same command again (what finished is reused, what was half-written is not)"
+        print(f"fraud-pipeline: {args.command}: no space left on the disk of {where}; {advice}", file=sys.stderr)
+        return st.EXIT_ENVIRONMENT
+    log = faults.record_traceback(error, args.command, output)
+    if faults.broken_store(error) and output:
+        layout = OutputLayout(output)
+        print(
+            f"fraud-pipeline: {faults.broken_store_sentence(layout.metadata_path, layout.pipeline_root)}",
+            file=sys.stderr,
+        )
+        return st.EXIT_ENVIRONMENT
+    first = (str(error).strip().splitlines() or [""])[0][:300]
+    print(
+        f"fraud-pipeline: {args.command} failed: {type(error).__name__}: {first} (the full traceback is in {log})",
+        file=sys.stderr,
+    )
+    return st.EXIT_FAILED
 
 
 __all__ = ["UsageError", "main", "parser"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import contract
 from components import serving
 from contract import OutputLayout
-from pipeline import beam_workers, fingerprint
+from pipeline import beam_workers, faults, fingerprint
 from pipeline.cli.data import DataInput, baseline_key, data_input
 from pipeline.cli.flags import UsageError, add_dataclass_flags, from_flags
 from pipeline.config import PipelineConfig
@@ -215,6 +215,9 @@ def local_config(args: argparse.Namespace, **extra) -> tuple[OutputLayout, Pipel
             "--pipeline-root gs://... --beam-arg=--runner=DataflowRunner ...), where everything lives on gs://"
         )
     layout = OutputLayout(str(Path(args.output).expanduser().resolve()))
+    # Before anything runs: a folder that cannot be written, or a store that is not a database any more.
+    faults.check_writable(layout.root)
+    faults.check_metadata(layout.metadata_path, layout.pipeline_root)
     data = data_input(args.data)
     config = pipeline_config(
         args,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from contract import OutputLayout
 from pipeline import config as cfg
+from pipeline import faults
 from pipeline import status as st
 from pipeline.cli.build import IMAGE_PROJECT_DIR, IMAGE_SCHEMA_PATH, SOURCE_ROOT, add_pipeline_flags, pipeline_config
 from pipeline.cli.data import data_input
@@ -184,6 +185,7 @@ def _rehearse(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.spec}: no such file")
     spec = read_spec(args.spec)
     root = Path(args.root).expanduser().resolve()
+    faults.check_writable(str(root), "--root")
     params = _rehearsal_params(args, spec)
     try:
         done = rehearsal.rehearse(spec, root, SOURCE_ROOT, params, say, parallel=args.parallel)

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from contract import OutputLayout
+from pipeline import faults
 from pipeline import status as st
 from pipeline.cli.build import DEFAULT_OUTPUT
 from pipeline.cli.flags import UsageError
@@ -151,6 +152,8 @@ def _rollback(args: argparse.Namespace) -> int:
         )
     except serving.RollbackError as e:
         raise UsageError(str(e)) from e
+    except OSError as e:
+        raise faults.EnvironmentFaultError(faults.storage_sentence(e, layout.serving_dir, "the serving folder")) from e
     print(f"serving now: version {event['to']} (was {event['from']}); moved aside: "
           f"{', '.join(map(str, event['archived']))} into {serving.archive_dir(layout.serving_dir)}")  # fmt: skip
     return st.EXIT_OK

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from contract import OutputLayout
+from pipeline import faults
 from pipeline import status as st
 from pipeline.cli.build import DEFAULT_DATA, DEFAULT_OUTPUT, add_pipeline_flags, local_config
 from pipeline.cli.flags import UsageError, flags_of
@@ -127,6 +128,7 @@ def _report(args: argparse.Namespace) -> int:
     if summary.get("run_id") is None:
         raise UsageError(f"{path}: the run recorded no run id (it failed before its first component)")
     folder = args.to or layout.report_dir(summary["run_id"])
+    faults.check_writable(folder, "the report's folder")
     return st.EXIT_OK if write_report(summary, folder) else st.EXIT_FAILED
 
 

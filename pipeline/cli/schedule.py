@@ -38,7 +38,9 @@ def _replay(args: argparse.Namespace) -> int:
     for flag in ("--data", "--output", "--window"):
         if any(a == flag or a.startswith(flag + "=") for a in run_args):
             raise UsageError(f"{flag} after --: replay sets it for every run itself")
-    from pipeline import replay
+    from pipeline import faults, replay
+
+    faults.check_writable(str(Path(args.output).expanduser()))
 
     try:
         record = replay.replay(args.data, args.spans, args.window, Path(args.output).expanduser().resolve(), run_args)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import contract
 from contract import OutputLayout
+from pipeline import faults
 from pipeline import status as st
 from pipeline.cli.build import DEFAULT_OUTPUT, DRIFT_CONFIG_PATH, SCHEMA_PATH
 from pipeline.cli.flags import UsageError, add_dataclass_flags
@@ -132,8 +133,10 @@ def _predict(args: argparse.Namespace) -> int:
     from components.rejection import DataRejectedError
     from pipeline import predict as predict_lib
 
+    faults.check_writable(str(target), "the folder of --to")
     recording = None
     if not args.no_record:
+        faults.check_writable(args.output)
         recording = predict_lib.Recording(args.output, str(SCHEMA_PATH), DRIFT_CONFIG_PATH.read_text())
     try:
         model = Path(args.model) if args.model else predict_lib.newest_model(OutputLayout(args.output).serving_dir)
@@ -203,6 +206,7 @@ def _outcomes(args: argparse.Namespace) -> int:
     from pipeline.report import outcomes_page
     from pipeline.scoring import outcomes as outcomes_lib
 
+    faults.check_writable(args.output)
     budget = args.alerts_per_day if args.alerts_per_day is not None else _budget(args.output)
     try:
         record = outcomes_lib.outcomes(args.output, args.labels, budget, args.at_precision, args.batch)

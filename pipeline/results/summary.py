@@ -9,6 +9,8 @@ import contract
 from components import drift
 from contract import OutputLayout
 from pipeline import config as cfg
+from pipeline import faults
+from pipeline import status as st
 from pipeline.config import PipelineConfig
 from pipeline.results import artifacts
 from pipeline.results.evaluation import evaluation_summary
@@ -94,16 +96,34 @@ def data_rejection(done: Executed, record: dict, anomalies: list, config: Pipeli
     """Why the run's data was rejected (anomalies, rows and frauds per split, drift, or unreadable input), or None."""
     minimums = config.data_minimums.per_split()
     drifted = record["drift"]["exceeded"] if record.get("drift") else []
+    spans = record["input"].get("spans")
+    labels = {contract.SPAN_NEWEST: spans["newest"], contract.SPAN_PREVIOUS: spans["previous"]} if spans else None
+    counts = {**record["splits"], **_span_counts(spans)}
     return rejection(
         done.error,
         done.nodes,
         record["input"]["path"],
         anomalies,
-        record["splits"],
+        counts,
         minimums,
         drifted,
         config.accept_drift,
+        labels,
     )
+
+
+def _span_counts(spans: dict | None) -> dict:
+    """The newest and previous span's rows and frauds (the splits the drift check compares)."""
+    if not spans:
+        return {}
+    return {
+        split: counts
+        for split, counts in (
+            (contract.SPAN_NEWEST, spans.get("newest_counts")),
+            (contract.SPAN_PREVIOUS, spans.get("previous_counts")),
+        )
+        if counts
+    }
 
 
 def _baseline_note(evaluated: dict | None) -> str | None:
@@ -155,7 +175,9 @@ def run_summary(done: Executed, config: PipelineConfig, layout: OutputLayout, in
     again = bool(pusher) and artifacts.already_serving(pusher)
     refused = artifacts.rolled_back_version(pusher) if pusher else None
     rejected = data_rejection(done, record, found, config)
-    verdict = run_verdict(done.error, done.nodes, rejected, evaluated, pushed, again, refused)
+    verdict = _environment(
+        run_verdict(done.error, done.nodes, rejected, evaluated, pushed, again, refused), done, layout
+    )
     summary = {
         **record,
         "status": verdict.status,
@@ -182,6 +204,26 @@ def run_summary(done: Executed, config: PipelineConfig, layout: OutputLayout, in
         "log": layout.log_path,
     }
     return verdict, summary
+
+
+def _environment(verdict: Verdict, done: Executed, layout: OutputLayout) -> Verdict:
+    """A failure caused by the machine (a full disk, a broken ML Metadata store) told as such (exit code 7)."""
+    if verdict.exit_code != st.EXIT_FAILED:
+        return verdict
+    failed = next((n for n, r in done.nodes.items() if r.state not in ("COMPLETE", "CACHED")), None)
+    where = f" while {failed} ran" if failed else ""
+    if faults.no_space(done.error):
+        return Verdict(
+            st.FAILED,
+            st.EXIT_ENVIRONMENT,
+            f"no space left on the disk of {layout.root}{where}: free some space and run the same command again "
+            "(what finished is reused from the cache; what was half-written is not)",
+        )
+    if faults.broken_store(done.error):
+        return Verdict(
+            st.FAILED, st.EXIT_ENVIRONMENT, faults.broken_store_sentence(layout.metadata_path, layout.pipeline_root)
+        )
+    return verdict
 
 
 def write(path: str, summary: dict) -> None:

@@ -39,6 +39,7 @@ def rejection(
     minimums: dict,
     drift: list[str] = (),
     accept_drift: bool = False,
+    span_labels: dict | None = None,
 ) -> str | None:
     """Why the data was rejected, in one line that starts with the input, or None when it was not.
 
@@ -48,7 +49,7 @@ def rejection(
     """
     gate = nodes.get(cfg.GATE)
     if gate is not None and gate.state == "FAILED":
-        found = reasons(anomalies, counts, minimums, drift, accept_drift)
+        found = reasons(anomalies, counts, minimums, drift, accept_drift, span_labels)
         if found:
             return f"{input_path}: " + "; ".join(found)
     rejected = _data_rejected_error(error)
