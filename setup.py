@@ -25,7 +25,8 @@ setup(
         # Beam builds the sdist it stages for remote workers (--setup_file) with it, when it is there.
         "build",
     ],
-    # playwright drives the system's Chromium in the report's browser test; mkdocs builds the documentation site.
-    extras_require={"dev": ["pytest", "ruff", "playwright", "mkdocs==1.6.1"]},
+    # playwright drives the system's Chromium in the report's browser test; mkdocs builds the documentation site;
+    # uv installs the lock (scripts/bootstrap-venv), so `make lock` pins it with the rest.
+    extras_require={"dev": ["pytest", "ruff", "playwright", "mkdocs==1.6.1", "uv"]},
     entry_points={"console_scripts": ["fraud-pipeline=pipeline.cli:main"]},
 )

@@ -1,12 +1,16 @@
-"""Benchmark: the plain reference script and `fraud-pipeline run` on a full-size CSV, side by side, with ratios.
+"""Benchmark: the daily retrain, `fraud-pipeline run` against the plain reference script and the vanilla TFX peer.
 
-Usage: python bench/bench_pipeline.py [--data PATH] [--strategy S ...] [--scale N] [--output DIR] [-- run flags]
-Default data: ../shared/data/creditcard_past.csv.gz (227,845 rows). The reference (bench/reference.py: the
-tutorial's steps as one script, same split and model) runs first, then each strategy into a fresh folder, so every
-component executes (no cache), then the default strategy once more into the same folder (the cached re-run). Peak
-memory is the largest resident set of one process (the pipeline runs its Beam components in its own process).
-With --scale N it then builds an N-times file (the data repeated N times, each copy's Time shifted past the one
-before and its V1..V28 given a little noise) and runs the first strategy on it cold, for time and memory at 1x and Nx.
+Usage: python bench/bench_pipeline.py [--data PATH] [--strategy S ...] [--first-share 0.9] [--no-peer] [--scale N]
+       [--output DIR] [-- run flags]
+Default data: ../shared/data/creditcard_past.csv.gz (227,845 rows). In one invocation: the reference
+(bench/reference.py: the tutorial's steps as one script, same split and model) on the file's oldest 90% and on all
+of it; the pipeline's first run on the oldest 90% into a fresh folder, its retrain on the whole file into the same
+folder (newer rows: every component runs, and the Evaluator compares with the model the first run pushed), and the
+same command again (the cached re-run); then the vanilla TFX peer (bench/vanilla_tfx.py: stock components as TFX's
+examples assemble them) the same two ways. Peak memory is the largest resident set of one process (each runs its
+Beam components in its own process). More strategies run cold on the whole file into fresh folders. With --scale N it
+builds an N-times file (the data repeated N times, each copy's Time shifted past the one before and its V1..V28
+given a little noise) and runs the first strategy cold on 1x and Nx, for time and memory.
 """
 
 import argparse
@@ -162,74 +166,176 @@ def scale_rows(one: dict, many: dict) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+def oldest_share(data: str, share: float, path: Path) -> Path:
+    """The oldest `share` of the file's rows by Time (the first day's data of the retrain), gzip level 1."""
+    import pandas as pd
+
+    if path.exists():
+        return path
+    frame = pd.read_csv(data)
+    kept = frame.sort_values("Time", kind="stable").iloc[: int(len(frame) * share)]
+    partial = path.with_suffix(".partial.gz")
+    kept.to_csv(partial, index=False, compression={"method": "gzip", "compresslevel": 1})
+    partial.rename(path)
+    return path
+
+
+def run_peer(data: str, output: Path) -> dict:
+    """bench/vanilla_tfx.py into output (a second call into the same folder is its retrain, with a baseline)."""
+    path = output / f"peer-{int(time.time())}.json"
+    output.mkdir(parents=True, exist_ok=True)
+    run = measured([sys.executable, str(ROOT / "bench" / "vanilla_tfx.py"), "--data", data, "--output", str(output),
+                    "--json", str(path)])  # fmt: skip
+    if run["exit"] != 0:
+        raise SystemExit(f"the vanilla TFX peer failed:\n{run['stderr'][-3000:]}")
+    result = json.loads(path.read_text())
+    # Its wall time without writing the split files (stock CsvExampleGen cannot cut by time; the data is the same).
+    return {**result, "wall": run["seconds"] - result["write_splits_seconds"], "peak_rss_mb": run["peak_rss_mb"]}
+
+
+def component_table(columns: dict[str, dict]) -> list[str]:
+    """| component | seconds per column |: pipeline runs (summary components) and peer runs (components)."""
+    names = []
+    for result in columns.values():
+        comps = result.get("summary", {}).get("components") or result.get("components") or {}
+        names += [n for n in comps if n not in names]
+    lines = ["| component | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for name in names:
+        cells = []
+        for result in columns.values():
+            comps = result.get("summary", {}).get("components") or result.get("components") or {}
+            c = comps.get(name)
+            cells.append(
+                "" if c is None else f"{c.get('seconds') or 0:.1f}" + (" (cached)" if c["state"] == "CACHED" else "")
+            )
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _metrics_of(result: dict) -> dict:
+    if "summary" in result:
+        return (result["summary"].get("evaluation") or {}).get("overall", {})
+    return result.get("metrics", {})
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "creditcard_past.csv.gz"))
     parser.add_argument("--strategy", action="append", dest="strategies")
+    parser.add_argument("--first-share", type=float, default=0.9, help="the first run's share of the rows (oldest)")
+    parser.add_argument("--no-peer", action="store_true", help="skip the vanilla TFX peer (bench/vanilla_tfx.py)")
     parser.add_argument("--scale", type=int, default=0, help="also run the first strategy on an N-times file")
     parser.add_argument("--output", default=str(ROOT / "bench" / "results"))
     parser.add_argument("extra", nargs="*", help="more `fraud-pipeline run` flags, after --")
     args = parser.parse_args()
     strategies = args.strategies or ["baseline"]
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    first_data = str(
+        oldest_share(args.data, args.first_share, output / f"oldest{round(args.first_share * 100)}.csv.gz")
+    )
 
-    reference = run_reference(args.data, Path(args.output) / "reference")
-    rows = []
-    for strategy in strategies:
-        result = run_once(args.data, strategy, Path(args.output) / strategy, args.extra)
-        rows.append(result)
+    # The daily retrain: a first run on the oldest rows, then the whole file (newer rows added) into the same folder,
+    # so the second run's Evaluator compares with the model the first pushed; then the same command again (cached).
+    reference_first = run_reference(first_data, output / "reference-first")
+    reference = run_reference(args.data, output / "reference")
+    daily = output / "daily"
+    first = run_once(first_data, strategies[0], daily, args.extra)
+    retrain = run_once(args.data, strategies[0], daily, args.extra, fresh=False)
+    cached = rerun(args.data, strategies[0], daily, args.extra)
+    for name, result in (("first run", first), ("retrain", retrain), ("cached re-run", cached)):
         if result["exit"] not in (0, 4):
-            print(result["stderr"][-2000:], file=sys.stderr)
-    first = rows[0]
-    cached = rerun(args.data, first["strategy"], Path(args.output) / first["strategy"], args.extra)
+            raise SystemExit(f"the {name} failed:\n{result['stderr'][-3000:]}")
+    peer_first = peer_retrain = None
+    if not args.no_peer:
+        shutil.rmtree(output / "peer", ignore_errors=True)
+        peer_first = run_peer(first_data, output / "peer")
+        peer_retrain = run_peer(args.data, output / "peer")
 
-    print(f"data: {args.data}")
-    print(f"\npipeline ({first['strategy']}, cold) against the plain reference (bench/reference.py), same run:\n")
+    print(f"data: {args.data}; first run on its oldest {args.first_share:.0%} ({first_data})")
+    print(f"\npipeline ({strategies[0]}) against the plain reference (bench/reference.py) and the vanilla TFX peer "
+          "(bench/vanilla_tfx.py), same invocation:\n")  # fmt: skip
+    print("| measure | pipeline | plain script | pipeline / plain | vanilla TFX | vanilla / pipeline |")
+    print("|---|---|---|---|---|---|")
+    for label, ours, plain, peer in (
+        ("first run s (wall)", first, reference_first, peer_first),
+        ("retrain s (wall, with a baseline)", retrain, reference, peer_retrain),
+    ):
+        peer_cells = (f"{peer['wall']:.0f}", f"{peer['wall'] / ours['seconds']:.1f}x") if peer else ("", "")
+        print(f"| {label} | {ours['seconds']:.0f} | {plain['wall_seconds']:.0f} | "
+              f"{ours['seconds'] / plain['wall_seconds']:.1f}x | {peer_cells[0]} | {peer_cells[1]} |")  # fmt: skip
+    print(f"| cached re-run s | {cached['seconds']:.0f} | | | | |")
+    for label, ours, plain, peer in (
+        ("peak RSS MB, first run", first, reference_first, peer_first),
+        ("peak RSS MB, retrain", retrain, reference, peer_retrain),
+    ):
+        print(f"| {label} | {ours['peak_rss_mb']:.0f} | {plain['peak_rss_mb']:.0f} | | "
+              f"{peer['peak_rss_mb']:.0f} | |" if peer else f"| {label} | {ours['peak_rss_mb']:.0f} | "
+              f"{plain['peak_rss_mb']:.0f} | | | |")  # fmt: skip
+    for label, ours, plain, peer in (
+        ("test PR-AUC, first run", first, reference_first, peer_first),
+        ("test PR-AUC, retrain", retrain, reference, peer_retrain),
+    ):
+        peer_auc = f"{_metrics_of(peer).get('pr_auc', float('nan')):.4f}" if peer else ""
+        print(f"| {label} | {_metrics_of(ours).get('pr_auc', float('nan')):.4f} | {plain['test_pr_auc']:.4f} | | "
+              f"{peer_auc} | |")  # fmt: skip
+    print(f"\nretrain's baseline: {(retrain['summary'].get('evaluation') or {}).get('baseline')}")
+    print(
+        "\nper component, seconds (peak RSS of the pipeline's process is its high-water mark at each component's end):"
+    )
+    columns = {"first run": first, "retrain": retrain}
+    if peer_first:
+        columns.update({"vanilla first": peer_first, "vanilla retrain": peer_retrain})
+    print("\n".join(component_table(columns)))
+    print()
+
+    print("against the plain script's steps, the first run:\n")
     print("| measure | pipeline | reference | pipeline / reference |")
     print("|---|---|---|---|")
-    for row in side_by_side(reference, first, cached):
+    for row in side_by_side(reference_first, first, cached):
         print("| " + " | ".join(row) + " |")
     print()
 
-    print("per component, cold run of the first strategy (peak RSS: the process's high-water mark when it finished):")
-    print("| component | s | peak RSS MB |")
-    print("|---|---|---|")
-    for name, c in first["summary"].get("components", {}).items():
-        if c.get("state") == "COMPLETE" and (c.get("seconds") or 0) >= 0.5:
-            print(f"| {name} | {c['seconds']} | {c.get('peak_rss_mb', '')} |")
-    print()
+    rows = [first]
+    for strategy in strategies[1:]:
+        result = run_once(args.data, strategy, output / strategy, args.extra)
+        rows.append(result)
+        if result["exit"] not in (0, 4):
+            print(result["stderr"][-2000:], file=sys.stderr)
 
     if args.scale > 1:
-        output = Path(args.output)
         big = scaled_copy(args.data, args.scale, output / f"scale{args.scale}.csv.gz")
-        scaled = run_once(str(big), first["strategy"], output / f"{first['strategy']}-x{args.scale}", args.extra)
-        print(f"scale: the same run on {args.scale}x the rows ({big})")
+        one = run_once(args.data, strategies[0], output / f"{strategies[0]}-x1", args.extra)
+        scaled = run_once(str(big), strategies[0], output / f"{strategies[0]}-x{args.scale}", args.extra)
+        print(f"scale: the same cold run on {args.scale}x the rows ({big})")
         print(f"| measure | 1x | {args.scale}x | ratio |")
         print("|---|---|---|---|")
-        for row in scale_rows(first, scaled):
+        for row in scale_rows(one, scaled):
             print("| " + " | ".join(row) + " |")
         print()
 
-    print("per strategy (cold runs):")
-    components = sorted({c for r in rows for c in r["summary"].get("components", {})})
-    header = ["strategy", "exit", "total s", "peak RSS MB", "epochs"] + [f"{c} s" for c in components]
-    header += ["threshold"] + list(METRICS)
-    print(" | ".join(header))
-    print(" | ".join("---" for _ in header))
-    for r in rows:
-        s = r["summary"]
-        overall = (s.get("evaluation") or {}).get("overall", {})
-        cells = [
-            r["strategy"],
-            str(r["exit"]),
-            f"{r['seconds']:.0f}",
-            f"{r['peak_rss_mb']:.0f}",
-            str((s.get("trainer") or {}).get("epochs_run", "")),
-        ]
-        cells += [str(s.get("components", {}).get(c, {}).get("seconds", "")) for c in components]
-        threshold = (s.get("operating_threshold") or {}).get("threshold")
-        cells += [f"{threshold:.4f}" if threshold is not None else ""]
-        cells += [f"{overall[m]:.4f}" if m in overall else "" for m in METRICS]
-        print(" | ".join(cells))
+    if len(rows) > 1:
+        print("per strategy (cold runs; the first on the first run's data):")
+        components = sorted({c for r in rows for c in r["summary"].get("components", {})})
+        header = ["strategy", "exit", "total s", "peak RSS MB", "epochs"] + [f"{c} s" for c in components]
+        header += ["threshold"] + list(METRICS)
+        print(" | ".join(header))
+        print(" | ".join("---" for _ in header))
+        for r in rows:
+            s = r["summary"]
+            overall = (s.get("evaluation") or {}).get("overall", {})
+            cells = [
+                r["strategy"],
+                str(r["exit"]),
+                f"{r['seconds']:.0f}",
+                f"{r['peak_rss_mb']:.0f}",
+                str((s.get("trainer") or {}).get("epochs_run", "")),
+            ]
+            cells += [str(s.get("components", {}).get(c, {}).get("seconds", "")) for c in components]
+            threshold = (s.get("operating_threshold") or {}).get("threshold")
+            cells += [f"{threshold:.4f}" if threshold is not None else ""]
+            cells += [f"{overall[m]:.4f}" if m in overall else "" for m in METRICS]
+            print(" | ".join(cells))
     return 0 if all(r["exit"] in (0, 4) for r in rows) else 1
 
 

@@ -21,6 +21,7 @@ LAYERS = (
         "pipeline.config",
         "pipeline.gates",
         "pipeline.status",
+        "pipeline.faults",
         "pipeline.eval_config",
         "pipeline.pipeline",
         "pipeline.beam_workers",

@@ -241,3 +241,16 @@ def test_predict_passes_over_an_incomplete_newest_version_and_names_it(tmp_path)
     shutil.rmtree(base / "3")
     assert predict.newest_model(str(base), warned.append) == base / "2" and len(warned) == 1
     assert serving.complete_versions(str(base)) == [1, 2]
+
+
+def test_ctrl_c_is_one_line_and_exit_130(tmp_path, monkeypatch, capsys):
+    built = cli.parser()
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    sub = next(a for a in built._actions if a.dest == "command")
+    sub.choices["run"].set_defaults(handler=interrupted)
+    monkeypatch.setattr(cli, "parser", lambda: built)
+    assert cli.main(["run", "--output", str(tmp_path)]) == 130
+    assert capsys.readouterr().err == "fraud-pipeline: run interrupted\n"

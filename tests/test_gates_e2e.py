@@ -73,7 +73,7 @@ def test_a_model_that_fails_a_gate_is_not_pushed(step, lifecycle):
         assert {r["kind"] for r in reasons} == {CHANGE_KIND}
         for reason in reasons:
             assert reason["value"] < reason["baseline_value"] + reason["threshold"]
-        assert "latest blessed model" in message[0]
+        assert "below the serving model's" in message[0] and "allowed drop" in message[0]
 
 
 def test_slices_are_in_the_evaluation_result(time_run):

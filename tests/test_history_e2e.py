@@ -52,10 +52,12 @@ def test_the_lineage_of_a_version_is_what_its_run_recorded(replayed):
     proc = _cli("history", "--output", str(output), "--version", version, "--json")
     assert proc.returncode == 0, proc.stderr
     found = json.loads(proc.stdout)
+    # The run that pushed it (the next day's cached run names the same version, pushed earlier).
+    summaries = [json.loads(p.read_text()) for p in (output / "runs").glob("*/summary.json")]
     summary = next(
-        json.loads(p.read_text())
-        for p in (output / "runs").glob("*/summary.json")
-        if (json.loads(p.read_text()).get("pushed_model") or "").endswith(version)
+        s
+        for s in summaries
+        if (s.get("pushed_model") or "").endswith(version) and s["components"]["Pusher"]["state"] == "COMPLETE"
     )
     assert found["run_id"] == summary["run_id"]
     assert found["code_versions"] == summary["code_versions"]

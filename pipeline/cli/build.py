@@ -215,10 +215,10 @@ def local_config(args: argparse.Namespace, **extra) -> tuple[OutputLayout, Pipel
             "--pipeline-root gs://... --beam-arg=--runner=DataflowRunner ...), where everything lives on gs://"
         )
     layout = OutputLayout(str(Path(args.output).expanduser().resolve()))
+    data = data_input(args.data)
     # Before anything runs: a folder that cannot be written, or a store that is not a database any more.
     faults.check_writable(layout.root)
     faults.check_metadata(layout.metadata_path, layout.pipeline_root)
-    data = data_input(args.data)
     config = pipeline_config(
         args,
         data,

@@ -27,7 +27,7 @@ def register(commands) -> None:
             "the ML Metadata store DIR/metadata.sqlite, the artifacts under DIR/tfx and pushed models under "
             f"DIR/serving. Exit codes: {st.EXIT_OK} model blessed and pushed, {st.EXIT_NOT_BLESSED} run completed "
             f"but the model was not blessed (nothing pushed), {st.EXIT_DATA_REJECTED} data rejected by validation, "
-            f"{st.EXIT_FAILED} any other failure, {st.EXIT_USAGE} bad command line."
+            f"{st.EXIT_FAILED} any other failure, {st.EXIT_USAGE} bad command line, {st.ENVIRONMENT_HELP}."
         ),
     )
     run.add_argument(

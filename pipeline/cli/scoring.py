@@ -45,7 +45,8 @@ def register(commands) -> None:
             "and the serving skew against the model's training data, which is printed; `outcomes` joins labels "
             f"with it later). Exit codes: {st.EXIT_OK} scored, {st.EXIT_SKEW} scored but a feature is past its skew "
             f"threshold (with --fail-on-skew), {st.EXIT_DATA_REJECTED} a header or row breaks the contract (without "
-            f"--rejects), {st.EXIT_FAILED} any other failure, {st.EXIT_USAGE} bad command line or no model."
+            f"--rejects), {st.EXIT_FAILED} any other failure, {st.EXIT_USAGE} bad command line or no model, "
+            f"{st.ENVIRONMENT_HELP}."
         ),
     )
     pred.add_argument("--data", required=True, metavar="PATH", help="a CSV file (plain or .gz) or a folder of them")
@@ -101,7 +102,8 @@ def register(commands) -> None:
             "caught and missed. Unmatched and duplicate keys are counted and named. Writes OUTPUT/outcomes/"
             f"outcomes.json and outcomes.html. Exit codes: {st.EXIT_OK} at or above the blessing floors, "
             f"{st.EXIT_BELOW_FLOOR} realized PR-AUC or recall at the precision below them (time to retrain), "
-            f"{st.EXIT_DATA_REJECTED} a label file that breaks the contract, {st.EXIT_USAGE} bad command line."
+            f"{st.EXIT_DATA_REJECTED} a label file that breaks the contract, {st.EXIT_USAGE} bad command line, "
+            f"{st.ENVIRONMENT_HELP}."
         ),
     )
     out.add_argument("--labels", required=True, metavar="PATH", help="a CSV file (plain or .gz) or a folder of them")
