@@ -10,7 +10,9 @@ setup(
     # contract.py is the one module every layer shares; the four packages are the user code TFX loads
     # (components/, transform/, trainer/) and the orchestration around it (pipeline/ and its subpackages).
     py_modules=["contract"],
-    packages=find_packages(include=["pipeline", "pipeline.*", "components", "transform", "trainer"]),
+    packages=find_packages(
+        include=[f"{p}{s}" for p in ("pipeline", "components", "transform", "trainer") for s in ("", ".*")]
+    ),
     package_data={"pipeline": ["schema.pbtxt", "drift.pbtxt"]},
     # The exact versions are pinned in requirements.lock; these are the direct dependencies.
     install_requires=[

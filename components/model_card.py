@@ -58,8 +58,15 @@ def pr_auc_interval(value: float, frauds: int, z: float = Z) -> dict | None:
         return None
     eta = math.log(value / (1 - value))
     tau = 1 / math.sqrt(frauds * value * (1 - value))
-    expit = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
-    return {"lower_bound": expit(eta - z * tau), "upper_bound": expit(eta + z * tau)}
+    return {"lower_bound": _expit(eta - z * tau), "upper_bound": _expit(eta + z * tau)}
+
+
+def _expit(x: float) -> float:
+    """The logistic function without overflow: a slice with one fraud gives a logit thousands wide."""
+    if x >= 0:
+        return 1 / (1 + math.exp(-x))
+    e = math.exp(max(x, -745.0))
+    return e / (1 + e)
 
 
 def roc_auc_interval(value: float, frauds: int, normal: int, z: float = Z) -> dict | None:

@@ -2,6 +2,7 @@
 
 import re
 import subprocess
+import sys
 
 import pytest
 
@@ -139,3 +140,31 @@ def test_the_image_boots_beam_workers_of_the_pinned_beam():
     assert dockerfile.rstrip().endswith('ENTRYPOINT ["/opt/apache/beam/boot"]')
     # The project's setup.py is where compile's --setup_file (for external worker pools) points in the image.
     assert "WORKDIR /pipeline" in dockerfile and "COPY requirements.lock setup.py ./" in dockerfile
+
+
+def test_the_shipped_package_holds_every_package_of_the_project():
+    """--setup_file ships what setup.py lists: a subpackage it leaves out is missing on every remote worker."""
+    from setuptools import find_namespace_packages
+
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import distutils.core, sys; d = distutils.core.run_setup(sys.argv[1], stop_after='init');"
+            "print(' '.join(d.packages)); print(' '.join(d.py_modules))",
+            str(ROOT / "setup.py"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    packages, modules = set(out[0].split()), set(out[1].split())
+    on_disk = {
+        p
+        for p in find_namespace_packages(str(ROOT), include=["pipeline*", "components*", "transform*", "trainer*"])
+        if (ROOT / p.replace(".", "/") / "__init__.py").exists()
+    }
+    assert "components.example_gen" in on_disk and "pipeline.cli" in on_disk
+    assert packages == on_disk
+    assert modules == {"contract"}
