@@ -78,7 +78,11 @@ def eval_config(gates: GateConfig) -> tfma.EvalConfig:
         slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[f]) for f in contract.SLICE_FEATURES],
         metrics_specs=[
             tfma.MetricsSpec(metrics=scores, output_names=[contract.PROBABILITY_OUTPUT]),
-            tfma.MetricsSpec(metrics=decisions, output_names=[contract.DECISION_OUTPUT]),
+            # The decision counts describe the candidate; no gate reads them of the baseline, so on a retrain they are
+            # not computed for it (TFMA keeps the single unnamed model when there is no baseline).
+            tfma.MetricsSpec(
+                metrics=decisions, output_names=[contract.DECISION_OUTPUT], model_names=[tfma.CANDIDATE_KEY]
+            ),
         ],
         # The model's own compiled Keras metrics would be computed again under other names; these are the ones.
         options=tfma.Options(include_default_metrics={"value": False}),

@@ -81,6 +81,9 @@ def _upstream(config: PipelineConfig) -> tuple:
         # StatisticsGen has described the raw data already and nothing reads statistics of the transformed data;
         # TFDV's pre- and post-transform statistics cost time for nothing (docs/benchmarks.md, the levers table).
         disable_statistics=True,
+        # The analyzer cache is written on every run and never read: its key hashes a file pattern holding the
+        # ExampleGen execution's URI, new on every run (docs/benchmarks.md, the levers table).
+        disable_analyzer_cache=True,
         custom_config={"code_version": config.code_version(cfg.TRANSFORM)},
     )
     # Validation is a gate: Transform, and so everything after it, waits for it to pass.

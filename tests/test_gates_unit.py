@@ -21,3 +21,20 @@ def test_gate_values_are_checked():
         GateConfig(min_pr_auc=1.5)
     with pytest.raises(ValueError, match="max_recall_drop"):
         GateConfig(max_recall_drop=-0.1)
+
+
+@pytest.mark.parametrize("has_baseline", [True, False])
+def test_the_decision_counts_are_computed_for_the_candidate_only(has_baseline):
+    """On a retrain TFMA scores two models; the gates read only the probability metrics of the baseline, so the
+    decision counts are not computed for it (docs/benchmarks.md). Without a baseline the one model gets both."""
+    import tensorflow_model_analysis as tfma
+
+    import contract
+
+    config = tfma.utils.update_eval_config_with_defaults(
+        eval_config(GateConfig()), has_baseline=has_baseline, rubber_stamp=True
+    )
+    models = {tuple(spec.output_names): list(spec.model_names) for spec in config.metrics_specs}
+    both = [tfma.CANDIDATE_KEY, tfma.BASELINE_KEY] if has_baseline else [""]
+    assert models[(contract.PROBABILITY_OUTPUT,)] == both
+    assert models[(contract.DECISION_OUTPUT,)] == ([tfma.CANDIDATE_KEY] if has_baseline else [""])
