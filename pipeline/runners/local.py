@@ -127,18 +127,6 @@ def logs_to_file(layout: OutputLayout):
         undo()
 
 
-def _no_state_cache() -> None:
-    """Turns off the in-process Beam runner's side-input cache (hard-coded at 100 MB in Beam 2.59).
-
-    It weighs every cached value with objsize, a walk of the interpreter's objects, on each side input of each
-    bundle; Beam turned the same cache off by default for SDK workers (apache/beam#30360). docs/benchmarks.md has
-    the measurement.
-    """
-    from apache_beam.runners.portability.fn_api_runner import worker_handlers
-
-    worker_handlers.STATE_CACHE_SIZE_MB = 0
-
-
 def execute(
     pipeline: tfx.dsl.Pipeline, config: PipelineConfig, layout: OutputLayout, say: Callable[[str], None] = _say
 ) -> Executed:
@@ -150,7 +138,6 @@ def execute(
     # The same form as LocalDagRunner's own ids (local time, ISO 8601 with microseconds).
     run_id = datetime.datetime.now().isoformat()
     error: BaseException | None = None
-    _no_state_cache()
     try:
         _NamedRunner(run_id).run(pipeline)
     except Exception as e:  # noqa: BLE001 - every failure is classified and reported by the caller.
