@@ -222,7 +222,7 @@ def predict(
                     )
                 progress.update(len(batch))
         if statistics is not None:
-            statistics.result()  # the statistics of the last rows, computed beside the scoring, are counted
+            statistics.result()  # the statistics are part of the scoring's time
         seconds = time.monotonic() - started
         os.replace(partial, to)
         record_path = skew = None
@@ -242,6 +242,7 @@ def predict(
                     "rejected": rejects.count,
                     "scores_to": os.path.abspath(to),
                     "skew": skew,
+                    "statistics_rows": statistics.result().datasets[0].num_examples,
                     "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 },
                 statistics.result(),

@@ -28,7 +28,7 @@ def _statistics(values, labels, batch=1000):
     return stats
 
 
-def test_streamed_statistics_count_every_row_and_match_the_whole_batch():
+def test_statistics_up_to_the_sample_size_count_every_row_and_match_the_whole_batch():
     values, labels = _rows(5000, 0)
     streamed = _statistics(values, labels, batch=700).result().datasets[0]
     whole = _statistics(values, labels, batch=5000).result().datasets[0]
@@ -42,6 +42,35 @@ def test_streamed_statistics_count_every_row_and_match_the_whole_batch():
     frauds = sum(v.frequency for f in streamed.features if f.path.step[0] == contract.LABEL
                  for v in f.string_stats.top_values if v.value == "1")  # fmt: skip
     assert frauds == labels.count("1")
+
+
+def test_a_larger_batch_is_described_by_an_even_sample_with_every_rows_extremes(monkeypatch):
+    monkeypatch.setattr(skew, "SAMPLE_ROWS", 2000)
+    values, labels = _rows(20000, 0)
+    time_index = FEATURES.index(contract.TIME)
+    values = values[np.argsort(values[:, time_index])]  # time-ordered, as a day's feed is
+    stats = _statistics(values, labels, batch=700)
+    (dataset,) = stats.result().datasets
+    assert (stats.rows, dataset.num_examples) == (20000, 2000)
+    by_name = {f.path.step[0]: f for f in dataset.features}
+    # Drawn from the whole batch, not its first rows: the sample's mean Time is the batch's (the first 2,000 rows'
+    # is a tenth of it).
+    assert by_name[contract.TIME].num_stats.mean == pytest.approx(values[:, time_index].mean(), rel=0.05)
+    for j, name in enumerate(FEATURES):
+        assert (by_name[name].num_stats.min, by_name[name].num_stats.max) == (values[:, j].min(), values[:, j].max())
+    again = {f.path.step[0]: f for f in _statistics(values, labels, batch=3000).result().datasets[0].features}
+    assert again["V1"].num_stats.mean == by_name["V1"].num_stats.mean  # the same rows, however they stream in
+
+
+def test_rows_without_their_label_count_as_missing_it():
+    values, labels = _rows(3000, 0)
+    labels[1500:1600] = [""] * 100
+    stats = skew.BatchStatistics(str(SCHEMA_PATH))
+    stats.add(values[:1000], None)  # a file without the Class column
+    stats.add(values[1000:], labels[1000:])
+    (label,) = [f for f in stats.result().datasets[0].features if f.path.step[0] == contract.LABEL]
+    common = label.string_stats.common_stats if label.HasField("string_stats") else label.num_stats.common_stats
+    assert (common.num_non_missing, common.num_missing) == (1900, 1100)
 
 
 def test_a_shifted_batch_is_flagged_and_a_like_one_is_not():
