@@ -11,8 +11,11 @@ export PYTHON
 run: $(STAMP)
 	$(VENV)/bin/fraud-pipeline run $(ARGS)
 
+# Two workers (these machines have 2 cores; a pipeline run keeps about one busy): the tests of one shared run
+# are one group on one worker (tests/conftest.py). TEST_WORKERS=0 runs them in this process, one after another.
+TEST_WORKERS ?= 2
 test: $(STAMP) lint
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup --durations=15
 
 # The fast tier: everything but the end-to-end pipeline runs (@pytest.mark.e2e).
 test-fast: $(STAMP) lint

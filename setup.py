@@ -29,6 +29,6 @@ setup(
     ],
     # playwright drives the system's Chromium in the report's browser test; mkdocs builds the documentation site;
     # uv installs the lock (scripts/bootstrap-venv), so `make lock` pins it with the rest.
-    extras_require={"dev": ["pytest", "ruff", "playwright", "mkdocs==1.6.1", "uv"]},
+    extras_require={"dev": ["pytest", "pytest-xdist", "ruff", "playwright", "mkdocs==1.6.1", "uv"]},
     entry_points={"console_scripts": ["fraud-pipeline=pipeline.cli:main"]},
 )

@@ -38,18 +38,25 @@ E2E_FIXTURES = {
     "tuned_run",
     "rehearsed",
 }
+# `make test` runs the suite on two pytest-xdist workers (--dist loadgroup): the tests that share a session run are
+# one group, run by one worker, so each run is made once. A test that uses two runs joins the first one's group;
+# the tests of portable and rehearsed use time_run as well, so the three are one group.
+XDIST_GROUP = {"portable": "time_run", "rehearsed": "time_run"}
 # The shift the drift gate must stop: V1..V4 moved by three standard deviations in the newest 36% of the
 # embedded sample's rows (its eval and test windows).
 SHIFTED = ("V1", "V2", "V3", "V4")
 
 
 def pytest_collection_modifyitems(config, items):
-    """Refuses a test that uses an end-to-end fixture without @pytest.mark.e2e (it would slow the fast tier)."""
-    unmarked = [
-        item.nodeid
-        for item in items
-        if E2E_FIXTURES & set(getattr(item, "fixturenames", ())) and item.get_closest_marker("e2e") is None
-    ]
+    """Refuses a test that uses an end-to-end fixture without @pytest.mark.e2e (it would slow the fast tier), and
+    puts the tests of one session run into one xdist group."""
+    unmarked = []
+    for item in items:
+        runs = sorted(E2E_FIXTURES & set(getattr(item, "fixturenames", ())))
+        if runs and item.get_closest_marker("e2e") is None:
+            unmarked.append(item.nodeid)
+        if runs:
+            item.add_marker(pytest.mark.xdist_group(XDIST_GROUP.get(runs[0], runs[0])))
     if unmarked:
         raise pytest.UsageError("tests that run the pipeline need @pytest.mark.e2e: " + ", ".join(unmarked))
 
