@@ -28,7 +28,8 @@ setup(
         "build",
     ],
     # playwright drives the system's Chromium in the report's browser test; mkdocs builds the documentation site;
-    # uv installs the lock (scripts/bootstrap-venv), so `make lock` pins it with the rest.
-    extras_require={"dev": ["pytest", "pytest-xdist", "ruff", "playwright", "mkdocs==1.6.1", "uv"]},
+    # uv installs the lock (scripts/bootstrap-venv), so `make lock` pins it with the rest. pytest before 9: pytest 9
+    # keeps node ids where pytest-xdist 3.8 cannot add its group to them, and `make test` runs on xdist's groups.
+    extras_require={"dev": ["pytest<9", "pytest-xdist", "ruff", "playwright", "mkdocs==1.6.1", "uv"]},
     entry_points={"console_scripts": ["fraud-pipeline=pipeline.cli:main"]},
 )

@@ -47,6 +47,7 @@ XDIST_GROUP = {"portable": "time_run", "rehearsed": "time_run"}
 SHIFTED = ("V1", "V2", "V3", "V4")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the group marks into the test ids
 def pytest_collection_modifyitems(config, items):
     """Refuses a test that uses an end-to-end fixture without @pytest.mark.e2e (it would slow the fast tier), and
     puts the tests of one session run into one xdist group."""

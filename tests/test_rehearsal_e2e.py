@@ -33,13 +33,14 @@ def _statistics(summary: dict, split: str) -> statistics_pb2.DatasetFeatureStati
 
 
 def _transformed(summary: dict, split: str) -> list[dict]:
-    """The rows Transform wrote, as {feature: values} (a tf.Example's map has no fixed serialized order)."""
+    """The rows Transform wrote, as {feature: values} (a tf.Example's map has no fixed serialized order), in one
+    order: Beam keeps no order of the rows it writes, which varies with the load of the machine."""
     folder = os.path.join(summary["artifacts"]["transformed_examples"], contract.split_dir(split))
     rows = []
     for record in tf.data.TFRecordDataset(sorted(glob.glob(os.path.join(folder, "*"))), compression_type="GZIP"):
         features = tf.train.Example.FromString(record.numpy()).features.feature
         rows.append({name: list(getattr(f, f.WhichOneof("kind")).value) for name, f in features.items()})
-    return rows
+    return sorted(rows, key=lambda row: sorted(row.items()))
 
 
 def _scores(model_dir: str, examples: list[bytes]) -> np.ndarray:

@@ -1,5 +1,6 @@
 """Serving skew without a model: TFDV statistics streamed batch by batch equal TFDV's statistics of all rows at
-once, a shifted batch is flagged with the drift gate's thresholds, and one from the same distribution is not."""
+once, a larger batch is described by an even sample with every row's min and max, a shifted batch is flagged with
+the drift gate's thresholds, and one from the same distribution is not."""
 
 import numpy as np
 import pytest

@@ -1,0 +1,89 @@
+"""`make test` runs on two pytest-xdist workers, and every test of one shared pipeline run must run on the worker
+that made it (else the run is made again there, minutes each). Proven on a small suite in a subprocess, with the
+project's own collection hook and the pinned pytest and pytest-xdist."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CONFTEST = """
+import os
+import pytest
+from tests.conftest import pytest_collection_modifyitems  # noqa: F401 - the project's hook, under test
+
+def _made(name):
+    with open(os.path.join(os.environ["WHERE"], name + "-" + os.environ["PYTEST_XDIST_WORKER"]), "w"):
+        pass
+    return name
+
+@pytest.fixture(scope="session")
+def time_run():
+    return _made("time_run")
+
+@pytest.fixture(scope="session")
+def rehearsed():
+    return _made("rehearsed")
+
+@pytest.fixture(scope="session")
+def lifecycle():
+    return _made("lifecycle")
+"""
+
+TESTS = """
+import os
+import pytest
+
+def _ran(name):
+    with open(os.path.join(os.environ["WHERE"], "ran-" + name), "w") as f:
+        f.write(os.environ["PYTEST_XDIST_WORKER"])
+
+@pytest.mark.e2e
+def test_reads_the_run(time_run):
+    _ran("a")
+
+@pytest.mark.e2e
+def test_reads_two_runs(rehearsed, time_run):
+    _ran("b")
+
+@pytest.mark.e2e
+def test_reads_the_rehearsal(rehearsed):
+    _ran("c")
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("n", range(4))
+def test_reads_the_lifecycle(lifecycle, n):
+    _ran(f"d{n}")
+
+@pytest.mark.parametrize("n", range(6))
+def test_reads_nothing(n):
+    pass
+"""
+
+
+def test_the_tests_of_one_shared_run_run_on_one_worker_and_the_run_is_made_once(tmp_path):
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "conftest.py").write_text(CONFTEST)
+    (suite / "test_groups.py").write_text(TESTS)
+    (suite / "pytest.ini").write_text("[pytest]\nmarkers = e2e: a pipeline run\n")
+    where = tmp_path / "where"
+    where.mkdir()
+    env = {**os.environ, "WHERE": str(where), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadgroup", "-p", "no:cacheprovider", "-q", str(suite)],
+        cwd=suite,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "13 passed" in proc.stdout
+    made = sorted(p.name.split("-")[0] for p in where.iterdir() if not p.name.startswith("ran-"))
+    assert made == ["lifecycle", "rehearsed", "time_run"]  # each run once, on one worker
+    worker = {p.name[len("ran-") :]: p.read_text() for p in where.glob("ran-*")}
+    assert worker["a"] == worker["b"] == worker["c"]  # time_run's group takes the rehearsal's tests too
+    assert len({worker[f"d{n}"] for n in range(4)}) == 1
