@@ -53,7 +53,10 @@ def pytest_collection_modifyitems(config, items):
     puts the tests of one session run into one xdist group."""
     unmarked = []
     for item in items:
-        runs = sorted(E2E_FIXTURES & set(getattr(item, "fixturenames", ())))
+        names = set(getattr(item, "fixturenames", ()))
+        # A test parametrized by a run's name reads it with request.getfixturevalue.
+        names |= {v for v in getattr(getattr(item, "callspec", None), "params", {}).values() if isinstance(v, str)}
+        runs = sorted(E2E_FIXTURES & names)
         if runs and item.get_closest_marker("e2e") is None:
             unmarked.append(item.nodeid)
         if runs:

@@ -57,6 +57,12 @@ def test_reads_the_rehearsal(rehearsed):
 def test_reads_the_lifecycle(lifecycle, n):
     _ran(f"d{n}")
 
+@pytest.mark.e2e
+@pytest.mark.parametrize("run_name", ["lifecycle"])
+def test_reads_a_run_by_its_name(run_name, request):
+    request.getfixturevalue(run_name)
+    _ran("e")
+
 @pytest.mark.parametrize("n", range(6))
 def test_reads_nothing(n):
     pass
@@ -81,9 +87,9 @@ def test_the_tests_of_one_shared_run_run_on_one_worker_and_the_run_is_made_once(
         timeout=300,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "13 passed" in proc.stdout
+    assert "14 passed" in proc.stdout
     made = sorted(p.name.split("-")[0] for p in where.iterdir() if not p.name.startswith("ran-"))
     assert made == ["lifecycle", "rehearsed", "time_run"]  # each run once, on one worker
     worker = {p.name[len("ran-") :]: p.read_text() for p in where.glob("ran-*")}
     assert worker["a"] == worker["b"] == worker["c"]  # time_run's group takes the rehearsal's tests too
-    assert len({worker[f"d{n}"] for n in range(4)}) == 1
+    assert len({worker[f"d{n}"] for n in range(4)} | {worker["e"]}) == 1
