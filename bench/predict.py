@@ -7,10 +7,10 @@ as the real command in a subprocess (its own rows/s excludes start-up; the wall 
 and once on a file SCALE times longer, with the peak resident memory of each (os.wait4): streaming means the
 memory should not grow with the file. Each predict runs twice: without recording (--no-record, the scores alone) and
 as it runs by default, recording the batch with its TFDV statistics and serving skew, so the table shows what the
-record costs (goal: at most 20% of the rows/s) and that its statistics keep memory flat too. On 2 cores the record's
-statistics thread and TensorFlow share the CPU, and one run's rate varies by a third from run to run: each predict
-runs REPEAT times, alone and recorded taking turns, and the table shows the run of median rate of each. The same
-job as a Beam pipeline with tfx_bsl's RunInference runs too, to choose between the two routes by measurement.
+record costs (goal: at most 20% of the rows/s) and that its statistics keep memory flat too. On 2 cores one run's
+rate varies by a third from run to run: each predict runs REPEAT times, alone and recorded taking turns, and the
+table shows the run of median rate of each. The same job as a Beam pipeline with tfx_bsl's RunInference runs too,
+to choose between the two routes by measurement.
 """
 
 import argparse

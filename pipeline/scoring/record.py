@@ -38,16 +38,6 @@ def new_batch_id() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
 
 
-def _few_strings(pa, values: list[str]):
-    """A string column of a few distinct values (the files of a batch), without making a string per row."""
-    distinct = list(dict.fromkeys(values))
-    if len(distinct) == 1:
-        return pa.repeat(pa.scalar(distinct[0], pa.string()), len(values))
-    index = {value: i for i, value in enumerate(distinct)}
-    codes = pa.array([index[value] for value in values], pa.int32())
-    return pa.DictionaryArray.from_arrays(codes, pa.array(distinct, pa.string())).cast(pa.string())
-
-
 class ScoresWriter:
     """Writes one scoring batch's record, a batch of rows at a time; close() publishes it."""
 
@@ -74,7 +64,7 @@ class ScoresWriter:
     def add(self, batch, probabilities: np.ndarray, decisions: np.ndarray, version: str) -> None:
         pa = self._pa
         times = batch.values[:, _TIME].astype(np.float64)
-        columns = [_few_strings(pa, batch.files), pa.array(batch.lines, pa.int64())]
+        columns = [pa.array(batch.files, pa.string()), pa.array(batch.lines, pa.int64())]
         columns += [pa.array(batch.keys, pa.string())] if self._key else []
         columns += [pa.array(times), pa.array(batch.values[:, _AMOUNT].astype(np.float64))]
         if self._labelled:
