@@ -10,9 +10,10 @@ dependent tasks.
 import os
 
 from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
-from tfx import v1 as tfx
+from tfx.dsl.component.experimental.annotations import InputArtifact, Parameter
+from tfx.dsl.component.experimental.decorators import component
 from tfx.dsl.io import fileio
-from tfx.types import artifact_utils
+from tfx.types import artifact_utils, standard_artifacts
 
 import contract
 from components import drift
@@ -72,16 +73,16 @@ def read_anomalies(uri: str, split_names: list[str]) -> list[dict]:
     return sorted(found, key=lambda a: (a["feature"], a["split"]))
 
 
-@tfx.dsl.components.component
+@component
 def AnomaliesGate(
-    anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies],
-    statistics: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleStatistics],
-    drift_anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies],
-    min_train_frauds: tfx.dsl.components.Parameter[int] = DEFAULT_MIN_FRAUDS["train"],
-    min_eval_frauds: tfx.dsl.components.Parameter[int] = DEFAULT_MIN_FRAUDS["eval"],
-    min_test_frauds: tfx.dsl.components.Parameter[int] = DEFAULT_MIN_FRAUDS["test"],
-    accept_drift: tfx.dsl.components.Parameter[bool] = False,
-    code_version: tfx.dsl.components.Parameter[str] = "",
+    anomalies: InputArtifact[standard_artifacts.ExampleAnomalies],
+    statistics: InputArtifact[standard_artifacts.ExampleStatistics],
+    drift_anomalies: InputArtifact[standard_artifacts.ExampleAnomalies],
+    min_train_frauds: Parameter[int] = DEFAULT_MIN_FRAUDS["train"],
+    min_eval_frauds: Parameter[int] = DEFAULT_MIN_FRAUDS["eval"],
+    min_test_frauds: Parameter[int] = DEFAULT_MIN_FRAUDS["test"],
+    accept_drift: Parameter[bool] = False,
+    code_version: Parameter[str] = "",
 ):
     """Raises DataRejectedError when the validator found anomalies, a split is empty or short of frauds, or a
     feature drifted past its threshold (unless accept_drift: the run then goes on and its summary says so).

@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Callable
 
-from tfx import v1 as tfx
+from tfx.components.pusher import component as pusher_component
 from tfx.components.pusher import executor as tfx_pusher_executor
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.dsl.io import fileio
@@ -222,7 +222,7 @@ class PusherSpec(standard_component_specs.PusherSpec):
     }
 
 
-class Pusher(tfx.components.Pusher):
+class Pusher(pusher_component.Pusher):
     """TFX's Pusher component (same id, inputs and outputs, plus examples) with the executor above."""
 
     SPEC_CLASS = PusherSpec
@@ -253,8 +253,8 @@ class Pusher(tfx.components.Pusher):
             statistics=statistics,
             evaluation=evaluation,
             drift_anomalies=drift_anomalies,
-            push_destination=tfx.proto.PushDestination(
-                filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)
+            push_destination=pusher_pb2.PushDestination(
+                filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=serving_dir)
             ),
             custom_config=json_utils.dumps({"code_version": code_version, TRAINING_CONFIG_KEY: training_config}),
             pushed_model=channel.Channel(type=standard_artifacts.PushedModel),

@@ -11,10 +11,12 @@ applies the value gates only when there is none (a first run), as TFX's Evaluato
 import json
 import os
 
-from tfx import v1 as tfx
+from tfx.components.evaluator import component as evaluator_component
 from tfx.components.evaluator import executor as tfx_evaluator_executor
+from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
+from tfx.dsl.component.experimental.decorators import component
 from tfx.dsl.components.base import executor_spec
-from tfx.types import standard_component_specs
+from tfx.types import standard_artifacts, standard_component_specs
 from tfx.utils import io_utils
 
 import contract
@@ -35,14 +37,14 @@ def training_identity(examples, training_config: str) -> str:
     )
 
 
-@tfx.dsl.components.component
+@component
 def ServingBaseline(
-    examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
-    baseline: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Model],
-    serving_dir: tfx.dsl.components.Parameter[str],
-    training_config: tfx.dsl.components.Parameter[str],
-    baseline_key: tfx.dsl.components.Parameter[str] = "",
-    code_version: tfx.dsl.components.Parameter[str] = "",
+    examples: InputArtifact[standard_artifacts.Examples],
+    baseline: OutputArtifact[standard_artifacts.Model],
+    serving_dir: Parameter[str],
+    training_config: Parameter[str],
+    baseline_key: Parameter[str] = "",
+    code_version: Parameter[str] = "",
 ):
     """Copies the model serving now into `baseline` (as a Trainer's Model: Format-Serving/), or marks it empty.
 
@@ -81,7 +83,7 @@ class EvaluatorExecutor(tfx_evaluator_executor.Executor):
         super().Do(input_dict, output_dict, exec_properties)
 
 
-class Evaluator(tfx.components.Evaluator):
+class Evaluator(evaluator_component.Evaluator):
     """TFX's Evaluator (same id, inputs and outputs) with the executor above."""
 
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(EvaluatorExecutor)

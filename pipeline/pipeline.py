@@ -3,8 +3,16 @@
 import dataclasses
 
 from google.protobuf import text_format
-from tfx import v1 as tfx
-from tfx.proto import distribution_validator_pb2
+from tfx.components.example_validator.component import ExampleValidator
+from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
+from tfx.components.statistics_gen.component import StatisticsGen
+from tfx.components.trainer.component import Trainer
+from tfx.components.transform.component import Transform
+from tfx.components.tuner.component import Tuner
+from tfx.orchestration import data_types
+from tfx.orchestration import metadata as tfx_metadata
+from tfx.orchestration.pipeline import Pipeline
+from tfx.proto import distribution_validator_pb2, trainer_pb2, transform_pb2
 
 import contract
 from components.anomalies_gate import AnomaliesGate
@@ -33,7 +41,7 @@ def _upstream(config: PipelineConfig) -> tuple:
     """Ingest, validation and Transform: (example_gen, transform, the components in order, statistics_gen, the
     DistributionValidator)."""
     data_root = (
-        tfx.dsl.experimental.RuntimeParameter(name=DATA_ROOT_PARAMETER, ptype=str, default=config.data_root)
+        data_types.RuntimeParameter(name=DATA_ROOT_PARAMETER, ptype=str, default=config.data_root)
         if config.runtime_data_root
         else config.data_root
     )
@@ -46,11 +54,9 @@ def _upstream(config: PipelineConfig) -> tuple:
         span_pattern=config.span_pattern,
         window=config.window,
     )
-    schema_importer = tfx.components.ImportSchemaGen(schema_file=config.schema_path)
-    statistics_gen = tfx.components.StatisticsGen(
-        examples=example_gen.outputs["examples"], schema=schema_importer.outputs["schema"]
-    )
-    example_validator = tfx.components.ExampleValidator(
+    schema_importer = ImportSchemaGen(schema_file=config.schema_path)
+    statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"], schema=schema_importer.outputs["schema"])
+    example_validator = ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_importer.outputs["schema"]
     )
     # Skew (test split vs train split) on every run, drift (newest span vs previous) with spans; both from the one
@@ -71,13 +77,13 @@ def _upstream(config: PipelineConfig) -> tuple:
         code_version=config.code_version(cfg.GATE),
     )
 
-    transform = tfx.components.Transform(
+    transform = Transform(
         examples=example_gen.outputs["examples"],
         schema=schema_importer.outputs["schema"],
         preprocessing_fn=cfg.PREPROCESSING_FN,
         # Statistics (mean, standard deviation) come from the train split only; the Trainer reads the transformed
         # train and eval splits (the Evaluator scores raw test examples through the model's own Transform layer).
-        splits_config=tfx.proto.SplitsConfig(analyze=["train"], transform=list(contract.TRAINING_SPLITS)),
+        splits_config=transform_pb2.SplitsConfig(analyze=["train"], transform=list(contract.TRAINING_SPLITS)),
         # StatisticsGen has described the raw data already and nothing reads statistics of the transformed data;
         # TFDV's pre- and post-transform statistics cost time for nothing (docs/benchmarks.md, the levers table).
         disable_statistics=True,
@@ -100,14 +106,14 @@ def _upstream(config: PipelineConfig) -> tuple:
     return example_gen, transform, components, statistics_gen, distribution_validator
 
 
-def _tuner(config: PipelineConfig, transform) -> tfx.components.Tuner:
+def _tuner(config: PipelineConfig, transform) -> Tuner:
     """KerasTuner's search on the eval split (trainer.task.tuner_fn); its trials train as the Trainer does."""
-    return tfx.components.Tuner(
+    return Tuner(
         tuner_fn=cfg.TUNER_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
-        train_args=tfx.proto.TrainArgs(splits=["train"]),
-        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        train_args=trainer_pb2.TrainArgs(splits=["train"]),
+        eval_args=trainer_pb2.EvalArgs(splits=["eval"]),
         custom_config={
             "hparams": config.hparams.to_dict(),
             "max_trials": config.tune_trials,
@@ -116,14 +122,14 @@ def _tuner(config: PipelineConfig, transform) -> tfx.components.Tuner:
     )
 
 
-def _trainer(config: PipelineConfig, transform, hparams, tuner=None) -> tfx.components.Trainer:
-    return tfx.components.Trainer(
+def _trainer(config: PipelineConfig, transform, hparams, tuner=None) -> Trainer:
+    return Trainer(
         run_fn=cfg.RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         hyperparameters=tuner.outputs["best_hyperparameters"] if tuner is not None else None,
-        train_args=tfx.proto.TrainArgs(splits=["train"]),
-        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        train_args=trainer_pb2.TrainArgs(splits=["train"]),
+        eval_args=trainer_pb2.EvalArgs(splits=["eval"]),
         custom_config={
             "hparams": hparams.to_dict(),
             "threshold_policy": config.threshold_policy.to_dict(),
@@ -142,13 +148,9 @@ def _evaluator(config: PipelineConfig, example_gen, trainer, baseline=None) -> E
     )
 
 
-def _pipeline(config: PipelineConfig, components: list) -> tfx.dsl.Pipeline:
-    metadata = (
-        tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
-        if config.metadata_path
-        else None
-    )
-    return tfx.dsl.Pipeline(
+def _pipeline(config: PipelineConfig, components: list) -> Pipeline:
+    metadata = tfx_metadata.sqlite_metadata_connection_config(config.metadata_path) if config.metadata_path else None
+    return Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
         components=components,
@@ -158,7 +160,7 @@ def _pipeline(config: PipelineConfig, components: list) -> tfx.dsl.Pipeline:
     )
 
 
-def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
+def create_pipeline(config: PipelineConfig) -> Pipeline:
     """Builds the TFX pipeline from its config; reads no environment, file or clock."""
     example_gen, transform, components, statistics_gen, drift_validator = _upstream(config)
     tuner = _tuner(config, transform) if config.tune_trials else None
@@ -182,7 +184,7 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     return _pipeline(config, components + tuning + [trainer, baseline, evaluator, pusher])
 
 
-def create_compare_pipeline(config: PipelineConfig, candidates: tuple[str, ...]) -> tfx.dsl.Pipeline:
+def create_compare_pipeline(config: PipelineConfig, candidates: tuple[str, ...]) -> Pipeline:
     """One ingest, validation and Transform, then a Trainer and an Evaluator per candidate; nothing is pushed.
 
     A candidate is an imbalance strategy or a model option (trainer.hparams.CANDIDATES): its change to

@@ -13,7 +13,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
-from tfx import v1 as tfx
+from tfx.components.trainer.fn_args_utils import FnArgs
+from tfx.components.tuner.component import TunerFnResult
 from tfx_bsl.public import tfxio
 
 import contract
@@ -253,7 +254,7 @@ def _splits(fn_args, hparams: HParams):
     return tf_transform_output, names, train_xy, eval_xy
 
 
-def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
+def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
     """The Tuner's entry point: a random search over trainer.tuning.SEARCH_SPACE on the eval split's PR-AUC."""
     hparams = HParams.from_dict(fn_args.custom_config["hparams"])
     _, _, train_xy, eval_xy = _splits(fn_args, hparams)
@@ -266,10 +267,10 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
         fn_args.custom_config["max_trials"],
     )
     # The trials hold their data; the executor's tuner.search(**fit_kwargs) only needs KerasTuner kept quiet.
-    return tfx.components.TunerFnResult(tuner=tuner, fit_kwargs={"verbose": 0})
+    return TunerFnResult(tuner=tuner, fit_kwargs={"verbose": 0})
 
 
-def run_fn(fn_args: tfx.components.FnArgs) -> None:
+def run_fn(fn_args: FnArgs) -> None:
     """The Trainer's entry point; with a Tuner upstream, its best values replace the searched hyperparameters."""
     hparams = tuning.tuned(
         HParams.from_dict(fn_args.custom_config["hparams"]), tuning.best_values(fn_args.hyperparameters)

@@ -10,8 +10,9 @@ import sys
 import time
 from collections.abc import Callable
 
-from tfx import v1 as tfx
 from tfx.dsl.compiler import constants as compiler_constants
+from tfx.orchestration.local.local_dag_runner import LocalDagRunner
+from tfx.orchestration.pipeline import Pipeline
 from tfx.orchestration.portable import runtime_parameter_utils
 
 from contract import OutputLayout
@@ -66,7 +67,7 @@ class _ProgressHandler(logging.Handler):
             self._say(f"finished {node} ({self.seconds[node]} s)")
 
 
-class _NamedRunner(tfx.orchestration.LocalDagRunner):
+class _NamedRunner(LocalDagRunner):
     """LocalDagRunner with the run id given, not made inside it, so the run can read back its own executions."""
 
     def __init__(self, run_id: str):
@@ -128,7 +129,7 @@ def logs_to_file(layout: OutputLayout):
 
 
 def execute(
-    pipeline: tfx.dsl.Pipeline, config: PipelineConfig, layout: OutputLayout, say: Callable[[str], None] = _say
+    pipeline: Pipeline, config: PipelineConfig, layout: OutputLayout, say: Callable[[str], None] = _say
 ) -> Executed:
     """Runs a pipeline with LocalDagRunner, with progress lines on stderr and library logs in the run's log."""
     os.makedirs(layout.root, exist_ok=True)
