@@ -17,9 +17,9 @@ TEST_WORKERS ?= 2
 test: $(STAMP) lint
 	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup --durations=15
 
-# The fast tier: everything but the end-to-end pipeline runs (@pytest.mark.e2e).
+# The fast tier: everything but the end-to-end pipeline runs (@pytest.mark.e2e), on the same workers.
 test-fast: $(STAMP) lint
-	$(VENV)/bin/pytest -m "not e2e"
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup -m "not e2e"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
