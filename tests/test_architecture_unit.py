@@ -231,3 +231,19 @@ def test_scoring_replay_and_the_command_line_start_without_the_pipelines_stack(m
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]", proc.stdout
+
+
+def test_a_local_run_imports_no_cloud_client():
+    """The local runner and every module a run loads take TFX's components from their own modules: tfx.v1 would
+    load google-cloud-aiplatform, 5 s of every run's start (docs/benchmarks.md, the latest round)."""
+    import subprocess
+    import sys
+
+    modules = "pipeline.runners.local, pipeline.pipeline, trainer.task, transform.preprocessing"
+    code = (
+        f"import sys, {modules}; "
+        "print([m for m in ('tfx.v1', 'google.cloud.aiplatform', 'kfp') if m in sys.modules], 'tfx' in sys.modules)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[] True", proc.stdout
