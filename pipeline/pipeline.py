@@ -27,8 +27,8 @@ from trainer.hparams import CANDIDATES
 
 # tfx_bsl's TFXIO sources, which StatisticsGen, Transform and the Evaluator read through, batch 1 -> 1,000 rows as
 # Beam tunes it, or with this absl flag a fixed 8,192 (20 MiB). Transform's per-batch work (decoding, one call of
-# the graph) then costs 8 s less for 30 MB; the Evaluator holds 360 MB more for nothing measurable
-# (docs/benchmarks.md, the levers table).
+# the graph) then costs about 4 s (8%) less for 30 MB; the Evaluator would hold 360 MB more for nothing measurable
+# (docs/benchmarks.md, the latest round).
 BYTE_SIZE_BATCHING = "tfxio_use_byte_size_batching"
 
 
