@@ -35,10 +35,11 @@ BYTE_SIZE_BATCHING = "tfxio_use_byte_size_batching"
 def _batching(config: PipelineConfig, on: bool) -> list[str]:
     """The flag for one component, unless the user's Beam args set it. TFX parses each Beam component's args into
     absl's process-wide flags, so in a local run a value would carry on to the components after it: every
-    component that reads through TFXIO states its own."""
+    component that reads through TFXIO states its own. In absl's own boolean forms, without a value: a Kubeflow
+    container's entrypoint parses its arguments with absl's argparse, which refuses `--flag=false`."""
     if any(BYTE_SIZE_BATCHING in arg for arg in config.beam_pipeline_args):
         return []
-    return [f"--{BYTE_SIZE_BATCHING}={str(on).lower()}"]
+    return [f"--{'' if on else 'no'}{BYTE_SIZE_BATCHING}"]
 
 
 def _serving_baseline(config: PipelineConfig, example_gen):

@@ -91,15 +91,15 @@ def test_dataflow_workers_get_the_beam_args_and_the_pipeline_image(compiled):
 
 
 def test_transform_batches_by_bytes_and_the_others_say_they_do_not_unless_the_user_chose(compiled, tmp_path):
-    flag = "--tfxio_use_byte_size_batching"
+    flag, off = "--tfxio_use_byte_size_batching", "--notfxio_use_byte_size_batching"
     args_of = _container_args(_spec(compiled, "vertex"))
-    assert f"{flag}=true" in args_of[cfg.TRANSFORM]
+    assert flag in args_of[cfg.TRANSFORM] and off not in args_of[cfg.TRANSFORM]
     for component in (cfg.STATISTICS_GEN, cfg.EVALUATOR):
-        assert f"{flag}=false" in args_of[component] and f"{flag}=true" not in args_of[component], component
+        assert off in args_of[component] and flag not in args_of[component], component
     # The user's value reaches every component, and none of the project's then follows it to override it.
-    chosen = compile_spec(tmp_path / "chosen.json", "vertex", beam_args=(*BEAM_ARGS, f"{flag}=false"))
+    chosen = compile_spec(tmp_path / "chosen.json", "vertex", beam_args=(*BEAM_ARGS, off))
     for component, args in _container_args(_spec({"vertex": chosen}, "vertex")).items():
-        assert [a for a in args if flag in a] in ([], [f"{flag}=false"]), component
+        assert [a for a in args if "tfxio_use_byte_size_batching" in a] in ([], [off]), component
 
 
 def test_flink_workers_get_the_pipeline_image_or_the_source(tmp_path):
