@@ -219,31 +219,28 @@ def test_the_fingerprinted_code_is_what_the_image_installs():
     assert Path(ROOT / "setup.py").read_text().count('py_modules=["contract"]') == 1
 
 
+def _loaded_in_a_fresh_interpreter(imports: str, names: tuple[str, ...]) -> list[str]:
+    """Which of names are in sys.modules after `import {imports}` in a new interpreter, where nothing else has
+    imported them first."""
+    import subprocess
+    import sys
+
+    code = f"import sys, {imports}; print(repr([m for m in {names!r} if m in sys.modules]))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    return ast.literal_eval(proc.stdout.strip().splitlines()[-1])
+
+
 @pytest.mark.parametrize("module", ["pipeline.predict", "pipeline.replay", "pipeline.cli"])
 def test_scoring_replay_and_the_command_line_start_without_the_pipelines_stack(module):
     """predict and replay read CSV through components.csv_contract alone; the CLI imports the stack only once a
     command needs it. Checked in a fresh interpreter, where nothing else has imported it first."""
-    import subprocess
-    import sys
-
     heavy = ("apache_beam", "tfx", "tensorflow_model_analysis", "tensorflow_transform", "tensorflow")
-    code = f"import sys, {module}; print([m for m in {heavy!r} if m in sys.modules])"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "[]", proc.stdout
+    assert _loaded_in_a_fresh_interpreter(module, heavy) == []
 
 
 def test_a_local_run_imports_no_cloud_client():
     """The local runner and every module a run loads take TFX's components from their own modules: tfx.v1 would
     load google-cloud-aiplatform, 5 s of every run's start (docs/benchmarks.md, the latest round)."""
-    import subprocess
-    import sys
-
     modules = "pipeline.runners.local, pipeline.pipeline, trainer.task, transform.preprocessing"
-    code = (
-        f"import sys, {modules}; "
-        "print([m for m in ('tfx.v1', 'google.cloud.aiplatform', 'kfp') if m in sys.modules], 'tfx' in sys.modules)"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "[] True", proc.stdout
+    assert _loaded_in_a_fresh_interpreter(modules, ("tfx", "tfx.v1", "google.cloud.aiplatform", "kfp")) == ["tfx"]
