@@ -20,7 +20,7 @@ from tfx.types import standard_artifacts, standard_component_specs
 from tfx.utils import io_utils
 
 import contract
-from components import serving
+from components import serving, tfma_extractors
 
 # Custom properties of the baseline Model artifact.
 FOUND = "found"
@@ -84,6 +84,15 @@ class EvaluatorExecutor(tfx_evaluator_executor.Executor):
 
 
 class Evaluator(evaluator_component.Evaluator):
-    """TFX's Evaluator (same id, inputs and outputs) with the executor above."""
+    """TFX's Evaluator (same id, inputs and outputs) with the executor above, and by default the project's TFMA
+    extractors (components.tfma_extractors: TFMA's, with the extracts trimmed to what slicing reads).
+
+    TFX keeps code loaded by module_path out of its cache key. This module imports the extractors' module, so the
+    fingerprint of ServingBaseline's code covers it: a change to it re-runs ServingBaseline, and with its new
+    output the Evaluator.
+    """
 
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(EvaluatorExecutor)
+
+    def __init__(self, *args, module_path: str | None = tfma_extractors.__name__, **kwargs):
+        super().__init__(*args, module_path=module_path, **kwargs)

@@ -1,0 +1,122 @@
+"""The Evaluator's TFMA extractors: the extracts are trimmed to what slicing reads, and TFMA's results stay the same."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_model_analysis as tfma
+from tensorflow_model_analysis import constants
+from tensorflow_model_analysis.extractors import unbatch_extractor
+from tfx import types
+from tfx.types import standard_artifacts
+
+import contract
+from components import tfma_extractors
+from components.serving_baseline import Evaluator
+from components.tfma_results import read_metrics
+from pipeline.eval_config import eval_config
+from pipeline.gates import GateConfig
+
+SLICES = frozenset(contract.SLICE_FEATURES)
+
+
+def _column(n=3):
+    return np.arange(n, dtype=np.float32)
+
+
+def test_the_sliced_features_are_the_eval_configs_slicing_features():
+    assert tfma_extractors.sliced_features(eval_config(GateConfig())) == SLICES
+    config = tfma.EvalConfig(
+        slicing_specs=[tfma.SlicingSpec(feature_values={"a": "1"})],
+        cross_slicing_specs=[
+            tfma.CrossSlicingSpec(
+                baseline_spec=tfma.SlicingSpec(feature_keys=["b"]), slicing_specs=[tfma.SlicingSpec(feature_keys=["c"])]
+            )
+        ],
+    )
+    assert tfma_extractors.sliced_features(config) == {"a", "b", "c"}
+
+
+def test_the_trim_keeps_the_sliced_features_labels_and_predictions_and_drops_the_rest():
+    labels, predictions = {"probability": _column()}, {"probability": _column(), "decision": _column()}
+    batch = {
+        constants.INPUT_KEY: [b"a", b"b", b"c"],
+        constants.FEATURES_KEY: {contract.LABEL: _column(), "V1": _column(), contract.AMOUNT_BUCKET: _column()},
+        constants.TRANSFORMED_FEATURES_KEY: {name: _column() for name in (*contract.MODEL_INPUTS, *SLICES)},
+        constants.LABELS_KEY: labels,
+        constants.PREDICTIONS_KEY: predictions,
+    }
+    trimmed = tfma_extractors.trim(batch, SLICES)
+    assert set(trimmed) == {
+        constants.FEATURES_KEY,
+        constants.TRANSFORMED_FEATURES_KEY,
+        constants.LABELS_KEY,
+        constants.PREDICTIONS_KEY,
+    }
+    assert set(trimmed[constants.FEATURES_KEY]) == {contract.AMOUNT_BUCKET}
+    assert set(trimmed[constants.TRANSFORMED_FEATURES_KEY]) == SLICES
+    assert trimmed[constants.LABELS_KEY] is labels and trimmed[constants.PREDICTIONS_KEY] is predictions
+    # The input batch itself is left as it was (Beam may hand the same element to another consumer).
+    assert constants.INPUT_KEY in batch and "V1" in batch[constants.FEATURES_KEY]
+
+
+def test_the_trim_keeps_every_models_sliced_features():
+    per_model = {model: {name: _column() for name in (*contract.MODEL_INPUTS, *SLICES)} for model in ("a", "b")}
+    trimmed = tfma_extractors.trim({constants.TRANSFORMED_FEATURES_KEY: per_model}, SLICES)
+    assert {model: set(f) for model, f in trimmed[constants.TRANSFORMED_FEATURES_KEY].items()} == {
+        "a": SLICES,
+        "b": SLICES,
+    }
+
+
+def test_the_trim_runs_just_before_the_unbatching():
+    config = tfma.EvalConfig(slicing_specs=[tfma.SlicingSpec(feature_keys=[contract.AMOUNT_BUCKET])])
+    stages = [e.stage_name for e in tfma_extractors.custom_extractors(None, config, None)]
+    at = stages.index(tfma_extractors.TRIM_STAGE_NAME)
+    assert stages[at + 1] == unbatch_extractor.UNBATCH_EXTRACTOR_STAGE_NAME
+    assert stages.count(tfma_extractors.TRIM_STAGE_NAME) == 1
+
+
+def test_the_evaluator_uses_them_unless_told_otherwise():
+    channel = types.Channel(type=standard_artifacts.Examples)
+    model = types.Channel(type=standard_artifacts.Model)
+    assert Evaluator(examples=channel, model=model).exec_properties["module_path"] == tfma_extractors.__name__
+    assert Evaluator(examples=channel, model=model, module_path="x.y").exec_properties["module_path"] == "x.y"
+
+
+def _write(path, rng, n=400):
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for _ in range(n):
+            label = int(rng.random() < 0.2)
+            feature = {
+                "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+                "prediction": tf.train.Feature(
+                    float_list=tf.train.FloatList(value=[float(np.clip(0.4 * label + 0.6 * rng.random(), 0, 1))])
+                ),
+                "bucket": tf.train.Feature(bytes_list=tf.train.BytesList(value=[rng.choice([b"x", b"y", b"z"])])),
+                "noise": tf.train.Feature(float_list=tf.train.FloatList(value=rng.random(3).tolist())),
+            }
+            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+
+
+# A whole TFMA run on the direct runner (about 10 s): in the full suite, not the fast tier.
+@pytest.mark.e2e
+def test_tfma_gives_the_same_metrics_per_slice_with_the_trim_as_without(tmp_path):
+    data = tmp_path / "examples.tfrecord"
+    _write(data, np.random.default_rng(7))
+    config = tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(label_key="label", prediction_key="prediction")],
+        slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=["bucket"])],
+        metrics_specs=tfma.metrics.specs_from_metrics(
+            [tfma.metrics.ExampleCount(), tfma.metrics.AUC(), tfma.metrics.AUCPrecisionRecall()]
+            + [tfma.metrics.TruePositives(thresholds=[0.5]), tfma.metrics.FalsePositives(thresholds=[0.5])]
+        ),
+    )
+    results = {}
+    for name, extractors in (("tfma", None), ("trimmed", tfma_extractors.custom_extractors(None, config, None))):
+        output = tmp_path / name
+        tfma.run_model_analysis(
+            eval_config=config, data_location=str(data), output_path=str(output), extractors=extractors
+        )
+        results[name] = read_metrics(str(output))
+    assert set(results["tfma"]) == {"overall", "bucket=x", "bucket=y", "bucket=z"}
+    assert results["trimmed"] == results["tfma"]
