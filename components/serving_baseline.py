@@ -20,7 +20,7 @@ from tfx.types import standard_artifacts, standard_component_specs
 from tfx.utils import io_utils
 
 import contract
-from components import serving, tfma_extractors
+from components import serving, tfma_extractors, tfma_metrics
 
 # Custom properties of the baseline Model artifact.
 FOUND = "found"
@@ -28,6 +28,10 @@ SERVING_VERSION = "serving_version"
 SERVING_PATH = "serving_path"
 # A small record of the choice inside the artifact, for people reading the pipeline root.
 CHOICE_FILE = "baseline.json"
+# The project code the Evaluator runs besides this module (its extractors, and the metric classes its EvalConfig
+# names). TFX keeps code loaded by name out of its cache key; imported here, it is part of the fingerprint of
+# ServingBaseline's code, so a change to it re-runs ServingBaseline, and with its new output the Evaluator.
+EVALUATOR_CODE = (tfma_extractors, tfma_metrics)
 
 
 def training_identity(examples, training_config: str) -> str:
@@ -85,12 +89,8 @@ class EvaluatorExecutor(tfx_evaluator_executor.Executor):
 
 class Evaluator(evaluator_component.Evaluator):
     """TFX's Evaluator (same id, inputs and outputs) with the executor above, and by default the project's TFMA
-    extractors (components.tfma_extractors: TFMA's, with the extracts trimmed to what slicing reads).
-
-    TFX keeps code loaded by module_path out of its cache key. This module imports the extractors' module, so the
-    fingerprint of ServingBaseline's code covers it: a change to it re-runs ServingBaseline, and with its new
-    output the Evaluator.
-    """
+    extractors (components.tfma_extractors: TFMA's, with the extracts trimmed to what slicing reads; see
+    EVALUATOR_CODE for how a change to them re-runs it)."""
 
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(EvaluatorExecutor)
 

@@ -130,13 +130,14 @@ def test_each_component_is_fingerprinted_with_the_modules_it_loads():
         "components.rejection",
         "components.serving",
     }
-    # The serving baseline's module holds the Evaluator too, and its extractors: their fingerprint is one.
+    # The serving baseline's module holds the Evaluator too, and the code the Evaluator runs: one fingerprint.
     assert loaded[cfg.SERVING_BASELINE] == {
         "contract",
         "components",
         "components.serving",
         "components.serving_baseline",
         "components.tfma_extractors",
+        "components.tfma_metrics",
     }
     card = {"components.model_card", "components.tfma_results", "components.drift"}
     assert loaded[cfg.PUSHER] == loaded[cfg.SERVING_BASELINE] | card | {"components.pusher", "components.warmup"}

@@ -1,5 +1,7 @@
 """The blessing gates' configuration: checked values, and TFMA thresholds on the overall slice only."""
 
+import json
+
 import pytest
 
 from pipeline.eval_config import eval_config
@@ -11,9 +13,9 @@ def test_gates_apply_to_the_overall_slice_only():
     gated = {}
     for metric in (m for spec in config.metrics_specs for m in spec.metrics):
         for per_slice in metric.per_slice_thresholds:
-            gated[metric.class_name] = [list(spec.feature_keys) for spec in per_slice.slicing_specs]
+            gated[json.loads(metric.config)["name"]] = [list(spec.feature_keys) for spec in per_slice.slicing_specs]
         assert not metric.HasField("threshold")
-    assert gated == {"AUCPrecisionRecall": [[]], "RecallAtPrecision": [[]]}
+    assert gated == {"pr_auc": [[]], "recall_at_precision": [[]]}
 
 
 def test_gate_values_are_checked():

@@ -1,4 +1,7 @@
-"""The Evaluator's TFMA extractors: the extracts are trimmed to what slicing reads, and TFMA's results stay the same."""
+"""The Evaluator's TFMA extractors: the extracts are trimmed to what slicing reads; with them and the project's metric
+classes, a TFMA run gives stock TFMA's results on every slice."""
+
+import json
 
 import numpy as np
 import pytest
@@ -10,7 +13,7 @@ from tfx import types
 from tfx.types import standard_artifacts
 
 import contract
-from components import tfma_extractors
+from components import tfma_extractors, tfma_metrics
 from components.serving_baseline import Evaluator
 from components.tfma_results import read_metrics
 from pipeline.eval_config import eval_config
@@ -98,25 +101,51 @@ def _write(path, rng, n=400):
             writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
 
 
-# A whole TFMA run on the direct runner (about 10 s): in the full suite, not the fast tier.
-@pytest.mark.e2e
-def test_tfma_gives_the_same_metrics_per_slice_with_the_trim_as_without(tmp_path):
-    data = tmp_path / "examples.tfrecord"
-    _write(data, np.random.default_rng(7))
-    config = tfma.EvalConfig(
+def _config(metrics):
+    return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(label_key="label", prediction_key="prediction")],
         slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=["bucket"])],
-        metrics_specs=tfma.metrics.specs_from_metrics(
-            [tfma.metrics.ExampleCount(), tfma.metrics.AUC(), tfma.metrics.AUCPrecisionRecall()]
-            + [tfma.metrics.TruePositives(thresholds=[0.5]), tfma.metrics.FalsePositives(thresholds=[0.5])]
-        ),
+        metrics_specs=[tfma.MetricsSpec(metrics=metrics)],
     )
+
+
+def _metrics(module=""):
+    def config(name, **kwargs):
+        return tfma.MetricConfig(
+            class_name=("Fast" if module else "") + name, module=module, config=json.dumps({"name": name, **kwargs})
+        )
+
+    count = tfma.MetricConfig(class_name="ExampleCount")
+    return [count, config("AUC"), config("AUCPrecisionRecall"), config("RecallAtPrecision", precision=0.5)] + [
+        config(name, thresholds=[0.5]) for name in ("TruePositives", "FalsePositives", "Precision", "Recall")
+    ]
+
+
+# A whole TFMA run on the direct runner (about 10 s): in the full suite, not the fast tier.
+@pytest.mark.e2e
+def test_tfma_gives_the_same_results_per_slice_with_the_projects_extractors_and_metrics(tmp_path):
+    data = tmp_path / "examples.tfrecord"
+    _write(data, np.random.default_rng(7))
+    stock, ours = _config(_metrics()), _config(_metrics(tfma_metrics.__name__))
     results = {}
-    for name, extractors in (("tfma", None), ("trimmed", tfma_extractors.custom_extractors(None, config, None))):
+    for name, config, extractors in (
+        ("tfma", stock, None),
+        ("ours", ours, tfma_extractors.custom_extractors(None, ours, None)),
+    ):
         output = tmp_path / name
         tfma.run_model_analysis(
             eval_config=config, data_location=str(data), output_path=str(output), extractors=extractors
         )
         results[name] = read_metrics(str(output))
     assert set(results["tfma"]) == {"overall", "bucket=x", "bucket=y", "bucket=z"}
-    assert results["trimmed"] == results["tfma"]
+    assert set(results["tfma"]["overall"]["candidate"]) == {
+        "example_count",
+        "AUC",
+        "AUCPrecisionRecall",
+        "RecallAtPrecision",
+        "TruePositives",
+        "FalsePositives",
+        "Precision",
+        "Recall",
+    }
+    assert results["ours"] == results["tfma"]

@@ -64,9 +64,11 @@ def _gates(eval_config: dict) -> GateConfig:
             threshold = thresholds[0]["threshold"]
             floor = threshold["value_threshold"]["lower_bound"]
             drop = -threshold["change_threshold"]["absolute"]
-            if metric["class_name"] == "AUCPrecisionRecall":
+            # By the metric's name (pipeline.eval_config's PR_AUC, RECALL_AT_PRECISION; not imported, it loads TFMA):
+            # its class is TFMA's or the project's (components.tfma_metrics).
+            if config.get("name") == "pr_auc":
                 values.update(min_pr_auc=floor, max_pr_auc_drop=drop)
-            elif metric["class_name"] == "RecallAtPrecision":
+            elif config.get("name") == "recall_at_precision":
                 values.update(min_recall_at_precision=floor, max_recall_drop=drop, at_precision=config["precision"])
     return GateConfig(**values)
 
