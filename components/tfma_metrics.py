@@ -48,35 +48,19 @@ def simple_label_and_prediction(element, model_name: str, output_name: str):
     return label.reshape(1), prediction.reshape(1)
 
 
-def _extract(
-    element,
-    *,
-    model_name="",
-    output_name="",
-    sub_key=None,
-    aggregation_type=None,
-    class_weights=None,
-    example_weighted=False,
-    **kwargs,
-):
-    """metric_util.to_label_prediction_example_weight with the short path for the simple case."""
-    if not (sub_key or aggregation_type or class_weights or example_weighted):
-        pair = simple_label_and_prediction(element, model_name, output_name)
+_GENERAL = ("sub_key", "aggregation_type", "class_weights", "example_weighted")
+
+
+def _extract(element, **kwargs):
+    """metric_util.to_label_prediction_example_weight (same arguments) with the short path for the simple case."""
+    if not any(kwargs.get(name) for name in _GENERAL):
+        pair = simple_label_and_prediction(element, kwargs.get("model_name", ""), kwargs.get("output_name", ""))
         if pair is not None:
             # TFMA yields the label, the prediction and a weight of 1.0 (with fractional labels, a 0/1 label's other
             # half has weight 0 and is not yielded).
             yield pair[0], pair[1], _WEIGHT
             return
-    yield from metric_util.to_label_prediction_example_weight(
-        element,
-        model_name=model_name,
-        output_name=output_name,
-        sub_key=sub_key,
-        aggregation_type=aggregation_type,
-        class_weights=class_weights,
-        example_weighted=example_weighted,
-        **kwargs,
-    )
+    yield from metric_util.to_label_prediction_example_weight(element, **kwargs)
 
 
 class _Histogram(calibration_histogram._CalibrationHistogramCombiner):  # noqa: SLF001 - TFMA's combiner, extended
