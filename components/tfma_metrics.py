@@ -84,17 +84,21 @@ class _Histogram(calibration_histogram._CalibrationHistogramCombiner):  # noqa: 
         return accumulator
 
 
+def _copy(combiner, cls=None):
+    # A new combiner (of cls, by default the same class) with the given one's state; TFMA's is left as it was.
+    copied = (cls or type(combiner)).__new__(cls or type(combiner))
+    copied.__dict__.update(vars(combiner))
+    return copied
+
+
 def _faster(computations):
     faster = []
     for computation in computations:
         combiner = getattr(computation, "combiner", None)
         if type(combiner) is calibration_histogram._CalibrationHistogramCombiner:  # noqa: SLF001
-            fast = _Histogram.__new__(_Histogram)
-            fast.__dict__.update(vars(combiner))
-            computation = computation._replace(combiner=fast)
+            computation = computation._replace(combiner=_copy(combiner, _Histogram))
         elif type(combiner) is binary_confusion_matrices._BinaryConfusionMatrixCombiner:  # noqa: SLF001
-            fast = binary_confusion_matrices._BinaryConfusionMatrixCombiner.__new__(type(combiner))  # noqa: SLF001
-            fast.__dict__.update(vars(combiner))
+            fast = _copy(combiner)
             if fast._extract_label_prediction_and_weight is metric_util.to_label_prediction_example_weight:
                 fast._extract_label_prediction_and_weight = _extract
             computation = computation._replace(combiner=fast)
