@@ -7,8 +7,9 @@ features. The trim keeps the features the EvalConfig's slicing specs name (raw o
 drops the rest, so the per-example work is the part that is used. The labels, predictions and example weights were
 taken out of the features by the extractors before it, so nothing a metric reads is dropped.
 
-TFX's Evaluator takes these through its `custom_extractors` hook (pipeline.pipeline passes this module as the
-Evaluator's module_path); Beam workers import it from the installed project, as they do the Transform module.
+TFX's Evaluator takes these through its `custom_extractors` hook (components.serving_baseline.Evaluator passes this
+module as its module_path by default); Beam workers import it from the installed project, as they do the Transform
+module.
 """
 
 from collections.abc import Mapping

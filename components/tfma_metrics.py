@@ -48,12 +48,9 @@ def simple_label_and_prediction(element, model_name: str, output_name: str):
     return label.reshape(1), prediction.reshape(1)
 
 
-_GENERAL = ("sub_key", "aggregation_type", "class_weights", "example_weighted")
-
-
 def _extract(element, **kwargs):
     """metric_util.to_label_prediction_example_weight (same arguments) with the short path for the simple case."""
-    if not any(kwargs.get(name) for name in _GENERAL):
+    if not _general(**kwargs):
         pair = simple_label_and_prediction(element, kwargs.get("model_name", ""), kwargs.get("output_name", ""))
         if pair is not None:
             # TFMA yields the label, the prediction and a weight of 1.0 (with fractional labels, a 0/1 label's other
@@ -63,12 +60,37 @@ def _extract(element, **kwargs):
     yield from metric_util.to_label_prediction_example_weight(element, **kwargs)
 
 
+def _general(sub_key=None, aggregation_type=None, class_weights=None, example_weighted=False, **_) -> bool:
+    # What only TFMA's general lookup handles (the rest of its arguments do not matter here): the short path is for
+    # none of these.
+    return bool(sub_key or aggregation_type or class_weights or example_weighted)
+
+
+def _copy(combiner, cls=None):
+    # A new combiner (of cls, by default the same class) with the given one's state; TFMA's is left as it was.
+    copied = (cls or type(combiner)).__new__(cls or type(combiner))
+    copied.__dict__.update(vars(combiner))
+    return copied
+
+
 class _Histogram(calibration_histogram._CalibrationHistogramCombiner):  # noqa: SLF001 - TFMA's combiner, extended
     """TFMA's calibration histogram combiner; the simple case adds the example without the general lookup."""
 
+    @classmethod
+    def of(cls, combiner):
+        """TFMA's combiner as this class, with whether its settings allow the short path decided once."""
+        fast = _copy(combiner, cls)
+        fast._short = not _general(
+            sub_key=fast._key.sub_key,
+            aggregation_type=fast._aggregation_type,
+            class_weights=fast._class_weights,
+            example_weighted=fast._example_weighted,
+        )
+        return fast
+
     def add_input(self, accumulator, element):
-        simple = not (self._key.sub_key or self._aggregation_type or self._class_weights or self._example_weighted)
-        pair = simple_label_and_prediction(element, self._key.model_name, self._key.output_name) if simple else None
+        key = self._key
+        pair = simple_label_and_prediction(element, key.model_name, key.output_name) if self._short else None
         if pair is None:
             return super().add_input(accumulator, element)
         label, prediction = float(pair[0][0]), float(pair[1][0])
@@ -84,19 +106,12 @@ class _Histogram(calibration_histogram._CalibrationHistogramCombiner):  # noqa: 
         return accumulator
 
 
-def _copy(combiner, cls=None):
-    # A new combiner (of cls, by default the same class) with the given one's state; TFMA's is left as it was.
-    copied = (cls or type(combiner)).__new__(cls or type(combiner))
-    copied.__dict__.update(vars(combiner))
-    return copied
-
-
 def _faster(computations):
     faster = []
     for computation in computations:
         combiner = getattr(computation, "combiner", None)
         if type(combiner) is calibration_histogram._CalibrationHistogramCombiner:  # noqa: SLF001
-            computation = computation._replace(combiner=_copy(combiner, _Histogram))
+            computation = computation._replace(combiner=_Histogram.of(combiner))
         elif type(combiner) is binary_confusion_matrices._BinaryConfusionMatrixCombiner:  # noqa: SLF001
             fast = _copy(combiner)
             if fast._extract_label_prediction_and_weight is metric_util.to_label_prediction_example_weight:
