@@ -40,9 +40,9 @@ $(STAMP): requirements.lock setup.py scripts/bootstrap-venv
 # Re-resolves the dependency set from setup.py and pins it again (needs the package registry).
 lock: $(STAMP)
 	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
-	{ echo "# The whole resolved dependency set, pinned (pip freeze of a working install on Python 3.10)."; \
-	  echo "# Regenerate with: make lock"; \
-	  $(VENV)/bin/python -m pip freeze --exclude-editable; } > requirements.lock
+	{ echo "# The whole resolved dependency set, pinned (pip freeze of a working install on Python 3.10), pip and"; \
+	  echo "# setuptools included (the venv is made without ensurepip's). Regenerate with: make lock"; \
+	  $(VENV)/bin/python -m pip freeze --all --exclude-editable; } > requirements.lock
 
 bench: $(STAMP)
 	$(VENV)/bin/python bench/bench_pipeline.py $(BENCH_ARGS)

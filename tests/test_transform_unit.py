@@ -1,4 +1,5 @@
-"""preprocessing_fn run through tensorflow_transform.beam on a few rows, against a numpy reference."""
+"""preprocessing_fn run through tensorflow_transform.beam, against a numpy reference: a few rows, and 2,000 far from
+zero."""
 
 import numpy as np
 import pytest
@@ -52,7 +53,7 @@ def test_preprocessing_matches_numpy_with_train_statistics_only(tmp_path):
             raw_eval = np.log(raw_eval + contract.AMOUNT_LOG_OFFSET)
         expected = np.clip((raw_eval - raw_train.mean()) / raw_train.std(), -5, 5)
         got = np.array([float(np.ravel(r[contract.transformed_name(name)])[0]) for r in transformed])
-        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4, err_msg=name)
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6, err_msg=name)
     got_v2 = float(np.ravel(transformed[0][contract.transformed_name("V2")])[0])
     assert got_v2 == -5.0  # clipped
 
@@ -70,3 +71,25 @@ def test_preprocessing_matches_numpy_with_train_statistics_only(tmp_path):
 def _text(value):
     value = np.ravel(value)[0]
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def test_z_scores_are_exact_to_float32_rounding_on_a_column_far_from_zero(tmp_path):
+    """The statistics are accumulated in float64: a float32 running sum of 2,000 values near 100,000 would move the
+    mean, and every z-score, by far more than 1e-6."""
+    rng = np.random.default_rng(0)
+    n = 2_000
+    columns = {name: rng.normal(size=n).astype(np.float32) for name in contract.RAW_FLOAT_FEATURES}
+    columns["V1"] = (1e5 + rng.normal(size=n)).astype(np.float32)
+    columns[contract.AMOUNT] = rng.uniform(0, 100, size=n).astype(np.float32)
+    rows = [{name: [float(columns[name][i])] for name in columns} | {contract.LABEL: [0]} for i in range(n)]
+    spec = {name: tf.io.FixedLenFeature([1], tf.float32) for name in contract.RAW_FLOAT_FEATURES}
+    spec[contract.LABEL] = tf.io.FixedLenFeature([1], tf.int64)
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
+    with tft_beam.Context(temp_dir=str(tmp_path)):
+        (transformed, _), _ = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(preprocessing_fn)
+
+    for name in ("V1", "V2"):
+        raw = columns[name].astype(np.float64)
+        expected = np.clip((raw - raw.mean()) / raw.std(), -contract.CLIP, contract.CLIP)
+        got = np.array([float(np.ravel(r[contract.transformed_name(name)])[0]) for r in transformed])
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6, err_msg=name)
