@@ -153,6 +153,13 @@ def test_the_compiled_spec_carries_the_drift_gate_and_the_span_window(tmp_path):
     # The gate waits for the validator, and Transform for the gate.
     assert cfg.DISTRIBUTION_VALIDATOR in tasks[cfg.GATE].dependent_tasks
     assert cfg.GATE in tasks[cfg.TRANSFORM].dependent_tasks
+    # The Trainer reads ExampleGen's examples through Transform's graph; Transform materializes no examples.
+    trainer_inputs = tasks[cfg.TRAINER].inputs.artifacts
+    assert trainer_inputs["examples"].task_output_artifact.producer_task == cfg.EXAMPLE_GEN
+    assert trainer_inputs["transform_graph"].task_output_artifact.producer_task == cfg.TRANSFORM
+    assert set(spec.components[tasks[cfg.TRANSFORM].component_ref.name].output_definitions.artifacts) == {
+        "transform_graph"
+    }
     example_gen = tasks[cfg.EXAMPLE_GEN]
     custom = json.loads(_parameter(example_gen, "custom_config"))["custom_config"]["value"]
     assert custom["span_pattern"] == "span-{SPAN}/*.csv.gz" and custom["window"] == 3

@@ -8,7 +8,7 @@ import pytest
 
 import contract
 from pipeline import config as cfg
-from tests.support import ROOT, CliRun
+from tests.support import ROOT, CliRun, trainer_rows
 
 # The pipeline's Beam-based components: each runs as one job on the cluster.
 BEAM_JOBS = 4
@@ -33,23 +33,6 @@ def _statistics(run: CliRun, split: str) -> dict:
     by_feature = {tuple(feature.path.step): feature for feature in dataset.features}
     assert set(by_feature) == {(column,) for column in contract.RAW_COLUMNS}
     return {"num_examples": dataset.num_examples, **by_feature}
-
-
-def _transformed(run: CliRun, split: str) -> np.ndarray:
-    """A split's transformed examples as rows of (label, features in name order), sorted."""
-    import tensorflow as tf
-
-    rows = []
-    for record in tf.data.TFRecordDataset(_files(run, cfg.TRANSFORM, "transformed_examples", split), "GZIP"):
-        features = tf.train.Example.FromString(record.numpy()).features.feature
-        rows.append(
-            [
-                v
-                for name in sorted(features)
-                for v in (*features[name].float_list.value, *features[name].int64_list.value)
-            ]
-        )
-    return np.array(sorted(rows))
 
 
 @pytest.mark.e2e
@@ -84,10 +67,12 @@ def test_the_workers_compute_what_the_direct_runner_does(portable, time_run):
         # StatisticsGen: the same statistics, histograms and quantiles included.
         assert _statistics(remote, split) == _statistics(time_run, split), split
     for split in contract.TRAINING_SPLITS:
-        # Transform (it writes the splits the Trainer reads): the same rows, to float rounding at most.
-        ours, theirs = _transformed(remote, split), _transformed(time_run, split)
+        # Transform (its analyzers ran on the workers): the same statistics in its graph, so the Trainer reads the
+        # same rows through it, to float rounding at most.
+        (ours, ours_y), (theirs, theirs_y) = trainer_rows(remote.summary, split), trainer_rows(time_run.summary, split)
         assert ours.shape == theirs.shape and ours.shape[0] > 0
         np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-6)
+        np.testing.assert_array_equal(ours_y, theirs_y)
     # Trainer (not Beam) and Evaluator: the same model and the same metrics.
     assert remote.summary["operating_threshold"]["threshold"] == pytest.approx(
         time_run.summary["operating_threshold"]["threshold"], abs=1e-6

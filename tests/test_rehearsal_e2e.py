@@ -2,11 +2,11 @@
 
 Each rehearsal runs every task's compiled container command in its own process with the ExecutorInput the target's
 backend would build (pipeline/runners/rehearsal.py). The first Kubeflow rehearsal and the Vertex one must give what
-`fraud-pipeline run` gives on the same data and flags (the session's time_run): split counts, statistics,
-transformed rows, threshold, every test metric, the blessing and the pushed model's scores.
+`fraud-pipeline run` gives on the same data and flags (the session's time_run): split counts, statistics, the rows
+the Trainer reads through Transform's graph, threshold, every test metric, the blessing and the pushed model's
+scores.
 """
 
-import glob
 import gzip
 import json
 import os
@@ -19,7 +19,7 @@ from tensorflow_metadata.proto.v0 import statistics_pb2
 
 import contract
 from pipeline import status as st
-from tests.support import CLI, FIXTURE, raw_examples
+from tests.support import CLI, FIXTURE, raw_examples, trainer_rows
 
 pytestmark = pytest.mark.e2e
 
@@ -32,35 +32,14 @@ def _statistics(summary: dict, split: str) -> statistics_pb2.DatasetFeatureStati
     return stats
 
 
-def _transformed(summary: dict, split: str) -> list[dict]:
-    """The rows Transform wrote, as {feature: values} (a tf.Example's map has no fixed serialized order), by Time:
-    Beam keeps no order of the rows it writes, which varies with the load of the machine."""
-    folder = os.path.join(summary["artifacts"]["transformed_examples"], contract.split_dir(split))
-    rows = []
-    for record in tf.data.TFRecordDataset(sorted(glob.glob(os.path.join(folder, "*"))), compression_type="GZIP"):
-        features = tf.train.Example.FromString(record.numpy()).features.feature
-        rows.append({name: list(getattr(f, f.WhichOneof("kind")).value) for name, f in features.items()})
-
-    # Rows of one second apart by their label and rounded features.
-    def order(row):
-        rounded = [(n, [round(v, 4) if isinstance(v, float) else v for v in vs]) for n, vs in sorted(row.items())]
-        return row[contract.TIME], row[contract.LABEL], rounded
-
-    return sorted(rows, key=order)
-
-
-def _assert_same_rows(got: list[dict], want: list[dict], split: str) -> None:
-    """The same rows, features and values; floats to 1e-5. Transform's analyzers sum in the order of Beam's
-    bundles, which varies with the machine's load, so a z-score's last float32 bits can move (Amount_xf by 1e-7,
-    measured with the suite on two workers) while the model, its threshold and its metrics come out the same."""
-    assert len(got) == len(want), split
-    for a, b in zip(got, want, strict=True):
-        assert a.keys() == b.keys(), split
-        for name, values in a.items():
-            if isinstance(values[0], float):
-                np.testing.assert_allclose(values, b[name], rtol=1e-5, atol=1e-6, err_msg=f"{split} {name}")
-            else:
-                assert values == b[name], (split, name)
+def _assert_same_rows(got: tuple, want: tuple, split: str) -> None:
+    """The same rows the Trainer reads; floats to 1e-5. Transform's analyzers sum in the order of Beam's bundles,
+    which varies with the machine's load, so a z-score's last float32 bits can move (Amount_xf by 1e-7, measured
+    with the suite on two workers) while the model, its threshold and its metrics come out the same."""
+    (x, y), (want_x, want_y) = got, want
+    assert x.shape == want_x.shape and x.shape[0] > 0, split
+    np.testing.assert_allclose(x, want_x, rtol=1e-5, atol=1e-6, err_msg=split)
+    np.testing.assert_array_equal(y, want_y, err_msg=split)
 
 
 def _scores(model_dir: str, examples: list[bytes]) -> np.ndarray:
@@ -89,7 +68,7 @@ def test_a_rehearsed_spec_gives_what_run_gives(target, rehearsed, time_run):
     for split in contract.SPLITS:
         assert _statistics(got, split) == _statistics(want, split), split
     for split in contract.TRAINING_SPLITS:
-        _assert_same_rows(_transformed(got, split), _transformed(want, split), split)
+        _assert_same_rows(trainer_rows(got, split), trainer_rows(want, split), split)
     assert got["operating_threshold"]["threshold"] == pytest.approx(want["operating_threshold"]["threshold"], abs=1e-6)
     assert set(got["evaluation"]["overall"]) == set(want["evaluation"]["overall"])
     for metric, value in want["evaluation"]["overall"].items():

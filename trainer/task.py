@@ -1,7 +1,8 @@
 """run_fn: the Trainer component loads it by dotted path (trainer.task.run_fn) and calls it with TFX's FnArgs.
 
-Trains the tutorial's model on the transformed train split with the chosen imbalance strategy, stops early on
-the eval split's PR-AUC, and exports a SavedModel whose signatures take serialized raw tf.Examples.
+Trains the tutorial's model on the train split (ExampleGen's raw examples through Transform's graph) with the
+chosen imbalance strategy, stops early on the eval split's PR-AUC, and exports a SavedModel whose signatures take
+serialized raw tf.Examples.
 """
 
 import dataclasses
@@ -27,17 +28,23 @@ from trainer.hparams import HParams, ThresholdPolicy
 def load_split(
     file_pattern, data_accessor, tf_transform_output, names=contract.MODEL_INPUTS, batch_size=contract.READ_BATCH_SIZE
 ):
-    """Reads a transformed split into memory: (the named model inputs as one [n, inputs] float32 array in that
-    order, labels as [n, 1] int64)."""
+    """Reads a raw split (ExampleGen's) into memory through the Transform graph: (the named Transform outputs as one
+    [n, inputs] float32 array in that order, labels as [n, 1] int64).
+
+    Transform does not materialize its outputs (pipeline/pipeline.py): the graph it wrote is applied here, batch by
+    batch, as the serving signature applies it, and gives the same values to the bit as Transform's own pass.
+    """
     data = data_accessor.tf_dataset_factory(
         file_pattern,
-        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, num_epochs=1, shuffle=False, label_key=contract.LABEL),
-        tf_transform_output.transformed_metadata.schema,
+        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, num_epochs=1, shuffle=False),
+        tf_transform_output.raw_metadata.schema,
     )
+    layer = tf_transform_output.transform_features_layer()
     xs, ys = [], []
-    for batch, label in data.as_numpy_iterator():
-        xs.append(np.hstack([batch[name].reshape(-1, 1) for name in names]))
-        ys.append(label.reshape(-1, 1))
+    for raw in data:
+        batch = layer(raw)
+        xs.append(np.hstack([batch[name].numpy().reshape(-1, 1) for name in names]))
+        ys.append(batch[contract.LABEL].numpy().reshape(-1, 1))
     if not ys:
         raise ValueError(f"no examples in {file_pattern}")
     # astype(copy=False): the split is not copied once more when it already has the type (it is float32).
@@ -193,7 +200,7 @@ def operating_threshold(policy: ThresholdPolicy, model, eval_xy, eval_days: floa
 
 
 def split_days(file_pattern, data_accessor, tf_transform_output) -> float:
-    """How many days a transformed split spans, from its first to its last Time (at least one second)."""
+    """How many days a split spans, from its first to its last Time (at least one second)."""
     times, _ = load_split(file_pattern, data_accessor, tf_transform_output, names=(contract.TIME,))
     return max(float(times.max() - times.min()), 1.0) / contract.SECONDS_PER_DAY
 

@@ -153,7 +153,6 @@ def _artifacts(done: Executed) -> dict:
         "examples": (cfg.EXAMPLE_GEN, "examples"),
         "statistics": (cfg.STATISTICS_GEN, "statistics"),
         "transform_graph": (cfg.TRANSFORM, "transform_graph"),
-        "transformed_examples": (cfg.TRANSFORM, "transformed_examples"),
         "model": (cfg.TRAINER, "model"),
         "evaluation": (cfg.EVALUATOR, "evaluation"),
     }
