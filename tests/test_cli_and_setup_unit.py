@@ -1,6 +1,7 @@
 """The command line's help, usage errors, the set-up's search for Python 3.10, and its byte-compiling of what a run
 loads."""
 
+import gc
 import os
 import subprocess
 import sys
@@ -26,6 +27,21 @@ def test_help_lists_the_subcommands_and_options():
     assert "--run" in report and "--output" in report
     compare = subprocess.run([str(CLI), "compare", "--help"], capture_output=True, text=True, check=True).stdout
     assert "--strategies" in compare and "--min-precision" in compare
+
+
+def test_the_console_script_leaves_the_shutdown_collection_to_the_os(monkeypatch):
+    """The installed command and `python -m pipeline.cli` go through cli.console, which passes main's exit code
+    on and freezes the objects alive after the command, so the interpreter's shutdown does not collect them."""
+    assert "from pipeline.cli import console" in CLI.read_text()
+    assert "console()" in (ROOT / "pipeline" / "cli" / "__main__.py").read_text()
+    monkeypatch.setattr(cli, "main", lambda argv=None: 3)
+    gc.unfreeze()
+    try:
+        assert gc.get_freeze_count() == 0
+        assert cli.console() == 3
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
 
 
 @pytest.mark.parametrize(

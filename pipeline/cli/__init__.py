@@ -7,6 +7,7 @@
 """
 
 import argparse
+import gc
 import logging
 import os
 import sys
@@ -59,6 +60,20 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as e:  # noqa: BLE001 - no traceback reaches the terminal: one sentence, the rest in a log.
         return _unexpected(args, e)
+
+
+def console() -> int:
+    """The console script and `python -m pipeline.cli`: main(), then the interpreter's shutdown made cheap.
+
+    With TensorFlow, Beam and TFX loaded, Python's shutdown spends about 1.5 s of every command collecting the
+    reference cycles of a module graph the process is about to drop (measured: 1.66 s -> 0.25 s). The command's
+    outputs are written and closed by then, so gc.freeze() leaves those objects to the operating system; atexit
+    handlers (logging's flush and close among them) still run. Not in main(): a test calling main() in its own
+    process keeps collecting.
+    """
+    code = main()
+    gc.freeze()
+    return code
 
 
 def _output_of(args: argparse.Namespace) -> str | None:
