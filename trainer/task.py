@@ -6,6 +6,7 @@ serialized raw tf.Examples.
 """
 
 import dataclasses
+import functools
 import json
 import os
 import time
@@ -29,17 +30,22 @@ def load_split(
     file_pattern, data_accessor, tf_transform_output, names=contract.MODEL_INPUTS, batch_size=contract.READ_BATCH_SIZE
 ):
     """Reads a raw split (ExampleGen's) into memory through the Transform graph: (the named Transform outputs as one
-    [n, inputs] float32 array in that order, labels as [n, 1] int64).
+    [n, inputs] float32 array in that order, labels as [n, 1] int64), in canonical_order.
 
     Transform does not materialize its outputs (pipeline/pipeline.py): the graph it wrote is applied here, batch by
     batch, as the serving signature applies it, and gives the same values to the bit as Transform's own pass.
     """
+    layer = tf_transform_output.transform_features_layer()
+    return canonical_order(*_read_split(file_pattern, data_accessor, tf_transform_output, layer, names, batch_size))
+
+
+def _read_split(file_pattern, data_accessor, tf_transform_output, layer, names, batch_size=contract.READ_BATCH_SIZE):
+    """load_split's rows in the order the files give them, through `layer` (the graph's Keras layer)."""
     data = data_accessor.tf_dataset_factory(
         file_pattern,
         tfxio.TensorFlowDatasetOptions(batch_size=batch_size, num_epochs=1, shuffle=False),
         tf_transform_output.raw_metadata.schema,
     )
-    layer = tf_transform_output.transform_features_layer()
     xs, ys = [], []
     for raw in data:
         batch = layer(raw)
@@ -48,8 +54,7 @@ def load_split(
     if not ys:
         raise ValueError(f"no examples in {file_pattern}")
     # astype(copy=False): the split is not copied once more when it already has the type (it is float32).
-    x = np.concatenate(xs).astype(np.float32, copy=False)
-    return canonical_order(x, np.concatenate(ys).astype(np.int64, copy=False))
+    return np.concatenate(xs).astype(np.float32, copy=False), np.concatenate(ys).astype(np.int64, copy=False)
 
 
 def canonical_order(x: np.ndarray, y: np.ndarray):
@@ -199,9 +204,8 @@ def operating_threshold(policy: ThresholdPolicy, model, eval_xy, eval_days: floa
     return threshold_lib.choose(policy, y, scores, eval_days)
 
 
-def split_days(file_pattern, data_accessor, tf_transform_output) -> float:
+def span_days(times: np.ndarray) -> float:
     """How many days a split spans, from its first to its last Time (at least one second)."""
-    times, _ = load_split(file_pattern, data_accessor, tf_transform_output, names=(contract.TIME,))
     return max(float(times.max() - times.min()), 1.0) / contract.SECONDS_PER_DAY
 
 
@@ -252,19 +256,32 @@ def export(
             json.dump(content, f, indent=2)
 
 
-def _splits(fn_args, hparams: HParams):
+def _splits(fn_args, hparams: HParams, with_days: bool = False):
+    """The train and eval splits through one load of the Transform graph; with_days: also the eval split's span in
+    days (the alert budget's), from its Time read in the same pass."""
     # The Trainer sets both; the Tuner only transform_graph_path (transform_output is deprecated).
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path or fn_args.transform_output)
+    layer = tf_transform_output.transform_features_layer()
     names = model_lib.model_inputs(hparams)
-    train_xy = load_split(fn_args.train_files, fn_args.data_accessor, tf_transform_output, names)
-    eval_xy = load_split(fn_args.eval_files, fn_args.data_accessor, tf_transform_output, names)
-    return tf_transform_output, names, train_xy, eval_xy
+    read = functools.partial(
+        _read_split, data_accessor=fn_args.data_accessor, tf_transform_output=tf_transform_output, layer=layer
+    )
+    train_xy = canonical_order(*read(fn_args.train_files, names=names))
+    days = None
+    if with_days:
+        # Time rides along as a last column and leaves before the sort: the rows are the same as without it.
+        x, y = read(fn_args.eval_files, names=(*names, contract.TIME))
+        days = span_days(x[:, -1])
+        eval_xy = canonical_order(x[:, :-1], y)
+    else:
+        eval_xy = canonical_order(*read(fn_args.eval_files, names=names))
+    return tf_transform_output, names, train_xy, eval_xy, days
 
 
 def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
     """The Tuner's entry point: a random search over trainer.tuning.SEARCH_SPACE on the eval split's PR-AUC."""
     hparams = HParams.from_dict(fn_args.custom_config["hparams"])
-    _, _, train_xy, eval_xy = _splits(fn_args, hparams)
+    _, _, train_xy, eval_xy, _ = _splits(fn_args, hparams)
     tuner = tuning.make_tuner(
         train,
         hparams,
@@ -282,11 +299,8 @@ def run_fn(fn_args: FnArgs) -> None:
     hparams = tuning.tuned(
         HParams.from_dict(fn_args.custom_config["hparams"]), tuning.best_values(fn_args.hyperparameters)
     )
-    tf_transform_output, names, train_xy, eval_xy = _splits(fn_args, hparams)
-    model, facts = train(hparams, train_xy, eval_xy)
     policy = ThresholdPolicy.from_dict(fn_args.custom_config["threshold_policy"])
-    days = None
-    if policy.kind == "alerts":
-        days = split_days(fn_args.eval_files, fn_args.data_accessor, tf_transform_output)
+    tf_transform_output, names, train_xy, eval_xy, days = _splits(fn_args, hparams, with_days=policy.kind == "alerts")
+    model, facts = train(hparams, train_xy, eval_xy)
     operating = operating_threshold(policy, model, eval_xy, days)
     export(model, tf_transform_output, fn_args.serving_model_dir, facts, operating, names)
