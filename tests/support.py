@@ -213,26 +213,23 @@ def raw_examples(run: CliRun, split: str) -> list[bytes]:
     return [r.numpy() for r in tf.data.TFRecordDataset(split_files(run, split), compression_type="GZIP")]
 
 
-class _ExampleAccessor:
-    """The Trainer's DataAccessor for ExampleGen's gzipped tf.Examples (its tf_dataset_factory)."""
-
-    @staticmethod
-    def tf_dataset_factory(file_pattern, options, schema):
-        from tfx_bsl.public import tfxio
-
-        return tfxio.TFExampleRecord(file_pattern=file_pattern, schema=schema).TensorFlowDataset(options)
-
-
 def trainer_rows(summary: dict, split: str):
     """What the Trainer of a run reads of a split (trainer.task.load_split): the raw examples ExampleGen wrote through
     the run's Transform graph, as (Time and the model inputs, labels), rows sorted by Time first."""
     import tensorflow_transform as tft
+    from tfx.components.trainer.fn_args_utils import DataAccessor
+    from tfx.components.util import tfxio_utils
+    from tfx.types import standard_artifacts
 
     from trainer.task import load_split
 
-    pattern = os.path.join(summary["artifacts"]["examples"], contract.split_dir(split), "*")
+    examples = standard_artifacts.Examples()
+    examples.uri = summary["artifacts"]["examples"]
+    # The Trainer's own dataset factory for ExampleGen's artifact (tfx.components.trainer.fn_args_utils).
+    accessor = DataAccessor(tfxio_utils.get_tf_dataset_factory_from_artifact([examples], []), None, None)
+    pattern = os.path.join(examples.uri, contract.split_dir(split), "*")
     graph = tft.TFTransformOutput(summary["artifacts"]["transform_graph"])
-    return load_split(pattern, _ExampleAccessor, graph, names=(contract.TIME, *contract.MODEL_INPUTS))
+    return load_split(pattern, accessor, graph, names=(contract.TIME, *contract.MODEL_INPUTS))
 
 
 def compile_spec(path: Path, target: str, *extra: str, data: str = DATA_URI, beam_args=BEAM_ARGS) -> Path:
