@@ -26,6 +26,7 @@ import tf_keras as keras  # noqa: E402
 from sklearn.metrics import average_precision_score, roc_auc_score  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
+from trainer.model import keras_runs_as_written  # noqa: E402
 from trainer.model import metrics as model_metrics  # noqa: E402
 
 
@@ -65,6 +66,9 @@ def main() -> int:
     seconds["preprocess"] = time.monotonic() - t
 
     t = time.monotonic()
+    # As in the pipeline's Trainer, and as for the tutorial on Keras 3 by TensorFlow's own rule for keras.*: Keras's
+    # code is traced as written, not transpiled by AutoGraph first (about 30 s; trainer.model.keras_runs_as_written).
+    keras_runs_as_written()
     keras.utils.set_random_seed(args.seed)
     pos = float(ys["train"].sum())
     neg = float(len(ys["train"]) - pos)

@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+import tf_keras as keras
 
 import contract
 from trainer import model as model_lib
@@ -88,6 +89,20 @@ def test_zeroed_hidden_layer_gives_sigmoid_of_the_bias():
     x, _ = _data(50, 0.5, 6)
     predictions = model.predict(x, verbose=0).ravel()
     np.testing.assert_allclose(predictions, 1 / (1 + math.exp(-bias)), rtol=1e-6)
+
+
+def test_autograph_leaves_keras_code_as_written_and_converts_ours():
+    """The first fit of a process does not transpile tf_keras's train, test and metric code (about 30 s a Trainer,
+    trainer.model.keras_runs_as_written); the project's own functions are still AutoGraph's to convert."""
+    from tensorflow.python.autograph.core import config as autograph_config
+    from tensorflow.python.autograph.impl import conversion
+
+    model_lib.build_model(HParams(), 0.0)
+    model_lib.keras_runs_as_written()
+    assert conversion.is_allowlisted(keras.Model.train_step)
+    assert conversion.is_allowlisted(keras.metrics.AUC.update_state)
+    assert not conversion.is_allowlisted(model_lib.stacked)
+    assert sum("tf_keras" in str(rule) for rule in autograph_config.CONVERSION_RULES) == 1
 
 
 def test_same_seed_and_data_give_the_same_model():
