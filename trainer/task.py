@@ -6,7 +6,6 @@ serialized raw tf.Examples.
 """
 
 import dataclasses
-import functools
 import json
 import os
 import time
@@ -256,26 +255,21 @@ def export(
             json.dump(content, f, indent=2)
 
 
-def _splits(fn_args, hparams: HParams, with_days: bool = False):
-    """The train and eval splits through one load of the Transform graph; with_days: also the eval split's span in
-    days (the alert budget's), from its Time read in the same pass."""
+def _splits(fn_args, hparams: HParams):
+    """The train and eval splits through one load of the Transform graph, and the days the eval split spans (the
+    alert budget's), from its Time read in the same pass."""
     # The Trainer sets both; the Tuner only transform_graph_path (transform_output is deprecated).
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path or fn_args.transform_output)
     layer = tf_transform_output.transform_features_layer()
     names = model_lib.model_inputs(hparams)
-    read = functools.partial(
-        _read_split, data_accessor=fn_args.data_accessor, tf_transform_output=tf_transform_output, layer=layer
-    )
-    train_xy = canonical_order(*read(fn_args.train_files, names=names))
-    days = None
-    if with_days:
-        # Time rides along as a last column and leaves before the sort: the rows are the same as without it.
-        x, y = read(fn_args.eval_files, names=(*names, contract.TIME))
-        days = span_days(x[:, -1])
-        eval_xy = canonical_order(x[:, :-1], y)
-    else:
-        eval_xy = canonical_order(*read(fn_args.eval_files, names=names))
-    return tf_transform_output, names, train_xy, eval_xy, days
+
+    def read(pattern, columns):
+        return _read_split(pattern, fn_args.data_accessor, tf_transform_output, layer, columns)
+
+    train_xy = canonical_order(*read(fn_args.train_files, names))
+    # Time rides along as the eval split's last column and leaves before the sort: the rows are the same without it.
+    x, y = read(fn_args.eval_files, (*names, contract.TIME))
+    return tf_transform_output, names, train_xy, canonical_order(x[:, :-1], y), span_days(x[:, -1])
 
 
 def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
@@ -300,7 +294,7 @@ def run_fn(fn_args: FnArgs) -> None:
         HParams.from_dict(fn_args.custom_config["hparams"]), tuning.best_values(fn_args.hyperparameters)
     )
     policy = ThresholdPolicy.from_dict(fn_args.custom_config["threshold_policy"])
-    tf_transform_output, names, train_xy, eval_xy, days = _splits(fn_args, hparams, with_days=policy.kind == "alerts")
+    tf_transform_output, names, train_xy, eval_xy, days = _splits(fn_args, hparams)
     model, facts = train(hparams, train_xy, eval_xy)
     operating = operating_threshold(policy, model, eval_xy, days)
     export(model, tf_transform_output, fn_args.serving_model_dir, facts, operating, names)
