@@ -158,6 +158,19 @@ def test_each_component_is_fingerprinted_with_the_modules_it_loads():
     assert cfg.TUNER_FN.startswith(cfg.COMPONENT_CODE[cfg.TUNER] + ".")
 
 
+@pytest.fixture(scope="module")
+def project_copy(tmp_path_factory):
+    """A copy of the project's code in another folder, and its fingerprints (the tests that edit it undo the edit)."""
+    root = tmp_path_factory.mktemp("project")
+    for name in fingerprint.PACKAGES:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(ROOT / f"{name}.py", root / f"{name}.py")
+    return root, fingerprint.code_versions(root)
+
+
 @pytest.mark.parametrize(
     ("edited", "changed"),
     [
@@ -179,20 +192,23 @@ def test_each_component_is_fingerprinted_with_the_modules_it_loads():
         ("pipeline/report/figures.py", set()),
     ],
 )
-def test_a_code_change_changes_exactly_the_fingerprints_of_the_components_that_run_it(edited, changed, tmp_path):
-    for name in fingerprint.PACKAGES:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(ROOT / f"{name}.py", tmp_path / f"{name}.py")
-    before = fingerprint.code_versions(tmp_path)
-    # The paths do not count, only names and contents; by default, the code where it is imported from.
-    assert before == fingerprint.code_versions(ROOT) == fingerprint.code_versions()
-    with open(tmp_path / edited, "a") as f:
-        f.write("\n# an edit\n")
-    after = fingerprint.code_versions(tmp_path)
+def test_a_code_change_changes_exactly_the_fingerprints_of_the_components_that_run_it(edited, changed, project_copy):
+    root, before = project_copy
+    original = (root / edited).read_text()
+    try:
+        with open(root / edited, "a") as f:
+            f.write("\n# an edit\n")
+        after = fingerprint.code_versions(root)
+    finally:
+        (root / edited).write_text(original)
     assert {c for c in before if before[c] != after[c]} == changed
+
+
+def test_the_paths_do_not_count_only_names_and_contents(project_copy):
+    root, before = project_copy
+    # By default, the code where it is imported from.
+    assert before == fingerprint.code_versions(ROOT) == fingerprint.code_versions()
+    assert fingerprint.code_versions(root) == before  # whichever edits ran before this were undone
 
 
 def test_every_fingerprint_reaches_its_components_properties():
@@ -240,10 +256,3 @@ def test_scoring_replay_and_the_command_line_start_without_the_pipelines_stack(m
     command needs it. Checked in a fresh interpreter, where nothing else has imported it first."""
     heavy = ("apache_beam", "tfx", "tensorflow_model_analysis", "tensorflow_transform", "tensorflow")
     assert _loaded_in_a_fresh_interpreter(module, heavy) == []
-
-
-def test_a_local_run_imports_no_cloud_client():
-    """The local runner and every module a run loads take TFX's components from their own modules: tfx.v1 would
-    load google-cloud-aiplatform, 5 s of every run's start (docs/benchmarks.md, the latest round)."""
-    modules = "pipeline.runners.local, pipeline.pipeline, trainer.task, transform.preprocessing"
-    assert _loaded_in_a_fresh_interpreter(modules, ("tfx", "tfx.v1", "google.cloud.aiplatform", "kfp")) == ["tfx"]

@@ -2,6 +2,7 @@
 loads."""
 
 import gc
+import json
 import os
 import subprocess
 import sys
@@ -126,7 +127,7 @@ def test_compare_trains_each_candidate_with_its_change_to_the_flags():
 
 
 _UNCOMPILED = """
-import importlib, importlib.util, os, sys, sysconfig
+import importlib, importlib.util, json, os, sys, sysconfig
 from pipeline import config as cfg
 from pipeline.pipeline import create_compare_pipeline, create_pipeline
 from trainer.hparams import CANDIDATES
@@ -140,20 +141,36 @@ for c in create_pipeline(config).components + create_compare_pipeline(config, tu
 site = sysconfig.get_paths()["purelib"]
 files = [getattr(m, "__file__", None) for m in list(sys.modules.values())]
 files = [f for f in files if f and f.endswith(".py") and f.startswith(site)]
-print(len(files), [f for f in files if not os.path.exists(importlib.util.cache_from_source(f))][:20])
+uncompiled = [f for f in files if not os.path.exists(importlib.util.cache_from_source(f))][:20]
+loaded = [m for m in ("tfx", "tfx.v1", "google.cloud.aiplatform", "kfp") if m in sys.modules]
+print(json.dumps({"modules": len(files), "uncompiled": uncompiled, "loaded": loaded}))
 """
 
 
-def test_what_a_run_loads_is_byte_compiled():
-    """The bootstrap byte-compiles the modules the commands import (scripts/compile-imports): without .pyc files,
-    where PYTHONDONTWRITEBYTECODE is set (as on these machines), every process compiles TensorFlow's and TFX's
-    sources again, about 20 s a process. In a fresh interpreter that writes none, the pipeline's modules and every
-    component's executor are imported; each installed module loaded must have its .pyc."""
+@pytest.fixture(scope="module")
+def what_a_run_loads() -> dict:
+    """The pipeline's modules and every component's executor imported in a fresh interpreter that writes no .pyc:
+    how many installed modules it loaded, which had no .pyc, and which of TFX's and the cloud clients' it loaded."""
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     proc = subprocess.run(
         [sys.executable, "-c", _UNCOMPILED], capture_output=True, text=True, timeout=300, cwd=ROOT, env=env
     )
     assert proc.returncode == 0, proc.stderr
-    count, missing = proc.stdout.strip().splitlines()[-1].split(" ", 1)
-    assert int(count) > 2000  # TensorFlow, TFX, Beam, TFMA, ...
-    assert missing == "[]", f"installed modules without .pyc (scripts/compile-imports missed them): {missing}"
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.xdist_group("what_a_run_loads")
+def test_what_a_run_loads_is_byte_compiled(what_a_run_loads):
+    """The bootstrap byte-compiles the modules the commands import (scripts/compile-imports): without .pyc files,
+    where PYTHONDONTWRITEBYTECODE is set (as on these machines), every process compiles TensorFlow's and TFX's
+    sources again, about 20 s a process. Each installed module a run loads must have its .pyc."""
+    assert what_a_run_loads["modules"] > 2000  # TensorFlow, TFX, Beam, TFMA, ...
+    missing = what_a_run_loads["uncompiled"]
+    assert missing == [], f"installed modules without .pyc (scripts/compile-imports missed them): {missing}"
+
+
+@pytest.mark.xdist_group("what_a_run_loads")
+def test_a_local_run_imports_no_cloud_client(what_a_run_loads):
+    """The local runner and every module a run loads take TFX's components from their own modules: tfx.v1 would
+    load google-cloud-aiplatform, 5 s of every run's start (docs/benchmarks.md)."""
+    assert what_a_run_loads["loaded"] == ["tfx"]

@@ -143,8 +143,14 @@ def test_an_ensemble_averages_members_trained_with_consecutive_seeds():
     train_xy, eval_xy = _data(1000, 0.05, 12), _data(300, 0.05, 13)
     hparams = HParams(max_epochs=1, batch_size=256, seed=7)
     ensemble, facts = task.train(dataclasses.replace(hparams, ensemble=2), train_xy, eval_xy)
-    members = [task.train(dataclasses.replace(hparams, seed=s), train_xy, eval_xy)[0] for s in (7, 8)]
-    expected = np.mean([m.predict(eval_xy[0], verbose=0) for m in members], axis=0)
-    np.testing.assert_allclose(ensemble.predict(eval_xy[0], verbose=0), expected, rtol=1e-5, atol=1e-7)
+    members = [layer for layer in ensemble.layers if isinstance(layer, keras.Model)]
+    predicted = [m.predict(eval_xy[0], verbose=0) for m in members]
+    assert len(members) == 2 and not np.array_equal(*predicted)
+    np.testing.assert_allclose(
+        ensemble.predict(eval_xy[0], verbose=0), np.mean(predicted, axis=0), rtol=1e-5, atol=1e-7
+    )
+    # The second member is the model seed 8 trains alone: the members' seeds are 7 and 8, not 8 and 9 or 7 and 9.
+    alone = task.train(dataclasses.replace(hparams, seed=8), train_xy, eval_xy)[0]
+    np.testing.assert_array_equal(alone.predict(eval_xy[0], verbose=0), predicted[1])
     assert [m["seed"] for m in facts["members"]] == [7, 8]
     assert facts["epochs_run"] == sum(m["epochs_run"] for m in facts["members"])

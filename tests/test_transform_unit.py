@@ -1,5 +1,5 @@
-"""preprocessing_fn run through tensorflow_transform.beam, against a numpy reference: a few rows, and 2,000 far from
-zero."""
+"""preprocessing_fn run through tensorflow_transform.beam, against a numpy reference: train rows far from zero, eval
+rows from elsewhere."""
 
 import numpy as np
 import pytest
@@ -25,12 +25,29 @@ def _column(rows, name):
     return np.array([r[name][0] for r in rows], dtype=np.float64)
 
 
+def _far_from_zero_rows(n: int, seed: int) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """n rows of the raw features: V1 near 100,000 (a float32 running sum of it would move the mean, and every
+    z-score, by far more than 1e-6), Amount and Time in their ranges, the rest standard normal."""
+    rng = np.random.default_rng(seed)
+    columns = {name: rng.normal(size=n).astype(np.float32) for name in contract.RAW_FLOAT_FEATURES}
+    columns["V1"] = (1e5 + rng.normal(size=n)).astype(np.float32)
+    columns[contract.AMOUNT] = rng.uniform(0, 100, size=n).astype(np.float32)
+    columns[contract.TIME] = rng.uniform(0, 172_800, size=n).astype(np.float32)
+    labels = (rng.random(n) < 0.1).astype(np.int64)
+    rows = [{name: [float(values[i])] for name, values in columns.items()} for i in range(n)]
+    for row, label in zip(rows, labels):
+        row[contract.LABEL] = [int(label)]
+    return rows, columns
+
+
 def test_preprocessing_matches_numpy_with_train_statistics_only(tmp_path):
+    """One Analyze-and-Transform: the train rows' own z-scores exact in float64 on a column far from zero, and eval
+    rows from elsewhere (their statistics differ) transformed with the train statistics alone."""
+    train, columns = _far_from_zero_rows(500, 0)
+    # An extreme row in train drives clipping.
+    train[0]["V2"] = [1e4]
     csv_rows = read_csv_rows(FIXTURE)
     header = csv_rows[0]
-    train = _rows(csv_rows[1:41], header)
-    # An extreme row in train drives clipping; eval rows come from elsewhere so their statistics differ.
-    train[0]["V1"] = [1e4]
     evaluation = _rows(csv_rows[-30:], header)
     evaluation[0]["V2"] = [-1e4]
     evaluation[1]["Amount"] = [0.0]
@@ -39,8 +56,15 @@ def test_preprocessing_matches_numpy_with_train_statistics_only(tmp_path):
     spec[contract.LABEL] = tf.io.FixedLenFeature([1], tf.int64)
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
     with tft_beam.Context(temp_dir=str(tmp_path)):
-        (_, _), transform_fn = (train, metadata) | tft_beam.AnalyzeAndTransformDataset(preprocessing_fn)
+        (transformed_train, _), transform_fn = (train, metadata) | tft_beam.AnalyzeAndTransformDataset(preprocessing_fn)
         transformed, _ = ((evaluation, metadata), transform_fn) | tft_beam.TransformDataset()
+
+    # The statistics are accumulated in float64.
+    raw = columns["V1"].astype(np.float64)
+    expected = np.clip((raw - raw.mean()) / raw.std(), -contract.CLIP, contract.CLIP)
+    got = np.array([float(np.ravel(r[contract.transformed_name("V1")])[0]) for r in transformed_train])
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+    assert float(np.ravel(transformed_train[0][contract.transformed_name("V2")])[0]) == contract.CLIP
 
     assert len(transformed) == len(evaluation)
     # Time is no model input: it passes through under its own name (the Trainer reads the eval split's days from it).
@@ -71,25 +95,3 @@ def test_preprocessing_matches_numpy_with_train_statistics_only(tmp_path):
 def _text(value):
     value = np.ravel(value)[0]
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def test_z_scores_are_exact_to_float32_rounding_on_a_column_far_from_zero(tmp_path):
-    """The statistics are accumulated in float64: a float32 running sum of 2,000 values near 100,000 would move the
-    mean, and every z-score, by far more than 1e-6."""
-    rng = np.random.default_rng(0)
-    n = 2_000
-    columns = {name: rng.normal(size=n).astype(np.float32) for name in contract.RAW_FLOAT_FEATURES}
-    columns["V1"] = (1e5 + rng.normal(size=n)).astype(np.float32)
-    columns[contract.AMOUNT] = rng.uniform(0, 100, size=n).astype(np.float32)
-    rows = [{name: [float(columns[name][i])] for name in columns} | {contract.LABEL: [0]} for i in range(n)]
-    spec = {name: tf.io.FixedLenFeature([1], tf.float32) for name in contract.RAW_FLOAT_FEATURES}
-    spec[contract.LABEL] = tf.io.FixedLenFeature([1], tf.int64)
-    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
-    with tft_beam.Context(temp_dir=str(tmp_path)):
-        (transformed, _), _ = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(preprocessing_fn)
-
-    for name in ("V1", "V2"):
-        raw = columns[name].astype(np.float64)
-        expected = np.clip((raw - raw.mean()) / raw.std(), -contract.CLIP, contract.CLIP)
-        got = np.array([float(np.ravel(r[contract.transformed_name(name)])[0]) for r in transformed])
-        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6, err_msg=name)

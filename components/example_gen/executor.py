@@ -18,7 +18,7 @@ from tfx.types import artifact_utils, standard_component_specs
 import contract
 from components.csv_contract import FastReaderRefusedError
 from components.example_gen import inputs
-from components.example_gen.records import CsvToRecords, CsvToTimedRecords, record
+from components.example_gen.records import CsvToRecords, CsvToTimedRecords, RecordsSink, records_of
 from components.example_gen.time_split import time_splits
 
 
@@ -71,7 +71,7 @@ class Executor(BaseExampleGenExecutor):
         with self._make_beam_pipeline() as pipeline:
             for name, records in self.GenerateExamplesByBeam(pipeline, exec_properties).items():
                 prefix = os.path.join(artifact_utils.get_split_uri(examples, name), write_split.DEFAULT_FILE_NAME)
-                _ = records | f"WriteSplit[{name}]" >> beam.io.WriteToTFRecord(prefix, file_name_suffix=".gz")
+                _ = records | f"WriteSplit[{name}]" >> beam.io.Write(RecordsSink(prefix, ".gz"))
         examples_utils.set_payload_format(artifact, exec_properties[standard_component_specs.OUTPUT_DATA_FORMAT_KEY])
         examples_utils.set_file_format(artifact, write_split.to_file_format_str(example_gen_pb2.FORMAT_TFRECORDS_GZIP))
 
@@ -90,5 +90,5 @@ class Executor(BaseExampleGenExecutor):
             baseline = selection.previous or selection.newest
             for name, span in zip(contract.DRIFT_PAIR, (selection.newest, baseline)):
                 timed = pipeline | f"ReadSpan[{name}]" >> CsvToTimedRecords(span.files, self._careful)
-                splits[name] = timed | f"Records[{name}]" >> beam.Map(record)
+                splits[name] = timed | f"Records[{name}]" >> beam.Map(records_of)
         return splits

@@ -6,6 +6,7 @@ accept. Careful: Python's csv module a row at a time, a column that does not par
 bytes (so the ExampleValidator names it), a broken row named by file and line.
 """
 
+import io
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -13,6 +14,9 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import tensorflow as tf
+from apache_beam import coders
+from apache_beam.io import tfrecordio
+from apache_beam.io.filesystem import CompressionTypes
 from tfx_bsl.coders import example_coder
 
 import contract
@@ -21,6 +25,10 @@ from components.example_gen.inputs import input_files
 from components.rejection import DataRejectedError
 
 _FLOAT, _INT, _BYTES = "float", "int", "bytes"
+# Time values an element of the reader's times_only output.
+_TIMES_A_LIST = 1 << 16
+# Rows a block of the careful reader's output (the fast reader's blocks are Arrow's).
+_CAREFUL_BLOCK_ROWS = 4096
 
 
 def contract_type(column: str) -> str:
@@ -63,8 +71,9 @@ def _fast_block(batch: pa.RecordBatch, label_index: int | None) -> pa.RecordBatc
     return pa.RecordBatch.from_arrays(columns, batch.schema.names)
 
 
-def fast_records(path: str, names: list[str]) -> Iterator[tuple[float | None, bytes]]:
-    """(Time, serialized tf.Example) for each row of a well-formed CSV file, a block of rows at a time.
+def fast_blocks(path: str, names: list[str]) -> Iterator[tuple[list[float | None], list[bytes]]]:
+    """(the rows' Time values, their serialized tf.Examples) for each block of a well-formed CSV file: one element
+    per block, not per row, for the Beam steps after the reader (a row's Time is None where it has none).
 
     Raises:
       FastReaderRefusedError: the file is not one this reader accepts (a broken row, a cell that is not a number, a
@@ -77,8 +86,13 @@ def fast_records(path: str, names: list[str]) -> Iterator[tuple[float | None, by
         for batch in csv_contract.arrow_blocks(path, names, names):
             block = _fast_block(batch, label_index)
             times = [None] * batch.num_rows if time_index is None else block.column(time_index).to_pylist()
-            for time, record in zip(times, encoder.encode(block)):
-                yield (time[0] if time else None), record
+            yield [time[0] if time else None for time in times], encoder.encode(block)
+
+
+def fast_records(path: str, names: list[str]) -> Iterator[tuple[float | None, bytes]]:
+    """(Time, serialized tf.Example) for each row of a well-formed CSV file (fast_blocks, a row at a time)."""
+    for times, records in fast_blocks(path, names):
+        yield from zip(times, records)
 
 
 def fast_times(path: str, names: list[str]) -> Iterator[float]:
@@ -102,14 +116,26 @@ class ReadCsvRows(beam.DoFn):
 
 
 class _ReadCsvRecords(beam.DoFn):
-    """Reads one CSV file with the fast reader into (Time, serialized tf.Example), or its Time values alone."""
+    """Reads one CSV file with the fast reader into blocks of (Time values, serialized tf.Examples), or into lists of
+    its Time values alone."""
 
     def __init__(self, names: list[str], times_only: bool = False):
         self._names = names
         self._times_only = times_only
 
     def process(self, path: str) -> Iterable[Any]:
-        yield from (fast_times if self._times_only else fast_records)(path, self._names)
+        if self._times_only:
+            # A list a block, as fast_blocks has them (Beam's quantiles take them batched).
+            times = []
+            for time in fast_times(path, self._names):
+                times.append(time)
+                if len(times) == _TIMES_A_LIST:
+                    yield times
+                    times = []
+            if times:
+                yield times
+        else:
+            yield from fast_blocks(path, self._names)
 
 
 class ColumnsParse(beam.CombineFn):
@@ -154,11 +180,21 @@ def record(timed: tuple[float | None, bytes]) -> bytes:
     return timed[1]
 
 
+def records_of(block: tuple[list[float | None], list[bytes]]) -> list[bytes]:
+    """The serialized tf.Examples of a block."""
+    return block[1]
+
+
+def _block(pairs: list[tuple[float | None, bytes]]) -> tuple[list[float | None], list[bytes]]:
+    return [time for time, _ in pairs], [record for _, record in pairs]
+
+
 class CsvToTimedRecords(beam.PTransform):
-    """Reads CSV files into (Time, serialized tf.Example) typed by the feature contract.
+    """Reads CSV files into blocks of rows typed by the feature contract: (Time values, serialized tf.Examples), a
+    row's Time None where it has none. The steps after the reader take a block at a time, not a row.
 
     careful: read with Python's csv module a row at a time instead of the fast reader.
-    times_only: the fast reader's Time values alone (floats), for the time split's cuts.
+    times_only: the fast reader's Time values alone (lists of floats), for the time split's cuts.
     """
 
     def __init__(self, files: list[str], careful: bool, times_only: bool = False):
@@ -181,15 +217,48 @@ class CsvToTimedRecords(beam.PTransform):
         kinds = beam.pvalue.AsSingleton(
             rows | "ColumnTypes" >> beam.CombineGlobally(ColumnsParse([contract_type(n) for n in names]))
         )
-        return rows | "ToExample" >> beam.Map(to_example, names, kinds) | "Serialize" >> beam.Map(timed_record)
+        return (
+            rows
+            | "ToExample" >> beam.Map(to_example, names, kinds)
+            | "Serialize" >> beam.Map(timed_record)
+            | "Blocks" >> beam.BatchElements(min_batch_size=_CAREFUL_BLOCK_ROWS, max_batch_size=_CAREFUL_BLOCK_ROWS)
+            | "Block" >> beam.Map(_block)
+        )
+
+
+class RecordsSink(tfrecordio._TFRecordSink):  # noqa: SLF001 - Beam's TFRecord sink, extended
+    """Beam's TFRecord sink (temporary files, shards, compression from the suffix) for elements that are a record or
+    a list of records: a list is framed as Beam frames each record and written in one call, so the compressor and
+    the Beam steps before the sink run once a block instead of once a row. The files are those WriteToTFRecord
+    writes of the same records in the same order."""
+
+    def __init__(self, file_path_prefix: str, file_name_suffix: str):
+        super().__init__(
+            file_path_prefix,
+            coders.BytesCoder(),
+            file_name_suffix,
+            num_shards=0,
+            shard_name_template=None,
+            compression_type=CompressionTypes.AUTO,
+        )
+
+    def write_record(self, file_handle, value) -> None:
+        if isinstance(value, bytes):
+            tfrecordio._TFRecordUtil.write_record(file_handle, value)  # noqa: SLF001
+            return
+        framed = io.BytesIO()
+        for record in value:
+            tfrecordio._TFRecordUtil.write_record(framed, record)  # noqa: SLF001
+        file_handle.write(framed.getvalue())
 
 
 class CsvToRecords(beam.PTransform):
-    """The serialized tf.Examples alone (for TFX's hash split: its signature is (exec_properties, pattern))."""
+    """The serialized tf.Examples alone, one an element (for TFX's hash split, which partitions them one by one:
+    its signature is (exec_properties, pattern))."""
 
     def __init__(self, exec_properties: dict[str, Any], split_pattern: str, careful: bool):
         super().__init__()
         self._timed = CsvToTimedRecords(input_files(exec_properties, split_pattern), careful)
 
     def expand(self, pipeline):
-        return pipeline | "Read" >> self._timed | "Records" >> beam.Map(record)
+        return pipeline | "Read" >> self._timed | "Records" >> beam.FlatMap(records_of)
