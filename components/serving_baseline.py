@@ -11,6 +11,7 @@ applies the value gates only when there is none (a first run), as TFX's Evaluato
 import json
 import os
 
+import numpy as np
 from tfx.components.evaluator import component as evaluator_component
 from tfx.components.evaluator import executor as tfx_evaluator_executor
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
@@ -76,6 +77,10 @@ def ServingBaseline(
     io_utils.write_string_file(os.path.join(baseline.uri, CHOICE_FILE), json.dumps(record, indent=2))
 
 
+# Arrays longer than this print as a summary while the Evaluator runs.
+_PRINTED_VALUES = 16
+
+
 class EvaluatorExecutor(tfx_evaluator_executor.Executor):
     """TFX's Evaluator executor; an empty ServingBaseline output counts as no baseline (value gates only)."""
 
@@ -84,7 +89,13 @@ class EvaluatorExecutor(tfx_evaluator_executor.Executor):
         given = input_dict.get(key) or []
         if given and given[0].get_int_custom_property(FOUND) != 1:
             input_dict = {**input_dict, key: []}
-        super().Do(input_dict, output_dict, exec_properties)
+        # TFMA calls each model's signature with a batch of serialized examples as one positional argument. A loaded
+        # signature binds keyword arguments only, so TensorFlow first raises a TypeError whose message prints the
+        # whole batch, then calls it by position (its flat signature), which works; numpy prints up to 1,000 values
+        # in full, so every batch of 1,000 was printed to be thrown away. A summary (the first and last three)
+        # prints the same message at no cost; numpy's options are process-wide in numpy 1.x, so they are restored.
+        with np.printoptions(threshold=_PRINTED_VALUES):
+            super().Do(input_dict, output_dict, exec_properties)
 
 
 class Evaluator(evaluator_component.Evaluator):

@@ -23,7 +23,7 @@ GATED = ((PR_AUC, "min_pr_auc", "max_pr_auc_drop"), (RECALL_AT_PRECISION, "min_r
 def _metric(class_name: str, name: str, threshold=None, **config) -> tfma.MetricConfig:
     # Gates apply to the overall slice only: a slice holds a handful of frauds, too few to block a model on.
     gates = [tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)] if threshold else []
-    # TFMA's confusion-matrix metrics as components.tfma_metrics has them: the same results, a faster per-example step.
+    # TFMA's metrics as components.tfma_metrics has them: the same results, a faster per-example step.
     fast = "Fast" + class_name
     module = tfma_metrics.__name__ if hasattr(tfma_metrics, fast) else ""
     return tfma.MetricConfig(

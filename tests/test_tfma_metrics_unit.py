@@ -13,6 +13,7 @@ from pipeline.eval_config import eval_config
 from pipeline.gates import GateConfig
 
 PAIRS = [
+    (tfma.metrics.ExampleCount(), tfma_metrics.FastExampleCount()),
     (tfma.metrics.AUC(), tfma_metrics.FastAUC()),
     (tfma.metrics.AUCPrecisionRecall(), tfma_metrics.FastAUCPrecisionRecall()),
     (tfma.metrics.RecallAtPrecision(precision=0.9), tfma_metrics.FastRecallAtPrecision(precision=0.9)),
@@ -92,6 +93,7 @@ def test_the_eval_config_names_these_classes_for_every_confusion_matrix_metric()
     metrics = [m for spec in config.metrics_specs for m in spec.metrics]
     fast = {m.class_name for m in metrics if m.module == tfma_metrics.__name__}
     assert fast == {
+        "FastExampleCount",
         "FastAUC",
         "FastAUCPrecisionRecall",
         "FastRecallAtPrecision",
@@ -102,7 +104,7 @@ def test_the_eval_config_names_these_classes_for_every_confusion_matrix_metric()
         "FastPrecision",
         "FastRecall",
     }
-    assert {m.class_name for m in metrics if not m.module} == {"ExampleCount"}
+    assert {m.class_name for m in metrics if not m.module} == set()
     # Each resolves to the project's class, not TFMA's of a similar name.
     for metric in metrics:
         if metric.module:
