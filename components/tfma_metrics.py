@@ -28,6 +28,8 @@ from tensorflow_model_analysis.metrics import (
 )
 
 _WEIGHT = np.array([1.0])
+# The attribute of an example's inputs object where simple_label_and_prediction keeps what it found.
+_MEMO = "_fraud_pipeline_label_and_prediction"
 # What TFMA's example count adds for an unweighted example: np.sum(np.array(1.0)).
 _ONE = np.sum(np.array(1.0))
 
@@ -41,7 +43,21 @@ def _looked_up(value, model_name: str, output_name: str):
 
 
 def simple_label_and_prediction(element, model_name: str, output_name: str):
-    """(label, prediction) as one-element arrays for a single 0/1 label and a single numeric prediction, else None."""
+    """(label, prediction) as one-element arrays for a single 0/1 label and a single numeric prediction, else None.
+
+    Kept on the element for its other metrics and slices: TFMA hands the same inputs object of an example to every
+    metric's combiner of every slice the example is in (seven combiners and three slices on a retrain)."""
+    memo = getattr(element, _MEMO, None)
+    if memo is None:
+        memo = {}
+        setattr(element, _MEMO, memo)
+    key = (model_name, output_name)
+    if key not in memo:
+        memo[key] = _simple_label_and_prediction(element, model_name, output_name)
+    return memo[key]
+
+
+def _simple_label_and_prediction(element, model_name: str, output_name: str):
     label = _looked_up(element.label, model_name, output_name)
     prediction = _looked_up(element.prediction, model_name, output_name)
     if not (isinstance(label, np.ndarray) and isinstance(prediction, np.ndarray)):

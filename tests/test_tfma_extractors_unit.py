@@ -149,3 +149,56 @@ def test_tfma_gives_the_same_results_per_slice_with_the_projects_extractors_and_
         "Recall",
     }
     assert results["ours"] == results["tfma"]
+
+
+@pytest.mark.parametrize("materialize", [False, True])
+def test_slice_keys_are_tfmas_and_each_distinct_value_is_looked_up_once(materialize, monkeypatch):
+    from tensorflow_model_analysis.extractors import slice_key_extractor
+    from tensorflow_model_analysis.slicer import slicer_lib
+
+    config = eval_config(GateConfig())
+    specs = [slicer_lib.SingleSliceSpec(spec=spec) for spec in config.slicing_specs]
+    values = [
+        (b"0-10", b"00-04"),
+        (b"10-100", b"00-04"),
+        (b"0-10", b"00-04"),
+        (b"0-10", b"20-24"),
+        (b"10-100", b"00-04"),
+    ]
+
+    def extract(amount, hour, raw_amount):
+        transformed = {contract.AMOUNT_BUCKET: np.array([amount]), contract.HOUR_BUCKET: np.array([hour])}
+        return {
+            constants.TRANSFORMED_FEATURES_KEY: transformed,
+            constants.FEATURES_KEY: {contract.AMOUNT: np.array([raw_amount], np.float32)},
+        }
+
+    # The raw Amount differs in every example but one: only equal features may share keys.
+    extracts = [extract(a, h, float(i)) for i, (a, h) in enumerate(values)] + [extract(*values[0], 0.0)]
+    stock = slice_key_extractor.ExtractSliceKeysFn(config, materialize)
+    looked_up = []
+    tfmas = slice_key_extractor.ExtractSliceKeysFn.process
+    monkeypatch.setattr(
+        slice_key_extractor.ExtractSliceKeysFn,
+        "process",
+        lambda self, element, slice_spec: looked_up.append(1) or tfmas(self, element, slice_spec),
+    )
+    ours = tfma_extractors.SliceKeysOfSameValues(config, materialize)
+    ours.setup()
+    for element in extracts:
+        (got,) = ours.process(element, specs)
+        (expected,) = tfmas(stock, element, specs)
+        assert got.keys() == expected.keys()
+        assert list(got[constants.SLICE_KEY_TYPES_KEY]) == list(expected[constants.SLICE_KEY_TYPES_KEY])
+        assert len(got[constants.SLICE_KEY_TYPES_KEY]) == len(specs)
+        if materialize:
+            assert got[constants.SLICE_KEYS_KEY] == expected[constants.SLICE_KEYS_KEY]
+        assert constants.SLICE_KEY_TYPES_KEY not in element  # the input is left as it was
+    assert len(looked_up) == len(extracts) - 1  # the last example repeats the first's features exactly
+
+
+def test_the_evaluator_looks_slice_keys_up_through_the_memo():
+    config = tfma.EvalConfig(slicing_specs=[tfma.SlicingSpec(feature_keys=[contract.AMOUNT_BUCKET])])
+    extractors = tfma_extractors.custom_extractors(None, config, None)
+    (slice_keys,) = [e for e in extractors if e.stage_name == "ExtractSliceKeys"]
+    assert isinstance(slice_keys.ptransform.transform.fn, tfma_extractors.SliceKeysOfSameValues)
