@@ -175,11 +175,6 @@ def timed_record(example: tf.train.Example) -> tuple[float | None, bytes]:
     return (values[0] if values else None), example.SerializeToString(deterministic=True)
 
 
-def record(timed: tuple[float | None, bytes]) -> bytes:
-    """The serialized tf.Example of a (Time, record) pair."""
-    return timed[1]
-
-
 def records_of(block: tuple[list[float | None], list[bytes]]) -> list[bytes]:
     """The serialized tf.Examples of a block."""
     return block[1]
