@@ -239,7 +239,7 @@ class RecordsSink(tfrecordio._TFRecordSink):  # noqa: SLF001 - Beam's TFRecord s
 
     def write_record(self, file_handle, value) -> None:
         if isinstance(value, bytes):
-            tfrecordio._TFRecordUtil.write_record(file_handle, value)  # noqa: SLF001
+            super().write_record(file_handle, value)
             return
         framed = io.BytesIO()
         for record in value:
