@@ -35,6 +35,7 @@ RUN_FN = "trainer.task.run_fn"
 TUNER_FN = "trainer.task.tuner_fn"
 COMPONENT_CODE = {
     EXAMPLE_GEN: "components.example_gen.executor",
+    STATISTICS_GEN: "components.statistics_gen",
     GATE: "components.anomalies_gate",
     TRANSFORM: PREPROCESSING_FN.rsplit(".", 1)[0],
     TUNER: TUNER_FN.rsplit(".", 1)[0],

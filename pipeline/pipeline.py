@@ -5,7 +5,6 @@ import dataclasses
 from google.protobuf import text_format
 from tfx.components.example_validator.component import ExampleValidator
 from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
-from tfx.components.statistics_gen.component import StatisticsGen
 from tfx.components.trainer.component import Trainer
 from tfx.components.transform.component import Transform
 from tfx.components.tuner.component import Tuner
@@ -20,6 +19,7 @@ from components.distribution_validator import DistributionValidator
 from components.example_gen.component import CsvExampleGen, CsvExampleGenTask
 from components.pusher import Pusher
 from components.serving_baseline import Evaluator, ServingBaseline
+from components.statistics_gen import StatisticsGen
 from pipeline import config as cfg
 from pipeline.config import DATA_ROOT_PARAMETER, PipelineConfig
 from pipeline.eval_config import eval_config
@@ -71,8 +71,12 @@ def _upstream(config: PipelineConfig) -> tuple:
         window=config.window,
     )
     schema_importer = ImportSchemaGen(schema_file=config.schema_path)
+    # TFX's StatisticsGen, computed in process on the in-process runner when that gives TFX's statistics
+    # (components/statistics_gen.py); the batching flag is for TFX's Beam executor, which runs otherwise.
     statistics_gen = StatisticsGen(
-        examples=example_gen.outputs["examples"], schema=schema_importer.outputs["schema"]
+        examples=example_gen.outputs["examples"],
+        schema=schema_importer.outputs["schema"],
+        code_version=config.code_version(cfg.STATISTICS_GEN),
     ).with_beam_pipeline_args(_batching(config, False))
     example_validator = ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_importer.outputs["schema"]

@@ -1,0 +1,177 @@
+"""StatisticsGen's executor called directly: in process, its statistics are TFX's Beam executor's on the same
+examples; and it hands the work to TFX's executor whenever the in-process result could differ."""
+
+import os
+
+import pytest
+import tensorflow as tf
+from google.protobuf import json_format, text_format
+from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
+from tfx.components.statistics_gen import executor as tfx_executor
+from tfx.types import artifact_utils, channel, standard_artifacts
+from tfx.utils import io_utils
+
+import contract
+from components import statistics_gen
+from components.example_gen.component import CsvExampleGen
+from components.example_gen.executor import Executor as ExampleGenExecutor
+from components.statistics_gen import Declined, StatisticsGen
+from tests.support import FIXTURE, ROOT, read_csv_rows, write_csv_rows
+
+SCHEMA_FILE = ROOT / "pipeline" / "schema.pbtxt"
+SCHEMA = text_format.Parse(SCHEMA_FILE.read_text(), schema_pb2.Schema())
+
+
+def _props(component) -> dict:
+    return {k: v for k, v in component.exec_properties.items() if v is not None}
+
+
+@pytest.fixture(scope="module")
+def examples(tmp_path_factory):
+    """The fixture's rows through CsvExampleGen, with empty cells (missing values) in two columns."""
+    tmp = tmp_path_factory.mktemp("statistics")
+    header, *rows = read_csv_rows(FIXTURE)
+    for row in rows[::7]:
+        row[header.index("V3")] = ""
+    for row in rows[::11]:
+        row[header.index(contract.AMOUNT)] = ""
+    data = write_csv_rows(tmp / "data" / "rows.csv", [header, *rows])
+    component = CsvExampleGen(str(data.parent), data.name, "time")
+    artifact = standard_artifacts.Examples()
+    artifact.uri = str(tmp / "examples")
+    ExampleGenExecutor().Do({}, {"examples": [artifact]}, _props(component))
+    return artifact
+
+
+def _schema_artifact(tmp_path) -> standard_artifacts.Schema:
+    schema = standard_artifacts.Schema()
+    schema.uri = str(tmp_path / "schema")
+    io_utils.copy_file(str(SCHEMA_FILE), os.path.join(schema.uri, "schema.pbtxt"), overwrite=True)
+    return schema
+
+
+def _run(executor_class, examples, tmp_path, name, beam_args=()):
+    statistics = standard_artifacts.ExampleStatistics()
+    statistics.uri = str(tmp_path / name)
+    executor = executor_class(executor_class.Context(tmp_dir=str(tmp_path / f"{name}-tmp")))
+    executor._beam_pipeline_args = list(beam_args)  # as TFX's executor keeps them (its constructor would also
+    # package the project for Beam's workers, which these calls do not need)
+    inputs = {"examples": [examples], "schema": [_schema_artifact(tmp_path)]}
+    executor.Do(
+        inputs,
+        {"statistics": [statistics]},
+        _props(StatisticsGen(examples=channel.Channel(type=standard_artifacts.Examples))),
+    )
+    return statistics
+
+
+def _read(statistics, split) -> statistics_pb2.DatasetFeatureStatisticsList:
+    path = os.path.join(artifact_utils.get_split_uri([statistics], split), tfx_executor.DEFAULT_FILE_NAME)
+    return statistics_pb2.DatasetFeatureStatisticsList.FromString(io_utils.read_bytes_file(path))
+
+
+def _without_float_sums(result: statistics_pb2.DatasetFeatureStatisticsList):
+    """The statistics with each mean and standard deviation taken out (returned apart): a float sum whose order
+    depends on the batches, which differs in its last bits between two of TFX's own runs."""
+    sums = {}
+    for feature in result.datasets[0].features:
+        if feature.HasField("num_stats"):
+            sums[feature.path.step[0]] = (feature.num_stats.mean, feature.num_stats.std_dev)
+            feature.num_stats.ClearField("mean")
+            feature.num_stats.ClearField("std_dev")
+    return result, sums
+
+
+def test_in_process_statistics_are_tfx_beam_executors(examples, tmp_path, monkeypatch):
+    stock = _run(tfx_executor.Executor, examples, tmp_path, "stock")
+    calls = []
+    monkeypatch.setattr(tfx_executor.Executor, "Do", lambda *a: calls.append(a))
+    ours = _run(statistics_gen.Executor, examples, tmp_path, "ours")
+    assert calls == []  # computed in process: TFX's executor did not run
+    assert ours.split_names == stock.split_names
+    for name in ("span", "split_names"):
+        assert getattr(ours, name) == getattr(stock, name)
+    for key in (tfx_executor.STATS_DASHBOARD_LINK, tfx_executor.SAMPLE_RATE_BY_SPLIT_PROPERTY_NAME):
+        assert json_format.MessageToDict(ours.mlmd_artifact.custom_properties[key]) == json_format.MessageToDict(
+            stock.mlmd_artifact.custom_properties[key]
+        )
+    for split in contract.SPLITS:
+        (a, a_sums), (b, b_sums) = _without_float_sums(_read(ours, split)), _without_float_sums(_read(stock, split))
+        assert a.datasets[0].num_examples > 0
+        assert a == b, split  # counts, missing values, histograms, quantiles, top values, feature order
+        assert a_sums.keys() == b_sums.keys() == {f.name for f in SCHEMA.feature} - {contract.LABEL}
+        for feature, (mean, std) in a_sums.items():
+            assert mean == pytest.approx(b_sums[feature][0], rel=1e-12, abs=1e-12), feature
+            assert std == pytest.approx(b_sums[feature][1], rel=1e-12), feature
+    # The empty cells are counted as TFX counts them.
+    v3 = next(f for f in _read(ours, "train").datasets[0].features if f.path.step == ["V3"])
+    assert v3.num_stats.common_stats.num_missing == 0 and v3.num_stats.common_stats.min_num_values == 0
+
+
+def test_another_runner_or_options_hand_the_work_to_tfx_executor(examples, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(tfx_executor.Executor, "Do", lambda self, *a: calls.append(self._beam_pipeline_args))
+    for args in (["--direct_num_workers=2"], ["--runner=PortableRunner"], ["--direct_running_mode=multi_threading"]):
+        _run(statistics_gen.Executor, examples, tmp_path, f"declined-{len(calls)}", args)
+    assert len(calls) == 3
+    assert statistics_gen._in_process_runner(["--notfxio_use_byte_size_batching", "--runner=DirectRunner"])
+
+
+def _example(**features) -> bytes:
+    example = tf.train.Example()
+    for name, values in features.items():
+        feature = example.features.feature[name]
+        if values and isinstance(values[0], bytes):
+            feature.bytes_list.value.extend(values)
+        elif values and isinstance(values[0], int):
+            feature.int64_list.value.extend(values)
+        else:
+            feature.float_list.value.extend(values)
+    return example.SerializeToString()
+
+
+def _row(label=0, **changes) -> dict:
+    row = {f.name: [0.5] for f in SCHEMA.feature}
+    row[contract.LABEL] = [label]
+    row.update(changes)
+    return {k: v for k, v in row.items() if v is not None}
+
+
+def _statistics_of(tmp_path, rows: list[dict]):
+    path = str(tmp_path / "records.gz")
+    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+        for row in rows:
+            writer.write(_example(**row))
+    return statistics_gen.split_statistics([path], SCHEMA)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"Extra": [1.0]}, "not exactly the schema's features"),  # a feature the schema does not have
+        ({"V2": None}, "not exactly the schema's features"),  # a feature absent, not empty
+        ({"V2": [1.0, 2.0]}, None),  # two values: the schema's shape is the ExampleValidator's to judge
+        ({"V2": [3]}, "not the schema's features"),  # an integer where the schema has a float
+        ({"V2": [b"x"]}, "not the schema's features"),  # bytes, as the careful reader keeps a cell
+        ({contract.LABEL: [-5]}, None),  # a negative integer: ten bytes as a varint
+    ],
+)
+def test_records_that_are_not_the_schemas_features_are_left_to_tfx(change, reason, tmp_path):
+    rows = [_row(), _row(label=1), _row(**change)]
+    if reason is None:
+        result = _statistics_of(tmp_path, rows)
+        assert result.datasets[0].num_examples == 3
+    else:
+        with pytest.raises(Declined, match=reason):
+            _statistics_of(tmp_path, rows)
+
+
+def test_top_values_are_computed_in_process_only_while_they_are_exact(tmp_path):
+    exact = statistics_gen._EXACT_DISTINCT
+    label = next(f for f in _statistics_of(tmp_path, [_row(label=i) for i in range(exact)]).datasets[0].features
+                 if f.path.step == [contract.LABEL])  # fmt: skip
+    assert label.string_stats.unique == exact
+    with pytest.raises(Declined, match="distinct values"):
+        _statistics_of(tmp_path, [_row(label=i) for i in range(exact + 1)])
+    with pytest.raises(Declined, match="empty split"):
+        _statistics_of(tmp_path, [])
