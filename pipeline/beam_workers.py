@@ -136,3 +136,24 @@ def answers(endpoint: str, seconds: float = 5.0) -> bool:
             return True
     except (OSError, ValueError):
         return False
+
+
+def no_tfx_package_for_local_workers() -> None:
+    """TFX's Beam executors package TFX's own install for remote workers whenever their Beam args ship nothing (TFX's
+    dependency_utils: a copy of its folder and `setup.py sdist` in a subprocess, about 3 s for each of StatisticsGen,
+    Transform and the Evaluator, a temporary folder left behind each time). On a local runner the workers are this
+    process or its children, with the same install, and the package is never used: this process skips it there,
+    and keeps TFX's behaviour for every other runner. Idempotent."""
+    from tfx.utils import dependency_utils  # TFX: only where a pipeline runs
+
+    original = dependency_utils.make_beam_dependency_flags
+    if getattr(original, "local_runners_skip", False):
+        return
+
+    def flags(beam_pipeline_args: list[str]) -> list[str]:
+        if runner_family(options(beam_pipeline_args).get("runner")) == "local":
+            return list(beam_pipeline_args)
+        return original(beam_pipeline_args)
+
+    flags.local_runners_skip = True
+    dependency_utils.make_beam_dependency_flags = flags

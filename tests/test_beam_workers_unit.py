@@ -168,3 +168,26 @@ def test_the_shipped_package_holds_every_package_of_the_project():
     assert "components.example_gen" in on_disk and "pipeline.cli" in on_disk
     assert packages == on_disk
     assert modules == {"contract"}
+
+
+def test_tfx_packages_itself_for_remote_workers_only(monkeypatch):
+    from tfx.utils import dependency_utils
+
+    from components.statistics_gen import Executor
+
+    built = []
+    monkeypatch.setattr(dependency_utils, "make_beam_dependency_flags", dependency_utils.make_beam_dependency_flags)
+    monkeypatch.setattr(dependency_utils, "build_ephemeral_package", lambda: built.append(1) or "/tmp/tfx.tar.gz")
+
+    def executor_args(*args: str) -> list[str]:
+        return Executor(Executor.Context(beam_pipeline_args=list(args)))._beam_pipeline_args
+
+    remote = ("--runner=PortableRunner", "--job_endpoint=localhost:1")
+    package = "--extra_package=/tmp/tfx.tar.gz"
+    assert package in executor_args("--notfxio_use_byte_size_batching")  # TFX's own way
+    bw.no_tfx_package_for_local_workers()
+    bw.no_tfx_package_for_local_workers()  # twice: still one wrapper
+    assert package not in executor_args("--notfxio_use_byte_size_batching")
+    assert package not in executor_args("--runner=DirectRunner", "--direct_num_workers=2")
+    assert len(built) == 1
+    assert package in executor_args(*remote) and len(built) == 2

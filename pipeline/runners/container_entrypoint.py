@@ -15,6 +15,8 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor as tfx_entrypoint
 
+from pipeline import beam_workers
+
 # The compiled container command, as KubeflowV2DagRunnerConfig(default_commands=...) takes it.
 COMMAND = ["python", "-m", "pipeline.runners.container_entrypoint"]
 
@@ -50,6 +52,7 @@ def main(parsed_argv) -> None:
     args.json_serialized_invocation_args = fill_input_types(
         args.json_serialized_invocation_args, getattr(args, "json_serialized_inputs_spec_args", None)
     )
+    beam_workers.no_tfx_package_for_local_workers()
     tfx_entrypoint.main((args, beam_args))
 
 

@@ -16,6 +16,7 @@ from tfx.orchestration.pipeline import Pipeline
 from tfx.orchestration.portable import runtime_parameter_utils
 
 from contract import OutputLayout
+from pipeline import beam_workers
 from pipeline import config as cfg
 from pipeline import status as st
 from pipeline.config import PipelineConfig
@@ -133,6 +134,7 @@ def execute(
 ) -> Executed:
     """Runs a pipeline with LocalDagRunner, with progress lines on stderr and library logs in the run's log."""
     os.makedirs(layout.root, exist_ok=True)
+    beam_workers.no_tfx_package_for_local_workers()
     progress = _ProgressHandler(say)
     undo_logs = _route_logs(layout.log_path, progress)
     started = datetime.datetime.now(datetime.timezone.utc)
