@@ -3,35 +3,28 @@ in this process, without a Beam pipeline, whenever they come out as TFX's would.
 
 TFX's executor reads each split through a Beam pipeline: Beam's Python TFRecord reader a record at a time, tfx_bsl's
 decoder (about 30 us an example), TFDV's generators on batches of up to 1,000 rows, and the pipeline's own
-construction and bundles: 35 of the first run's 160 s on the full past file. Here each split is read by TensorFlow's
-TFRecord reader and `tf.io.parse_example` in batches of 65,536 examples, and TFDV's generators run on the batches
-in this process (`stats_impl.get_generators(in_memory=True)`, what `tfdv.generate_statistics_in_memory` runs).
+construction and bundles: 35 of the first run's 160 s on the full past file. Here each split is read and decoded by
+components.examples_io (TensorFlow's reader and parser, batches of 16,384 examples), and TFDV's generators run on the
+batches in this process (`stats_impl.get_generators(in_memory=True)`, what `tfdv.generate_statistics_in_memory` runs).
 
 The result is accepted only when it is TFX's: the same counts, histograms, quantiles and top values, and means and
 standard deviations that differ from TFX's only in the last bits of a float sum's order (as two of TFX's own runs
 differ, its batches being sized by Beam's timing). So TFX's executor runs instead, unchanged, when
 - the run is not on the in-process runner (a `--runner`, or more than one direct worker: the user asked for Beam),
   or it asks for anything but default statistics (stats options, sample rates, sharded output, a custom split
-  pattern), or its examples are not gzipped tf.Examples;
-- the schema has a feature that is not a FLOAT or an INT, or a sparse or struct feature;
-- a record is not exactly the schema's features: `tf.io.parse_example` reads the schema's features only, so every
-  record's length is checked against the length of the canonical encoding of what was parsed (a feature more, a
-  feature absent rather than empty, a value of another type, all change it or fail the parse);
-- a categorical feature has more than 1,024 distinct values: in memory TFDV counts top values with a Misra-Gries
-  sketch of 1,024 counters, exact below that and not above, where TFX's Beam generator counts exactly.
-Records that pass the check but were written non-canonically (repeated floats not packed, which no tf.Example writer
-does) with a feature more of exactly the bytes saved would be read as the schema's features: the one case the
-length check cannot see.
+  pattern), or its examples are not gzipped tf.Examples, or there is no schema;
+- a record is not exactly the schema's features, or the schema has a feature that is not a FLOAT or an INT
+  (examples_io.NotCanonical: tfx_bsl's decoder without a schema, as TFX's executor reads, would type the data
+  itself);
+- a split is empty (TFX writes a placeholder of its own), or a categorical feature has more than 1,024 distinct
+  values: in memory TFDV counts top values with a Misra-Gries sketch of 1,024 counters, exact below that and not
+  above, where TFX's Beam generator counts exactly.
 """
 
 import logging
 import os
-from collections.abc import Iterator
 
-import numpy as np
-import pyarrow as pa
 import tensorflow as tf
-from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 from tensorflow_data_validation.statistics import stats_impl, stats_options
 from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 from tfx.components.statistics_gen import component as statistics_gen_component
@@ -43,80 +36,31 @@ from tfx.types import artifact_utils, channel, standard_artifacts, standard_comp
 from tfx.types.component_spec import ExecutionParameter
 from tfx.utils import io_utils, json_utils, stats_utils
 
+from components import examples_io
+
 # Examples a batch: large enough that TFDV's per-batch Python is small, small enough to stay a few MB.
 _BATCH = 1 << 14
 # Top values are exact in memory up to this many distinct values (TFDV's Misra-Gries sketch size in memory).
 _EXACT_DISTINCT = stats_impl._DEFAULT_MG_SKETCH_SIZE  # noqa: SLF001 - the sketch TFDV sizes in memory
-_KINDS = {schema_pb2.FLOAT: (tf.float32, pa.float32()), schema_pb2.INT: (tf.int64, pa.int64())}
 
 
 class Declined(Exception):  # noqa: N818 - a decision, not a fault
     """The statistics cannot be computed here as TFX would compute them; TFX's executor runs instead."""
 
 
-_VARINT_STEPS = np.array([1 << bits for bits in range(7, 64, 7)], np.uint64)
-
-
-def _varint_size(values: np.ndarray) -> np.ndarray:
-    """Bytes of each value as a protobuf varint (values as uint64: a negative int64 takes 10)."""
-    return 1 + np.searchsorted(_VARINT_STEPS, values.astype(np.uint64), side="right")
-
-
-def _field_size(payload: np.ndarray) -> np.ndarray:
-    """Bytes of a length-delimited field (its one-byte tag, the length, the payload) of these payload sizes."""
-    return 1 + _varint_size(payload) + payload
-
-
-class _Decoder:
-    """Serialized tf.Examples -> an Arrow RecordBatch as tfx_bsl's decoder makes it without a schema (a
-    large_list column a feature, sorted by name), by `tf.io.parse_example` on the schema's features."""
-
-    def __init__(self, schema: schema_pb2.Schema):
-        if schema.sparse_feature or any(f.type not in _KINDS for f in schema.feature):
-            raise Declined("the schema has a feature that is not a FLOAT or an INT")
-        self._features = sorted((f.name, f.type) for f in schema.feature)
-        self._spec = {name: tf.io.VarLenFeature(_KINDS[kind][0]) for name, kind in self._features}
-
-    def decode(self, records: tf.Tensor) -> pa.RecordBatch:
-        rows = int(records.shape[0])
-        try:
-            parsed = tf.io.parse_example(records, self._spec)
-        except tf.errors.InvalidArgumentError as e:
-            raise Declined(f"a record that is not the schema's features ({e.message.splitlines()[0]})") from e
-        columns, entries = [], np.zeros(rows, np.int64)
-        for name, kind in self._features:
-            values = parsed[name].values.numpy()
-            row_of = parsed[name].indices.numpy()[:, 0]
-            counts = np.bincount(row_of, minlength=rows)
-            if kind == schema_pb2.FLOAT:
-                packed = 4 * counts
-            else:
-                packed = np.bincount(row_of, weights=_varint_size(values.view(np.uint64)), minlength=rows)
-                packed = packed.astype(np.int64)
-            value_list = np.where(counts > 0, _field_size(packed), 0)  # an empty packed field is not written
-            key = len(name.encode())
-            entries += _field_size(1 + _varint_size(np.array(key)) + key + _field_size(_field_size(value_list)))
-            offsets = np.zeros(rows + 1, np.int64)
-            np.cumsum(counts, out=offsets[1:])
-            columns.append(pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(values, _KINDS[kind][1])))
-        expected = np.where(entries > 0, _field_size(entries), 0)
-        if not np.array_equal(expected, tf.strings.length(records).numpy()):
-            raise Declined("a record that is not exactly the schema's features")
-        return pa.RecordBatch.from_arrays(columns, [name for name, _ in self._features])
-
-
-def _record_batches(files: list[str], decoder: _Decoder) -> Iterator[pa.RecordBatch]:
-    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP", buffer_size=1 << 22).batch(_BATCH)
-    for records in dataset:
-        yield decoder.decode(records)
-
-
 def split_statistics(files: list[str], schema: schema_pb2.Schema) -> statistics_pb2.DatasetFeatureStatisticsList:
     """TFDV's statistics of the gzipped tf.Examples in `files`, in this process (raises Declined, see above)."""
-    decoder = _Decoder(schema)
+    try:
+        decoder = examples_io.ExampleDecoder(schema)
+    except examples_io.NotCanonical as e:
+        raise Declined(str(e)) from e
     generators = stats_impl.get_generators(stats_options.StatsOptions(schema=schema), in_memory=True)
     accumulators = [g.create_accumulator() for g in generators]
-    for batch in _record_batches(files, decoder):
+    for records in examples_io.record_batches(files, _BATCH):
+        try:
+            batch = decoder.decode(records)
+        except examples_io.NotCanonical as e:
+            raise Declined(str(e)) from e
         accumulators = [g.add_input(a, batch) for g, a in zip(generators, accumulators)]
     result = stats_impl.extract_statistics_output(accumulators, generators)
     dataset = result.datasets[0]
@@ -126,18 +70,6 @@ def split_statistics(files: list[str], schema: schema_pb2.Schema) -> statistics_
         if feature.HasField("string_stats") and feature.string_stats.unique > _EXACT_DISTINCT:
             raise Declined(f"{feature.path.step[0]} has more than {_EXACT_DISTINCT} distinct values")
     return result
-
-
-def _in_process_runner(beam_pipeline_args: list[str]) -> bool:
-    """Whether the run is on Beam's direct runner with one worker, in this process (TFX's default)."""
-    options = PipelineOptions(list(beam_pipeline_args or []))
-    runner = options.view_as(StandardOptions).runner
-    direct = options.view_as(DirectOptions)
-    return (
-        (runner is None or str(runner).lower() in ("directrunner", "direct"))
-        and direct.direct_num_workers == 1
-        and direct.direct_running_mode == "in_memory"
-    )
 
 
 def _split_files(examples, split: str) -> list[str]:
@@ -163,7 +95,7 @@ class Executor(tfx_executor.Executor):
         self._write(input_dict, output_dict, statistics)
 
     def _in_process(self, input_dict, exec_properties) -> dict[str, statistics_pb2.DatasetFeatureStatisticsList]:
-        if not _in_process_runner(self._beam_pipeline_args):
+        if not examples_io.in_process_runner(self._beam_pipeline_args):
             raise Declined("the Beam args name another runner or more workers")
         for key in (standard_component_specs.STATS_OPTIONS_JSON_KEY, standard_component_specs.SAMPLE_RATE_BY_SPLIT_KEY):
             if json_utils.loads(exec_properties.get(key) or "null"):

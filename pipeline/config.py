@@ -28,7 +28,7 @@ EVALUATOR = "Evaluator"
 PUSHER = "Pusher"
 
 # The project code that runs inside each component, by the module TFX loads (a dotted path or the executor's
-# module). The CLI fingerprints each one with every project module it imports, since TFX's cache key does not
+# module, or both). The CLI fingerprints each one with every project module it imports, since TFX's cache key does not
 # cover code loaded by dotted path.
 PREPROCESSING_FN = "transform.preprocessing.preprocessing_fn"
 RUN_FN = "trainer.task.run_fn"
@@ -37,7 +37,8 @@ COMPONENT_CODE = {
     EXAMPLE_GEN: "components.example_gen.executor",
     STATISTICS_GEN: "components.statistics_gen",
     GATE: "components.anomalies_gate",
-    TRANSFORM: PREPROCESSING_FN.rsplit(".", 1)[0],
+    # The preprocessing_fn, and the executor that reads its examples.
+    TRANSFORM: (PREPROCESSING_FN.rsplit(".", 1)[0], "components.transform"),
     TUNER: TUNER_FN.rsplit(".", 1)[0],
     TRAINER: RUN_FN.rsplit(".", 1)[0],
     SERVING_BASELINE: "components.serving_baseline",

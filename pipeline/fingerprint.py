@@ -80,14 +80,19 @@ def closure(module: str, graph: dict[str, set[str]]) -> set[str]:
     return seen
 
 
+def component_closure(modules: str | tuple[str, ...], graph: dict[str, set[str]]) -> set[str]:
+    """The project modules a component runs: the closure of its module, or of each of its modules."""
+    return set().union(*(closure(m, graph) for m in ((modules,) if isinstance(modules, str) else modules)))
+
+
 def code_versions(root: Path | None = None) -> dict[str, str]:
     """Component id -> a short hash of the source of the code that runs in it (see the module docstring)."""
     files = module_files(root)
     graph = imports(root)
     versions = {}
-    for component, module in COMPONENT_CODE.items():
+    for component, modules in COMPONENT_CODE.items():
         digest = hashlib.sha256()
-        for name in sorted(closure(module, graph)):
+        for name in sorted(component_closure(modules, graph)):
             digest.update(name.encode() + b"\0" + files[name].read_bytes() + b"\0")
         versions[component] = digest.hexdigest()[:16]
     return versions

@@ -6,7 +6,6 @@ from google.protobuf import text_format
 from tfx.components.example_validator.component import ExampleValidator
 from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
 from tfx.components.trainer.component import Trainer
-from tfx.components.transform.component import Transform
 from tfx.components.tuner.component import Tuner
 from tfx.orchestration import data_types
 from tfx.orchestration import metadata as tfx_metadata
@@ -20,6 +19,7 @@ from components.example_gen.component import CsvExampleGen, CsvExampleGenTask
 from components.pusher import Pusher
 from components.serving_baseline import Evaluator, ServingBaseline
 from components.statistics_gen import StatisticsGen
+from components.transform import Transform
 from pipeline import config as cfg
 from pipeline.config import DATA_ROOT_PARAMETER, PipelineConfig
 from pipeline.eval_config import eval_config

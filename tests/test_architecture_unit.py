@@ -108,7 +108,7 @@ def test_test_modules_import_no_other_test_module():
 
 
 def test_each_component_is_fingerprinted_with_the_modules_it_loads():
-    loaded = {c: fingerprint.closure(m, GRAPH) for c, m in cfg.COMPONENT_CODE.items()}
+    loaded = {c: fingerprint.component_closure(m, GRAPH) for c, m in cfg.COMPONENT_CODE.items()}
     assert loaded[cfg.EXAMPLE_GEN] == {
         "contract",
         "components",
@@ -130,7 +130,7 @@ def test_each_component_is_fingerprinted_with_the_modules_it_loads():
         "components.rejection",
         "components.serving",
     }
-    assert loaded[cfg.STATISTICS_GEN] == {"components", "components.statistics_gen"}
+    assert loaded[cfg.STATISTICS_GEN] == {"components", "components.statistics_gen", "components.examples_io"}
     # The serving baseline's module holds the Evaluator too, and the code the Evaluator runs: one fingerprint.
     assert loaded[cfg.SERVING_BASELINE] == {
         "contract",
@@ -142,7 +142,15 @@ def test_each_component_is_fingerprinted_with_the_modules_it_loads():
     }
     card = {"components.model_card", "components.tfma_results", "components.drift"}
     assert loaded[cfg.PUSHER] == loaded[cfg.SERVING_BASELINE] | card | {"components.pusher", "components.warmup"}
-    assert loaded[cfg.TRANSFORM] == {"contract", "transform", "transform.preprocessing"}
+    # Transform: the preprocessing_fn and the executor that reads its examples.
+    assert loaded[cfg.TRANSFORM] == {
+        "contract",
+        "transform",
+        "transform.preprocessing",
+        "components",
+        "components.transform",
+        "components.examples_io",
+    }
     assert {
         "contract",
         "trainer.task",
@@ -154,7 +162,7 @@ def test_each_component_is_fingerprinted_with_the_modules_it_loads():
     # The Tuner's trials are the Trainer's training: the same module, so the same code.
     assert cfg.COMPONENT_CODE[cfg.TUNER] == cfg.COMPONENT_CODE[cfg.TRAINER] and loaded[cfg.TUNER] == loaded[cfg.TRAINER]
     # The dotted paths TFX loads are the modules fingerprinted.
-    assert cfg.PREPROCESSING_FN.startswith(cfg.COMPONENT_CODE[cfg.TRANSFORM] + ".")
+    assert cfg.PREPROCESSING_FN.startswith(cfg.COMPONENT_CODE[cfg.TRANSFORM][0] + ".")
     assert cfg.RUN_FN.startswith(cfg.COMPONENT_CODE[cfg.TRAINER] + ".")
     assert cfg.TUNER_FN.startswith(cfg.COMPONENT_CODE[cfg.TUNER] + ".")
 
@@ -178,8 +186,13 @@ def project_copy(tmp_path_factory):
         ("components/example_gen/records.py", {cfg.EXAMPLE_GEN}),
         ("components/csv_contract.py", {cfg.EXAMPLE_GEN}),
         ("components/anomalies_gate.py", {cfg.GATE}),
-        ("components/__init__.py", {cfg.EXAMPLE_GEN, cfg.STATISTICS_GEN, cfg.GATE, cfg.SERVING_BASELINE, cfg.PUSHER}),
+        (
+            "components/__init__.py",
+            {cfg.EXAMPLE_GEN, cfg.STATISTICS_GEN, cfg.GATE, cfg.TRANSFORM, cfg.SERVING_BASELINE, cfg.PUSHER},
+        ),
         ("components/statistics_gen.py", {cfg.STATISTICS_GEN}),
+        ("components/examples_io.py", {cfg.STATISTICS_GEN, cfg.TRANSFORM}),
+        ("components/transform.py", {cfg.TRANSFORM}),
         ("components/rejection.py", {cfg.EXAMPLE_GEN, cfg.GATE}),
         ("components/spans.py", {cfg.EXAMPLE_GEN}),
         ("components/drift.py", {cfg.GATE, cfg.PUSHER}),

@@ -12,7 +12,7 @@ from tfx.types import artifact_utils, channel, standard_artifacts
 from tfx.utils import io_utils
 
 import contract
-from components import statistics_gen
+from components import examples_io, statistics_gen
 from components.example_gen.component import CsvExampleGen
 from components.example_gen.executor import Executor as ExampleGenExecutor
 from components.statistics_gen import Declined, StatisticsGen
@@ -114,7 +114,7 @@ def test_another_runner_or_options_hand_the_work_to_tfx_executor(examples, tmp_p
     for args in (["--direct_num_workers=2"], ["--runner=PortableRunner"], ["--direct_running_mode=multi_threading"]):
         _run(statistics_gen.Executor, examples, tmp_path, f"declined-{len(calls)}", args)
     assert len(calls) == 3
-    assert statistics_gen._in_process_runner(["--notfxio_use_byte_size_batching", "--runner=DirectRunner"])
+    assert examples_io.in_process_runner(["--notfxio_use_byte_size_batching", "--runner=DirectRunner"])
 
 
 def _example(**features) -> bytes:

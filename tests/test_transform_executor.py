@@ -1,0 +1,131 @@
+"""Transform's executor called directly: reading its examples in process, it writes a graph that transforms every
+example as TFX's own executor's does, to the bit; a batch that is not exactly the schema's features is decoded by
+tfx_bsl's decoder."""
+
+import glob
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+from google.protobuf import text_format
+from tensorflow_metadata.proto.v0 import schema_pb2
+from tfx.components.transform import executor as tfx_executor
+from tfx.proto import transform_pb2
+from tfx.types import artifact_utils, channel, standard_artifacts
+from tfx.utils import io_utils, proto_utils
+from tfx_bsl.coders import example_coder
+
+import contract
+from components import examples_io
+from components import transform as transform_module
+from components.example_gen.component import CsvExampleGen
+from components.example_gen.executor import Executor as ExampleGenExecutor
+from pipeline import config as cfg
+from tests.support import FIXTURE, ROOT
+
+SCHEMA_FILE = ROOT / "pipeline" / "schema.pbtxt"
+SCHEMA = text_format.Parse(SCHEMA_FILE.read_text(), schema_pb2.Schema())
+
+
+def _props(component) -> dict:
+    out = {}
+    for name, value in component.exec_properties.items():
+        if value is not None:
+            out[name] = proto_utils.proto_to_json(value) if hasattr(value, "DESCRIPTOR") else value
+    return out
+
+
+@pytest.fixture(scope="module")
+def examples(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("transform")
+    artifact = standard_artifacts.Examples()
+    artifact.uri = str(tmp / "examples")
+    ExampleGenExecutor().Do(
+        {}, {"examples": [artifact]}, _props(CsvExampleGen(str(FIXTURE.parent), FIXTURE.name, "time"))
+    )
+    return artifact
+
+
+def _transform(executor_class, examples, tmp_path, name):
+    schema = standard_artifacts.Schema()
+    schema.uri = str(tmp_path / "schema")
+    io_utils.copy_file(str(SCHEMA_FILE), os.path.join(schema.uri, "schema.pbtxt"), overwrite=True)
+    graph = standard_artifacts.TransformGraph()
+    graph.uri = str(tmp_path / name)
+    component = transform_module.Transform(
+        examples=channel.Channel(type=standard_artifacts.Examples),
+        schema=channel.Channel(type=standard_artifacts.Schema),
+        preprocessing_fn=cfg.PREPROCESSING_FN,
+        splits_config=transform_pb2.SplitsConfig(analyze=["train"]),
+        materialize=False,
+        disable_statistics=True,
+        disable_analyzer_cache=True,
+    )
+    executor = executor_class(executor_class.Context(tmp_dir=str(tmp_path / f"{name}-tmp")))
+    executor._beam_pipeline_args = ["--tfxio_use_byte_size_batching"]  # as the pipeline gives Transform
+    executor.Do({"examples": [examples], "schema": [schema]}, {"transform_graph": [graph]}, _props(component))
+    return tft.TFTransformOutput(graph.uri)
+
+
+def test_the_graph_transforms_every_example_as_tfx_executors_does(examples, tmp_path, monkeypatch):
+    stock = _transform(tfx_executor.Executor, examples, tmp_path, "stock")
+    decoded = []
+    decode = examples_io.ExampleDecoder.decode
+    monkeypatch.setattr(examples_io.ExampleDecoder, "decode", lambda self, r: decoded.append(1) or decode(self, r))
+    ours = _transform(transform_module.Executor, examples, tmp_path, "ours")
+    assert decoded  # the train split was read in process
+    assert tfx_executor.TransformProcessor is not transform_module._Processor  # TFX's name is TFX's again
+    files = []
+    for split in contract.SPLITS:
+        files += glob.glob(os.path.join(artifact_utils.get_split_uri([examples], split), "*"))
+    records = next(iter(tf.data.TFRecordDataset(files, compression_type="GZIP").batch(100_000)))
+    raw = tf.io.parse_example(records, stock.raw_feature_spec())
+    expected, got = stock.transform_features_layer()(dict(raw)), ours.transform_features_layer()(dict(raw))
+    assert sorted(got) == sorted(expected) and len(records) > 900
+    for name in expected:
+        np.testing.assert_array_equal(got[name].numpy(), expected[name].numpy(), err_msg=name)
+
+
+def _example(**features) -> bytes:
+    example = tf.train.Example()
+    for name, values in features.items():
+        if values and isinstance(values[0], int):
+            example.features.feature[name].int64_list.value.extend(values)
+        else:
+            example.features.feature[name].float_list.value.extend(values)
+    return example.SerializeToString()
+
+
+def test_a_batch_that_is_not_the_schemas_features_is_decoded_by_tfx_bsl(tmp_path):
+    row = {f.name: [0.25] for f in SCHEMA.feature} | {contract.LABEL: [1]}
+    path = str(tmp_path / "records.gz")
+    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+        for i in range(5):  # batches of 2: the second holds a feature more, the third one absent
+            writer.write(_example(**(row | ({"Extra": [1.0]} if i == 2 else {}))))
+        writer.write(_example(**{k: v for k, v in row.items() if k != "V3"}))
+    projected = schema_pb2.Schema(feature=[f for f in SCHEMA.feature if f.name in ("V3", "Amount", contract.LABEL)])
+    exact = example_coder.ExamplesToRecordBatchDecoder(projected.SerializeToString())
+    outcomes = []
+    decode = transform_module._DecodeFiles(SCHEMA.SerializeToString(), projected.SerializeToString(), 2)
+    decode.setup()
+    original = decode._fast.decode
+
+    def fast(records):
+        try:
+            batch = original(records)
+        except examples_io.NotCanonical:
+            outcomes.append("tfx_bsl")
+            raise
+        outcomes.append("fast")
+        return batch
+
+    decode._fast.decode = fast
+    batches = list(decode.process([path]))
+    records = [r.numpy() for r in tf.data.TFRecordDataset([path], compression_type="GZIP")]
+    assert [b.num_rows for b in batches] == [2, 2, 2]
+    for i, batch in enumerate(batches):
+        assert batch.equals(exact.DecodeBatch(records[2 * i : 2 * i + 2])), i
+    assert batches[2].column("V3").null_count == 1  # tfx_bsl's null for the absent feature
+    assert outcomes == ["fast", "tfx_bsl", "tfx_bsl"]
