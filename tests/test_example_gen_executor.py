@@ -53,6 +53,11 @@ def test_a_clean_file_is_read_fast_split_by_time_and_fingerprinted(tmp_path):
     assert json.loads(examples.get_string_custom_property(contract.DATA_FILES_PROPERTY)) == [FIXTURE.name]
     fingerprint = serving.data_fingerprint([str(FIXTURE)], str(FIXTURE.parent))
     assert examples.get_string_custom_property(contract.DATA_FINGERPRINT_PROPERTY) == fingerprint
+    # gzip at level 1 (records.GZIP_LEVEL): zlib marks the fastest level in the header's XFL byte (4; 0 for level 6).
+    for split in contract.SPLITS:
+        for path in glob.glob(os.path.join(artifact_utils.get_split_uri([examples], split), "*.gz")):
+            with open(path, "rb") as f:
+                assert f.read(10)[8] == 4, path
     # The contract's types: features as floats, the label as an integer.
     first = splits["train"][0].features.feature
     assert first["V1"].WhichOneof("kind") == "float_list" and first[contract.LABEL].WhichOneof("kind") == "int64_list"
