@@ -17,9 +17,10 @@ TEST_WORKERS ?= 2
 test: $(STAMP) lint
 	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup --durations=15
 
-# The fast tier: everything but the end-to-end pipeline runs (@pytest.mark.e2e), on the same workers.
+# The fast tier: everything but the end-to-end pipeline runs (@pytest.mark.e2e) and the comparisons with TFX's own
+# Beam executors (@pytest.mark.against_tfx, a Beam pipeline each), on the same workers.
 test-fast: $(STAMP) lint
-	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup -m "not e2e"
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup -m "not e2e and not against_tfx"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -82,6 +82,7 @@ def _without_float_sums(result: statistics_pb2.DatasetFeatureStatisticsList):
     return result, sums
 
 
+@pytest.mark.against_tfx
 def test_in_process_statistics_are_tfx_beam_executors(examples, tmp_path, monkeypatch):
     stock = _run(tfx_executor.Executor, examples, tmp_path, "stock")
     calls = []

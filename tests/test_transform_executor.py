@@ -69,6 +69,7 @@ def _transform(executor_class, examples, tmp_path, name):
     return tft.TFTransformOutput(graph.uri)
 
 
+@pytest.mark.against_tfx
 def test_the_graph_transforms_every_example_as_tfx_executors_does(examples, tmp_path, monkeypatch):
     stock = _transform(tfx_executor.Executor, examples, tmp_path, "stock")
     decoded = []
