@@ -76,6 +76,12 @@ class ExampleDecoder:
         return pa.RecordBatch.from_arrays([columns[name] for name in self._columns], self._columns)
 
 
+def files(patterns) -> list[str]:
+    """The files of file patterns (a pattern or a list of them), sorted: the order Beam's TFRecord source reads."""
+    patterns = [patterns] if isinstance(patterns, str) else patterns
+    return sorted(path for pattern in patterns for path in tf.io.gfile.glob(pattern))
+
+
 def record_batches(files: list[str], batch_size: int) -> Iterator[tf.Tensor]:
     """The records of gzipped TFRecord files, in file order, as 1-D string tensors of batch_size (the last shorter):
     the batches Beam's TFRecord reader and tfx_bsl's batching of a fixed size make of one unsplit file."""

@@ -76,7 +76,7 @@ def _split_files(examples, split: str) -> list[str]:
     patterns, formats = tfxio_utils.get_file_format_and_patterns([examples], split)
     if any(f != "tfrecords_gzip" for f in formats):
         raise Declined("examples that are not gzipped TFRecords")
-    files = sorted(path for pattern in patterns for path in tf.io.gfile.glob(pattern))
+    files = examples_io.files(patterns)
     if not files or any(not path.endswith(".gz") for path in files):
         raise Declined("a split without files, or files Beam would not read as gzip")
     return files

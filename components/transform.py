@@ -13,7 +13,6 @@ gzipped tf.Examples, get TFX's own source.
 """
 
 import apache_beam as beam
-import tensorflow as tf
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx.components.transform import component as transform_component
 from tfx.components.transform import executor as tfx_executor
@@ -76,7 +75,7 @@ class _FastTFExampleRecord(tf_example_record.TFExampleRecord):
     def BeamSource(self, batch_size=None):  # noqa: N802 - tfx_bsl's name
         if batch_size is None:
             batch_size = _BYTE_SIZE_BATCH if batch_util._UseByteSizeBatching() else _ADAPTIVE_BATCH_CAP  # noqa: SLF001
-        files = sorted(path for pattern in self._file_pattern for path in tf.io.gfile.glob(pattern))
+        files = examples_io.files(self._file_pattern)
         decode = _DecodeFiles(self._full_schema.SerializeToString(), self._schema.SerializeToString(), batch_size)
 
         @beam.ptransform_fn

@@ -81,6 +81,29 @@ def snapshot(folder: Path) -> dict:
     }
 
 
+def exec_properties(component) -> dict:
+    """A component's properties as an orchestrator hands them to its executor: protos as JSON text, unset ones left
+    out."""
+    from tfx.utils import proto_utils
+
+    return {
+        name: proto_utils.proto_to_json(value) if hasattr(value, "DESCRIPTOR") else value
+        for name, value in component.exec_properties.items()
+        if value is not None
+    }
+
+
+def schema_artifact(folder: Path):
+    """A Schema artifact in `folder` holding the curated schema (pipeline/schema.pbtxt)."""
+    from tfx.types import standard_artifacts
+    from tfx.utils import io_utils
+
+    schema = standard_artifacts.Schema()
+    schema.uri = str(folder)
+    io_utils.copy_file(str(ROOT / "pipeline" / "schema.pbtxt"), str(folder / "schema.pbtxt"), overwrite=True)
+    return schema
+
+
 def read_csv_rows(path: Path) -> list[list[str]]:
     """The rows of a (gzip) CSV file, header first."""
     opener = gzip.open if path.suffix == ".gz" else open

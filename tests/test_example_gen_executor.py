@@ -9,22 +9,13 @@ import os
 import pytest
 import tensorflow as tf
 from tfx.types import artifact_utils, standard_artifacts
-from tfx.utils import proto_utils
 
 import contract
 from components import serving
 from components.example_gen.component import CsvExampleGen
 from components.example_gen.executor import Executor
 from components.rejection import DataRejectedError
-from tests.support import FIXTURE, read_csv_rows, write_csv_rows
-
-
-def _exec_properties(component) -> dict:
-    """The component's properties as an orchestrator hands them to the executor (protos as JSON text)."""
-    out = {}
-    for name, value in component.exec_properties.items():
-        out[name] = proto_utils.proto_to_json(value) if hasattr(value, "DESCRIPTOR") else value
-    return out
+from tests.support import FIXTURE, exec_properties, read_csv_rows, write_csv_rows
 
 
 def _generate(tmp_path, input_base, pattern="*.csv*", split="time", span_pattern="", window=0):
@@ -32,7 +23,7 @@ def _generate(tmp_path, input_base, pattern="*.csv*", split="time", span_pattern
     examples = standard_artifacts.Examples()
     examples.uri = str(tmp_path / "examples")
     executor = Executor()
-    executor.Do({}, {"examples": [examples]}, _exec_properties(component))
+    executor.Do({}, {"examples": [examples]}, exec_properties(component))
     return executor, examples
 
 

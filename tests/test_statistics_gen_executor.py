@@ -16,14 +16,10 @@ from components import examples_io, statistics_gen
 from components.example_gen.component import CsvExampleGen
 from components.example_gen.executor import Executor as ExampleGenExecutor
 from components.statistics_gen import Declined, StatisticsGen
-from tests.support import FIXTURE, ROOT, read_csv_rows, write_csv_rows
+from tests.support import FIXTURE, ROOT, exec_properties, read_csv_rows, schema_artifact, write_csv_rows
 
 SCHEMA_FILE = ROOT / "pipeline" / "schema.pbtxt"
 SCHEMA = text_format.Parse(SCHEMA_FILE.read_text(), schema_pb2.Schema())
-
-
-def _props(component) -> dict:
-    return {k: v for k, v in component.exec_properties.items() if v is not None}
 
 
 @pytest.fixture(scope="module")
@@ -39,15 +35,8 @@ def examples(tmp_path_factory):
     component = CsvExampleGen(str(data.parent), data.name, "time")
     artifact = standard_artifacts.Examples()
     artifact.uri = str(tmp / "examples")
-    ExampleGenExecutor().Do({}, {"examples": [artifact]}, _props(component))
+    ExampleGenExecutor().Do({}, {"examples": [artifact]}, exec_properties(component))
     return artifact
-
-
-def _schema_artifact(tmp_path) -> standard_artifacts.Schema:
-    schema = standard_artifacts.Schema()
-    schema.uri = str(tmp_path / "schema")
-    io_utils.copy_file(str(SCHEMA_FILE), os.path.join(schema.uri, "schema.pbtxt"), overwrite=True)
-    return schema
 
 
 def _run(executor_class, examples, tmp_path, name, beam_args=()):
@@ -56,11 +45,11 @@ def _run(executor_class, examples, tmp_path, name, beam_args=()):
     executor = executor_class(executor_class.Context(tmp_dir=str(tmp_path / f"{name}-tmp")))
     executor._beam_pipeline_args = list(beam_args)  # as TFX's executor keeps them (its constructor would also
     # package the project for Beam's workers, which these calls do not need)
-    inputs = {"examples": [examples], "schema": [_schema_artifact(tmp_path)]}
+    inputs = {"examples": [examples], "schema": [schema_artifact(tmp_path / "schema")]}
     executor.Do(
         inputs,
         {"statistics": [statistics]},
-        _props(StatisticsGen(examples=channel.Channel(type=standard_artifacts.Examples))),
+        exec_properties(StatisticsGen(examples=channel.Channel(type=standard_artifacts.Examples))),
     )
     return statistics
 

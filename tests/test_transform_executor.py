@@ -14,7 +14,6 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx.components.transform import executor as tfx_executor
 from tfx.proto import transform_pb2
 from tfx.types import artifact_utils, channel, standard_artifacts
-from tfx.utils import io_utils, proto_utils
 from tfx_bsl.coders import example_coder
 
 import contract
@@ -23,18 +22,10 @@ from components import transform as transform_module
 from components.example_gen.component import CsvExampleGen
 from components.example_gen.executor import Executor as ExampleGenExecutor
 from pipeline import config as cfg
-from tests.support import FIXTURE, ROOT
+from tests.support import FIXTURE, ROOT, exec_properties, schema_artifact
 
 SCHEMA_FILE = ROOT / "pipeline" / "schema.pbtxt"
 SCHEMA = text_format.Parse(SCHEMA_FILE.read_text(), schema_pb2.Schema())
-
-
-def _props(component) -> dict:
-    out = {}
-    for name, value in component.exec_properties.items():
-        if value is not None:
-            out[name] = proto_utils.proto_to_json(value) if hasattr(value, "DESCRIPTOR") else value
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -43,15 +34,13 @@ def examples(tmp_path_factory):
     artifact = standard_artifacts.Examples()
     artifact.uri = str(tmp / "examples")
     ExampleGenExecutor().Do(
-        {}, {"examples": [artifact]}, _props(CsvExampleGen(str(FIXTURE.parent), FIXTURE.name, "time"))
+        {}, {"examples": [artifact]}, exec_properties(CsvExampleGen(str(FIXTURE.parent), FIXTURE.name, "time"))
     )
     return artifact
 
 
 def _transform(executor_class, examples, tmp_path, name):
-    schema = standard_artifacts.Schema()
-    schema.uri = str(tmp_path / "schema")
-    io_utils.copy_file(str(SCHEMA_FILE), os.path.join(schema.uri, "schema.pbtxt"), overwrite=True)
+    schema = schema_artifact(tmp_path / "schema")
     graph = standard_artifacts.TransformGraph()
     graph.uri = str(tmp_path / name)
     component = transform_module.Transform(
@@ -65,7 +54,7 @@ def _transform(executor_class, examples, tmp_path, name):
     )
     executor = executor_class(executor_class.Context(tmp_dir=str(tmp_path / f"{name}-tmp")))
     executor._beam_pipeline_args = ["--tfxio_use_byte_size_batching"]  # as the pipeline gives Transform
-    executor.Do({"examples": [examples], "schema": [schema]}, {"transform_graph": [graph]}, _props(component))
+    executor.Do({"examples": [examples], "schema": [schema]}, {"transform_graph": [graph]}, exec_properties(component))
     return tft.TFTransformOutput(graph.uri)
 
 
