@@ -51,6 +51,41 @@ def test_the_graph_is_read_from_the_sources():
     assert len(GRAPH) > 30
 
 
+def _tree_imports(source: str) -> set[str]:
+    """What the syntax tree says a module imports, the names as fingerprint.imported_names gives them."""
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_the_text_match_misses_no_import_the_syntax_tree_holds():
+    # The fingerprint reads imports from the text (fast); a miss would leave a component cached after a change to
+    # code it runs. Every project module, and the forms the project writes.
+    for name, path in fingerprint.module_files().items():
+        missed = _tree_imports(path.read_text()) - fingerprint.imported_names(path.read_text())
+        assert not missed, f"{name}: {missed}"
+    forms = '''"""import not.this.docstring.word is a sentence"""
+import a.b as c, d
+from e.f import (
+    g,  # why
+    h as i,
+)
+from j import k; from l import m
+
+
+def f():
+    if True:
+        import n.o
+'''
+    assert _tree_imports(forms) <= fingerprint.imported_names(forms)
+    assert fingerprint.imported_names(forms) == _tree_imports(forms)
+
+
 def test_every_import_goes_down_a_layer_or_stays_in_it():
     upward = [
         f"{module} -> {target}"

@@ -2,8 +2,10 @@
 loads."""
 
 import gc
+import inspect
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +13,11 @@ from pathlib import Path
 import pytest
 
 from pipeline import cli, status
+from pipeline.cli import cluster as cluster_cli
 from pipeline.cli import data as cli_data
+from pipeline.cli import local as local_cli
+from pipeline.cli import scoring as scoring_cli
+from pipeline.cli import startup
 from tests.support import CLI, ROOT
 
 
@@ -43,6 +49,56 @@ def test_the_console_script_leaves_the_shutdown_collection_to_the_os(monkeypatch
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+def test_the_installed_distributions_are_read_once_per_command(monkeypatch, tmp_path):
+    """main() makes packages_distributions() read the installed metadata once: the Google clients' version checks
+    call it on import, one full read each. Same answer as the unpatched function, a copy for each caller."""
+    from importlib import metadata
+
+    called = []
+    monkeypatch.setattr(startup, "scan_installed_distributions_once", lambda: called.append(1))
+    cli.main(["report", "--output", str(tmp_path)])  # a usage error (no run there), after the start-up
+    assert called == [1]
+    monkeypatch.undo()
+
+    original = metadata.packages_distributions
+    reads = []
+    monkeypatch.setattr(metadata, "packages_distributions", lambda: reads.append(1) or original())
+    startup.scan_installed_distributions_once()
+    first = metadata.packages_distributions()
+    first["tfx"].append("changed by a caller")
+    second = metadata.packages_distributions()
+    startup.scan_installed_distributions_once()  # a second main() in the same process does not wrap it again
+    assert metadata.packages_distributions() == second == original()
+    assert "tfx" in second["tfx"] and "changed by a caller" not in second["tfx"]
+    assert len(reads) == 1
+
+
+def test_the_stack_is_imported_without_the_collector_and_left_out_of_later_collections():
+    gc.unfreeze()
+    try:
+        assert gc.isenabled()
+        with startup.heavy_imports():
+            assert not gc.isenabled()
+            built = [[index] for index in range(1000)]
+        assert gc.isenabled() and gc.get_freeze_count() >= len(built)
+        gc.unfreeze()
+        with pytest.raises(RuntimeError), startup.heavy_imports():
+            raise RuntimeError("an import failed")
+        assert gc.isenabled()
+    finally:
+        gc.unfreeze()
+    # The commands that load TensorFlow and TFX load it that way.
+    imports = {
+        local_cli._run: "from pipeline.runners.local import run",
+        local_cli._compare: "from pipeline.runners.local import compare",
+        cluster_cli._compile: "from pipeline.runners.kubeflow import compile_spec",
+        scoring_cli._predict: "from pipeline import predict as predict_lib",
+    }
+    for handler, statement in imports.items():
+        pattern = r"with heavy_imports\(\):\n\s+" + re.escape(statement)
+        assert re.search(pattern, inspect.getsource(handler)), handler.__name__
 
 
 @pytest.mark.parametrize(

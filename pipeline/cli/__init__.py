@@ -16,7 +16,7 @@ import warnings
 from contract import OutputLayout
 from pipeline import faults
 from pipeline import status as st
-from pipeline.cli import cluster, history, local, schedule, scoring
+from pipeline.cli import cluster, history, local, schedule, scoring, startup
 from pipeline.cli.flags import UsageError
 
 # The command groups, in the order `fraud-pipeline --help` lists their commands.
@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=UserWarning, module="google")
     # A full disk must not turn the logging module's own complaints into tracebacks on the terminal.
     logging.raiseExceptions = False
+    startup.scan_installed_distributions_once()
     args = parser().parse_args(argv)
     try:
         return args.handler(args)

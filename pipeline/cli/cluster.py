@@ -16,6 +16,7 @@ from pipeline.cli.build import IMAGE_PROJECT_DIR, IMAGE_SCHEMA_PATH, SOURCE_ROOT
 from pipeline.cli.data import data_input
 from pipeline.cli.flags import UsageError
 from pipeline.cli.printing import print_run, say, write_report
+from pipeline.cli.startup import heavy_imports
 from pipeline.config import DATA_ROOT_PARAMETER, TARGETS
 
 # Where `submit --target kubeflow` reads a bearer token from, never from the command line.
@@ -146,8 +147,10 @@ def _compile(args: argparse.Namespace) -> int:
         example_gen_driver=False,
         runtime_data_root=True,
     )
-    from pipeline.runners.kubeflow import compile_spec
     from pipeline.runners.spec_io import write_spec
+
+    with heavy_imports():
+        from pipeline.runners.kubeflow import compile_spec
 
     write_spec(compile_spec(config, args.image, args.target), args.output)
     print(f"compiled for {args.target}: {args.output}")

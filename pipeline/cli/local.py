@@ -11,6 +11,7 @@ from pipeline import status as st
 from pipeline.cli.build import DEFAULT_DATA, DEFAULT_OUTPUT, add_pipeline_flags, local_config
 from pipeline.cli.flags import UsageError, flags_of
 from pipeline.cli.printing import print_run, write_history_page, write_report
+from pipeline.cli.startup import heavy_imports
 from pipeline.config import COMPARE_PIPELINE_NAME
 from trainer.hparams import CANDIDATES, STRATEGIES
 
@@ -100,7 +101,8 @@ def register(commands) -> None:
 def _run(args: argparse.Namespace) -> int:
     layout, config = local_config(args)
     # Heavy imports (TensorFlow, TFX) only once the command line is known to be good.
-    from pipeline.runners.local import run
+    with heavy_imports():
+        from pipeline.runners.local import run
 
     result = run(config, layout, input_path=args.data)
     if result.exit_code != st.EXIT_OK:
@@ -141,7 +143,9 @@ def _compare(args: argparse.Namespace) -> int:
         raise UsageError("--tune searches for one run's model; compare trains fixed candidates side by side")
     layout, config = local_config(args, pipeline_name=COMPARE_PIPELINE_NAME)
     from pipeline.results.comparison import table
-    from pipeline.runners.local import compare
+
+    with heavy_imports():
+        from pipeline.runners.local import compare
 
     result = compare(config, layout, args.data, strategies)
     if result.exit_code != st.EXIT_OK:

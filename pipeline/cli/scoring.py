@@ -12,6 +12,7 @@ from pipeline import faults
 from pipeline import status as st
 from pipeline.cli.build import DEFAULT_OUTPUT, DRIFT_CONFIG_PATH, SCHEMA_PATH
 from pipeline.cli.flags import UsageError, add_dataclass_flags
+from pipeline.cli.startup import heavy_imports
 from pipeline.gates import GateConfig
 
 _GATES = {f.name: f for f in dataclasses.fields(GateConfig)}
@@ -133,7 +134,9 @@ def _predict(args: argparse.Namespace) -> int:
     if not target.is_dir():
         raise UsageError(f"--to {args.to}: the folder {target} does not exist")
     from components.rejection import DataRejectedError
-    from pipeline import predict as predict_lib
+
+    with heavy_imports():
+        from pipeline import predict as predict_lib
 
     faults.check_writable(str(target), "the folder of --to")
     recording = None
