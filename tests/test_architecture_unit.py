@@ -25,6 +25,7 @@ LAYERS = (
         "pipeline.eval_config",
         "pipeline.pipeline",
         "pipeline.beam_workers",
+        "pipeline.startup",
     ),
     ("pipeline.fingerprint", "pipeline.results"),
     ("pipeline.report",),

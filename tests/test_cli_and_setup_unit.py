@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import cli, status
+from pipeline import cli, startup, status
 from pipeline.cli import cluster as cluster_cli
 from pipeline.cli import data as cli_data
 from pipeline.cli import local as local_cli
 from pipeline.cli import scoring as scoring_cli
-from pipeline.cli import startup
+from pipeline.runners import container_entrypoint
 from tests.support import CLI, ROOT
 
 
@@ -89,15 +89,17 @@ def test_the_stack_is_imported_without_the_collector_and_left_out_of_later_colle
         assert gc.isenabled()
     finally:
         gc.unfreeze()
-    # The commands that load TensorFlow and TFX load it that way.
+    # The commands that load TensorFlow and TFX load it that way, and so does every task of a compiled spec.
     imports = {
         local_cli._run: "from pipeline.runners.local import run",
         local_cli._compare: "from pipeline.runners.local import compare",
         cluster_cli._compile: "from pipeline.runners.kubeflow import compile_spec",
         scoring_cli._predict: "from pipeline import predict as predict_lib",
+        # Every task of a compiled spec (and of a rehearsal) is a process of its own that imports the stack.
+        container_entrypoint.tfx_entrypoint: "from tfx.orchestration.kubeflow.v2.container import",
     }
     for handler, statement in imports.items():
-        pattern = r"with heavy_imports\(\):\n\s+" + re.escape(statement)
+        pattern = r"with (startup\.)?heavy_imports\(\):\n\s+" + re.escape(statement)
         assert re.search(pattern, inspect.getsource(handler)), handler.__name__
 
 

@@ -14,9 +14,9 @@ import sys
 import warnings
 
 from contract import OutputLayout
-from pipeline import faults
+from pipeline import faults, startup
 from pipeline import status as st
-from pipeline.cli import cluster, history, local, schedule, scoring, startup
+from pipeline.cli import cluster, history, local, schedule, scoring
 from pipeline.cli.flags import UsageError
 
 # The command groups, in the order `fraud-pipeline --help` lists their commands.

@@ -16,8 +16,8 @@ from pipeline.cli.build import IMAGE_PROJECT_DIR, IMAGE_SCHEMA_PATH, SOURCE_ROOT
 from pipeline.cli.data import data_input
 from pipeline.cli.flags import UsageError
 from pipeline.cli.printing import print_run, say, write_report
-from pipeline.cli.startup import heavy_imports
 from pipeline.config import DATA_ROOT_PARAMETER, TARGETS
+from pipeline.startup import heavy_imports
 
 # Where `submit --target kubeflow` reads a bearer token from, never from the command line.
 TOKEN_ENV = "FRAUD_PIPELINE_KFP_TOKEN"

@@ -11,8 +11,8 @@ from pipeline import status as st
 from pipeline.cli.build import DEFAULT_DATA, DEFAULT_OUTPUT, add_pipeline_flags, local_config
 from pipeline.cli.flags import UsageError, flags_of
 from pipeline.cli.printing import print_run, write_history_page, write_report
-from pipeline.cli.startup import heavy_imports
 from pipeline.config import COMPARE_PIPELINE_NAME
+from pipeline.startup import heavy_imports
 from trainer.hparams import CANDIDATES, STRATEGIES
 
 DEFAULT_COMPARE_OUTPUT = "output/compare"

@@ -12,8 +12,8 @@ from pipeline import faults
 from pipeline import status as st
 from pipeline.cli.build import DEFAULT_OUTPUT, DRIFT_CONFIG_PATH, SCHEMA_PATH
 from pipeline.cli.flags import UsageError, add_dataclass_flags
-from pipeline.cli.startup import heavy_imports
 from pipeline.gates import GateConfig
+from pipeline.startup import heavy_imports
 
 _GATES = {f.name: f for f in dataclasses.fields(GateConfig)}
 

@@ -13,9 +13,8 @@ sends the types itself; there nothing changes.
 from absl import app
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
-from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor as tfx_entrypoint
 
-from pipeline import beam_workers
+from pipeline import beam_workers, startup
 
 # The compiled container command, as KubeflowV2DagRunnerConfig(default_commands=...) takes it.
 COMMAND = ["python", "-m", "pipeline.runners.container_entrypoint"]
@@ -53,9 +52,19 @@ def main(parsed_argv) -> None:
         args.json_serialized_invocation_args, getattr(args, "json_serialized_inputs_spec_args", None)
     )
     beam_workers.no_tfx_package_for_local_workers()
-    tfx_entrypoint.main((args, beam_args))
+    tfx_entrypoint().main((args, beam_args))
+
+
+def tfx_entrypoint():
+    """TFX's Kubeflow V2 entrypoint module, its stack (TensorFlow, Beam, TFX) imported as the CLI imports it
+    (pipeline/startup.py): each task is a fresh process that pays that import."""
+    startup.scan_installed_distributions_once()
+    with startup.heavy_imports():
+        from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
+
+    return kubeflow_v2_run_executor
 
 
 if __name__ == "__main__":
     # TFX's own flag parser (a private name, but the compiled args are TFX's, so they must parse the same way).
-    app.run(main, flags_parser=tfx_entrypoint._parse_flags)
+    app.run(main, flags_parser=tfx_entrypoint()._parse_flags)
