@@ -34,7 +34,8 @@ def main() -> None:
     from ml_metadata import metadata_store
     from ml_metadata.proto import metadata_store_pb2
     from tfx.types import artifact_utils
-    from tfx.utils import dependency_utils
+
+    from pipeline import beam_workers
 
     config = metadata_store_pb2.ConnectionConfig()
     config.sqlite.filename_uri = os.path.join(args.run_dir, "metadata.sqlite")
@@ -63,8 +64,8 @@ def main() -> None:
             outputs.setdefault(key, []).append(fresh)
     module, _, name = args.executor.rpartition(".")
     executor_class = getattr(importlib.import_module(module), name)
-    # The in-process runner needs no package of TFX for remote workers (pipeline.beam_workers).
-    dependency_utils.make_beam_dependency_flags = list
+    # As the CLI runs it: no package of TFX for remote workers on a local runner.
+    beam_workers.no_tfx_package_for_local_workers()
     context = executor_class.Context(beam_pipeline_args=beam_args, tmp_dir=os.path.join(args.out, "tmp"))
     started, cpu = time.monotonic(), time.process_time()
     executor_class(context).Do(inputs, outputs, properties)

@@ -79,12 +79,21 @@ def imported_names(source: str) -> set[str]:
     return names
 
 
+def _sources(root: Path | None) -> dict[str, bytes]:
+    """Dotted module name -> the module's source, each file read once (see module_files)."""
+    return {name: path.read_bytes() for name, path in module_files(root).items()}
+
+
+def _graph(sources: dict[str, bytes]) -> dict[str, set[str]]:
+    return {
+        name: {t for t in imported_names(source.decode()) if t in sources and t != name}
+        for name, source in sources.items()
+    }
+
+
 def imports(root: Path | None = None) -> dict[str, set[str]]:
     """Module -> the project modules it imports (at any depth in the file, lazy imports included)."""
-    files = module_files(root)
-    return {
-        name: {t for t in imported_names(path.read_text()) if t in files and t != name} for name, path in files.items()
-    }
+    return _graph(_sources(root))
 
 
 def closure(module: str, graph: dict[str, set[str]]) -> set[str]:
@@ -108,12 +117,12 @@ def component_closure(modules: str | tuple[str, ...], graph: dict[str, set[str]]
 
 def code_versions(root: Path | None = None) -> dict[str, str]:
     """Component id -> a short hash of the source of the code that runs in it (see the module docstring)."""
-    files = module_files(root)
-    graph = imports(root)
+    sources = _sources(root)
+    graph = _graph(sources)
     versions = {}
     for component, modules in COMPONENT_CODE.items():
         digest = hashlib.sha256()
         for name in sorted(component_closure(modules, graph)):
-            digest.update(name.encode() + b"\0" + files[name].read_bytes() + b"\0")
+            digest.update(name.encode() + b"\0" + sources[name] + b"\0")
         versions[component] = digest.hexdigest()[:16]
     return versions

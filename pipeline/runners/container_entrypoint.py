@@ -10,6 +10,8 @@ sends the types itself; there nothing changes.
     python -m pipeline.runners.container_entrypoint --executor_class_path ... --json_serialized_invocation_args ...
 """
 
+import functools
+
 from absl import app
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
@@ -55,9 +57,10 @@ def main(parsed_argv) -> None:
     tfx_entrypoint().main((args, beam_args))
 
 
+@functools.cache
 def tfx_entrypoint():
     """TFX's Kubeflow V2 entrypoint module, its stack (TensorFlow, Beam, TFX) imported as the CLI imports it
-    (pipeline/startup.py): each task is a fresh process that pays that import."""
+    (pipeline/startup.py), once: each task is a fresh process that pays that import."""
     startup.scan_installed_distributions_once()
     with startup.heavy_imports():
         from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
