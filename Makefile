@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 export PYTHON
 
-.PHONY: run test test-fast lint format docs lock bench bench-distributed bench-predict bench-quality clean
+.PHONY: run test test-fast lint format docs lock bench bench-distributed bench-predict bench-quality bench-fuzz clean
 
 run: $(STAMP)
 	$(VENV)/bin/fraud-pipeline run $(ARGS)
@@ -63,6 +63,10 @@ bench-predict: $(STAMP)
 bench-quality: $(STAMP)
 	$(VENV)/bin/python -m pip install --quiet -r requirements-bench.txt
 	$(VENV)/bin/python bench/quality.py $(BENCH_ARGS)
+
+# The fuzzer of the CSV contract's readers for a fixed time (BENCH_ARGS="--seconds 600"): executions and findings.
+bench-fuzz: $(STAMP)
+	$(VENV)/bin/python bench/fuzz.py $(BENCH_ARGS)
 
 clean:
 	rm -rf output .pytest_cache site

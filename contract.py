@@ -119,12 +119,37 @@ TRAIN_STATISTICS = os.path.join("assets.extra", "train_statistics.pb")
 # TF Serving replays the PredictionLogs in this file when it loads a version, before it serves it (the Pusher writes
 # real raw examples of the eval split there; see components/warmup.py).
 WARMUP_REQUESTS = os.path.join("assets.extra", "tf_serving_warmup_requests")
+# Every other file of a pushed version with its SHA-256, written before the version appears; `predict`,
+# ServingBaseline and `rollback` check it before they load or promote a version (components/serving.py).
+MANIFEST = os.path.join("assets.extra", "manifest.json")
 # The split the warm-up examples come from, and the model name their requests carry (docs/serving.md serves under it).
 WARMUP_SPLIT = "eval"
 SERVING_MODEL_NAME = "fraud"
 
 # ----------------------------------------------------------------------------------------------------------------
 # A local run's output folder.
+
+
+_RUN_ID_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:+-")
+
+
+def is_run_id(text) -> bool:
+    """Is this a run id as TFX's LocalDagRunner and Kubeflow make them (at most 128 of letters, digits and '._:+-',
+    not starting with '.'): one file name, no separator, no '..'?"""
+    return (
+        isinstance(text, str) and 0 < len(text) <= 128 and not text.startswith(".") and set(text) <= _RUN_ID_CHARACTERS
+    )
+
+
+def is_version(name) -> bool:
+    """Is this a version folder's name as TF Serving reads it: ASCII digits only ('²' is a digit to str.isdigit)?"""
+    return isinstance(name, str) and name.isascii() and name.isdigit()
+
+
+def version_order(version) -> tuple:
+    """A sort key for model versions of either kind: numbered versions (as numbers) before folder names of --model."""
+    text = str(version)
+    return (0, int(text), "") if is_version(text) else (1, 0, text)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,7 +183,14 @@ class OutputLayout:
         return os.path.join(self.root, "runs")
 
     def run_dir(self, run_id: str) -> str:
-        """The folder of one run's summary and report (the run id with ':' made file-name safe)."""
+        """The folder of one run's summary and report (the run id with ':' made file-name safe).
+
+        Raises:
+          ValueError: a run id that is not one name of letters, digits and '.:_+-' (one read from a file that was
+            changed, e.g. an absolute path or '..', which would put the report outside the output folder).
+        """
+        if not is_run_id(run_id):
+            raise ValueError(f"{run_id!r} is not a run id (letters, digits and '.:_+-', not starting with '.')")
         return os.path.join(self.runs_dir, run_id.replace(":", "-"))
 
     def run_summary_path(self, run_id: str) -> str:

@@ -30,6 +30,6 @@ setup(
     # playwright drives the system's Chromium in the report's browser test; mkdocs builds the documentation site;
     # uv installs the lock (scripts/bootstrap-venv), so `make lock` pins it with the rest. pytest before 9: pytest 9
     # keeps node ids where pytest-xdist 3.8 cannot add its group to them, and `make test` runs on xdist's groups.
-    extras_require={"dev": ["pytest<9", "pytest-xdist", "ruff", "playwright", "mkdocs==1.6.1", "uv"]},
+    extras_require={"dev": ["pytest<9", "pytest-xdist", "ruff", "playwright", "mkdocs==1.6.1", "uv", "atheris"]},
     entry_points={"console_scripts": ["fraud-pipeline=pipeline.cli:console"]},
 )

@@ -8,14 +8,20 @@ per transaction: the 30 features of contract.RAW_FLOAT_FEATURES as numbers and, 
 - careful: Python's csv module, a row at a time, which names the file, line and column of what is wrong.
 Errors are DataRejectedError, one sentence naming the file and the line. No Beam, TFX or TensorFlow here (TensorFlow's
 gfile only for an object-store path): `predict` and `replay` import this without the pipeline's stack.
+
+Every byte either reader sees has passed a guard (Bounded) first: no line is longer than MAX_LINE_BYTES, no header has
+more than MAX_COLUMNS columns, and no gzip file expands past MAX_GZIP_RATIO times its size, so memory stays bounded
+whatever the file holds. Arrow's reader (pyarrow 10) crashes the process or hangs on a line of a few hundred KB
+(docs/faults.md): it is never given one, the guard ends its stream before such a line and the error is raised after.
 """
 
 import contextlib
 import csv
 import gzip
 import math
+import os
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import contract
 from components.rejection import DataRejectedError
@@ -24,6 +30,17 @@ FEATURES = contract.RAW_FLOAT_FEATURES
 BOM = "\ufeff"
 # Bytes of CSV text the fast reader parses at a time (about 20,000 rows of this data).
 FAST_BLOCK_BYTES = 4 << 20
+# The longest line (the header too) either reader takes: a row of this contract is about 700 bytes. Arrow's reader was
+# seen to crash at 131,000 bytes of commas and at 1,000,000 of digits, never at 65,000 (tests/test_csv_limits_unit.py).
+MAX_LINE_BYTES = 32 << 10
+# The most columns a header may have (the contract has 31).
+MAX_COLUMNS = 1000
+# A gzip file that has expanded past MIN_RATIO_CHECK_BYTES may not be more than this many times its compressed size
+# so far: CSV of transactions compresses about 2.5:1, a gzip bomb of one repeated byte 1,000:1.
+MAX_GZIP_RATIO = 100
+MIN_RATIO_CHECK_BYTES = 16 << 20
+# Columns named in a message before the rest are only counted.
+NAMED_COLUMNS = 5
 
 
 class FastReaderRefusedError(Exception):
@@ -46,23 +63,167 @@ def _raw(path: str, mode: str):
     return open(path, mode)
 
 
+class _CountingReader:
+    """A binary file object that counts the bytes read from it (the compressed side of a gzip file)."""
+
+    def __init__(self, raw):
+        self.raw, self.count = raw, 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
+        self.count += len(data)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+
 @contextlib.contextmanager
 def open_binary(path: str):
     """The file's bytes, decompressed when its name ends in .gz (Python's gzip, which says so when the file breaks
-    off; Beam's own gzip reading stops quietly at a truncated end)."""
+    off; Beam's own gzip reading stops quietly at a truncated end), behind the guard of the limits (Bounded)."""
     with _raw(path, "rb") as raw:
         if path.endswith(".gz"):
-            with gzip.GzipFile(fileobj=raw) as unzipped:
-                yield unzipped
+            counted = _CountingReader(raw)
+            with gzip.GzipFile(fileobj=counted) as unzipped:
+                yield Bounded(unzipped, path, lambda: counted.count)
         else:
-            yield raw
+            yield Bounded(raw, path)
 
 
-def open_text(path: str, mode: str = "r"):
-    """A text file for reading or writing, gzip-compressed when its name ends in .gz."""
-    if path.endswith(".gz"):
+def open_text(path: str, mode: str = "r", gz: bool | None = None):
+    """A text file for reading or writing, gzip-compressed when its name ends in .gz (or when gz says so)."""
+    if path.endswith(".gz") if gz is None else gz:
         return gzip.open(path, mode + "t", newline="")
     return open(path, mode, newline="")
+
+
+def _numpy():
+    import numpy as np
+
+    return np
+
+
+def bomb_message(path: str, compressed: int, out: int) -> str:
+    return (
+        f"{path}: {compressed:,} bytes of gzip expand to more than {out:,} (over {MAX_GZIP_RATIO} times; CSV of "
+        "transactions compresses about 2.5 times): refused as a gzip bomb. If the file is genuine, decompress it and "
+        "give the plain file"
+    )
+
+
+class BlankLinesError(ValueError):
+    """The fast reader keeping blank lines met one (refusals() hands the file to the careful reader)."""
+
+
+class Bounded:
+    """A decompressed byte stream that enforces the limits: no line longer than MAX_LINE_BYTES, no gzip file
+    expanded past MAX_GZIP_RATIO times its size.
+
+    readline() raises DataRejectedError at once (the careful reader, in Python). read(), which Arrow's reader calls
+    from its own threads, never raises: at a line past the limit it ends the stream just before that line and keeps
+    the error in `problem`, for the caller to raise once Arrow has stopped (an exception thrown into Arrow's reader
+    is what crashed it). Line numbers count the lines read through the guard, the first being 1.
+    """
+
+    def __init__(self, stream, path: str, compressed: Callable[[], int] | None = None):
+        self._stream, self.path, self._compressed = stream, path, compressed
+        # Set by arrow_blocks(keep_blank_lines=True): a blank line ends the stream (a refusal, not a rejection).
+        self.refuse_blank_lines = False
+        self._ended_line = True  # the bytes passed so far end with a line end (or none passed)
+        self.lines = 0  # whole lines passed
+        self._open_line = 0  # bytes of the line passed so far without its end
+        self._out = 0
+        self.problem: ValueError | None = None
+
+    def _too_long(self, line: int) -> DataRejectedError:
+        what = "the header (line 1)" if line == 1 else f"line {line}"
+        return DataRejectedError(
+            f"{self.path}: {what} is longer than {MAX_LINE_BYTES:,} bytes, the longest line the contract reads (a row "
+            "of transactions is under 1 KB): is this a CSV file of transactions?"
+        )
+
+    def _check_ratio(self) -> None:
+        if self._compressed is None or self._out < MIN_RATIO_CHECK_BYTES:
+            return
+        compressed = max(self._compressed(), 1)
+        if self._out > MAX_GZIP_RATIO * compressed:
+            raise DataRejectedError(bomb_message(self.path, compressed, self._out))
+
+    def readline(self, size: int = -1) -> bytes:
+        if self.problem is not None:
+            raise self.problem
+        line = self._stream.readline(MAX_LINE_BYTES + 1 - self._open_line)
+        self._out += len(line)
+        if line.endswith(b"\n"):
+            self.lines += 1
+            self._open_line = 0
+        elif line:
+            self._open_line += len(line)
+            if self._open_line > MAX_LINE_BYTES:
+                self.problem = self._too_long(self.lines + 1)
+                raise self.problem
+        self._check_ratio()
+        return line
+
+    def read(self, size: int = -1) -> bytes:
+        if self.problem is not None:
+            return b""
+        chunk = self._stream.read(size)
+        if not chunk:
+            return b""
+        self._out += len(chunk)
+        try:
+            self._check_ratio()
+        except DataRejectedError as e:
+            self.problem = e
+            return b""
+        np = _numpy()
+        ends = np.flatnonzero(np.frombuffer(chunk, np.uint8) == 10)
+        if ends.size == 0:
+            lengths, tail = np.empty(0, np.int64), self._open_line + len(chunk)
+        else:
+            lengths = np.diff(ends, prepend=-1) - 1  # each whole line's bytes without its end
+            lengths[0] += self._open_line
+            tail = len(chunk) - int(ends[-1]) - 1
+        if self.refuse_blank_lines and (
+            b"\n\n" in chunk or b"\n\r\n" in chunk or (self._ended_line and chunk[:1] in (b"\n", b"\r"))
+        ):
+            # Arrow's reader keeping blank lines takes about 300 bytes of memory a blank line before it says
+            # anything (2.4 GB for 8 MB of them): the careful reader skips them, a row at a time.
+            self.problem = BlankLinesError(f"{self.path}: a blank line (the careful reader skips them)")
+            return b""
+        self._ended_line = chunk.endswith(b"\n")
+        long = np.flatnonzero(lengths > MAX_LINE_BYTES)
+        if long.size or tail > MAX_LINE_BYTES:
+            at = int(long[0]) if long.size else len(ends)
+            self.problem = self._too_long(self.lines + at + 1)
+            # Only the whole lines before the long one reach the reader (none of it, if it began in an earlier
+            # chunk: then the reader sees a last line broken off, and the caller raises the problem instead).
+            keep = int(ends[at - 1]) + 1 if at > 0 else 0
+            self.lines += at
+            return chunk[:keep]
+        self.lines += len(ends)
+        self._open_line = tail
+        return chunk
+
+    def raise_problem(self) -> None:
+        """Raises what the guard stopped the stream for, if anything."""
+        if self.problem is not None:
+            raise self.problem
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    @property
+    def closed(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        """The stream is closed by open_binary."""
 
 
 def text_lines(path: str) -> Iterator[str]:
@@ -70,7 +231,7 @@ def text_lines(path: str) -> Iterator[str]:
 
     Raises:
       DataRejectedError: a gzip file that is truncated or corrupt, or bytes that are not UTF-8, naming the file
-        and the line.
+        and the line; a line or a gzip ratio past the limits (Bounded).
     """
     number = 0
     with open_binary(path) as stream:
@@ -89,20 +250,114 @@ def text_lines(path: str) -> Iterator[str]:
             ) from e
 
 
+def _header_cells(path: str, first: str) -> list[str]:
+    try:
+        cells = next(csv.reader([first]))
+    except csv.Error as e:
+        raise DataRejectedError(f"{path}, line 1 (header): {e}") from e
+    if len(cells) > MAX_COLUMNS:
+        raise DataRejectedError(
+            f"{path}, line 1 (header): {len(cells):,} columns, more than the {MAX_COLUMNS:,} the contract reads (it "
+            f"has {len(contract.RAW_COLUMNS)}): {names(cells)}"
+        )
+    return cells
+
+
+def names(cells: list[str], limit: int = NAMED_COLUMNS) -> str:
+    """The first few of a list of column names, and how many more (a header of 100,000 columns is not printed)."""
+    shown = ", ".join(cells[:limit])
+    return shown + (f" and {len(cells) - limit:,} more" if len(cells) > limit else "")
+
+
+def _empty(path: str) -> DataRejectedError:
+    return DataRejectedError(
+        f"{path} is empty: a CSV file starts with the header line ({','.join(contract.RAW_COLUMNS[:3])},...) "
+        "and holds one row per transaction"
+    )
+
+
 def read_header(path: str) -> list[str]:
     """The column names of the header line.
 
     Raises:
-      DataRejectedError: the file is empty (or not readable as above).
+      DataRejectedError: the file is empty, its header is past the limits (MAX_LINE_BYTES, MAX_COLUMNS), or it is
+        not readable as above.
     """
     with contextlib.closing(text_lines(path)) as lines:
         first = next(lines, "")
     if not first.strip():
+        raise _empty(path)
+    return _header_cells(path, first)
+
+
+def has_rows(path: str) -> bool:
+    """Does a line with something on it follow the header (read as far as the first one)?"""
+    with contextlib.closing(text_lines(path)) as lines:
+        next(lines, None)
+        return any(line.strip() for line in lines)
+
+
+def header_problems(header: list[str], required, optional=(), what: str = "the contract") -> list[str]:
+    """What a header lacks of `required` and has beyond required and optional, one phrase each ([] when nothing)."""
+    known = set(required) | set(optional)
+    missing = [f for f in required if f not in header]
+    unknown = [c for c in header if c not in known]
+    duplicated = sorted({c for c in header if header.count(c) > 1})
+    return (
+        ([f"lacks {names(missing)}"] if missing else [])
+        + ([f"has columns {what} does not know: {names(unknown)}"] if unknown else [])
+        + ([f"names {names(duplicated)} twice"] if duplicated else [])
+    )
+
+
+def check_gzip(path: str) -> None:
+    """Decompresses a local gzip file to its end without keeping it (zlib, about 0.5 s for 120 MB of CSV), so that
+    a file that breaks off is refused before a run starts, with the words text_lines() uses.
+
+    Raises:
+      DataRejectedError: a gzip file that is truncated or corrupt, or past MAX_GZIP_RATIO.
+    """
+    lines = out = compressed = 0
+    inflate = zlib.decompressobj(31)
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                compressed += len(chunk)
+                while chunk:
+                    data = inflate.decompress(chunk)
+                    out += len(data)
+                    lines += data.count(b"\n")
+                    chunk = inflate.unused_data
+                    if chunk:  # another gzip member follows (files joined with cat)
+                        inflate = zlib.decompressobj(31)
+                if out >= MIN_RATIO_CHECK_BYTES and out > MAX_GZIP_RATIO * compressed:
+                    raise DataRejectedError(bomb_message(path, compressed, out))
+        if not inflate.eof:
+            raise EOFError("Compressed file ended before the end-of-stream marker was reached")
+    except (EOFError, zlib.error) as e:
         raise DataRejectedError(
-            f"{path} is empty: a CSV file starts with the header line ({','.join(contract.RAW_COLUMNS[:3])},...) "
-            "and holds one row per transaction"
-        )
-    return next(csv.reader([first]))
+            f"{path} is not a complete gzip file (it breaks off after line {lines}: {e}); download or compress it again"
+        ) from e
+
+
+def check_training_files(files: list[str]) -> None:
+    """What can be known of training files from their first bytes, before anything is imported or started: each is
+    not empty, its header is within the limits and has the contract's columns (the features and Class, nothing
+    else), and the files hold at least one row between them. CsvExampleGen checks the same with this function.
+
+    Raises:
+      DataRejectedError: naming the file and what is wrong.
+    """
+    for path in files:
+        header = read_header(path)
+        problems = header_problems(header, contract.RAW_COLUMNS)
+        if problems:
+            raise DataRejectedError(f"{path}, line 1 (header): {'; '.join(problems)}")
+        if path.endswith(".gz") and "://" not in path:
+            check_gzip(path)
+    if files and not any(has_rows(path) for path in files):
+        where = files[0] if len(files) == 1 else f"{os.path.dirname(files[0])} ({len(files)} files)"
+        raise DataRejectedError(f"{where}: the input holds no rows (a header alone?)")
 
 
 def integer(cell: str) -> int | None:
@@ -164,15 +419,10 @@ def scoring_columns(
         raise DataRejectedError(
             f"{path} is empty: a CSV file starts with the header line ({','.join(FEATURES[:3])},...)"
         )
-    known = set(contract.RAW_COLUMNS) | ({key} if key else set())
-    missing = [f for f in FEATURES if f not in header]
-    unknown = [c for c in header if c not in known]
+    problems = header_problems(header, FEATURES, [contract.LABEL] + ([key] if key else []), what="the model")
     if key and key not in header:
-        missing.append(f"the key column {key}")
-    if missing or unknown:
-        problems = ([f"lacks {', '.join(missing)}"] if missing else []) + (
-            [f"has columns the model does not know: {', '.join(unknown)}"] if unknown else []
-        )
+        problems.insert(0, f"lacks the key column {key}")
+    if problems:
         raise DataRejectedError(f"{path}, line 1 (header): {'; '.join(problems)}")
     label_index = header.index(contract.LABEL) if contract.LABEL in header else None
     return [header.index(f) for f in FEATURES], label_index, (header.index(key) if key else None)
@@ -198,12 +448,19 @@ def scoring_problem(cells: list[str], width: int, indices: list[int], label_inde
 
 
 def careful_rows(path: str) -> Iterator[tuple[int, list[str]]]:
-    """(line number, cells) of every non-blank row after the header, read by Python's csv module."""
+    """(line number, cells) of every non-blank row after the header, read by Python's csv module.
+
+    Raises:
+      DataRejectedError: what the csv module cannot read (a NUL byte, a quoted field that never ends), naming the line.
+    """
     reader = csv.reader(text_lines(path))
-    next(reader, None)
-    for cells in reader:
-        if cells:
-            yield reader.line_num, cells
+    try:
+        next(reader, None)
+        for cells in reader:
+            if cells:
+                yield reader.line_num, cells
+    except csv.Error as e:
+        raise DataRejectedError(f"{path}, line {reader.line_num}: {e}; not CSV the contract reads") from e
 
 
 def checked_rows(path: str, width: int, label_index: int | None) -> Iterator[list[str]]:
@@ -226,6 +483,8 @@ def refusals(path: str, rows_done=lambda: 0):
 
     try:
         yield
+    except DataRejectedError:
+        raise
     except (pa.ArrowException, EOFError, OSError, zlib.error, UnicodeDecodeError, ValueError) as e:
         raise FastReaderRefusedError(f"{path}: {e}", rows_done()) from e
 
@@ -240,18 +499,30 @@ def arrow_blocks(
     caller naming lines needs); else blank lines are skipped. Errors are Arrow's: wrap the reading in refusals().
     """
     import pyarrow as pa
-    from pyarrow import csv as pa_csv
 
     with open_binary(path) as stream:
         stream.readline()  # the header, read already (with its byte order mark, if any)
-        yield from pa_csv.open_csv(
-            stream,
-            read_options=pa_csv.ReadOptions(column_names=names, block_size=FAST_BLOCK_BYTES),
-            parse_options=pa_csv.ParseOptions(ignore_empty_lines=not keep_blank_lines),
-            convert_options=pa_csv.ConvertOptions(
-                column_types={name: pa.string() if name in text_columns else pa.float64() for name in columns},
-                include_columns=columns,
-                null_values=[""],
-                quoted_strings_can_be_null=False,
-            ),
-        )
+        stream.refuse_blank_lines = keep_blank_lines
+        try:
+            yield from _arrow_batches(stream, names, columns, keep_blank_lines, text_columns)
+        except pa.ArrowException:
+            stream.raise_problem()  # Arrow saw the stream end mid-line where the guard stopped it
+            raise
+        stream.raise_problem()
+
+
+def _arrow_batches(stream, names, columns, keep_blank_lines, text_columns):
+    import pyarrow as pa
+    from pyarrow import csv as pa_csv
+
+    yield from pa_csv.open_csv(
+        stream,
+        read_options=pa_csv.ReadOptions(column_names=names, block_size=FAST_BLOCK_BYTES),
+        parse_options=pa_csv.ParseOptions(ignore_empty_lines=not keep_blank_lines),
+        convert_options=pa_csv.ConvertOptions(
+            column_types={name: pa.string() if name in text_columns else pa.float64() for name in columns},
+            include_columns=columns,
+            null_values=[""],
+            quoted_strings_can_be_null=False,
+        ),
+    )

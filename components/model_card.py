@@ -16,6 +16,7 @@ import html
 import json
 import math
 import os
+import re
 
 from tensorflow_metadata.proto.v0 import statistics_pb2
 from tfx.dsl.io import fileio
@@ -240,7 +241,20 @@ def _interval(metric: dict) -> str:
 def _value(value) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
-    return html.escape(str(value))
+    return _md(value)
+
+
+def _md(value) -> str:
+    """Text from the data or the run (a file name, a message) as Markdown shows it and no more: HTML's special
+    characters as entities (a Markdown viewer passes raw HTML through), a table's | escaped, control characters and
+    line ends as spaces."""
+    text = "".join(" " if (ord(c) < 32 or 127 <= ord(c) < 160) else c for c in str(value))
+    return html.escape(text, quote=False).replace("|", "\\|")
+
+
+def _from_md(text: str) -> str:
+    """A piece of the Markdown back to its text (to_html escapes it again for HTML)."""
+    return html.unescape(text.replace("\\|", "|"))
 
 
 def markdown(doc: dict) -> str:
@@ -248,9 +262,9 @@ def markdown(doc: dict) -> str:
     details, params = doc["model_details"], doc["model_parameters"]
     extra = doc["fraud_pipeline"]
     lines = [
-        f"# Model card: {details['name']}, version {details['version']['name']}",
+        f"# Model card: {_md(details['name'])}, version {_md(details['version']['name'])}",
         "",
-        f"Pushed {details['version']['date']}. {details['overview']}",
+        f"Pushed {_md(details['version']['date'])}. {_md(details['overview'])}",
         "",
         "## Model parameters",
         "",
@@ -266,18 +280,18 @@ def markdown(doc: dict) -> str:
     for split in params["data"]:
         time_range = split["time_range"]
         shown = f"{time_range[0]:.0f} to {time_range[1]:.0f}" if time_range else "-"
-        lines.append(f"| {split['name']} | {split['rows']} | {split['frauds']} | {shown} |")
+        lines.append(f"| {_md(split['name'])} | {split['rows']} | {split['frauds']} | {shown} |")
     spans = extra["training_window"]["spans"]
     lines += [
         "",
-        f"Files: {', '.join(extra['training_window']['files'] or [])}"
-        + (f"; spans {', '.join(spans)}" if spans else ""),
+        f"Files: {', '.join(_md(f) for f in extra['training_window']['files'] or [])}"
+        + (f"; spans {', '.join(_md(s) for s in spans)}" if spans else ""),
     ]
     lines += ["", "## Performance (test split, the newest 20%)", "", "| slice | metric | value | 95% interval |",
               "|---|---|---|---|"]  # fmt: skip
     for metric in doc["quantitative_analysis"]["performance_metrics"]:
         shown = f"{metric['value']:.0f}" if metric["type"] in _COUNTS else _value(metric["value"])
-        lines.append(f"| {metric['slice']} | {metric['type']} | {shown} | {_interval(metric)} |")
+        lines.append(f"| {_md(metric['slice'])} | {_md(metric['type'])} | {shown} | {_interval(metric)} |")
     op = extra["threshold"]
     lines += [
         "",
@@ -288,7 +302,7 @@ def markdown(doc: dict) -> str:
     lines += ["", "## Gates", ""]
     lines.append("Blessed." if extra["blessed"] else "Not blessed.")
     for failure in extra["gates_failed"]:
-        lines.append(f"- failed: {failure['metric']} ({failure['kind']}) {failure['message']}")
+        lines.append(f"- failed: {_md(failure['metric'])} ({_md(failure['kind'])}) {_md(failure['message'])}")
     if extra["baseline"]:
         shown = ", ".join(
             f"{k} {v:.4f}"
@@ -301,18 +315,20 @@ def markdown(doc: dict) -> str:
         measured = [f for f in comparison["features"] if f["value"] is not None and f["threshold"]]
         top = max(measured, key=lambda f: f["value"] / f["threshold"]) if measured else None
         lines.append(
-            f"- {comparison['name']}: largest {top['feature']} {top['value']:.3f} (threshold {top['threshold']:g})"
+            f"- {_md(comparison['name'])}: largest {_md(top['feature'])} {top['value']:.3f} (threshold "
+            f"{top['threshold']:g})"
             if top
-            else f"- {comparison['name']}: nothing measured"
+            else f"- {_md(comparison['name'])}: nothing measured"
         )
     considerations = doc["considerations"]
-    lines += ["", "## Intended use", ""] + [f"- {u}" for u in considerations["use_cases"]]
-    lines += ["", "Not for:", ""] + [f"- {u}" for u in considerations["out_of_scope_uses"]]
-    lines += ["", "## Limitations of this data", ""] + [f"- {x['description']}" for x in considerations["limitations"]]
+    lines += ["", "## Intended use", ""] + [f"- {_md(u)}" for u in considerations["use_cases"]]
+    lines += ["", "Not for:", ""] + [f"- {_md(u)}" for u in considerations["out_of_scope_uses"]]
+    lines += ["", "## Limitations of this data", ""]
+    lines += [f"- {_md(x['description'])}" for x in considerations["limitations"]]
     lineage = extra["lineage"]
-    lines += ["", "## Lineage", "", f"- training identity {lineage.get('identity')}",
-              f"- data fingerprint {(lineage.get('data') or {}).get('fingerprint')}",
-              f"- trained as {lineage.get('model_uri')}"]  # fmt: skip
+    lines += ["", "## Lineage", "", f"- training identity {_md(lineage.get('identity'))}",
+              f"- data fingerprint {_md((lineage.get('data') or {}).get('fingerprint'))}",
+              f"- trained as {_md(lineage.get('model_uri'))}"]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -322,7 +338,7 @@ def to_html(doc: dict) -> str:
     in_table = False
     for line in markdown(doc).splitlines():
         if line.startswith("|"):
-            cells = [c.strip() for c in line.strip("|").split("|")]
+            cells = [_from_md(c.strip()) for c in re.split(r"(?<!\\)\|", line.strip("|"))]
             if set(line) <= set("|-"):
                 continue
             tag = "th" if not in_table else "td"
@@ -335,13 +351,13 @@ def to_html(doc: dict) -> str:
             body.append("</table>")
             in_table = False
         if line.startswith("# "):
-            body.append(f"<h1>{html.escape(line[2:])}</h1>")
+            body.append(f"<h1>{html.escape(_from_md(line[2:]))}</h1>")
         elif line.startswith("## "):
-            body.append(f"<h2>{html.escape(line[3:])}</h2>")
+            body.append(f"<h2>{html.escape(_from_md(line[3:]))}</h2>")
         elif line.startswith("- "):
-            body.append(f"<p>&bull; {html.escape(line[2:])}</p>")
+            body.append(f"<p>&bull; {html.escape(_from_md(line[2:]))}</p>")
         elif line:
-            body.append(f"<p>{html.escape(line)}</p>")
+            body.append(f"<p>{html.escape(_from_md(line))}</p>")
     if in_table:
         body.append("</table>")
     style = "body{font-family:sans-serif;max-width:1000px;margin:2em auto}td,th{border:1px solid #ddd;padding:2px 6px}"

@@ -50,17 +50,22 @@ def versions(base_directory: str) -> list[int]:
     """The numeric version folders under base_directory, oldest first (through TFX's fileio, as the push writes)."""
     if not fileio.exists(base_directory):
         return []
-    return sorted(int(name.rstrip("/")) for name in fileio.listdir(base_directory) if name.rstrip("/").isdigit())
+    return sorted(
+        int(name.rstrip("/")) for name in fileio.listdir(base_directory) if contract.is_version(name.rstrip("/"))
+    )
 
 
 def copy_model(model_path: str, destination: str, add=None, version: str = "") -> None:
     """Copies a SavedModel folder with saved_model.pb last (the file a model server waits for); add(destination,
-    version), when given, writes more files into the copy before that."""
+    version), when given, writes more files into the copy before that. The manifest of every file (contract.MANIFEST,
+    saved_model.pb's digest taken from the source) is written just before saved_model.pb."""
     io_utils.copy_dir(model_path, destination, deny_regex_patterns=[SAVED_MODEL_FILE.replace(".", r"\.")])
     if add is not None:
         add(destination, version)
     source = os.path.join(model_path, SAVED_MODEL_FILE)
-    if fileio.exists(source):
+    last = {SAVED_MODEL_FILE: serving.file_digest(source)} if fileio.exists(source) else {}
+    serving.write_manifest(destination, last)
+    if last:
         io_utils.copy_file(source, os.path.join(destination, SAVED_MODEL_FILE))
 
 
@@ -88,18 +93,24 @@ def push(
     staging = os.path.join(base_directory, f"{STAGING_PREFIX}{uuid.uuid4().hex}")
     try:
         copy_model(model_path, staging, add, str(version))
-        while True:
-            target = os.path.join(base_directory, str(version))
-            try:
-                # Atomic; it fails when the target is a folder that is not empty (another push took this version).
-                os.rename(staging, target)
-                return str(version), target
-            except OSError as e:
-                if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
-                    raise
-                version += 1
-                if add is not None:
-                    add(staging, str(version))
+        # Durable, not only atomic: every byte is on disk before the version can be seen.
+        serving.fsync_tree(staging)
+        with serving.locked(base_directory):  # a rollback's moves and this rename exclude each other
+            while True:
+                target = os.path.join(base_directory, str(version))
+                try:
+                    # Atomic; it fails when the target is a folder that is not empty (another push took this version).
+                    os.rename(staging, target)
+                    serving.fsync_dir(base_directory)
+                    return str(version), target
+                except OSError as e:
+                    if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                        raise
+                    version += 1
+                    if add is not None:
+                        add(staging, str(version))
+                        serving.write_manifest(staging)
+                        serving.fsync_tree(staging)
     except BaseException:
         # A copy that failed half-way (a full disk) leaves nothing behind to take up the space it needs next time.
         shutil.rmtree(staging, ignore_errors=True)

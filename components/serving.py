@@ -12,9 +12,12 @@ No TensorFlow or TFX: the CLI reads local folders with it before a run, the Push
 run time on any file system (object stores through TensorFlow's gfile, imported only for a URI).
 """
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import contract
@@ -57,9 +60,14 @@ def join(base: str, *names: str) -> str:
     return "/".join([base.rstrip("/"), *names]) if _remote(base) else os.path.join(base, *names)
 
 
+def stray_names(serving_dir: str) -> list[str]:
+    """Names under serving_dir that str.isdigit() takes for numbers but TF Serving does not ('²'): ignored."""
+    return sorted(n for n in listdir(serving_dir) if n.isdigit() and not contract.is_version(n))
+
+
 def versions(serving_dir: str) -> list[int]:
-    """The numeric version folders under serving_dir, oldest first (complete or not)."""
-    return sorted(int(name) for name in listdir(serving_dir) if name.isdigit())
+    """The numeric version folders under serving_dir (ASCII digits only), oldest first (complete or not)."""
+    return sorted(int(name) for name in listdir(serving_dir) if contract.is_version(name))
 
 
 def is_complete(version_dir: str) -> bool:
@@ -98,6 +106,118 @@ def file_digest(path: str) -> str:
             while chunk := f.read(_HASH_CHUNK):
                 digest.update(chunk)
     return digest.hexdigest()
+
+
+class UnverifiedVersionError(Exception):
+    """A pushed version whose files are not those its manifest lists (or that has no manifest); the message names
+    the version and the file."""
+
+
+def _files(folder: str) -> list[str]:
+    """Every file under folder, as paths relative to it with '/' (sorted)."""
+    found = []
+    if _remote(folder):
+        for root, _, names in _gfile().walk(folder):
+            found += [f"{root.rstrip('/')}/{n}"[len(folder.rstrip("/")) + 1 :] for n in names]
+    else:
+        for root, _, names in os.walk(folder):
+            found += [os.path.relpath(os.path.join(root, n), folder).replace(os.sep, "/") for n in names]
+    return sorted(found)
+
+
+def manifest_of(folder: str, more: dict[str, str] | None = None) -> dict:
+    """The manifest of a version folder: every file's SHA-256 (`more`: files still to come, name -> digest)."""
+    names = [n for n in _files(folder) if n != contract.MANIFEST.replace(os.sep, "/")]
+    files = {n: file_digest(join(folder, *n.split("/"))) for n in names}
+    files.update(more or {})
+    return {"algorithm": "sha256", "files": dict(sorted(files.items()))}
+
+
+def write_manifest(folder: str, more: dict[str, str] | None = None) -> None:
+    """Writes the folder's manifest (manifest_of) into it, flushed to disk on a local file system."""
+    text = json.dumps(manifest_of(folder, more), indent=1, sort_keys=True) + "\n"
+    path = join(folder, contract.MANIFEST)
+    if _remote(folder):
+        _gfile().makedirs(os.path.dirname(path))
+        with _gfile().GFile(path, "w") as f:
+            f.write(text)
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def verify(version_dir: str) -> None:
+    """Checks a version's files against its manifest, as a registry checks a digest: the same files, the same bytes.
+
+    Raises:
+      UnverifiedVersionError: no manifest, or a file missing, added or changed, naming it.
+    """
+    path = join(version_dir, contract.MANIFEST)
+    if not exists(path):
+        raise UnverifiedVersionError(
+            f"{version_dir} has no manifest ({contract.MANIFEST}): it was not pushed by this pipeline's Pusher, or was "
+            "pushed before manifests were written, or the manifest was removed; push the model again, or check it "
+            f"and seal it (fraud-pipeline verify --seal {os.path.basename(version_dir.rstrip('/'))})"
+        )
+    try:
+        listed = json.loads(read_bytes(path))["files"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise UnverifiedVersionError(f"{path} is not a manifest this pipeline wrote: {e}") from e
+    found = manifest_of(version_dir)["files"]
+    for name in sorted(set(listed) | set(found)):
+        if name not in found:
+            problem = "is missing"
+        elif name not in listed:
+            problem = "is not in its manifest (added after the push)"
+        elif found[name] != listed[name]:
+            problem = "differs from what was pushed (its SHA-256 is not the manifest's)"
+        else:
+            continue
+        raise UnverifiedVersionError(
+            f"{join(version_dir, *name.split('/'))} {problem}: the version was changed after it was pushed; push it "
+            "again, or roll back to a version that verifies"
+        )
+
+
+def fsync_tree(folder: str) -> None:
+    """Flushes every file and folder under a local folder to disk (a pushed version is durable, not only atomic)."""
+    for root, _, names in os.walk(folder):
+        for name in names:
+            fd = os.open(os.path.join(root, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(root)
+
+
+def fsync_dir(folder: str) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def locked(serving_dir: str) -> Iterator[None]:
+    """Holds the serving folder's lock for the block (flock on the folder itself: no file is added to what TF
+    Serving watches): a push's rename and a rollback's moves exclude each other. Waits for the other to finish (a
+    push's rename and a rollback take seconds). Nothing on an object store, which has no locks (there a rollback is
+    refused anyway)."""
+    if _remote(serving_dir):
+        yield
+        return
+    os.makedirs(serving_dir, exist_ok=True)
+    fd = os.open(serving_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def relative(path: str, base: str) -> str:
@@ -188,42 +308,92 @@ def rollback_log(serving_dir: str) -> list[dict]:
     return [json.loads(line) for line in read_bytes(path).decode().splitlines() if line.strip()]
 
 
+INTENT = "rollback.intent.json"
+
+
+def _append_log(serving_dir: str, event: dict) -> None:
+    with open(join(archive_dir(serving_dir), ROLLBACK_LOG), "a") as f:
+        f.write(json.dumps(event, sort_keys=True) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _write_intent(serving_dir: str, event: dict) -> None:
+    path = join(archive_dir(serving_dir), INTENT)
+    with open(path + ".tmp", "w") as f:
+        json.dump(event, f, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(path + ".tmp", path)
+    fsync_dir(archive_dir(serving_dir))
+
+
+def _finish(serving_dir: str, event: dict, pause=None) -> dict:
+    """Moves aside every version the event archives that is still visible, newest first, then logs the event and
+    removes the intent. Safe to run again after an interruption at any point."""
+    for version in sorted(event["archived"], reverse=True):
+        source = join(serving_dir, str(version))
+        if os.path.exists(source):
+            os.rename(source, join(archive_dir(serving_dir), str(version)))
+            if pause is not None:
+                pause()
+    fsync_dir(serving_dir)
+    fsync_dir(archive_dir(serving_dir))
+    now = serving_now(serving_dir)
+    event = {**event, "serving_after": now[0] if now else None}
+    _append_log(serving_dir, event)
+    os.remove(join(archive_dir(serving_dir), INTENT))
+    return event
+
+
+def interrupted_rollback(serving_dir: str) -> dict | None:
+    """The intent of a rollback that was stopped before it finished (its moves or its log line), or None."""
+    path = join(archive_dir(serving_dir), INTENT)
+    if _remote(serving_dir) or not os.path.exists(path):
+        return None
+    return json.loads(Path(path).read_text())
+
+
 def rollback(serving_dir: str, to: int, reason: str, user: str, now: str, pause=None) -> dict:
     """Makes version `to` the one TF Serving serves by moving every newer version aside (nothing is deleted).
 
+    The intent (who, when, why, what moves) is written and flushed before the first move, and the log line after
+    the last; under the serving folder's lock, so a push waits (locked()). A rollback stopped mid-way is finished by
+    the next call, whatever version that call names: the returned event then says `resumed`.
+
     Args:
-      to: a complete version under serving_dir, older than the one serving now.
+      to: a complete version under serving_dir, older than the one serving now, that verifies (verify()).
       reason, user, now: what the log records (why, who, when).
       pause: called between two moves (a test's hook to stop the process mid-way).
 
     Raises:
       RollbackError: a remote serving folder, or a version that is not there, not complete, or serving already.
+      UnverifiedVersionError: the version's files are not those that were pushed.
     """
     if _remote(serving_dir):
         raise RollbackError(
             f"{serving_dir}: an object store cannot move a folder at once; pin the version in TF Serving's model "
             "config (model_version_policy { specific { versions: N } }) instead"
         )
-    now_serving = serving_now(serving_dir)
-    folder = join(serving_dir, str(to))
-    if to not in versions(serving_dir):
-        kept = ", ".join(map(str, complete_versions(serving_dir))) or "none"
-        raise RollbackError(f"version {to} is not in {serving_dir} (complete versions: {kept})")
-    if not is_complete(folder):
-        raise RollbackError(f"version {to} in {serving_dir} is not complete (no saved_model.pb or variables)")
-    if now_serving is not None and now_serving[0] == to:
-        raise RollbackError(f"version {to} is the one serving already")
-    newer = [v for v in versions(serving_dir) if v > to]
-    os.makedirs(archive_dir(serving_dir), exist_ok=True)
-    event = {"at": now, "by": user, "to": to, "from": now_serving[0] if now_serving else None, "reason": reason}
-    event["archived"] = newer
-    for version in reversed(newer):
-        os.rename(join(serving_dir, str(version)), join(archive_dir(serving_dir), str(version)))
-        if pause is not None:
-            pause()
-    with open(join(archive_dir(serving_dir), ROLLBACK_LOG), "a") as f:
-        f.write(json.dumps(event, sort_keys=True) + "\n")
-    return event
+    with locked(serving_dir):
+        pending = interrupted_rollback(serving_dir)
+        if pending is not None:
+            return {**_finish(serving_dir, pending, pause), "resumed": True}
+        now_serving = serving_now(serving_dir)
+        folder = join(serving_dir, str(to))
+        if to not in versions(serving_dir):
+            kept = ", ".join(map(str, complete_versions(serving_dir))) or "none"
+            raise RollbackError(f"version {to} is not in {serving_dir} (complete versions: {kept})")
+        if not is_complete(folder):
+            raise RollbackError(f"version {to} in {serving_dir} is not complete (no saved_model.pb or variables)")
+        if now_serving is not None and now_serving[0] == to:
+            raise RollbackError(f"version {to} is the one serving already")
+        verify(folder)
+        os.makedirs(archive_dir(serving_dir), exist_ok=True)
+        event = {"at": now, "by": user, "to": to, "from": now_serving[0] if now_serving else None, "reason": reason}
+        event["archived"] = [v for v in versions(serving_dir) if v > to]
+        _write_intent(serving_dir, event)
+        return _finish(serving_dir, event, pause)
 
 
 def previous_version(serving_dir: str) -> int:

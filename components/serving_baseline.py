@@ -69,6 +69,7 @@ def ServingBaseline(
         baseline.set_int_custom_property(FOUND, 0)
     else:
         version, folder = chosen
+        serving.verify(folder)  # the model compared with is the one that was pushed (UnverifiedVersionError)
         io_utils.copy_dir(folder, os.path.join(baseline.uri, contract.SERVING_MODEL_DIR))
         baseline.set_int_custom_property(FOUND, 1)
         baseline.set_string_custom_property(SERVING_VERSION, str(version))

@@ -9,6 +9,7 @@ import datetime
 import errno
 import os
 import sqlite3
+import stat
 import tempfile
 import traceback
 from pathlib import Path
@@ -115,26 +116,48 @@ def broken_store(error: BaseException | None) -> bool:
     return any(marker in str(e) for e in _chain(error) for marker in _BROKEN_STORE)
 
 
+def private_log_folder() -> Path:
+    """This user's own folder for the logs of commands without an output folder: $XDG_STATE_HOME/fraud-pipeline/logs
+    (~/.local/state/...), mode 0700; a fresh private folder under the temporary one when that cannot be used (not
+    ours, not a folder, open to others). Never a shared /tmp path another user could have planted a link at."""
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    folder = Path(base) / "fraud-pipeline" / "logs"
+    try:
+        folder.mkdir(parents=True, mode=0o700, exist_ok=True)
+        status = os.lstat(folder)
+        if stat.S_ISDIR(status.st_mode) and status.st_uid == os.getuid() and not status.st_mode & 0o077:
+            return folder
+    except OSError:
+        pass
+    return Path(tempfile.mkdtemp(prefix="fraud-pipeline-logs-"))
+
+
+def _open_log(path: Path, exclusive: bool):
+    """A log opened for appending without following a symbolic link (and, for a new file, only if it is new)."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_EXCL if exclusive else 0)
+    return os.fdopen(os.open(path, flags, 0o600), "a")
+
+
 def log_path(command: str, output: str | None) -> Path:
     """Where the traceback of an unexpected error goes: the output folder's pipeline.log when the command has one
-    that can be written, else a file of its own in the temporary folder."""
+    that can be written, else a new file of its own in this user's private log folder."""
     if output and os.path.isdir(output) and os.access(output, os.W_OK):
         return Path(output) / "pipeline.log"
-    folder = Path(tempfile.gettempdir()) / "fraud-pipeline"
-    folder.mkdir(exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y%m%dT%H%M%S")
-    return folder / f"{command}-{stamp}-{os.getpid()}.log"
+    return private_log_folder() / f"{command}-{stamp}-{os.getpid()}.log"
 
 
 def record_traceback(error: BaseException, command: str, output: str | None) -> Path:
     """Appends the error's full traceback to the command's log; returns the log's path."""
+    text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
     path = log_path(command, output)
     try:
-        with open(path, "a") as f:
-            f.write(f"\n{datetime.datetime.now().isoformat()} fraud-pipeline {command} failed:\n")
-            f.write("".join(traceback.format_exception(type(error), error, error.__traceback__)))
+        with _open_log(path, exclusive=path.name != "pipeline.log") as f:
+            f.write(f"\n{datetime.datetime.now().isoformat()} fraud-pipeline {command} failed:\n{text}")
     except OSError:
-        path = log_path(command, None)
-        with open(path, "a") as f:
-            f.write("".join(traceback.format_exception(type(error), error, error.__traceback__)))
+        # A name taken already (a link planted there, a second failure in the same second): a new file's.
+        fd, name = tempfile.mkstemp(prefix=f"{command}-", suffix=".log", dir=private_log_folder())
+        path = Path(name)
+        with os.fdopen(fd, "a") as f:
+            f.write(text)
     return path

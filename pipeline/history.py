@@ -11,6 +11,7 @@ import json
 import os
 from pathlib import Path
 
+import contract
 from components import serving
 from contract import OutputLayout
 from pipeline import config as cfg
@@ -24,7 +25,8 @@ def _summaries(layout: OutputLayout) -> dict[str, dict]:
     found = {}
     for path in sorted(Path(layout.runs_dir).glob("*/summary.json")):
         summary = json.loads(path.read_text())
-        if summary.get("run_id"):
+        # A run id that is not one (changed by hand: a path, '..') is passed over: it becomes a path below.
+        if contract.is_run_id(summary.get("run_id")):
             found[summary["run_id"]] = summary
     return found
 
@@ -108,7 +110,7 @@ def _row(run_id: str, summary: dict | None, mlmd: dict | None, layout: OutputLay
     overall = evaluation.get("overall") or {}
     spans = (summary.get("input") or {}).get("spans")
     pushed = summary.get("pushed_model")
-    report = Path(layout.report_dir(run_id)) / "report.html"
+    report = Path(layout.report_dir(run_id)) / "report.html" if contract.is_run_id(run_id) else None
     return {
         "kind": "run",
         "run_id": run_id,
@@ -128,7 +130,7 @@ def _row(run_id: str, summary: dict | None, mlmd: dict | None, layout: OutputLay
         "threshold": (summary.get("operating_threshold") or {}).get("threshold"),
         # A cached Pusher names the version an earlier run pushed: that run is the one that pushed it.
         "pushed_version": os.path.basename(pushed.rstrip("/")) if _pushed_now(summary) else None,
-        "report": str(report) if report.is_file() else None,
+        "report": str(report) if report is not None and report.is_file() else None,
     }
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import contract
 from components import serving
+from components.csv_contract import open_text
+from pipeline.scoring import destination
 from pipeline.scoring import record as record_lib
 from pipeline.scoring.rows import BATCH_SIZE, ExampleEncoder, Rejects, batches, headers, input_files
 
@@ -55,12 +57,24 @@ class Model:
     serve: object
 
     @classmethod
-    def load(cls, path: Path) -> "Model":
+    def load(cls, path: Path, verified: bool = True) -> "Model":
+        """Loads a pushed version, its files first checked against its manifest (a SavedModel is code).
+
+        Args:
+          verified: False for a folder given by hand with no manifest (warned about by the caller); a folder with a
+            manifest is always checked.
+
+        Raises:
+          ModelNotFoundError: not a model this pipeline pushed.
+          components.serving.UnverifiedVersionError: files that are not those pushed.
+        """
         import tensorflow as tf
 
         threshold_file = path / contract.OPERATING_THRESHOLD
         if not (path / "saved_model.pb").is_file() or not threshold_file.is_file():
             raise ModelNotFoundError(f"{path} is not a model pushed by this pipeline (no saved_model.pb or threshold)")
+        if verified or (path / contract.MANIFEST).is_file():
+            serving.verify(str(path))
         threshold = json.loads(threshold_file.read_text())["threshold"]
         serve = tf.saved_model.load(str(path)).signatures[contract.SERVING_SIGNATURE]
         return cls(path, path.name, float(threshold), serve)
@@ -134,13 +148,6 @@ class Recording:
     drift_config: str
 
 
-def _partial_output(path: str, gz: bool):
-    """The output while it is written: gzip when the final name ends in .gz (the partial name does not)."""
-    import gzip
-
-    return gzip.open(path, "wt", newline="") if gz else open(path, "w", newline="")
-
-
 def _skew(model: Model, statistics, recording: Recording) -> dict:
     from pipeline.scoring import skew
 
@@ -159,24 +166,33 @@ def predict(
     batch_size: int = BATCH_SIZE,
     key: str | None = None,
     recording: Recording | None = None,
+    verified: bool = True,
 ) -> Result:
     """Scores every good row of data into `to` (CSV, gzip by extension), in input order; returns the counts.
 
     Args:
       key: a column of the input passed through to the output and the record with each score (a transaction id).
       recording: record the batch under recording.output/scoring/ with its statistics and serving skew.
+      verified: whether a model without a manifest is refused (Model.load).
 
     Raises:
       DataRejectedError: a header or row that breaks the contract (without rejects_path), naming file and line.
       ModelNotFoundError: model_path is not a pushed model.
+      EnvironmentFaultError: another command is writing `to` or rejects_path (pipeline/scoring/destination.py).
     """
     files = input_files(data)
     checked = headers(files, key)
-    model = Model.load(model_path)
+    model = Model.load(model_path, verified)
+    with destination.writing(to, rejects_path) as (partial, rejects_partial):
+        rejects = Rejects(rejects_partial, gz=bool(rejects_path and rejects_path.endswith(".gz")))
+        return _score(files, checked, model, (partial, to), rejects, key, recording, batch_size)
+
+
+def _score(files, checked, model: Model, output: tuple[str, str], rejects, key, recording, batch_size) -> Result:
+    """predict() once the outputs are locked: output is (the partial file to write, the name it will have)."""
+    partial, to = output
     encoder = ExampleEncoder()
     many = len(files) > 1
-    rejects = Rejects(rejects_path)
-    partial = to + ".partial"
     labelled = any(contract.LABEL in header for header in checked.values())
     writer_record = record_lib.ScoresWriter(recording.output, labelled, key) if recording else None
     statistics = None
@@ -189,7 +205,8 @@ def predict(
     started = time.monotonic()
     seconds = None
     try:
-        with _partial_output(partial, gz=to.endswith(".gz")) as out:
+        # gzip when the final name ends in .gz (the partial name does not).
+        with open_text(partial, "w", gz=to.endswith(".gz")) as out:
             writer = csv.writer(out)
             writer.writerow(
                 (["file"] if many else [])
@@ -224,7 +241,6 @@ def predict(
         if statistics is not None:
             statistics.result()  # the statistics are part of the scoring's time
         seconds = time.monotonic() - started
-        os.replace(partial, to)
         record_path = skew = None
         if writer_record is not None:
             skew = _skew(model, statistics, recording)
@@ -254,6 +270,4 @@ def predict(
     finally:
         progress.close()
         rejects.close()
-        if os.path.exists(partial):
-            os.remove(partial)
     return Result(progress.rows, rejects.count, seconds, model.path, record_path, skew)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import contract
-from components.csv_contract import is_fraud, open_text
+from components.csv_contract import is_fraud, text_lines
 from pipeline import status as st
 
 SPANS_FOLDER = "spans"
@@ -41,13 +41,13 @@ def cut(path: str, k: int) -> tuple[str, list[list[tuple[float, str]]]]:
 
     Each row is kept as its text line (rows are ordered by Time, stably, so rows at the same time keep their order).
     """
-    with open_text(path) as f:
-        header = f.readline()
-        names = next(csv.reader([header]))
-        if contract.TIME not in names or contract.LABEL not in names:
-            raise ValueError(f"{path}: the header has no {contract.TIME} or {contract.LABEL} column")
-        time_index = names.index(contract.TIME)
-        rows = [(float(next(csv.reader([line]))[time_index]), line) for line in f if line.strip()]
+    lines = text_lines(path)  # the contract's reader, bounded (components/csv_contract.py)
+    header = next(lines, "")
+    names = next(csv.reader([header]))
+    if contract.TIME not in names or contract.LABEL not in names:
+        raise ValueError(f"{path}: the header has no {contract.TIME} or {contract.LABEL} column")
+    time_index = names.index(contract.TIME)
+    rows = [(float(next(csv.reader([line]))[time_index]), line) for line in lines if line.strip()]
     if len(rows) < k:
         raise ValueError(f"{path}: {len(rows)} rows cannot make {k} spans")
     rows.sort(key=lambda r: r[0])
@@ -85,7 +85,7 @@ def served(output: Path, span: SpanFile) -> dict | None:
     labels, as a team's `predict` and later `outcomes` would: the realized numbers and the serving skew; None
     before any model serves."""
     serving = output / "serving"
-    if not serving.is_dir() or not any(p.name.isdigit() for p in serving.iterdir()):
+    if not serving.is_dir() or not any(contract.is_version(p.name) for p in serving.iterdir()):
         return None
     scores = output / "scores" / f"span-{span.label}.csv.gz"
     scores.parent.mkdir(exist_ok=True)
@@ -203,7 +203,9 @@ def replay(
         rows.append(_row(span, *_run(output, window, run_args), serving))
         say(table(rows).splitlines()[-1] if len(rows) > 1 else table(rows))
     serving = output / "serving"
-    versions = sorted((p.name for p in serving.iterdir() if p.name.isdigit()), key=int) if serving.is_dir() else []
+    versions = (
+        sorted((p.name for p in serving.iterdir() if contract.is_version(p.name)), key=int) if serving.is_dir() else []
+    )
     record = {"data": data, "spans": k, "window": window, "run_args": run_args, "runs": rows, "serving": versions}
     (output / REPLAY_JSON).write_text(json.dumps(record, indent=2) + "\n")
     return record

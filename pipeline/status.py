@@ -12,7 +12,10 @@ EXIT_BELOW_FLOOR = 6
 # The machine stops the command, not the data or the command line: the output folder is read-only or full, or its
 # ML Metadata store is broken. The message says what to do; nothing was changed that a re-run does not repair.
 EXIT_ENVIRONMENT = 7
-ENVIRONMENT_HELP = f"{EXIT_ENVIRONMENT} the output folder is read-only or full, or its ML Metadata store is broken"
+ENVIRONMENT_HELP = (
+    f"{EXIT_ENVIRONMENT} the output folder is read-only or full, its ML Metadata store is broken, a pushed version's "
+    "files are not those pushed, or another command is writing the same file"
+)
 
 COMPLETED = "completed"
 DATA_REJECTED = "data_rejected"

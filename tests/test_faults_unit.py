@@ -52,7 +52,7 @@ def _value(action, tmp_path) -> str:
 def test_an_unexpected_error_in_any_command_is_one_sentence_and_its_traceback_goes_to_the_log(
     name, tmp_path, monkeypatch, capsys
 ):
-    monkeypatch.setattr(faults.tempfile, "tempdir", str(tmp_path / "tmp"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     (tmp_path / "tmp").mkdir()
     (tmp_path / "out").mkdir()
     built = cli.parser()
@@ -81,7 +81,9 @@ def test_an_unexpected_error_in_any_command_is_one_sentence_and_its_traceback_go
     assert "in broken" in text  # the frame that raised is in the log
     # A command with an output folder logs into it; compile and submit into a file of their own.
     if name in ("compile", "submit"):
-        assert log.startswith(str(tmp_path / "tmp" / "fraud-pipeline"))
+        # This user's private log folder (mode 0700), never a shared path under /tmp.
+        assert log.startswith(str(tmp_path / "state" / "fraud-pipeline" / "logs" / f"{name}-"))
+        assert os.stat(tmp_path / "state" / "fraud-pipeline" / "logs").st_mode & 0o777 == 0o700
     else:
         assert log == str(tmp_path / "out" / "pipeline.log")
 

@@ -6,7 +6,7 @@ import threading
 import pytest
 from tfx.dsl.io import fileio
 
-from components import pusher
+from components import pusher, serving
 
 FILES = ("saved_model.pb", "fingerprint.pb", "variables/variables.index", "variables/variables.data-00000-of-00001")
 
@@ -90,6 +90,9 @@ def test_an_object_store_push_copies_saved_model_last_into_a_free_version(model,
     for name in ("exists", "makedirs", "listdir"):
         real = getattr(fileio, name)
         monkeypatch.setattr(fileio, name, lambda p, _real=real: _real(to_local(p)))
+    for name in ("write_manifest", "file_digest"):
+        real = getattr(serving, name)
+        monkeypatch.setattr(serving, name, lambda p, *more, _real=real: _real(to_local(p), *more))
     copied = []
     real_copy = fileio.copy
     monkeypatch.setattr(

@@ -27,6 +27,7 @@ def _version(serving_dir, version: int, identity: str | None = None, complete: b
     if identity is not None:
         os.makedirs(os.path.join(folder, "assets.extra"))
         json.dump({"identity": identity}, open(os.path.join(folder, contract.LINEAGE), "w"))
+    serving.write_manifest(folder)  # as the Pusher writes it
     return folder
 
 

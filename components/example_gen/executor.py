@@ -16,6 +16,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 
 import contract
+from components import csv_contract
 from components.csv_contract import FastReaderRefusedError
 from components.example_gen import inputs
 from components.example_gen.records import CsvToRecords, CsvToTimedRecords, RecordsSink, records_of
@@ -37,6 +38,11 @@ class Executor(BaseExampleGenExecutor):
     _careful = False
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
+        input_config = example_gen_pb2.Input()
+        json_format.Parse(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
+        # The checks the CLI makes before a local run starts (empty files, headers, no rows, a broken gzip file),
+        # here for every runner, with the same words.
+        csv_contract.check_training_files(inputs.input_files(exec_properties, input_config.splits[0].pattern))
         try:
             self._generate(output_dict, exec_properties)
         except Exception as e:

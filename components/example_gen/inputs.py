@@ -1,6 +1,7 @@
 """What a CsvExampleGen run reads: its custom config, the files or the window of spans, and what it records of them."""
 
 import dataclasses
+import glob
 import json
 from typing import Any
 
@@ -64,7 +65,7 @@ def select_spans(exec_properties: dict[str, Any]) -> SpanSelection | None:
     if pattern:
         base = exec_properties[standard_component_specs.INPUT_BASE_KEY].rstrip("/")
         try:
-            found = spans.find(base, pattern, fileio.glob(f"{base}/{spans.glob_of(pattern)}"))
+            found = spans.find(base, pattern, fileio.glob(f"{glob.escape(base)}/{spans.glob_of(pattern)}"))
         except spans.SpanPatternError as e:
             raise DataRejectedError(f"{base}: {e}") from e
         if not found:
@@ -80,10 +81,11 @@ def input_files(exec_properties: dict[str, Any], split_pattern: str) -> list[str
     selection = select_spans(exec_properties)
     if selection is not None:
         return selection.files()
-    pattern = exec_properties[standard_component_specs.INPUT_BASE_KEY].rstrip("/") + "/" + split_pattern
-    files = sorted(fileio.glob(pattern))
+    # The folder is a path, not a pattern (a folder named 'data[1]' is that folder); the split pattern is one.
+    base = exec_properties[standard_component_specs.INPUT_BASE_KEY].rstrip("/")
+    files = sorted(fileio.glob(glob.escape(base) + "/" + split_pattern))
     if not files:
-        raise DataRejectedError(f"no CSV file matches {pattern}")
+        raise DataRejectedError(f"no CSV file matches {base}/{split_pattern}")
     return files
 
 

@@ -204,6 +204,11 @@ class CsvToTimedRecords(beam.PTransform):
     def expand(self, pipeline):
         files = self._files
         names = csv_contract.read_header(files[0])
+        # Every file read here, also a span outside the window the executor checked (the previous one, with a window
+        # of 1): the contract's columns once each (tfx_bsl's encoder fails on a column named twice).
+        problems = csv_contract.header_problems(names, contract.RAW_COLUMNS)
+        if problems:
+            raise DataRejectedError(f"{files[0]}, line 1 (header): {'; '.join(problems)}")
         for path in files[1:]:
             if csv_contract.read_header(path) != names:
                 raise DataRejectedError(f"{path}: its header differs from the header of {files[0]}")

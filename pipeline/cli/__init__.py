@@ -1,7 +1,7 @@
 """The `fraud-pipeline` command: flags to a typed config, the config to a runner; one module per command group.
 
 - local.py: run, report, compare;   cluster.py: compile, rehearse, submit;
-- schedule.py: replay;              scoring.py: predict, outcomes;   history.py: history, rollback;
+- schedule.py: replay;              scoring.py: predict, outcomes;   history.py: history, rollback, verify;
 - build.py: the pipeline's flags to a PipelineConfig; data.py: what --data means; flags.py: flags from the config
   dataclasses; printing.py: what goes to the terminal.
 """
@@ -13,6 +13,7 @@ import os
 import sys
 import warnings
 
+from components.rejection import DataRejectedError
 from contract import OutputLayout
 from pipeline import faults, startup
 from pipeline import status as st
@@ -53,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"fraud-pipeline: {e}", file=sys.stderr)
         return st.EXIT_USAGE
+    except DataRejectedError as e:
+        # Refused before anything started (the checks of csv_contract.check_training_files, the headers to score).
+        print(f"fraud-pipeline: data rejected: {e}", file=sys.stderr)
+        return st.EXIT_DATA_REJECTED
     except faults.EnvironmentFaultError as e:
         print(f"fraud-pipeline: {e}", file=sys.stderr)
         return st.EXIT_ENVIRONMENT

@@ -2,14 +2,18 @@
 
 import argparse
 import dataclasses
+import json
+import os
 import sys
 from pathlib import Path
 
 import contract
-from components import serving
+from components import csv_contract, serving
+from components.rejection import DataRejectedError
 from contract import OutputLayout
 from pipeline import beam_workers, faults, fingerprint
-from pipeline.cli.data import DataInput, baseline_key, data_input
+from pipeline import status as st
+from pipeline.cli.data import DataInput, baseline_key, data_files, data_input
 from pipeline.cli.flags import UsageError, add_dataclass_flags, from_flags
 from pipeline.config import PipelineConfig
 from pipeline.gates import DataMinimums, GateConfig
@@ -200,6 +204,17 @@ def pipeline_config(
     )
 
 
+def refused_before_start(layout: OutputLayout, input_path: str, message: str) -> None:
+    """summary.json of a run whose data was refused before it started (no run id, nothing else written), so that a
+    scheduler reading the summary never reads the previous run's."""
+    record = {"run_id": None, "status": st.DATA_REJECTED, "message": message, "input": {"path": input_path}}
+    tmp = f"{layout.summary_path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(record, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, layout.summary_path)
+
+
 def local_config(args: argparse.Namespace, **extra) -> tuple[OutputLayout, PipelineConfig]:
     """(OutputLayout, PipelineConfig) of a local run into --output on --data."""
     given = beam_workers.options(args.beam_arg)
@@ -219,6 +234,14 @@ def local_config(args: argparse.Namespace, **extra) -> tuple[OutputLayout, Pipel
     # Before anything runs: a folder that cannot be written, or a store that is not a database any more.
     faults.check_writable(layout.root)
     faults.check_metadata(layout.metadata_path, layout.pipeline_root)
+    if "://" not in data.root:
+        # What CsvExampleGen would refuse first, from the files' first bytes, in a fraction of a second rather than
+        # after the imports and the pipeline's start (the same function, so the same words).
+        try:
+            csv_contract.check_training_files(data_files(data, getattr(args, "window", 0) or 0))
+        except DataRejectedError as e:
+            refused_before_start(layout, args.data, str(e))
+            raise
     config = pipeline_config(
         args,
         data,

@@ -96,7 +96,8 @@ def register(commands) -> None:
             "legacy invocation for a Vertex PipelineJob). gs:// and s3:// URIs are mapped under --root, the image's "
             "/pipeline/ onto this checkout, Dataflow's Beam arguments dropped (the direct runner runs the jobs); "
             "each mapping is printed. Writes ROOT/summary.json and the report as `run` does, with the same exit "
-            "codes, and each task's log under ROOT/logs/RUN/."
+            "codes, and each task's log under ROOT/logs/RUN/. A spec is code: it runs the commands it holds, as "
+            "your user, on this machine; rehearse only specs you compiled yourself."
         ),
     )
     reh.add_argument("spec", metavar="SPEC", help="the compiled spec (.json or .yaml)")

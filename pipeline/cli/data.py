@@ -11,16 +11,29 @@ from pipeline.config import PipelineConfig
 CSV_GLOB = "*.csv*"
 
 
+GLOB_CHARACTERS = frozenset("*?[")
+
+
 def split_data_path(path: str) -> tuple[str, str]:
-    """Turns --data into (folder, file glob): a file is matched by name, a folder by '*.csv*'.
+    """Turns --data into (folder, file glob): a file is matched by its name alone (escaped: a name such as
+    'train[1].csv' is that file, not a pattern matching 'train1.csv'), a folder by '*.csv*'.
+
+    A remote URI (gs://, s3://, ...) cannot be looked at here: a folder ends with '/', a file's name holds '.csv',
+    and a last part with *, ? or [ is a pattern the user wrote; anything else is refused.
 
     Raises:
-      UsageError: a local path that does not exist, or a folder without CSV files.
+      UsageError: a local path that does not exist, a folder without CSV files, or a remote URI whose last part is
+        neither a folder, a CSV file name nor a pattern.
     """
-    if "://" in path:  # A remote URI (gs://, s3://, ...) is taken as given: a folder ends with '/'.
+    if "://" in path:
         if path.endswith("/"):
             return path.rstrip("/"), CSV_GLOB
         folder, name = path.rsplit("/", 1)
+        if not GLOB_CHARACTERS & set(name) and ".csv" not in name:
+            raise UsageError(
+                f"--data {path}: '{name}' is neither a CSV file name (.csv, .csv.gz) nor a pattern; for the folder "
+                f"write {path}/ (its *.csv* files), for some of its files a pattern such as {path}/*.csv"
+            )
         return folder, name
     local = Path(path).expanduser().resolve()
     if local.is_dir():
@@ -29,7 +42,7 @@ def split_data_path(path: str) -> tuple[str, str]:
         return str(local), CSV_GLOB
     if not local.is_file():
         raise UsageError(f"--data {path}: no such file or folder")
-    return str(local.parent), local.name
+    return str(local.parent), glob.escape(local.name)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,9 +96,10 @@ def data_input(path: str) -> DataInput:
 def data_files(data: DataInput, window: int) -> list[str]:
     """The local files a run on this data reads, as CsvExampleGen will find them (the window's spans, or the glob)."""
     if data.span_pattern:
-        found = spans.find(data.root, data.span_pattern, glob.glob(f"{data.root}/{spans.glob_of(data.span_pattern)}"))
+        pattern = f"{glob.escape(data.root)}/{spans.glob_of(data.span_pattern)}"
+        found = spans.find(data.root, data.span_pattern, glob.glob(pattern))
         return [f for span in spans.newest(found, window) for f in span.files]
-    return sorted(glob.glob(f"{data.root}/{data.pattern}"))
+    return sorted(glob.glob(f"{glob.escape(data.root)}/{data.pattern}"))
 
 
 def baseline_key(data: DataInput, config: PipelineConfig) -> str:

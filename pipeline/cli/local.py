@@ -5,6 +5,7 @@ import json
 import sys
 from pathlib import Path
 
+import contract
 from contract import OutputLayout
 from pipeline import faults
 from pipeline import status as st
@@ -34,7 +35,8 @@ def register(commands) -> None:
     run.add_argument(
         "--data",
         default=str(DEFAULT_DATA),
-        help="a CSV file (plain or .gz) or a folder of them, with the creditcard.csv columns; or data in "
+        help="a CSV file (plain or .gz; taken by its name, * ? [ are not wildcards) or a folder of them, with the "
+        "creditcard.csv columns; or data in "
         "time-ordered spans: a folder of span-NNNN/ folders or span-NNNN.csv files (or dated YYYY-MM-DD ones), or a "
         "pattern with {SPAN} such as DATA/span-{SPAN}/*.csv.gz (default: the embedded sample "
         "data/creditcard_sample.csv.gz)",
@@ -122,6 +124,8 @@ def _report(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise UsageError(f"--output {args.output}: no run here yet (no summary.json)")
     else:
+        if not contract.is_run_id(args.run):
+            raise UsageError(f"--run {args.run}: not a run id (see DIR/runs)")
         path = Path(layout.run_summary_path(args.run))
         if not path.is_file():
             runs = sorted(p.name for p in Path(layout.runs_dir).glob("*")) if Path(layout.runs_dir).is_dir() else []
@@ -129,6 +133,9 @@ def _report(args: argparse.Namespace) -> int:
     summary = json.loads(path.read_text())
     if summary.get("run_id") is None:
         raise UsageError(f"{path}: the run recorded no run id (it failed before its first component)")
+    if not contract.is_run_id(summary["run_id"]):
+        # A changed file must not put the report outside the output folder (an absolute path, '..').
+        raise UsageError(f"{path}: its run_id {summary['run_id']!r} is not a run id; the file was changed")
     folder = args.to or layout.report_dir(summary["run_id"])
     faults.check_writable(folder, "the report's folder")
     return st.EXIT_OK if write_report(summary, folder) else st.EXIT_FAILED

@@ -38,9 +38,12 @@ def _replay(args: argparse.Namespace) -> int:
     for flag in ("--data", "--output", "--window"):
         if any(a == flag or a.startswith(flag + "=") for a in run_args):
             raise UsageError(f"{flag} after --: replay sets it for every run itself")
+    from components import csv_contract
     from pipeline import faults, replay
 
     faults.check_writable(str(Path(args.output).expanduser()))
+    # What every span's run would refuse first, refused once here (data rejected, exit 3).
+    csv_contract.check_training_files([args.data])
 
     try:
         record = replay.replay(args.data, args.spans, args.window, Path(args.output).expanduser().resolve(), run_args)

@@ -133,7 +133,22 @@ def _predict(args: argparse.Namespace) -> int:
     target = Path(args.to).expanduser().resolve().parent
     if not target.is_dir():
         raise UsageError(f"--to {args.to}: the folder {target} does not exist")
+    if args.rejects and not Path(args.rejects).expanduser().resolve().parent.is_dir():
+        raise UsageError(f"--rejects {args.rejects}: the folder {Path(args.rejects).parent} does not exist")
     from components.rejection import DataRejectedError
+    from pipeline.scoring import destination
+    from pipeline.scoring.rows import headers, input_files
+
+    # Before anything is imported or opened for writing: outputs that would destroy an input or each other, and
+    # headers that break the contract (in a fraction of a second, not after TensorFlow's import).
+    try:
+        destination.check_paths(
+            {"--data": [args.data, *input_files(args.data)]},
+            {"--to": args.to, **({"--rejects": args.rejects} if args.rejects else {})},
+        )
+    except destination.PathClashError as e:
+        raise UsageError(str(e)) from e
+    headers(input_files(args.data), args.key)
 
     with heavy_imports():
         from pipeline import predict as predict_lib
@@ -143,13 +158,27 @@ def _predict(args: argparse.Namespace) -> int:
     if not args.no_record:
         faults.check_writable(args.output)
         recording = predict_lib.Recording(args.output, str(SCHEMA_PATH), DRIFT_CONFIG_PATH.read_text())
+    from components import serving
+
     try:
         model = Path(args.model) if args.model else predict_lib.newest_model(OutputLayout(args.output).serving_dir)
+        if args.model and not (model / contract.MANIFEST).is_file():
+            print(f"fraud-pipeline: {model} has no manifest ({contract.MANIFEST}): scoring with it unverified, as "
+                  "--model names it; a version under serving/ without one is refused", file=sys.stderr)  # fmt: skip
         result = predict_lib.predict(
-            args.data, model, args.to, args.rejects, args.batch_size, key=args.key, recording=recording
+            args.data,
+            model,
+            args.to,
+            args.rejects,
+            args.batch_size,
+            key=args.key,
+            recording=recording,
+            verified=not args.model,
         )
     except predict_lib.ModelNotFoundError as e:
         raise UsageError(str(e)) from e
+    except serving.UnverifiedVersionError as e:
+        raise faults.EnvironmentFaultError(str(e)) from e
     except DataRejectedError as e:
         print(f"fraud-pipeline: data rejected: {e}", file=sys.stderr)
         return st.EXIT_DATA_REJECTED

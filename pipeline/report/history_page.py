@@ -59,7 +59,8 @@ def build(record: dict, out_dir: str) -> str:
         if r["kind"] == "rollback":
             body.append(
                 f"<tr class='fail'><td>{html.escape(r['at'])}</td><td colspan='7'>rollback by {html.escape(r['by'])} "
-                f"from version {r['from']} to {r['to']} (moved aside: {', '.join(map(str, r['archived']))}): "
+                f"from version {html.escape(str(r['from']))} to {html.escape(str(r['to']))} (moved aside: "
+                f"{html.escape(', '.join(map(str, r['archived'])))}): "
                 f"{html.escape(r.get('reason') or '')}</td></tr>"
             )
             continue

@@ -3,6 +3,7 @@
 import html
 import os
 
+import contract
 from pipeline.report import figures as figs
 from pipeline.report.html import CSS, figure, num
 
@@ -12,7 +13,7 @@ _METRICS = (("precision", "precision at the threshold"), ("recall", "recall at t
 
 def _trend_figure(groups: list[dict]):
     fig, (left, right) = figs.plt.subplots(1, 2, figsize=(11, 3.6))
-    versions = sorted({g["model_version"] for g in groups})
+    versions = sorted({g["model_version"] for g in groups}, key=contract.version_order)
     for version in versions:
         rows = [g for g in groups if g["model_version"] == version]
         days = [g["day"] for g in rows]

@@ -6,7 +6,7 @@ import json
 import os
 
 import contract
-from components import drift
+from components import drift, serving
 from contract import OutputLayout
 from pipeline import config as cfg
 from pipeline import faults
@@ -222,7 +222,20 @@ def _environment(verdict: Verdict, done: Executed, layout: OutputLayout) -> Verd
         return Verdict(
             st.FAILED, st.EXIT_ENVIRONMENT, faults.broken_store_sentence(layout.metadata_path, layout.pipeline_root)
         )
+    tampered = _unverified(done.error)
+    if tampered is not None:
+        return Verdict(st.FAILED, st.EXIT_ENVIRONMENT, f"{tampered}{where}")
     return verdict
+
+
+def _unverified(error: BaseException | None) -> str | None:
+    """The message of a pushed version that failed its manifest (components.serving.verify), behind the runner's
+    error (TFX may wrap it), if that is what stopped the run."""
+    while error is not None:
+        if isinstance(error, serving.UnverifiedVersionError):
+            return str(error)
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def write(path: str, summary: dict) -> None:

@@ -205,7 +205,7 @@ def outcomes(
         values[i] = labels[scores.join[i]]
     day = np.floor(scores.time / contract.SECONDS_PER_DAY).astype(np.int64)
     groups = []
-    for version in sorted(set(scores.version), key=lambda v: int(v) if v.isdigit() else v):
+    for version in sorted(set(scores.version), key=contract.version_order):
         mask_version = np.array([v == version for v in scores.version])
         threshold = next(r["model"]["threshold"] for r in records if r["model"]["version"] == version)
         for d in sorted(set(day[mask_version].tolist())):

@@ -58,9 +58,13 @@ class Batch:
 class Rejects:
     """Where bad rows go with --rejects: the row as it was, its file and line, and why."""
 
-    def __init__(self, path: str | None):
+    def __init__(self, path: str | None, gz: bool = False):
+        """path: the file to write (None: a bad row is an error); gz: compress it (its final name ends in .gz)."""
         self.count = 0
-        self._file = open_text(path, "w") if path else None
+        self._file = open_text(path, "w", gz=gz) if path else None
+        if self._file is not None:
+            # A file name that is not UTF-8 (bytes the file system allows) is written with its bytes escaped.
+            self._file.reconfigure(errors="backslashreplace")
         self._writer = csv.writer(self._file) if self._file else None
         if self._writer:
             self._writer.writerow(["file", "line", "reason", "row"])
