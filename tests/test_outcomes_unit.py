@@ -105,3 +105,15 @@ def test_nothing_recorded_is_a_usage_error(tmp_path, capsys):
     labels = outcomes_lib.write_labels(tmp_path / "labels.csv", [("a", 1)], "txn")
     assert cli.main(["outcomes", "--labels", str(labels), "--output", str(tmp_path)]) == st.EXIT_USAGE
     assert "no scoring recorded yet" in capsys.readouterr().err
+
+
+def test_versions_of_both_kinds_numbered_and_a_model_folder_sort_and_are_reported(tmp_path):
+    # A batch scored by a pushed version (100) and one by `predict --model my-model`: the sort of their names
+    # compared an int with a str and stopped outcomes with a TypeError.
+    keys, y, p, times = _data(2, 100)
+    _record(tmp_path, keys[:50], times[:50], p[:50], 0.5, version="100")
+    _record(tmp_path, keys[50:], times[50:], p[50:], 0.5, version="my-model")
+    labels = outcomes_lib.write_labels(tmp_path / "labels.csv", list(zip(keys, map(int, y))), "txn")
+    record = outcomes_lib.outcomes(str(tmp_path), str(labels), alerts_per_day=None)
+    assert [g["model_version"] for g in record["groups"]][:1] == ["100"]
+    assert {g["model_version"] for g in record["groups"]} == {"100", "my-model"}
