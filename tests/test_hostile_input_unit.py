@@ -477,3 +477,17 @@ print('rows', sum(len(b) for b in rows.batches(['blank.csv.gz'], rows.Rejects(No
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.splitlines()
     assert lines[0] == "rows 1" and int(lines[-1].split()[1]) < 300, lines
+
+
+def test_predict_refuses_a_pushed_version_whose_files_changed_with_exit_7(tmp_path, capsys):
+    base = tmp_path / "out" / "serving"
+    _push(base, 5)
+    (base / "5" / "assets.extra").mkdir(exist_ok=True)
+    (base / "5" / contract.OPERATING_THRESHOLD).write_text('{"threshold": 0.5}')
+    serving.write_manifest(str(base / "5"))
+    (base / "5" / "variables" / "variables.index").write_bytes(b"tampered")
+    data = _csv(tmp_path / "day.csv")
+    code = cli.main(["predict", "--data", data, "--to", str(tmp_path / "s.csv"), "--output", str(tmp_path / "out")])
+    assert code == st.EXIT_ENVIRONMENT
+    assert "variables/variables.index differs from what was pushed" in capsys.readouterr().err
+    assert not (tmp_path / "s.csv").exists()

@@ -8,6 +8,7 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 import tensorflow as tf
 from tfx.types import standard_artifacts
 
@@ -118,6 +119,29 @@ def test_serving_baseline_copies_the_model_serving_now_or_marks_none(tmp_path):
     assert chosen.get_string_custom_property(SERVING_VERSION) == "1"
     copied = os.path.join(chosen.uri, contract.SERVING_MODEL_DIR, "saved_model.pb")
     assert open(copied, "rb").read() == b"model"
+
+
+def test_serving_baseline_refuses_a_baseline_whose_files_changed_and_the_verdict_names_it(tmp_path):
+    import datetime
+
+    from contract import OutputLayout
+    from pipeline import status as st
+    from pipeline.results.summary import Executed, _environment, _unverified
+    from pipeline.results.verdict import Verdict
+
+    root = str(tmp_path / "serving")
+    _version(root, 1, identity="older model")
+    open(os.path.join(root, "1", "saved_model.pb"), "wb").write(b"changed after the push")
+    with pytest.raises(serving.UnverifiedVersionError, match="saved_model.pb differs") as refused:
+        _run_baseline(tmp_path, root, _examples(tmp_path))
+    # What the run's verdict makes of it, through the runner's wrapping: the machine's fault, named.
+    try:
+        raise RuntimeError("component failed") from refused.value
+    except RuntimeError as wrapped:
+        assert "saved_model.pb differs" in _unverified(wrapped)
+        done = Executed(wrapped, {}, None, {}, datetime.datetime.now())
+        verdict = _environment(Verdict(st.FAILED, st.EXIT_FAILED, "failed"), done, OutputLayout(str(tmp_path)))
+    assert verdict.exit_code == st.EXIT_ENVIRONMENT and "saved_model.pb differs" in verdict.message
 
 
 def _model(tmp_path) -> standard_artifacts.Model:
