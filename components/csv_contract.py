@@ -150,10 +150,10 @@ class Bounded:
     """A decompressed byte stream that enforces the limits: no line longer than MAX_LINE_BYTES, no gzip file
     expanded past MAX_GZIP_RATIO times its size.
 
-    readline() raises DataRejectedError at once (the careful reader, in Python). read(), which Arrow's reader calls
-    from its own threads, never raises: at a line past the limit it ends the stream just before that line and keeps
-    the error in `problem`, for the caller to raise once Arrow has stopped (an exception thrown into Arrow's reader
-    is what crashed it). Line numbers count the lines read through the guard, the first being 1.
+    readline() raises DataRejectedError at once (the careful reader, in Python). read(), which gives the fast reader
+    its blocks (from a thread: _arrow_batches), never raises: at a line past the limit it ends the stream just before
+    that line and keeps the error in `problem`, for the caller to raise once Arrow has parsed what came before. Line
+    numbers count the lines read through the guard, the first being 1.
     """
 
     def __init__(self, stream, path: str, compressed: Callable[[], int] | None = None):
@@ -208,6 +208,11 @@ class Bounded:
         except DataRejectedError as e:
             self.problem = e
             return b""
+        if self._blank_line(chunk):
+            # Arrow's reader keeping blank lines takes about 300 bytes of memory a blank line before it says
+            # anything (2.4 GB for 8 MB of them): the careful reader skips them, a row at a time.
+            self.problem = BlankLinesError(f"{self.path}: a blank line (the careful reader skips them)")
+            return b""
         if self._short_lines(chunk):
             self.lines += chunk.count(b"\n")
             self._open_line = len(chunk) - chunk.rfind(b"\n") - 1
@@ -221,13 +226,6 @@ class Bounded:
             lengths = np.diff(ends, prepend=-1) - 1  # each whole line's bytes without its end
             lengths[0] += self._open_line
             tail = len(chunk) - int(ends[-1]) - 1
-        if self.refuse_blank_lines and (
-            b"\n\n" in chunk or b"\n\r\n" in chunk or (self._ended_line and chunk[:1] in (b"\n", b"\r"))
-        ):
-            # Arrow's reader keeping blank lines takes about 300 bytes of memory a blank line before it says
-            # anything (2.4 GB for 8 MB of them): the careful reader skips them, a row at a time.
-            self.problem = BlankLinesError(f"{self.path}: a blank line (the careful reader skips them)")
-            return b""
         self._ended_line = chunk.endswith(b"\n")
         long = np.flatnonzero(lengths > MAX_LINE_BYTES)
         if long.size or tail > MAX_LINE_BYTES:
@@ -242,16 +240,18 @@ class Bounded:
         self._open_line = tail
         return chunk
 
+    def _blank_line(self, chunk: bytes) -> bool:
+        """Is there a blank line in the chunk, where blank lines are refused (refuse_blank_lines)?"""
+        return self.refuse_blank_lines and (
+            b"\n\n" in chunk or b"\n\r\n" in chunk or (self._ended_line and chunk[:1] in (b"\n", b"\r"))
+        )
+
     def _short_lines(self, chunk: bytes) -> bool:
-        """The quick proof that no line of the chunk is past the limit and none blank where blank lines are refused
-        (bytes.find over aligned windows of half the limit: a longer line holds a whole window without a line end);
-        False sends the chunk to the exact check, which finds the line and its number."""
+        """The quick proof that no line of the chunk is past the limit (bytes.find over aligned windows of half the
+        limit: a longer line holds a whole window without a line end); False sends the chunk to the exact check,
+        which finds the line and its number."""
         first, last = chunk.find(b"\n"), chunk.rfind(b"\n")
         if first < 0 or self._open_line + first > MAX_LINE_BYTES or len(chunk) - last - 1 > MAX_LINE_BYTES:
-            return False
-        if self.refuse_blank_lines and (
-            b"\n\n" in chunk or b"\n\r\n" in chunk or (self._ended_line and chunk[:1] in (b"\n", b"\r"))
-        ):
             return False
         window = MAX_LINE_BYTES // 2
         return all(chunk.find(b"\n", k, k + window) >= 0 for k in range(first + 1, last - window + 1, window))
@@ -260,19 +260,6 @@ class Bounded:
         """Raises what the guard stopped the stream for, if anything."""
         if self.problem is not None:
             raise self.problem
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    @property
-    def closed(self) -> bool:
-        return False
-
-    def close(self) -> None:
-        """The stream is closed by open_binary."""
 
 
 def text_lines(path: str) -> Iterator[str]:
