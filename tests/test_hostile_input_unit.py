@@ -491,3 +491,12 @@ def test_predict_refuses_a_pushed_version_whose_files_changed_with_exit_7(tmp_pa
     assert code == st.EXIT_ENVIRONMENT
     assert "variables/variables.index differs from what was pushed" in capsys.readouterr().err
     assert not (tmp_path / "s.csv").exists()
+
+
+def test_replay_refuses_what_the_first_bytes_show_before_cutting_spans(tmp_path, capsys):
+    data = tmp_path / "past.csv"
+    data.write_text(HEADER + "\n")
+    code = cli.main(["replay", "--data", str(data), "--spans", "2", "--output", str(tmp_path / "out")])
+    assert code == st.EXIT_DATA_REJECTED
+    assert "the input holds no rows" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "spans").exists()
