@@ -30,15 +30,15 @@ from components.rejection import DataRejectedError
 
 FEATURES = contract.RAW_FLOAT_FEATURES
 BOM = "\ufeff"
-# Bytes of CSV text the fast reader parses at a time (about 20,000 rows of this data).
+# Bytes of CSV text the fast reader parses at a time (several thousand rows of this data).
 FAST_BLOCK_BYTES = 4 << 20
-# The longest line (the header too) either reader takes: a row of this contract is about 700 bytes. Arrow's reader was
-# seen to crash at 131,000 bytes of commas and at 1,000,000 of digits, never at 65,000 (tests/test_csv_limits_unit.py).
+# The longest line (the header too) either reader takes: far above a row of this contract, far below the lines that
+# crashed Arrow's reader (docs/faults.md, "The limits", for the measurements; tests/test_hostile_input_unit.py).
 MAX_LINE_BYTES = 32 << 10
 # The most columns a header may have (the contract has 31).
 MAX_COLUMNS = 1000
 # A gzip file that has expanded past MIN_RATIO_CHECK_BYTES may not be more than this many times its compressed size
-# so far: CSV of transactions compresses about 2.5:1, a gzip bomb of one repeated byte 1,000:1.
+# so far: well above what CSV of transactions compresses to, well below a bomb (docs/faults.md, "The limits").
 MAX_GZIP_RATIO = 100
 MIN_RATIO_CHECK_BYTES = 16 << 20
 # Columns named in a message before the rest are only counted.
@@ -67,8 +67,9 @@ def _raw(path: str, mode: str):
 
 class _Gunzip(io.RawIOBase):
     """A gzip file's bytes, decompressed by zlib in blocks of up to _INFLATE_BYTES (members joined one after another,
-    each checked against its CRC; zero bytes after the last ignored, as gzip does). Python's GzipFile decompresses 8 KB
-    at a time, holding the interpreter's lock between, which the reader's thread then takes from Arrow's parser.
+    each checked against its CRC; zero bytes after the last ignored, as gzip does). Python's GzipFile decompresses a
+    few KB at a time, holding the interpreter's lock between, which the reader's thread then takes from Arrow's
+    parser (docs/benchmarks.md, "Hostile input").
 
     Raises (on read): EOFError when the file breaks off, zlib.error when it is corrupt.
     """
@@ -209,8 +210,8 @@ class Bounded:
             self.problem = e
             return b""
         if self._blank_line(chunk):
-            # Arrow's reader keeping blank lines takes about 300 bytes of memory a blank line before it says
-            # anything (2.4 GB for 8 MB of them): the careful reader skips them, a row at a time.
+            # Arrow's reader keeping blank lines takes hundreds of bytes of memory a blank line before it says
+            # anything (docs/faults.md): the careful reader skips them, a row at a time.
             self.problem = BlankLinesError(f"{self.path}: a blank line (the careful reader skips them)")
             return b""
         if self._short_lines(chunk):
@@ -347,8 +348,8 @@ def header_problems(header: list[str], required, optional=(), what: str = "the c
 
 
 def check_gzip(path: str) -> None:
-    """Decompresses a local gzip file to its end without keeping it (zlib, about 0.5 s for 120 MB of CSV), so that
-    a file that breaks off is refused before a run starts, with the words text_lines() uses.
+    """Decompresses a local gzip file to its end without keeping it (zlib; its cost is on docs/benchmarks.md,
+    "Hostile input"), so that a file that breaks off is refused before a run starts, with the words text_lines() uses.
 
     Raises:
       DataRejectedError: a gzip file that is truncated or corrupt, or past MAX_GZIP_RATIO.
@@ -553,9 +554,9 @@ def _arrow_batches(stream, names, columns, keep_blank_lines, text_columns):
     Not Arrow's reader on the Python stream: it reads the stream from a thread of its own, and when it stops on an
     error that thread can outlive it; at the interpreter's exit the process then aborts ("terminate called without
     an active exception", exit 134, after the command's output was written), and a process that abandons many
-    readers grows by megabytes each (the fuzzer's, to 4 GB). Here Arrow only ever reads bytes in memory, one block
-    that its reader takes whole. Not read_csv either: on Python 3.10 pyarrow 10 scans the interpreter's objects
-    (gc.get_referrers) at each call, 30 ms a block in `predict` (1.7 -> 2.8 s on the full past file).
+    readers grows by megabytes each (the fuzzer's, to gigabytes). Here Arrow only ever reads bytes in memory, one
+    block that its reader takes whole. Not read_csv either: on Python 3.10 pyarrow 10 scans the interpreter's objects
+    (gc.get_referrers) at each call, tens of milliseconds a block in `predict` (docs/benchmarks.md, "Hostile input").
     """
     import pyarrow as pa
     from pyarrow import csv as pa_csv

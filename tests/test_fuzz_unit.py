@@ -22,7 +22,7 @@ def _env(tmp_path) -> dict:
 def test_every_input_the_fuzzer_found_is_refused_as_data_without_a_crash(tmp_path):
     # Each of these crashed, hung or raised before the guards: a line of a million commas (Arrow's reader killed the
     # process); a 4 MB line or header from a small gzip file; a file name that is not UTF-8 in the rejects file;
-    # 8 MB of blank lines (2.9 GB in Arrow's reader); lines Arrow's streaming reader stopped on with its thread still
+    # 8 MB of blank lines (gigabytes in Arrow's reader); lines Arrow's streaming reader stopped on with its thread still
     # reading, which aborted the process at its exit (exit 134) one time in three.
     assert len(REGRESSIONS) >= 4
     done = subprocess.run(

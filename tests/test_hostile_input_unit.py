@@ -466,7 +466,7 @@ def test_verify_names_what_does_not_verify_and_seals_a_version_pushed_before_man
 
 def test_blank_lines_by_the_million_cost_predicts_reader_no_memory(tmp_path):
     # Found by the fuzzer: 8 MB of blank lines from 36 KB of gzip took Arrow's reader (keeping blank lines, so that
-    # row i is line i + 2) 2.9 GB and 9 s before the careful reader skipped them.
+    # row i is line i + 2) gigabytes before the careful reader skipped them (docs/faults.md).
     code = f"""
 import gzip
 from pipeline.scoring import rows

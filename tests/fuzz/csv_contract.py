@@ -30,8 +30,8 @@ from components.example_gen import records  # noqa: E402, F401
 FINDINGS_DIR = os.environ.get("FUZZ_FINDINGS", "fuzz-findings")
 STATS_FILE = os.path.join(FINDINGS_DIR, "stats.json")
 # glibc keeps the memory of the inputs' large transient buffers (files of megabytes from a few bytes) and the process
-# grows by about 50 KB an input until libFuzzer's limit stops it: giving it back every TRIM_EVERY inputs keeps the
-# resident memory flat (measured: 820 -> 864 MB over 8 passes of a 99-input corpus without, flat at 817 with).
+# grows until libFuzzer's limit stops it: giving it back every TRIM_EVERY inputs keeps the resident memory flat
+# (docs/benchmarks.md, "Fuzzing").
 TRIM_EVERY = 200
 _libc = ctypes.CDLL("libc.so.6")
 _state = {"runs": 0, "rejected": 0, "findings": {}, "started": time.monotonic(), "written": 0.0}
