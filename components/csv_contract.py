@@ -327,11 +327,13 @@ def read_header(path: str) -> list[str]:
     return _header_cells(path, first)
 
 
-def has_rows(path: str) -> bool:
-    """Does a line with something on it follow the header (read as far as the first one)?"""
+def _header_and_rows(path: str) -> tuple[list[str], bool]:
+    """read_header(), and whether a line with something on it follows (read as far as the first one), in one pass."""
     with contextlib.closing(text_lines(path)) as lines:
-        next(lines, None)
-        return any(line.strip() for line in lines)
+        first = next(lines, "")
+        if not first.strip():
+            raise _empty(path)
+        return _header_cells(path, first), any(line.strip() for line in lines)
 
 
 def header_problems(header: list[str], required, optional=(), what: str = "the contract") -> list[str]:
@@ -354,23 +356,16 @@ def check_gzip(path: str) -> None:
     Raises:
       DataRejectedError: a gzip file that is truncated or corrupt, or past MAX_GZIP_RATIO.
     """
-    lines = out = compressed = 0
-    inflate = zlib.decompressobj(31)
+    lines = out = 0
     try:
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                compressed += len(chunk)
-                while chunk:
-                    data = inflate.decompress(chunk)
-                    out += len(data)
-                    lines += data.count(b"\n")
-                    chunk = inflate.unused_data
-                    if chunk:  # another gzip member follows (files joined with cat)
-                        inflate = zlib.decompressobj(31)
-                if out >= MIN_RATIO_CHECK_BYTES and out > MAX_GZIP_RATIO * compressed:
-                    raise DataRejectedError(bomb_message(path, compressed, out))
-        if not inflate.eof:
-            raise EOFError("Compressed file ended before the end-of-stream marker was reached")
+        with open(path, "rb") as raw:
+            gunzip = _Gunzip(raw)
+            with io.BufferedReader(gunzip, _INFLATE_BYTES) as unzipped:
+                while chunk := unzipped.read(_INFLATE_BYTES):
+                    out += len(chunk)
+                    lines += chunk.count(b"\n")
+                    if out >= MIN_RATIO_CHECK_BYTES and out > MAX_GZIP_RATIO * gunzip.compressed:
+                        raise DataRejectedError(bomb_message(path, gunzip.compressed, out))
     except (EOFError, zlib.error) as e:
         raise DataRejectedError(
             f"{path} is not a complete gzip file (it breaks off after line {lines}: {e}); download or compress it again"
@@ -385,14 +380,16 @@ def check_training_files(files: list[str]) -> None:
     Raises:
       DataRejectedError: naming the file and what is wrong.
     """
+    rows = False
     for path in files:
-        header = read_header(path)
+        header, has_rows = _header_and_rows(path)
         problems = header_problems(header, contract.RAW_COLUMNS)
         if problems:
             raise DataRejectedError(f"{path}, line 1 (header): {'; '.join(problems)}")
         if path.endswith(".gz") and "://" not in path:
             check_gzip(path)
-    if files and not any(has_rows(path) for path in files):
+        rows = rows or has_rows
+    if files and not rows:
         where = files[0] if len(files) == 1 else f"{os.path.dirname(files[0])} ({len(files)} files)"
         raise DataRejectedError(f"{where}: the input holds no rows (a header alone?)")
 

@@ -101,7 +101,7 @@ def push(
                 try:
                     # Atomic; it fails when the target is a folder that is not empty (another push took this version).
                     os.rename(staging, target)
-                    serving.fsync_dir(base_directory)
+                    serving.fsync_path(base_directory)
                     return str(version), target
                 except OSError as e:
                     if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):

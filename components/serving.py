@@ -134,7 +134,7 @@ def manifest_of(folder: str, more: dict[str, str] | None = None) -> dict:
 
 
 def write_manifest(folder: str, more: dict[str, str] | None = None) -> None:
-    """Writes the folder's manifest (manifest_of) into it, flushed to disk on a local file system."""
+    """Writes the folder's manifest (manifest_of) into it (the Pusher flushes the whole version to disk after)."""
     text = json.dumps(manifest_of(folder, more), indent=1, sort_keys=True) + "\n"
     path = join(folder, contract.MANIFEST)
     if _remote(folder):
@@ -145,8 +145,6 @@ def write_manifest(folder: str, more: dict[str, str] | None = None) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
         f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def verify(version_dir: str) -> None:
@@ -186,16 +184,13 @@ def fsync_tree(folder: str) -> None:
     """Flushes every file and folder under a local folder to disk (a pushed version is durable, not only atomic)."""
     for root, _, names in os.walk(folder):
         for name in names:
-            fd = os.open(os.path.join(root, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        fsync_dir(root)
+            fsync_path(os.path.join(root, name))
+        fsync_path(root)
 
 
-def fsync_dir(folder: str) -> None:
-    fd = os.open(folder, os.O_RDONLY)
+def fsync_path(path: str) -> None:
+    """Flushes a local file, or a folder's entries, to disk."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
@@ -325,7 +320,7 @@ def _write_intent(serving_dir: str, event: dict) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(path + ".tmp", path)
-    fsync_dir(archive_dir(serving_dir))
+    fsync_path(archive_dir(serving_dir))
 
 
 def _finish(serving_dir: str, event: dict, pause=None) -> dict:
@@ -337,8 +332,8 @@ def _finish(serving_dir: str, event: dict, pause=None) -> dict:
             os.rename(source, join(archive_dir(serving_dir), str(version)))
             if pause is not None:
                 pause()
-    fsync_dir(serving_dir)
-    fsync_dir(archive_dir(serving_dir))
+    fsync_path(serving_dir)
+    fsync_path(archive_dir(serving_dir))
     now = serving_now(serving_dir)
     event = {**event, "serving_after": now[0] if now else None}
     _append_log(serving_dir, event)

@@ -208,6 +208,7 @@ def refused_before_start(layout: OutputLayout, input_path: str, message: str) ->
     """summary.json of a run whose data was refused before it started (no run id, nothing else written), so that a
     scheduler reading the summary never reads the previous run's."""
     record = {"run_id": None, "status": st.DATA_REJECTED, "message": message, "input": {"path": input_path}}
+    # Written as pipeline.results.summary.write writes it, not through it: that module imports the whole stack.
     tmp = f"{layout.summary_path}.{os.getpid()}.tmp"
     with open(tmp, "w") as f:
         json.dump(record, f, indent=2, sort_keys=True)

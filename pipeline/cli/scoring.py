@@ -141,14 +141,14 @@ def _predict(args: argparse.Namespace) -> int:
 
     # Before anything is imported or opened for writing: outputs that would destroy an input or each other, and
     # headers that break the contract (in a fraction of a second, not after TensorFlow's import).
+    files = input_files(args.data)
     try:
         destination.check_paths(
-            {"--data": [args.data, *input_files(args.data)]},
-            {"--to": args.to, **({"--rejects": args.rejects} if args.rejects else {})},
+            {"--data": [args.data, *files]}, {"--to": args.to, **({"--rejects": args.rejects} if args.rejects else {})}
         )
     except destination.PathClashError as e:
         raise UsageError(str(e)) from e
-    headers(input_files(args.data), args.key)
+    headers(files, args.key)
 
     with heavy_imports():
         from pipeline import predict as predict_lib

@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from components import serving
 from pipeline.faults import EnvironmentFaultError
 
 
@@ -105,14 +106,9 @@ def _umask() -> int:
 
 def commit(partial: str, destination: str) -> None:
     """The partial file flushed to disk and renamed onto the destination (atomic on one file system)."""
-    with open(partial, "rb") as f:
-        os.fsync(f.fileno())
+    serving.fsync_path(partial)
     os.replace(partial, destination)
-    folder = os.open(Path(destination).expanduser().resolve().parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
+    serving.fsync_path(str(Path(destination).expanduser().resolve().parent))
 
 
 @contextlib.contextmanager
