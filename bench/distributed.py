@@ -1,33 +1,33 @@
-"""Benchmark: the pipeline's Beam components on the direct runner and on a portable runner with 1 and 2 SDK workers.
+"""Benchmark: the pipeline's Beam components on the direct runner and on a real Flink cluster with 1 and 2
+TaskManagers (and Spark, with --spark).
 
-Usage: python bench/distributed.py [--data PATH] [--workers 1 2] [--output DIR]
+Usage: python bench/distributed.py [--data PATH] [--taskmanagers 1 2] [--spark] [--output DIR]
 Default data: ../shared/data/creditcard_past.csv.gz (227,845 rows). Each configuration runs `fraud-pipeline run
---no-report` cold into a fresh folder. The portable runs use tests/beam_cluster: Beam's Python job service and a
-worker pool whose workers start without the project and install what the run stages (the CLI adds --setup_file),
-each configuration on a fresh cluster, so the one-time install is inside its first job's time. The table gives each
-Beam component's seconds, the Trainer's (not Beam: the same on every runner), the total, and whether splits and
-test metrics equal the direct runner's.
+--no-report` cold into a fresh folder. The engines are tests/beam_cluster's (make engines fetches them): Flink 1.16
+with one slot per TaskManager and Beam's Flink job server, each configuration on a fresh cluster; every SDK worker is
+started by Beam's Go boot in a fresh container folder and installs what the run stages (the CLI adds --setup_file),
+so that install is inside every job's time, as on a cluster of fresh containers. The table gives each Beam
+component's seconds, the Trainer's (not Beam: the same on every runner), the total, the SDK workers started and
+their peak resident set, the JVMs' peak resident sets, and whether splits, threshold and test metrics equal the
+direct runner's.
 """
 
 import argparse
 import json
-import re
 import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.beam_cluster import LocalBeamCluster  # noqa: E402
+from tests.beam_cluster import peak_rss_mb  # noqa: E402
 
 CLI = Path(sys.executable).parent / "fraud-pipeline"
 BEAM_COMPONENTS = ("CsvExampleGen", "StatisticsGen", "Transform", "Evaluator")
 METRICS = ("pr_auc", "roc_auc", "recall_at_precision", "tp", "fp", "tn", "fn")
-BOOT_LINE = re.compile(r"^boot (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+) (.*)$", re.M)
 
 
 def run(data: str, output: Path, beam_args: list[str]) -> dict:
@@ -42,12 +42,13 @@ def run(data: str, output: Path, beam_args: list[str]) -> dict:
     return {"seconds": seconds, "summary": summary}
 
 
-def install_seconds(worker_pool_log: str) -> float | None:
-    """From the first worker's boot: seconds from fetching the staged files to starting the SDK harness."""
-    stamps = [(datetime.strptime(t, "%Y-%m-%d %H:%M:%S,%f"), what) for t, what in BOOT_LINE.findall(worker_pool_log)]
-    fetched = next((t for t, what in stamps if what.startswith("retrieved")), None)
-    started = next((t for t, what in stamps if what.startswith("starting the SDK harness")), None)
-    return (started - fetched).total_seconds() if fetched and started else None
+def on_cluster(cluster, data: str, output: Path) -> dict:
+    """A run on a started cluster, with the JVMs' peak resident sets (read before they stop) and the workers'."""
+    result = run(data, output, cluster.beam_args())
+    result["jvm_peak_mb"] = {name: peak_rss_mb(pid) for name, pid in cluster.jvm_pids().items()}
+    result["worker_peaks_mb"] = cluster.workers.peak_rss_mb()
+    result["workers"] = len(cluster.workers.started())
+    return result
 
 
 def table(results: dict) -> str:
@@ -70,9 +71,29 @@ def table(results: dict) -> str:
     )
     lines.append(row("total (wall)", [f"{r['seconds']:.0f}" for r in results.values()]))
     lines.append(
+        row("SDK workers started (boot + install each)", [str(r.get("workers", "")) for r in results.values()])
+    )
+    lines.append(
         row(
-            "of which worker install (once)",
-            ["" if r.get("install") is None else f"{r['install']:.0f}" for r in results.values()],
+            "SDK worker peak RSS, MB (largest)",
+            [f"{max(r['worker_peaks_mb']):.0f}" if r.get("worker_peaks_mb") else "" for r in results.values()],
+        )
+    )
+    jvms = sorted({name for r in results.values() for name in r.get("jvm_peak_mb", {})})
+    for name in jvms:
+        lines.append(
+            row(
+                f"{name} JVM peak RSS, MB",
+                [f"{r['jvm_peak_mb'][name]:.0f}" if name in r.get("jvm_peak_mb", {}) else "" for r in results.values()],
+            )
+        )
+    lines.append(
+        row(
+            "orchestrating process peak RSS, MB",
+            [
+                f"{max(c.get('peak_rss_mb', 0) for c in r['summary']['components'].values()):.0f}"
+                for r in results.values()
+            ],
         )
     )
     same_splits = [str(r["summary"]["splits"] == direct["splits"]).lower() for r in results.values()]
@@ -83,6 +104,16 @@ def table(results: dict) -> str:
         for r in results.values()
     ]
     lines.append(row("test metrics equal direct's", same_metrics))
+    threshold = direct["operating_threshold"]["threshold"]
+    lines.append(
+        row(
+            "threshold equal direct's",
+            [
+                str(abs(r["summary"]["operating_threshold"]["threshold"] - threshold) <= 1e-6).lower()
+                for r in results.values()
+            ],
+        )
+    )
     lines.append(
         row("test PR-AUC", [f"{r['summary']['evaluation']['overall']['pr_auc']:.4f}" for r in results.values()])
     )
@@ -92,19 +123,25 @@ def table(results: dict) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "creditcard_past.csv.gz"))
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--taskmanagers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--spark", action="store_true", help="also Spark, with two workers of one core")
     parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "distributed"))
     args = parser.parse_args()
+    from tests.beam_cluster.flink import FlinkCluster
+    from tests.beam_cluster.spark import SparkCluster
+
     output = Path(args.output).resolve()
     results = {"direct": run(args.data, output / "direct", [])}
     print(f"direct: {results['direct']['seconds']:.0f} s", flush=True)
-    for workers in args.workers:
-        name = f"portable, {workers} worker{'s' if workers > 1 else ''}"
-        with LocalBeamCluster(output / f"cluster-{workers}") as cluster:
-            result = run(args.data, output / f"portable-{workers}", cluster.beam_args(workers=workers))
-            result["install"] = install_seconds(cluster.log("worker-pool"))
-        results[name] = result
-        print(f"{name}: {result['seconds']:.0f} s", flush=True)
+    configurations = [(f"Flink, {n} TaskManager{'s' if n > 1 else ''}", FlinkCluster, n) for n in args.taskmanagers]
+    if args.spark:
+        configurations.append(("Spark, 2 workers", SparkCluster, 2))
+    for name, cluster_class, size in configurations:
+        slug = name.split(",")[0].lower() + f"-{size}"
+        shutil.rmtree(output / f"cluster-{slug}", ignore_errors=True)
+        with cluster_class(output / f"cluster-{slug}", size) as cluster:
+            results[name] = on_cluster(cluster, args.data, output / slug)
+        print(f"{name}: {results[name]['seconds']:.0f} s", flush=True)
     print(table(results))
     return 0
 

@@ -34,14 +34,17 @@ E2E_FIXTURES = {
     "compare_run",
     "drifted",
     "replayed",
-    "portable",
+    "flink",
+    "spark",
     "tuned_run",
     "rehearsed",
 }
 # `make test` runs the suite on two pytest-xdist workers (--dist loadgroup): the tests that share a session run are
 # one group, run by one worker, so each run is made once. A test that uses two runs joins the first one's group;
-# the tests of portable and rehearsed use time_run as well, so the three are one group.
-XDIST_GROUP = {"portable": "time_run", "rehearsed": "time_run"}
+# the tests of rehearsed use time_run as well, so the two are one group. The real engines' tests compare with
+# time_run too, but they are a group of their own, run one engine after the other (each takes 5-6 GB and keeps both
+# cores busy): that worker makes its own time_run, a minute, so the two long groups run at once.
+XDIST_GROUP = {"rehearsed": "time_run", "flink": "engines", "spark": "engines"}
 # The shift the drift gate must stop: V1..V4 moved by three standard deviations in the newest 36% of the
 # embedded sample's rows (its eval and test windows).
 SHIFTED = ("V1", "V2", "V3", "V4")
@@ -180,42 +183,52 @@ def compiled(tmp_path_factory):
     }
 
 
-@pytest.fixture(scope="session")
-def portable(tmp_path_factory) -> dict:
-    """The fixture run with its Beam components on a local portable runner (tests/beam_cluster): a job service and
-    two SDK workers per job, in separate processes, in an environment without the project.
+def _on_engine(tmp_path_factory, engine: str) -> dict:
+    """The fixture run with its Beam components on a real engine (tests/beam_cluster): Flink (a JobManager and two
+    TaskManagers) or Spark (a master and a worker), Beam's job server for it, and SDK workers started by Beam's Go
+    boot in an environment without the project. Skips, saying why, where the engine cannot be had (no Java, Maven or
+    Go, or the registries refused a part).
 
-    unshipped: the error of a job that maps one of the project's functions without shipping the project (on a
-    cluster of its own); run: the pipeline, as `time_run` but for the Beam args (the CLI
-    adds --setup_file); installed: whether the worker environment imports the project afterwards; logs.
+    run: the pipeline, as `time_run` but for the Beam args (the CLI adds --setup_file) and --no-report; jobs: the
+    engine's finished jobs, oldest first, each with its operators; containers: each SDK worker's folder (its boot's
+    log, its environment); pristine: whether the worker environment itself imports the project afterwards.
     """
-    import apache_beam as beam
-    from apache_beam.options.pipeline_options import PipelineOptions
+    from tests.beam_cluster import engines, importable
 
-    from components import spans
-    from tests.beam_cluster import LocalBeamCluster, importable
-
-    folder = tmp_path_factory.mktemp("portable")
-    # A cluster of its own: a pool's workers install what the first job staged, once (as Beam's boot does).
-    with LocalBeamCluster(folder / "control") as control:
-        try:
-            with beam.Pipeline(options=PipelineOptions(control.beam_args())) as p:
-                _ = p | beam.Create([["span-0001/a.csv"]]) | beam.Map(spans.detect)
-            unshipped = ""
-        except RuntimeError as e:
-            unshipped = str(e)
-    with LocalBeamCluster(folder / "cluster") as cluster:
-        beam_args = [f"--beam-arg={a}" for a in cluster.beam_args(workers=2)]
+    why = engines.unavailable(engine)
+    if why and os.environ.get("FRAUD_PIPELINE_REQUIRE_ENGINES"):
+        pytest.fail(f"no {engine} on this machine: {why}")
+    if why:
+        pytest.skip(f"no {engine} on this machine: {why}")
+    if engine == "flink":
+        from tests.beam_cluster.flink import FlinkCluster as Cluster
+    else:
+        from tests.beam_cluster.spark import SparkCluster as Cluster
+    folder = tmp_path_factory.mktemp(engine)
+    with Cluster(folder / "cluster", 2) as cluster:
+        beam_args = [f"--beam-arg={a}" for a in cluster.beam_args()]
         run = run_cli(folder / "output", "--data", str(FIXTURE), "--no-report", *beam_args)
-        installed = importable(cluster.python, "components", cluster.work_dir)
-    return {
-        "cluster": cluster,
-        "control": control,
-        "unshipped": unshipped,
-        "run": run,
-        "installed": installed,
-        "logs": {name: cluster.log(name) for name in ("job-service", "worker-pool")},
-    }
+        jobs = cluster.jobs()
+        workers = cluster.workers
+        containers = [
+            {
+                "boot_log": (c / "boot.log").read_text(errors="replace"),
+                "installed": importable(c / "env" / "bin" / "python", "components", workers.work_dir),
+            }
+            for c in workers.started()
+        ]
+        pristine = importable(workers.python, "components", workers.work_dir)
+    return {"cluster": cluster, "run": run, "jobs": jobs, "containers": containers, "pristine": pristine}
+
+
+@pytest.fixture(scope="session")
+def flink(tmp_path_factory) -> dict:
+    return _on_engine(tmp_path_factory, "flink")
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory) -> dict:
+    return _on_engine(tmp_path_factory, "spark")
 
 
 @pytest.fixture(scope="session")

@@ -1,14 +1,18 @@
-"""A Beam cluster on one machine, for proving that remote Beam workers get the project's code.
+"""Real Beam engines on one machine, for proving that the pipeline's Beam components run on them.
 
-`LocalBeamCluster` starts, each in its own process:
-- a portable job service (Beam's Python one, job_service.py): it receives the job and its staged artifacts from
-  the pipeline, as a Flink or Spark job server would, and runs the job on --direct_num_workers SDK workers;
-- a worker pool (`apache_beam.runners.worker.worker_pool_main`) that starts each SDK worker through boot.py,
-  which installs what the job staged (as the Beam SDK container's boot does) before starting the SDK harness.
+`FlinkCluster` (flink.py) and `SparkCluster` (spark.py) start, each part in its own process on loopback:
+- the engine itself: a Flink session cluster (a JobManager and N TaskManagers, separate JVMs) or a Spark standalone
+  master and worker, from the distributions' own jars (engines.py fetches them);
+- Beam's job server for that engine (Java, Beam's runner jars), which receives each Beam component's job and its
+  staged artifacts from the pipeline and submits it to the engine;
+- SDK workers that the engine starts itself (`BootedWorkers`: Beam's PROCESS environment), each through **Beam's own
+  boot** (the Go program of Beam's SDK containers, built from the Go module proxy), as a container would: a fresh
+  copy of the worker environment and a semi-persistent folder of its own. Boot fetches what the job staged from the
+  job server, pip-installs it, and starts the SDK harness.
 
-Both run in a *worker environment*: a copy of the project's virtual environment (hard links, so it costs no disk
-and a second) with the project's own install taken out, so `import components` fails there until a job ships the
-project. The workers therefore see only what the pipeline sends them, as on Dataflow, Flink or Spark.
+The worker environment is a copy of the project's virtual environment (hard links, so it costs no disk and a second)
+with the project's own install taken out, so `import components` fails there until a job ships the project. The
+workers therefore see only what the pipeline sends them, as on Dataflow, Flink or Spark.
 """
 
 import os
@@ -16,33 +20,54 @@ import shutil
 import socket
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-BOOT = HERE / "boot.py"
-PROJECT_VENV = HERE.parents[1] / ".venv"
+PROJECT_VENV = Path(__file__).resolve().parents[2] / ".venv"
 # The editable install's files: a .pth hook, its finder module and the dist-info that names the project.
 _PROJECT_INSTALL = ("__editable__*fraud_pipeline*", "fraud_pipeline-*.dist-info")
 # Modules the project is made of; none may import in the worker environment before a job ships them.
 PROJECT_MODULES = ("contract", "components", "transform", "trainer", "pipeline")
+# What a JVM on Java 17 must be allowed to reach for Flink 1.16 and Spark 3.2 (Flink 1.18's env.java.opts.all).
+JAVA_17_OPENS = [
+    "--add-exports=java.base/sun.net.util=ALL-UNNAMED",
+    "--add-exports=java.rmi/sun.rmi.registry=ALL-UNNAMED",
+    "--add-exports=java.base/sun.nio.ch=ALL-UNNAMED",
+    *(
+        f"--add-opens=java.base/{package}=ALL-UNNAMED"
+        for package in (
+            "java.lang",
+            "java.lang.invoke",
+            "java.lang.reflect",
+            "java.io",
+            "java.net",
+            "java.nio",
+            "java.text",
+            "java.time",
+            "java.util",
+            "java.util.concurrent",
+            "java.util.concurrent.atomic",
+            "java.util.concurrent.locks",
+            "sun.nio.ch",
+            "sun.nio.cs",
+            "sun.security.action",
+            "sun.util.calendar",
+        )
+    ),
+]
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("localhost", 0))
         return s.getsockname()[1]
 
 
-def _wait_for(port: int, process: subprocess.Popen, log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"exited with {process.returncode}: {log.read_text()[-2000:]}")
-        with socket.socket() as s:
-            if s.connect_ex(("localhost", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise TimeoutError(f"nothing listens on {port} after {timeout} s: {log.read_text()[-2000:]}")
+def http_json(url: str, timeout: float = 10):
+    import json
+
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return json.load(response)
 
 
 def worker_environment(folder: Path, venv: Path = PROJECT_VENV) -> Path:
@@ -68,85 +93,176 @@ def importable(python: Path, module: str, cwd: Path) -> bool:
     return probe.returncode == 0
 
 
-class LocalBeamCluster:
-    """A portable job service and an SDK worker pool in a worker environment, under folder."""
+class Processes:
+    """Processes started under one folder, each with its log there; stopped in reverse order."""
 
-    def __init__(self, folder: Path, venv: Path = PROJECT_VENV):
+    def __init__(self, folder: Path):
         self.folder = Path(folder)
+        self.started: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str, argv: list[str], env: dict | None = None, cwd: Path | None = None) -> None:
+        log = self.folder / f"{name}.log"
+        with open(log, "wb") as out:
+            self.started[name] = subprocess.Popen(
+                argv,
+                cwd=cwd or self.folder,
+                env=env or jvm_env(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def wait_for_port(self, name: str, port: int, timeout: float = 120) -> None:
+        self.wait_until(name, lambda: _listening(port), f"nothing listens on {port}", timeout)
+
+    def wait_until(self, name: str, ready, what: str, timeout: float = 120) -> None:
+        process = self.started[name]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited with {process.returncode}: {self.log(name)[-3000:]}")
+            try:
+                if ready():
+                    return
+            except OSError:
+                pass
+            time.sleep(0.3)
+        raise TimeoutError(f"{name}: {what} after {timeout} s: {self.log(name)[-3000:]}")
+
+    def log(self, name: str) -> str:
+        path = self.folder / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def alive(self) -> bool:
+        return all(p.poll() is None for p in self.started.values())
+
+    def pids(self) -> dict[str, int]:
+        return {name: p.pid for name, p in self.started.items()}
+
+    def stop(self) -> None:
+        for process in reversed(self.started.values()):
+            if process.poll() is None:
+                try:
+                    os.killpg(process.pid, 15)
+                except ProcessLookupError:
+                    pass
+        for process in self.started.values():
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, 9)
+                process.wait()
+        self.started.clear()
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("localhost", port)) == 0
+
+
+# One SDK worker's container: a fresh copy of the worker environment and its own semi-persistent folder, then Beam's
+# boot with the arguments the engine gives (--id and the runner's endpoints). What boot prints goes to boot.log there,
+# and the peak resident set of boot and the SDK harness it starts (wait4's, in KB) to peak_rss_kb.
+CONTAINER = """#!{python} -S
+import os, signal, subprocess, sys, tempfile
+d = tempfile.mkdtemp(prefix="worker-", dir={containers!r})
+subprocess.run(["cp", "-al", {env!r}, d + "/env"], check=True)
+os.mkdir(d + "/tmp")
+with open(d + "/command", "w") as f:
+    f.write(" ".join(sys.argv[1:]))
+env = dict(os.environ, PATH=d + "/env/bin:" + os.environ.get("PATH", ""), VIRTUAL_ENV=d + "/env", TMPDIR=d + "/tmp")
+env["RUN_PYTHON_SDK_IN_DEFAULT_ENVIRONMENT"] = "1"
+with open(d + "/boot.log", "wb") as log:
+    boot = subprocess.Popen([{boot!r}, "--semi_persist_dir=" + d, *sys.argv[1:]], env=env, stdout=log, stderr=log)
+for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    signal.signal(sig, lambda number, frame: boot.send_signal(number))
+while True:
+    try:
+        _, status, usage = os.wait4(boot.pid, 0)
+        break
+    except InterruptedError:
+        continue
+with open(d + "/peak_rss_kb", "w") as f:
+    f.write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status) & 0xFF)
+"""
+
+
+CACHE_MS = 3_600_000  # an hour: longer than any job of a run
+
+
+class BootedWorkers:
+    """SDK workers that the engine starts itself (Beam's PROCESS environment), each through Beam's Go boot.
+
+    Why not a worker pool (`worker_pool_main`, the EXTERNAL environment): a pool keys its workers by the id the
+    runner gives them, and every TaskManager numbers its own from 1-1; one pool shared by two TaskManagers stops
+    one's worker when the other's ends (a Flink job hung with 12 of 88 tasks done that way). On a real cluster the
+    pool is a sidecar of each TaskManager, reached on its own localhost; on one host, PROCESS gives each TaskManager
+    its own workers, started by the same boot.
+    """
+
+    def __init__(self, folder: Path, boot: Path, venv: Path = PROJECT_VENV):
+        self.folder = Path(folder)
+        self.boot = boot
         self.venv = venv
-        self.processes: list[subprocess.Popen] = []
-        self.job_port = self.pool_port = 0
-
-    def __enter__(self) -> "LocalBeamCluster":
-        self.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     @property
     def work_dir(self) -> Path:
-        """The workers' current directory: outside the source tree, so it is not on their path."""
+        """A folder outside the source tree, to probe the worker environment from."""
         return self.folder / "work"
 
-    def start(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.work_dir.mkdir(exist_ok=True)
-        self.python = worker_environment(self.folder / "env", self.venv)
+    @property
+    def containers(self) -> Path:
+        return self.folder / "containers"
+
+    @property
+    def command(self) -> Path:
+        return self.folder / "container"
+
+    def prepare(self) -> None:
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.containers.mkdir(exist_ok=True)
+        env_dir = self.folder / "env"
+        self.python = worker_environment(env_dir, self.venv)
         leaked = [m for m in PROJECT_MODULES if importable(self.python, m, self.work_dir)]
         if leaked:
             raise RuntimeError(f"the worker environment can import the project already: {leaked}")
-        boot = self.folder / "boot"
-        boot.write_text(f'#!/bin/sh\nexec {self.python} {BOOT} "$@"\n')
-        boot.chmod(0o755)
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-        # The pool's identity and temporary folder (boot.py keeps its staged files and install marker there).
-        env["BEAM_PYTHON_WORKER_POOL_ID"] = f"{os.getpid()}-{id(self)}"
-        env["TMPDIR"] = str(self.folder / "tmp")
-        (self.folder / "tmp").mkdir(exist_ok=True)
-        self.job_port, self.pool_port = _free_port(), _free_port()
-        self._start(
-            "job-service",
-            [str(HERE / "job_service.py"), f"--port={self.job_port}"] + [f"--staging_dir={self.folder / 'staging'}"],
-            self.job_port,
-            env,
+        self.command.write_text(
+            CONTAINER.format(python=self.python, containers=str(self.containers), env=str(env_dir), boot=str(self.boot))
         )
-        self._start(
-            "worker-pool",
-            ["-m", "apache_beam.runners.worker.worker_pool_main", f"--service_port={self.pool_port}"]
-            + [f"--container_executable={boot}"],
-            self.pool_port,
-            env,
-        )
+        self.command.chmod(0o755)
 
-    def _start(self, name: str, args: list[str], port: int, env: dict) -> None:
-        log = self.folder / f"{name}.log"
-        with open(log, "wb") as out:
-            process = subprocess.Popen(
-                [str(self.python), *args], cwd=self.work_dir, env=env, stdout=out, stderr=subprocess.STDOUT
-            )
-        self.processes.append(process)
-        _wait_for(port, process, log)
+    def started(self) -> list[Path]:
+        """The container folder of every SDK worker started so far, oldest first."""
+        return sorted(self.containers.glob("worker-*"), key=lambda d: d.stat().st_mtime)
 
-    def beam_args(self, workers: int = 1) -> list[str]:
-        """The pipeline's Beam arguments for a job on this cluster with that many SDK workers."""
+    def peak_rss_mb(self) -> list[float]:
+        """The peak resident set of each SDK worker that has ended (boot and the harness it ran), in MB."""
+        return [int((c / "peak_rss_kb").read_text()) / 1024 for c in self.started() if (c / "peak_rss_kb").exists()]
+
+    def beam_args(self) -> list[str]:
+        """PROCESS with this command, and each TaskManager (executor) keeping its SDK workers for the job's life
+        (--environment_cache_millis): without it Flink and Spark start a worker (boot, install, TensorFlow's
+        import: 15-20 s here) for many of a job's tasks, 9 a job on Flink and more than 18 for CsvExampleGen alone on
+        Spark."""
+        import json
+
+        command = json.dumps({"command": str(self.command)})
         return [
-            "--runner=PortableRunner",
-            f"--job_endpoint=localhost:{self.job_port}",
-            "--environment_type=EXTERNAL",
-            f"--environment_config=localhost:{self.pool_port}",
-            f"--direct_num_workers={workers}",
+            "--environment_type=PROCESS",
+            f"--environment_config={command}",
+            f"--environment_cache_millis={CACHE_MS}",
         ]
 
-    def log(self, name: str) -> str:
-        return (self.folder / f"{name}.log").read_text(errors="replace")
 
-    def stop(self) -> None:
-        for process in self.processes:
-            process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        self.processes.clear()
+def jvm_env() -> dict:
+    """The environment the engines' JVMs start in: this one without Python's (their workers set their own)."""
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
+
+
+def peak_rss_mb(pid: int) -> float:
+    """A live process's peak resident set (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0

@@ -1,15 +1,47 @@
-"""python -m tests.beam_cluster [FOLDER]: starts a local Beam cluster and prints the --beam-arg flags that use it."""
+"""python -m tests.beam_cluster fetch | flink [FOLDER] [--taskmanagers N] | spark [FOLDER] [--workers N]
 
+fetch: fetches the engines into the cache (engines.py). flink, spark: start that cluster under FOLDER, print the
+--beam-arg flags that use it, and stop everything they started on Ctrl-C or when a part exits.
+"""
+
+import argparse
+import signal
 import sys
 import time
 from pathlib import Path
 
-from tests.beam_cluster import LocalBeamCluster
+from tests.beam_cluster import engines
 
-with LocalBeamCluster(Path(sys.argv[1] if len(sys.argv) > 1 else "beam-cluster").resolve()) as cluster:
-    print(" ".join(f"--beam-arg={a}" for a in cluster.beam_args()), flush=True)
-    try:
-        while all(p.poll() is None for p in cluster.processes):
-            time.sleep(1)
-    except KeyboardInterrupt:
-        pass
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.beam_cluster", description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=("fetch", "flink", "spark"))
+    parser.add_argument("folder", nargs="?", default="beam-cluster")
+    parser.add_argument("--taskmanagers", "--workers", type=int, default=2, dest="workers")
+    args = parser.parse_args()
+    if args.what == "fetch":
+        try:
+            for part, where in engines.fetch().items():
+                print(f"{part}: {where}")
+        except engines.EngineUnavailableError as e:
+            print(f"cannot fetch the engines: {e}", file=sys.stderr)
+            return 1
+        return 0
+    if args.what == "flink":
+        from tests.beam_cluster.flink import FlinkCluster as Cluster
+    else:
+        from tests.beam_cluster.spark import SparkCluster as Cluster
+    # A kill stops what was started too (the engines run in sessions of their own, so they would outlive us).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    with Cluster(Path(args.folder), args.workers) as cluster:
+        print(" ".join(f"--beam-arg={a}" for a in cluster.beam_args()), flush=True)
+        try:
+            while cluster.processes.alive():
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
