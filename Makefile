@@ -58,9 +58,9 @@ lock: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/python bench/bench_pipeline.py $(BENCH_ARGS)
 
-# The Beam components on the direct runner and on a local portable runner with 1 and 2 SDK workers.
-bench-distributed: $(STAMP)
-	$(VENV)/bin/python bench/distributed.py $(BENCH_ARGS)
+# The Beam components on the direct runner, on Flink with 1 and 2 TaskManagers and on Spark (the full past file).
+bench-distributed: $(STAMP) engines
+	$(VENV)/bin/python bench/distributed.py --spark $(BENCH_ARGS)
 
 # fraud-pipeline predict against the same model on in-memory rows; MODEL=output/serving/N (default: the newest).
 MODEL ?= $(shell ls -d output/serving/[0-9]* 2>/dev/null | sort -t/ -k3 -n | tail -1)

@@ -74,8 +74,17 @@ def test_the_graph_transforms_every_example_as_tfx_executors_does(examples, tmp_
     raw = tf.io.parse_example(records, stock.raw_feature_spec())
     expected, got = stock.transform_features_layer()(dict(raw)), ours.transform_features_layer()(dict(raw))
     assert sorted(got) == sorted(expected) and len(records) > 900
+    # To float32 rounding: TFX's executor batches its rows for the analyzers by how long batches take (Beam's
+    # BatchElements), so its sums may round differently from one run to the next under load (27 of 951 Amount_xf
+    # values 1-2 units in the last place apart, seen once while the engine tests ran). A different mean, variance or
+    # clip bound moves whole values, far past this.
+    # The other features (the slices' bucket names, the label) are exact.
     for name in expected:
-        np.testing.assert_array_equal(got[name].numpy(), expected[name].numpy(), err_msg=name)
+        ours, theirs = got[name].numpy(), expected[name].numpy()
+        if theirs.dtype.kind == "f":
+            np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=0, err_msg=name)
+        else:
+            np.testing.assert_array_equal(ours, theirs, err_msg=name)
 
 
 def _example(**features) -> bytes:

@@ -201,9 +201,8 @@ class BootedWorkers:
     its own workers, started by the same boot.
     """
 
-    def __init__(self, folder: Path, boot: Path, venv: Path = PROJECT_VENV):
+    def __init__(self, folder: Path, venv: Path = PROJECT_VENV):
         self.folder = Path(folder)
-        self.boot = boot
         self.venv = venv
 
     @property
@@ -219,7 +218,8 @@ class BootedWorkers:
     def command(self) -> Path:
         return self.folder / "container"
 
-    def prepare(self) -> None:
+    def prepare(self, boot: Path) -> None:
+        """The worker environment and the container command that starts boot (engines.boot())."""
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.containers.mkdir(exist_ok=True)
         env_dir = self.folder / "env"
@@ -228,7 +228,7 @@ class BootedWorkers:
         if leaked:
             raise RuntimeError(f"the worker environment can import the project already: {leaked}")
         self.command.write_text(
-            CONTAINER.format(python=self.python, containers=str(self.containers), env=str(env_dir), boot=str(self.boot))
+            CONTAINER.format(python=self.python, containers=str(self.containers), env=str(env_dir), boot=str(boot))
         )
         self.command.chmod(0o755)
 

@@ -1,10 +1,13 @@
 """A Flink session cluster on loopback, Beam's Flink job server pointed at it, and booted SDK workers (see the
 package docstring).
 
-Memory for these 2-core, 24 GB machines: the JobManager 1 GB, each TaskManager 2 GB with one slot (256 MB of it
-network buffers, 8,192 of 32 KB; a batch result partition takes 64 of them rather than Flink's default 512, since a
-Beam component's job runs many at once in one slot: StatisticsGen's failed with the default), the job server 1 GB of
-heap. The SDK workers are processes the TaskManagers start (Beam's PROCESS environment), outside their memory.
+Memory for these 2-core, 24 GB machines: the JobManager 1 GB, each TaskManager 2.5 GB with one slot: 256 MB of
+network buffers (8,192 of 32 KB; a batch result partition takes 64 of them rather than Flink's default 512, since a
+Beam component's job runs many at once in one slot: StatisticsGen's failed with the default) and 384 MB of task
+off-heap memory, which Beam's gRPC data plane to the SDK workers allocates its buffers from (without it, CsvExampleGen
+on the full past file failed with "OutOfMemoryError: Direct buffer memory" on two TaskManagers). The job server has
+1 GB of heap. The SDK workers are processes the TaskManagers start (Beam's PROCESS environment), outside their
+memory.
 """
 
 import os
@@ -31,7 +34,8 @@ taskmanager.bind-host: localhost
 taskmanager.rpc.port: 0
 taskmanager.data.port: 0
 taskmanager.numberOfTaskSlots: {slots}
-taskmanager.memory.process.size: 2048m
+taskmanager.memory.process.size: 2560m
+taskmanager.memory.task.off-heap.size: 384m
 taskmanager.memory.network.min: 256mb
 taskmanager.memory.network.max: 256mb
 taskmanager.network.sort-shuffle.min-buffers: 64
@@ -63,7 +67,7 @@ class FlinkCluster:
         self.taskmanagers = taskmanagers
         self.slots = 1
         self.processes = Processes(self.folder)
-        self.workers = BootedWorkers(self.folder, engines.boot(), venv)
+        self.workers = BootedWorkers(self.folder, venv)
         self.rest_port = self.job_port = 0
 
     def __enter__(self) -> "FlinkCluster":
@@ -83,7 +87,7 @@ class FlinkCluster:
 
     def start(self) -> None:
         home = engines.flink_home()
-        self.workers.prepare()
+        self.workers.prepare(engines.boot())
         classpath, main = engines.job_server_classpath("flink")
         conf, tmp = self.folder / "conf", self.folder / "tmp"
         conf.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,7 @@ class SparkCluster:
         self.folder = Path(folder).resolve()
         self.worker_count = workers
         self.processes = Processes(self.folder)
-        self.workers = BootedWorkers(self.folder, engines.boot(), venv)
+        self.workers = BootedWorkers(self.folder, venv)
         self.master_port = self.ui_port = self.job_port = 0
 
     def __enter__(self) -> "SparkCluster":
@@ -54,7 +54,7 @@ class SparkCluster:
     def start(self) -> None:
         home = engines.spark_home()
         classpath, main = engines.job_server_classpath("spark")
-        self.workers.prepare()
+        self.workers.prepare(engines.boot())
         self.events.mkdir(parents=True, exist_ok=True)
         env = {**jvm_env(), "SPARK_HOME": str(home), "SPARK_SCALA_VERSION": "2.12"}
         spark_classpath = str(home / "jars" / "*")
@@ -123,7 +123,7 @@ class SparkCluster:
         apps = []
         for log in self.events.iterdir():
             if log.name.endswith(".inprogress"):
-                apps.append({"name": log.name, "state": "RUNNING", "operators": [], "workers": set()})
+                apps.append({"name": log.name, "state": "RUNNING", "operators": [], "workers": set(), "start": 1e300})
                 continue
             app = {"name": log.name, "operators": [], "workers": set(), "parallelism": 0, "start": 0}
             results, ended = [], False
