@@ -196,7 +196,7 @@ class BootedWorkers:
 
     Why not a worker pool (`worker_pool_main`, the EXTERNAL environment): a pool keys its workers by the id the
     runner gives them, and every TaskManager numbers its own from 1-1; one pool shared by two TaskManagers stops
-    one's worker when the other's ends (a Flink job hung with 12 of 88 tasks done that way). On a real cluster the
+    one's worker when the other's ends (a Flink job hung that way: docs/distributed-beam.md). On a real cluster the
     pool is a sidecar of each TaskManager, reached on its own localhost; on one host, PROCESS gives each TaskManager
     its own workers, started by the same boot.
     """
@@ -242,9 +242,9 @@ class BootedWorkers:
 
     def beam_args(self) -> list[str]:
         """PROCESS with this command, and each TaskManager (executor) keeping its SDK workers for the job's life
-        (--environment_cache_millis): without it Flink and Spark start a worker (boot, install, TensorFlow's
-        import: 15-20 s here) for many of a job's tasks, 9 a job on Flink and more than 18 for CsvExampleGen alone on
-        Spark."""
+        (--environment_cache_millis): without it the engines start a worker for many of a job's tasks (what that
+        costs: docs/benchmarks.md, Distributed Beam).
+        """
         import json
 
         command = json.dumps({"command": str(self.command)})

@@ -3,9 +3,9 @@ package docstring).
 
 Memory for these 2-core, 24 GB machines: the JobManager 1 GB, each TaskManager 2.5 GB with one slot: 256 MB of
 network buffers (8,192 of 32 KB; a batch result partition takes 64 of them rather than Flink's default 512, since a
-Beam component's job runs many at once in one slot: StatisticsGen's failed with the default) and 384 MB of task
-off-heap memory, which Beam's gRPC data plane to the SDK workers allocates its buffers from (without it, CsvExampleGen
-on the full past file failed with "OutOfMemoryError: Direct buffer memory" on two TaskManagers). The job server has
+Beam component's job runs many at once in one slot) and 384 MB of task
+off-heap memory, which Beam's gRPC data plane to the SDK workers allocates its buffers from (what failed without
+either: docs/distributed-beam.md). The job server has
 1 GB of heap. The SDK workers are processes the TaskManagers start (Beam's PROCESS environment), outside their
 memory.
 """
