@@ -1,7 +1,7 @@
 # The pipeline image, used twice:
 # - by Kubeflow Pipelines v2 / Vertex AI for every component: TFX 1.16 with this project installed, so each
 #   executor can import contract.py, transform/, trainer/, components/ and pipeline/ (and find the curated schema at
-#   /pipeline/pipeline/schema.pbtxt, the path `fraud-pipeline compile` puts in the spec by default). The compiled
+#   /pipeline/schema.pbtxt, the path `fraud-pipeline compile` puts in the spec by default). The compiled
 #   spec sets each component's command (python -m pipeline.runners.container_entrypoint, TFX's Kubeflow V2
 #   entrypoint with the input types the open-source backend leaves out), so the entrypoint below does not get in its
 #   way. `fraud-pipeline rehearse` runs those commands with this checkout standing for /pipeline;
@@ -29,13 +29,14 @@ ENV TF_USE_LEGACY_KERAS=1 \
 WORKDIR /pipeline
 # The same pinned set as local runs: what the base image already has at these versions stays as it is.
 COPY requirements.lock setup.py ./
-COPY contract.py ./
+COPY contract.py schema.pbtxt drift.pbtxt ./
+COPY compat/ compat/
 COPY pipeline/ pipeline/
 COPY components/ components/
 COPY transform/ transform/
 COPY trainer/ trainer/
 RUN pip install --no-cache-dir -c requirements.lock -e . \
-    && python -c "import apache_beam, contract, pipeline.pipeline, pipeline.runners.container_entrypoint, components.example_gen, transform.preprocessing, trainer.task; assert apache_beam.__version__ == '2.59.0', apache_beam.__version__"
+    && python -c "import apache_beam, contract, pipeline.definition.pipeline, pipeline.runners.container_entrypoint, components.example_gen, transform.preprocessing, trainer.task; assert apache_beam.__version__ == '2.59.0', apache_beam.__version__"
 
 COPY --from=beam /opt/apache/beam /opt/apache/beam
 ENTRYPOINT ["/opt/apache/beam/boot"]

@@ -8,6 +8,16 @@ import dataclasses
 import os
 
 # ----------------------------------------------------------------------------------------------------------------
+# The data contract's files, beside this module: the curated schema ImportSchemaGen brings in and ExampleValidator
+# enforces, and the drift and skew thresholds the DistributionValidator and `predict` use. Reviewed and committed.
+
+CONTRACT_DIR = os.path.dirname(os.path.abspath(__file__))
+SCHEMA_FILE = os.path.join(CONTRACT_DIR, "schema.pbtxt")
+DRIFT_FILE = os.path.join(CONTRACT_DIR, "drift.pbtxt")
+# Where the Dockerfile installs the project (its WORKDIR), so where the compiled pipeline finds these files.
+IMAGE_PROJECT_DIR = "/pipeline"
+
+# ----------------------------------------------------------------------------------------------------------------
 # Raw data.
 
 TIME = "Time"
@@ -60,7 +70,8 @@ TIME_OF_DAY_INPUTS = ("hour_sin", "hour_cos")
 SPLIT_BUCKETS = {"train": 16, "eval": 4, "test": 5}
 SPLITS = tuple(SPLIT_BUCKETS)
 # The splits the Trainer reads, and so the ones Transform writes: it fits on train and stops early on eval.
-TRAINING_SPLITS = ("train", "eval")
+TRAIN_SPLIT, EVAL_SPLIT, TEST_SPLIT = SPLITS
+TRAINING_SPLITS = (TRAIN_SPLIT, EVAL_SPLIT)
 SPLIT_SCHEMES = ("time", "random")
 # With spans (--data a folder of time-ordered spans), CsvExampleGen also writes the newest span's rows and the
 # previous span's as two more splits, for the drift comparison; nothing trains or evaluates on them.
@@ -83,9 +94,13 @@ def split_pair_dir(pair: tuple[str, str]) -> str:
 
 
 # Custom properties CsvExampleGen sets on its Examples artifact: the data files it read (relative to the input
-# folder, JSON) and their content fingerprint, half of a model's training identity (components/serving.py).
+# folder, JSON) and their content fingerprint, half of a model's training identity (components/lib/serving.py).
 DATA_FILES_PROPERTY = "data_files"
 DATA_FINGERPRINT_PROPERTY = "data_fingerprint"
+# Custom properties of ServingBaseline's Model output: whether a serving model was found, and which.
+BASELINE_FOUND_PROPERTY = "found"
+BASELINE_VERSION_PROPERTY = "serving_version"
+BASELINE_PATH_PROPERTY = "serving_path"
 
 # Files TFX 1.16 writes inside a split folder.
 STATISTICS_FILE = "FeatureStats.pb"
@@ -111,16 +126,16 @@ DECISION_OUTPUT = "decision"
 TRAINING_SUMMARY = os.path.join("assets.extra", "training_summary.json")
 OPERATING_THRESHOLD = os.path.join("assets.extra", "operating_threshold.json")
 # Written by the Pusher into each version it pushes: the data and training configuration the model came from, and
-# their hash, the model's training identity (components/serving.py).
+# their hash, the model's training identity (components/lib/serving.py).
 LINEAGE = os.path.join("assets.extra", "lineage.json")
 # The train split's statistics (StatisticsGen's, a DatasetFeatureStatisticsList): what `predict` compares each
 # scoring batch with (serving skew).
 TRAIN_STATISTICS = os.path.join("assets.extra", "train_statistics.pb")
 # TF Serving replays the PredictionLogs in this file when it loads a version, before it serves it (the Pusher writes
-# real raw examples of the eval split there; see components/warmup.py).
+# real raw examples of the eval split there; see components/pusher/warmup.py).
 WARMUP_REQUESTS = os.path.join("assets.extra", "tf_serving_warmup_requests")
 # Every other file of a pushed version with its SHA-256, written before the version appears; `predict`,
-# ServingBaseline and `rollback` check it before they load or promote a version (components/serving.py).
+# ServingBaseline and `rollback` check it before they load or promote a version (components/lib/serving.py).
 MANIFEST = os.path.join("assets.extra", "manifest.json")
 # The split the warm-up examples come from, and the model name their requests carry (docs/serving.md serves under it).
 WARMUP_SPLIT = "eval"

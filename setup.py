@@ -11,9 +11,8 @@ setup(
     # (components/, transform/, trainer/) and the orchestration around it (pipeline/ and its subpackages).
     py_modules=["contract"],
     packages=find_packages(
-        include=[f"{p}{s}" for p in ("pipeline", "components", "transform", "trainer") for s in ("", ".*")]
+        include=[f"{p}{s}" for p in ("compat", "pipeline", "components", "transform", "trainer") for s in ("", ".*")]
     ),
-    package_data={"pipeline": ["schema.pbtxt", "drift.pbtxt"]},
     # The exact versions are pinned in requirements.lock; these are the direct dependencies.
     install_requires=[
         "tfx==1.16.0",
@@ -30,6 +29,20 @@ setup(
     # playwright drives the system's Chromium in the report's browser test; mkdocs builds the documentation site;
     # uv installs the lock (scripts/bootstrap-venv), so `make lock` pins it with the rest. pytest before 9: pytest 9
     # keeps node ids where pytest-xdist 3.8 cannot add its group to them, and `make test` runs on xdist's groups.
-    extras_require={"dev": ["pytest<9", "pytest-xdist", "ruff", "playwright", "mkdocs==1.6.1", "uv", "atheris"]},
+    extras_require={
+        "dev": [
+            "pytest<9",
+            "pytest-xdist",
+            "ruff",
+            "playwright",
+            "mkdocs==1.6.1",
+            "mkdocs-material",
+            "mkdocstrings[python]",
+            # mkdocstrings 1.0 highlights code with the pymdown-extensions 10 API (12 changed Highlight's arguments).
+            "pymdown-extensions<11",
+            "uv",
+            "atheris",
+        ]
+    },
     entry_points={"console_scripts": ["fraud-pipeline=pipeline.cli:console"]},
 )

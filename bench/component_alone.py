@@ -35,7 +35,7 @@ def main() -> None:
     from ml_metadata.proto import metadata_store_pb2
     from tfx.types import artifact_utils
 
-    from pipeline import beam_workers
+    from pipeline.definition import beam_workers
 
     config = metadata_store_pb2.ConnectionConfig()
     config.sqlite.filename_uri = os.path.join(args.run_dir, "metadata.sqlite")

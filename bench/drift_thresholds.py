@@ -1,4 +1,4 @@
-"""How pipeline/drift.pbtxt's thresholds sit on real data: the divergences the DistributionValidator would measure.
+"""How drift.pbtxt's thresholds sit on real data: the divergences the DistributionValidator would measure.
 
 For each file: the test split against the train split (newest 20% vs oldest 64% by Time), consecutive spans
 (the file cut into K equal parts by Time), and the same file with V1..V4 shifted by one, two and three
@@ -25,15 +25,13 @@ import pandas as pd  # noqa: E402
 import tensorflow_data_validation as tfdv  # noqa: E402
 from google.protobuf import text_format  # noqa: E402
 from tensorflow_metadata.proto.v0 import schema_pb2  # noqa: E402
-from tfx.components.distribution_validator import executor as dv_executor  # noqa: E402
 from tfx.proto import distribution_validator_pb2  # noqa: E402
 
 import contract  # noqa: E402
+from pipeline.scoring import skew  # noqa: E402
 
-SCHEMA = text_format.Parse((ROOT / "pipeline" / "schema.pbtxt").read_text(), schema_pb2.Schema())
-CONFIG = text_format.Parse(
-    (ROOT / "pipeline" / "drift.pbtxt").read_text(), distribution_validator_pb2.DistributionValidatorConfig()
-)
+SCHEMA = text_format.Parse((ROOT / "schema.pbtxt").read_text(), schema_pb2.Schema())
+CONFIG = text_format.Parse((ROOT / "drift.pbtxt").read_text(), distribution_validator_pb2.DistributionValidatorConfig())
 SHIFTED = ("V1", "V2", "V3", "V4")
 
 
@@ -44,7 +42,7 @@ def _statistics(frame: pd.DataFrame):
 def measure(current: pd.DataFrame, baseline: pd.DataFrame) -> dict[str, tuple[float, float]]:
     """Feature -> (value, threshold), as the DistributionValidator measures current against baseline."""
     base = _statistics(baseline)
-    schema = dv_executor._make_schema_from_config(CONFIG, base)
+    schema = skew.comparators_schema(CONFIG, base, labelled=True)
     anomalies = tfdv.validate_statistics(_statistics(current), schema, previous_statistics=base)
     return {
         ".".join(i.path.step): (m.value, m.threshold) for i in anomalies.drift_skew_info for m in i.drift_measurements

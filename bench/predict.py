@@ -68,8 +68,8 @@ def ceiling(data: str, model: str, batch_size: int = 8192) -> dict:
     import pandas as pd
     import tensorflow as tf
 
-    from components.csv_contract import FEATURES
-    from pipeline import predict
+    from components.lib.csv_contract import FEATURES
+    from pipeline.scoring import predict
     from pipeline.scoring.rows import ExampleEncoder
 
     values = pd.read_csv(data, usecols=list(FEATURES))[list(FEATURES)].to_numpy()
@@ -94,7 +94,7 @@ def run_inference(data: str, model: str, to: Path) -> dict:
     from tfx_bsl.public.beam import run_inference
     from tfx_bsl.public.proto import model_spec_pb2
 
-    from pipeline import predict
+    from pipeline.scoring import predict
     from pipeline.scoring.rows import ExampleEncoder
 
     encoder = ExampleEncoder()

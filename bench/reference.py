@@ -26,7 +26,7 @@ import tf_keras as keras  # noqa: E402
 from sklearn.metrics import average_precision_score, roc_auc_score  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
-from trainer.model import keras_runs_as_written  # noqa: E402
+from compat.tensorflow import keras_runs_as_written  # noqa: E402
 from trainer.model import metrics as model_metrics  # noqa: E402
 
 
@@ -67,7 +67,7 @@ def main() -> int:
 
     t = time.monotonic()
     # As in the pipeline's Trainer, and as for the tutorial on Keras 3 by TensorFlow's own rule for keras.*: Keras's
-    # code is traced as written, not transpiled by AutoGraph first (about 30 s; trainer.model.keras_runs_as_written).
+    # code is traced as written, not transpiled by AutoGraph first (about 30 s; compat/tensorflow.py).
     keras_runs_as_written()
     keras.utils.set_random_seed(args.seed)
     pos = float(ys["train"].sum())

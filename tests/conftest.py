@@ -20,31 +20,15 @@ from tests.support import (  # noqa: E402 - after the environment is set.
     SAMPLE,
     CliRun,
     compile_spec,
+    group_of,
     read_csv_rows,
     run_cli,
+    shared_run,
     shifted_copy,
     snapshot,
+    xdist_groups,
 )
 
-# Fixtures that run the pipeline in subprocesses: minutes, so only in the e2e tier. (Compiling it takes seconds.)
-E2E_FIXTURES = {
-    "time_run",
-    "lifecycle",
-    "random_run",
-    "compare_run",
-    "drifted",
-    "replayed",
-    "flink",
-    "spark",
-    "tuned_run",
-    "rehearsed",
-}
-# `make test` runs the suite on two pytest-xdist workers (--dist loadgroup): the tests that share a session run are
-# one group, run by one worker, so each run is made once. A test that uses two runs joins the first one's group;
-# the tests of rehearsed use time_run as well, so the two are one group. The real engines' tests compare with
-# time_run too, but they are a group of their own, run one engine after the other (each takes 5-6 GB and keeps both
-# cores busy): that worker makes its own time_run, a minute, so the two long groups run at once.
-XDIST_GROUP = {"rehearsed": "time_run", "flink": "engines", "spark": "engines"}
 # The shift the drift gate must stop: V1..V4 moved by three standard deviations in the newest 36% of the
 # embedded sample's rows (its eval and test windows).
 SHIFTED = ("V1", "V2", "V3", "V4")
@@ -55,20 +39,18 @@ def pytest_collection_modifyitems(config, items):
     """Refuses a test that uses an end-to-end fixture without @pytest.mark.e2e (it would slow the fast tier), and
     puts the tests of one session run into one xdist group."""
     unmarked = []
+    groups = xdist_groups(items)
     for item in items:
-        names = set(getattr(item, "fixturenames", ()))
-        # A test parametrized by a run's name reads it with request.getfixturevalue.
-        names |= {v for v in getattr(getattr(item, "callspec", None), "params", {}).values() if isinstance(v, str)}
-        runs = sorted(E2E_FIXTURES & names)
-        if runs and item.get_closest_marker("e2e") is None:
+        group = group_of(item, groups)
+        if group and item.get_closest_marker("e2e") is None:
             unmarked.append(item.nodeid)
-        if runs:
-            item.add_marker(pytest.mark.xdist_group(XDIST_GROUP.get(runs[0], runs[0])))
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
     if unmarked:
         raise pytest.UsageError("tests that run the pipeline need @pytest.mark.e2e: " + ", ".join(unmarked))
 
 
-@pytest.fixture(scope="session")
+@shared_run()
 def time_run(tmp_path_factory) -> CliRun:
     """The fixture run end to end with the time split (the default)."""
     result = run_cli(tmp_path_factory.mktemp("time_run"), "--data", str(FIXTURE))
@@ -76,7 +58,7 @@ def time_run(tmp_path_factory) -> CliRun:
     return result
 
 
-@pytest.fixture(scope="session")
+@shared_run()
 def lifecycle(tmp_path_factory) -> dict[str, CliRun]:
     """Runs into one output folder, in order, as a team would over time:
 
@@ -121,7 +103,7 @@ def lifecycle(tmp_path_factory) -> dict[str, CliRun]:
     return {name: run_cli(output, *data, *args) for name, args in steps.items()}
 
 
-@pytest.fixture(scope="session")
+@shared_run()
 def random_run(tmp_path_factory) -> CliRun:
     """The fixture run end to end with the random (hash) split."""
     result = run_cli(tmp_path_factory.mktemp("random_run"), "--data", str(FIXTURE), "--split", "random")
@@ -129,7 +111,7 @@ def random_run(tmp_path_factory) -> CliRun:
     return result
 
 
-@pytest.fixture(scope="session")
+@shared_run()
 def compare_run(tmp_path_factory) -> dict:
     """`fraud-pipeline compare` on the fixture: its process result, output folder and compare.json."""
     output = tmp_path_factory.mktemp("compare")
@@ -143,7 +125,7 @@ def compare_run(tmp_path_factory) -> dict:
     return {"proc": proc, "output": output, "result": json.loads((output / "compare.json").read_text())}
 
 
-@pytest.fixture(scope="session")
+@shared_run()
 def drifted(tmp_path_factory) -> dict[str, CliRun]:
     """The shifted sample run twice into one folder: as is (the gate should stop it), then with --accept-drift."""
     folder = tmp_path_factory.mktemp("drifted")
@@ -155,7 +137,7 @@ def drifted(tmp_path_factory) -> dict[str, CliRun]:
     }
 
 
-@pytest.fixture(scope="session")
+@shared_run()
 def replayed(tmp_path_factory) -> dict:
     """`fraud-pipeline replay` of the fixture in 3 spans with a window of 2: its process result and replay.json."""
     output = tmp_path_factory.mktemp("replay")
@@ -221,17 +203,17 @@ def _on_engine(tmp_path_factory, engine: str) -> dict:
     return {"cluster": cluster, "run": run, "jobs": jobs, "containers": containers, "pristine": pristine}
 
 
-@pytest.fixture(scope="session")
+@shared_run(apart="engines")
 def flink(tmp_path_factory) -> dict:
     return _on_engine(tmp_path_factory, "flink")
 
 
-@pytest.fixture(scope="session")
+@shared_run(apart="engines")
 def spark(tmp_path_factory) -> dict:
     return _on_engine(tmp_path_factory, "spark")
 
 
-@pytest.fixture(scope="session")
+@shared_run()
 def rehearsed(tmp_path_factory) -> dict:
     """Compiled specs rehearsed on this machine (`fraud-pipeline rehearse`), on the fixture with default flags.
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import contract
-from pipeline import config as cfg
+from pipeline.definition import config as cfg
 
 ROOT = Path(__file__).resolve().parent.parent
 # The pipeline's components: the gate and what feeds it, then what runs only after the gate passed.
@@ -94,13 +94,13 @@ def exec_properties(component) -> dict:
 
 
 def schema_artifact(folder: Path):
-    """A Schema artifact in `folder` holding the curated schema (pipeline/schema.pbtxt)."""
+    """A Schema artifact in `folder` holding the curated schema (schema.pbtxt)."""
     from tfx.types import standard_artifacts
     from tfx.utils import io_utils
 
     schema = standard_artifacts.Schema()
     schema.uri = str(folder)
-    io_utils.copy_file(str(ROOT / "pipeline" / "schema.pbtxt"), str(folder / "schema.pbtxt"), overwrite=True)
+    io_utils.copy_file(str(ROOT / "schema.pbtxt"), str(folder / "schema.pbtxt"), overwrite=True)
     return schema
 
 
@@ -172,6 +172,9 @@ class BrowserView:
     errors: list
     failed_requests: list
     screenshot: Path
+    # The page's visible text and its first heading.
+    text: str = ""
+    heading: str = ""
 
 
 def open_in_chromium(page_path: Path, screenshot: Path) -> BrowserView:
@@ -190,9 +193,11 @@ def open_in_chromium(page_path: Path, screenshot: Path) -> BrowserView:
             page.on("requestfailed", lambda r: failed.append(r.url))
             page.goto(page_path.resolve().as_uri(), wait_until="load")
             page.screenshot(path=str(screenshot), full_page=True)
+            text = page.inner_text("body")
+            heading = page.inner_text("h1") if page.query_selector("h1") else ""
         finally:
             browser.close()
-    return BrowserView(console, errors, failed, screenshot)
+    return BrowserView(console, errors, failed, screenshot, text, heading)
 
 
 def assert_not_blank(png: Path) -> None:
@@ -268,3 +273,66 @@ def compile_spec(path: Path, target: str, *extra: str, data: str = DATA_URI, bea
     args += [f"--beam-arg={a}" for a in beam_args]
     assert cli.main(args) == 0, args
     return path
+
+
+# Fixtures that run the pipeline in subprocesses (minutes, so only in the e2e tier; compiling it takes seconds):
+# each is declared with @shared_run, which puts its name here.
+E2E_FIXTURES: set[str] = set()
+# Runs declared apart: the fixture's name -> its xdist group (see xdist_groups).
+_APART: dict[str, str] = {}
+
+
+def shared_run(apart: str | None = None, scope: str = "session"):
+    """A fixture that runs the pipeline. `make test` runs the suite on two pytest-xdist workers (--dist loadgroup):
+    the tests of one shared run are one group, run by one worker, so each run is made once; runs a test uses together
+    are one group (xdist_groups). `apart` names a group of its own for a run that must not join another's: the real
+    engines' runs (each takes gigabytes and keeps both cores busy) are one group, run one after the other, and their
+    worker makes its own time_run (a minute) so the two long groups run at once."""
+
+    def declare(function):
+        E2E_FIXTURES.add(function.__name__)
+        if apart:
+            _APART[function.__name__] = apart
+        return pytest.fixture(scope=scope)(function)
+
+    return declare
+
+
+def runs_of(item) -> set[str]:
+    """The shared runs a collected test uses (directly, through other fixtures, or by name as a parameter)."""
+    names = set(getattr(item, "fixturenames", ()))
+    # A test parametrized by a run's name reads it with request.getfixturevalue.
+    names |= {v for v in getattr(getattr(item, "callspec", None), "params", {}).values() if isinstance(v, str)}
+    return E2E_FIXTURES & names
+
+
+def xdist_groups(items) -> dict[str, str]:
+    """Each shared run's xdist group, derived from the tests: runs that one test uses together are one group (named
+    after the smallest name), a run declared apart is its declared group, whatever else the test uses."""
+    parent = {name: name for name in E2E_FIXTURES}
+
+    def root(name):
+        while parent[name] != name:
+            name = parent[name]
+        return name
+
+    for item in items:
+        joined = sorted(r for r in runs_of(item) if r not in _APART)
+        for other in joined[1:]:
+            a, b = sorted((root(joined[0]), root(other)))
+            parent[b] = a
+    return {name: _APART.get(name) or root(name) for name in E2E_FIXTURES}
+
+
+def group_of(item, groups: dict[str, str]) -> str | None:
+    """A test's xdist group: its run declared apart if it uses one, else its runs' group; None without a run."""
+    runs = sorted(runs_of(item), key=lambda r: (r not in _APART, r))
+    return groups[runs[0]] if runs else None
+
+
+def verdict_exit(run: CliRun) -> int:
+    """The exit code a run that got to its verdict must end with: 0 blessed, 4 not blessed (and completed)."""
+    from pipeline.definition import status
+
+    assert run.summary["status"] in (status.COMPLETED, status.NOT_BLESSED), run.summary["status"]
+    return status.EXIT_OK if run.summary["blessed"] else status.EXIT_NOT_BLESSED

@@ -9,8 +9,8 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
 from tfx.types import standard_artifacts
 
 import contract
-from components.anomalies_gate import AnomaliesGate
-from components.rejection import DataRejectedError
+from components.anomalies_gate.component import AnomaliesGate
+from components.lib.rejection import DataRejectedError
 
 COUNTS = {"train": (600, 100), "eval": (150, 25), "test": (190, 15)}
 
@@ -70,8 +70,12 @@ def _gate(tmp_path, counts=COUNTS, found=None, drift=0.1, accept_drift=False):
     executor.Do(inputs, {}, {**params, "code_version": ""})
 
 
-def test_good_data_goes_through(tmp_path):
-    _gate(tmp_path)
+def test_good_data_goes_through_down_to_the_minimum_and_not_one_fraud_below(tmp_path):
+    _gate(tmp_path / "good")  # raises DataRejectedError if stopped
+    at_minimum = {**COUNTS, "train": (COUNTS["train"][0], 20)}
+    _gate(tmp_path / "at-minimum", counts=at_minimum)
+    with pytest.raises(DataRejectedError, match="train"):
+        _gate(tmp_path / "below", counts={**COUNTS, "train": (COUNTS["train"][0], 19)})
 
 
 def test_an_anomaly_stops_the_run_naming_feature_and_split(tmp_path):

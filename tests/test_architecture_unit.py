@@ -7,29 +7,24 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import config as cfg
-from pipeline import fingerprint
+from pipeline.definition import config as cfg
+from pipeline.definition import fingerprint
 from tests.support import ROOT
 
 GRAPH = fingerprint.imports()
 
-# Bottom to top; a module may import modules of its own layer or below.
+# The folders, bottom to top; a module may import modules of its own layer or below. contract.py and the library
+# overrides (compat/) import nothing of the project but the contract; then the code TFX loads (each custom component
+# in its folder under components/, what they share in components/lib/, the preprocessing_fn, the trainer); then the
+# pipeline definition, reading runs back, scoring, the pages, the runners, and the command line last.
 LAYERS = (
-    ("contract",),
+    ("contract", "compat"),
     ("components", "transform", "trainer"),
-    (
-        "pipeline.config",
-        "pipeline.gates",
-        "pipeline.status",
-        "pipeline.faults",
-        "pipeline.eval_config",
-        "pipeline.pipeline",
-        "pipeline.beam_workers",
-        "pipeline.startup",
-    ),
-    ("pipeline.fingerprint", "pipeline.results"),
+    ("pipeline.definition",),
+    ("pipeline.results",),
+    ("pipeline.scoring",),
     ("pipeline.report",),
-    ("pipeline.runners", "pipeline.replay", "pipeline.predict", "pipeline.scoring", "pipeline.history"),
+    ("pipeline.runners",),
     ("pipeline.cli",),
 )
 
@@ -43,12 +38,47 @@ def _layer(module: str) -> int:
     raise AssertionError(f"{module} is in no layer; add it to LAYERS")
 
 
+def test_the_layers_are_the_folders():
+    """Every entry of LAYERS is a folder of the tree (or contract.py), and every folder of project code is in one:
+    no module sits loose in pipeline/ or components/ beside the layer folders."""
+    for prefixes in LAYERS:
+        for prefix in prefixes:
+            path = ROOT / prefix.replace(".", "/")
+            assert path.is_dir() or path.with_suffix(".py").is_file(), prefix
+    loose = [
+        str(path.relative_to(ROOT))
+        for package in ("pipeline", "components")
+        for path in (ROOT / package).glob("*.py")
+        if path.name != "__init__.py"
+    ]
+    assert loose == []
+    component_folders = {p.name for p in (ROOT / "components").iterdir() if (p / "__init__.py").is_file()}
+    assert {"lib", "example_gen", "statistics_gen", "anomalies_gate", "transform", "evaluator"} <= component_folders
+    for name in fingerprint.module_files():
+        _layer(name)  # raises for a module in no layer
+
+
+def test_components_share_only_their_library():
+    """A component's folder imports the contract, compat, components.lib and its own folder, no other component's."""
+    for module, targets in GRAPH.items():
+        parts = module.split(".")
+        if parts[0] != "components" or len(parts) < 3 or parts[1] == "lib":
+            continue
+        others = {
+            t
+            for t in targets
+            if t.startswith("components.") and not t.startswith(("components.lib", f"components.{parts[1]}"))
+        }
+        assert others == set(), module
+
+
 def test_the_graph_is_read_from_the_sources():
     # Known edges, so the checks below cannot pass on an empty graph.
     assert "contract" in GRAPH["trainer.task"]
-    assert "pipeline.pipeline" in GRAPH["pipeline.runners.local"]
+    assert "compat.tfma" in GRAPH["components.evaluator.component"]
+    assert "pipeline.definition.pipeline" in GRAPH["pipeline.runners.local"]
     assert "pipeline.runners.local" in GRAPH["pipeline.cli.local"]  # lazy imports count
-    assert "pipeline.report.run_page" in GRAPH["pipeline.cli.printing"]
+    assert "pipeline.runners.finish" in GRAPH["pipeline.runners.local"]
     assert len(GRAPH) > 30
 
 
@@ -120,11 +150,12 @@ def test_the_contract_imports_nothing_from_the_project_and_nothing_heavy():
     assert imported <= {"dataclasses", "os"}
 
 
-@pytest.mark.parametrize("package", ["components", "transform", "trainer"])
-def test_user_code_imports_only_the_contract_and_its_own_package(package):
+@pytest.mark.parametrize("package", ["components", "transform", "trainer", "compat"])
+def test_user_code_imports_only_the_contract_the_overrides_and_its_own_package(package):
+    allowed = {"contract"} | ({"compat"} if package != "compat" else set())
     for module, targets in GRAPH.items():
         if module.split(".")[0] == package:
-            others = {t for t in targets if t != "contract" and t.split(".")[0] != package}
+            others = {t for t in targets if t.split(".")[0] not in allowed | {package}}
             assert others == set(), module
 
 
@@ -148,50 +179,73 @@ def test_test_modules_import_no_other_test_module():
 
 def test_each_component_is_fingerprinted_with_the_modules_it_loads():
     loaded = {c: fingerprint.component_closure(m, GRAPH) for c, m in cfg.COMPONENT_CODE.items()}
-    assert loaded[cfg.EXAMPLE_GEN] == {
+    packages = {"components", "components.lib"}
+    assert loaded[cfg.EXAMPLE_GEN] == packages | {
         "contract",
-        "components",
-        "components.csv_contract",
+        "compat",
+        "compat.beam",
         "components.example_gen",
         "components.example_gen.executor",
         "components.example_gen.inputs",
         "components.example_gen.records",
         "components.example_gen.time_split",
-        "components.rejection",
-        "components.serving",
-        "components.spans",
+        "components.lib.csv_contract",
+        "components.lib.rejection",
+        "components.lib.serving",
+        "components.lib.spans",
     }
-    assert loaded[cfg.GATE] == {
+    assert loaded[cfg.GATE] == packages | {
         "contract",
-        "components",
         "components.anomalies_gate",
-        "components.drift",
-        "components.rejection",
-        "components.serving",
+        "components.anomalies_gate.component",
+        "components.lib.drift",
+        "components.lib.rejection",
+        "components.lib.serving",
     }
-    assert loaded[cfg.STATISTICS_GEN] == {"components", "components.statistics_gen", "components.examples_io"}
-    # The serving baseline's module holds the Evaluator too, and the code the Evaluator runs: one fingerprint.
-    assert loaded[cfg.SERVING_BASELINE] == {
+    assert loaded[cfg.STATISTICS_GEN] == packages | {
+        "compat",
+        "compat.tfdv",
+        "components.statistics_gen",
+        "components.statistics_gen.component",
+        "components.lib.examples_io",
+    }
+    # ServingBaseline's code and the Evaluator's (its extractors and the metric classes its EvalConfig names): one
+    # fingerprint, since the Evaluator has none of its own and re-runs when ServingBaseline's output changes.
+    assert loaded[cfg.SERVING_BASELINE] == packages | {
         "contract",
-        "components",
-        "components.serving",
+        "compat",
+        "compat.tfma",
+        "components.lib.serving",
         "components.serving_baseline",
-        "components.tfma_extractors",
-        "components.tfma_metrics",
+        "components.serving_baseline.component",
+        "components.evaluator",
+        "components.evaluator.component",
+        "components.evaluator.extractors",
     }
-    card = {"components.model_card", "components.tfma_results", "components.drift"}
-    assert loaded[cfg.PUSHER] == loaded[cfg.SERVING_BASELINE] | card | {"components.pusher", "components.warmup"}
-    # Transform: the preprocessing_fn and the executor that reads its examples.
-    assert loaded[cfg.TRANSFORM] == {
+    assert loaded[cfg.PUSHER] == packages | {
         "contract",
+        "components.pusher",
+        "components.pusher.component",
+        "components.pusher.model_card",
+        "components.pusher.warmup",
+        "components.lib.drift",
+        "components.lib.serving",
+        "components.lib.tfma_results",
+    }
+    # Transform: the preprocessing_fn and the executor that reads its examples.
+    assert loaded[cfg.TRANSFORM] == packages | {
+        "contract",
+        "compat",
+        "compat.tfx_transform",
         "transform",
         "transform.preprocessing",
-        "components",
         "components.transform",
-        "components.examples_io",
+        "components.transform.component",
+        "components.lib.examples_io",
     }
     assert {
         "contract",
+        "compat.tensorflow",
         "trainer.task",
         "trainer.model",
         "trainer.threshold",
@@ -223,26 +277,34 @@ def project_copy(tmp_path_factory):
     ("edited", "changed"),
     [
         ("components/example_gen/records.py", {cfg.EXAMPLE_GEN}),
-        ("components/csv_contract.py", {cfg.EXAMPLE_GEN}),
-        ("components/anomalies_gate.py", {cfg.GATE}),
+        ("components/lib/csv_contract.py", {cfg.EXAMPLE_GEN}),
+        ("components/anomalies_gate/component.py", {cfg.GATE}),
         (
             "components/__init__.py",
             {cfg.EXAMPLE_GEN, cfg.STATISTICS_GEN, cfg.GATE, cfg.TRANSFORM, cfg.SERVING_BASELINE, cfg.PUSHER},
         ),
-        ("components/statistics_gen.py", {cfg.STATISTICS_GEN}),
-        ("components/examples_io.py", {cfg.STATISTICS_GEN, cfg.TRANSFORM}),
-        ("components/transform.py", {cfg.TRANSFORM}),
-        ("components/rejection.py", {cfg.EXAMPLE_GEN, cfg.GATE}),
-        ("components/spans.py", {cfg.EXAMPLE_GEN}),
-        ("components/drift.py", {cfg.GATE, cfg.PUSHER}),
-        ("components/pusher.py", {cfg.PUSHER}),
-        ("components/serving_baseline.py", {cfg.SERVING_BASELINE, cfg.PUSHER}),
-        ("components/serving.py", {cfg.EXAMPLE_GEN, cfg.GATE, cfg.SERVING_BASELINE, cfg.PUSHER}),
-        ("components/warmup.py", {cfg.PUSHER}),
+        ("components/statistics_gen/component.py", {cfg.STATISTICS_GEN}),
+        ("components/lib/examples_io.py", {cfg.STATISTICS_GEN, cfg.TRANSFORM}),
+        ("components/transform/component.py", {cfg.TRANSFORM}),
+        ("components/lib/rejection.py", {cfg.EXAMPLE_GEN, cfg.GATE}),
+        ("components/lib/spans.py", {cfg.EXAMPLE_GEN}),
+        ("components/lib/drift.py", {cfg.GATE, cfg.PUSHER}),
+        ("components/pusher/component.py", {cfg.PUSHER}),
+        ("components/serving_baseline/component.py", {cfg.SERVING_BASELINE}),
+        ("components/evaluator/extractors.py", {cfg.SERVING_BASELINE}),
+        ("compat/tfma.py", {cfg.SERVING_BASELINE}),
+        (
+            "compat/__init__.py",
+            {cfg.EXAMPLE_GEN, cfg.STATISTICS_GEN, cfg.TRANSFORM, cfg.TUNER, cfg.TRAINER, cfg.SERVING_BASELINE},
+        ),
+        ("compat/tensorflow.py", {cfg.TUNER, cfg.TRAINER}),
+        ("components/lib/serving.py", {cfg.EXAMPLE_GEN, cfg.GATE, cfg.SERVING_BASELINE, cfg.PUSHER}),
+        ("components/pusher/warmup.py", {cfg.PUSHER}),
         ("transform/preprocessing.py", {cfg.TRANSFORM}),
         ("trainer/model.py", {cfg.TUNER, cfg.TRAINER}),
         ("trainer/tuning.py", {cfg.TUNER, cfg.TRAINER}),
         ("contract.py", set(cfg.COMPONENT_CODE) - {cfg.STATISTICS_GEN}),  # statistics follow the schema, not it
+        ("pipeline/definition/pipeline.py", set()),
         ("pipeline/report/figures.py", set()),
     ],
 )
@@ -266,7 +328,7 @@ def test_the_paths_do_not_count_only_names_and_contents(project_copy):
 
 
 def test_every_fingerprint_reaches_its_components_properties():
-    from pipeline.pipeline import create_pipeline  # TFX
+    from pipeline.definition.pipeline import create_pipeline  # TFX
 
     versions = {c: f"v-{c}" for c in cfg.COMPONENT_CODE}
     config = cfg.PipelineConfig(
@@ -304,9 +366,9 @@ def _loaded_in_a_fresh_interpreter(imports: str, names: tuple[str, ...]) -> list
     return ast.literal_eval(proc.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("module", ["pipeline.predict", "pipeline.replay", "pipeline.cli"])
+@pytest.mark.parametrize("module", ["pipeline.scoring.predict", "pipeline.runners.replay", "pipeline.cli"])
 def test_scoring_replay_and_the_command_line_start_without_the_pipelines_stack(module):
-    """predict and replay read CSV through components.csv_contract alone; the CLI imports the stack only once a
+    """predict and replay read CSV through components.lib.csv_contract alone; the CLI imports the stack only once a
     command needs it. Checked in a fresh interpreter, where nothing else has imported it first."""
     heavy = ("apache_beam", "tfx", "tensorflow_model_analysis", "tensorflow_transform", "tensorflow")
     assert _loaded_in_a_fresh_interpreter(module, heavy) == []

@@ -5,7 +5,7 @@ import os
 import pytest
 
 import contract
-from pipeline import status
+from pipeline.definition import status
 from tests.support import (
     FIXTURE,
     UPSTREAM_OF_TRAINING,

@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import cli, startup, status
+from compat import importlib_metadata
+from pipeline import cli
 from pipeline.cli import cluster as cluster_cli
 from pipeline.cli import data as cli_data
 from pipeline.cli import local as local_cli
 from pipeline.cli import scoring as scoring_cli
+from pipeline.definition import startup, status
 from pipeline.runners import container_entrypoint
 from tests.support import CLI, ROOT
 
@@ -57,7 +59,7 @@ def test_the_installed_distributions_are_read_once_per_command(monkeypatch, tmp_
     from importlib import metadata
 
     called = []
-    monkeypatch.setattr(startup, "scan_installed_distributions_once", lambda: called.append(1))
+    monkeypatch.setattr(importlib_metadata, "scan_installed_distributions_once", lambda: called.append(1))
     cli.main(["report", "--output", str(tmp_path)])  # a usage error (no run there), after the start-up
     assert called == [1]
     monkeypatch.undo()
@@ -65,11 +67,11 @@ def test_the_installed_distributions_are_read_once_per_command(monkeypatch, tmp_
     original = metadata.packages_distributions
     reads = []
     monkeypatch.setattr(metadata, "packages_distributions", lambda: reads.append(1) or original())
-    startup.scan_installed_distributions_once()
+    importlib_metadata.scan_installed_distributions_once()
     first = metadata.packages_distributions()
     first["tfx"].append("changed by a caller")
     second = metadata.packages_distributions()
-    startup.scan_installed_distributions_once()  # a second main() in the same process does not wrap it again
+    importlib_metadata.scan_installed_distributions_once()  # a second main() in the same process does not wrap it again
     assert metadata.packages_distributions() == second == original()
     assert "tfx" in second["tfx"] and "changed by a caller" not in second["tfx"]
     assert len(reads) == 1
@@ -94,7 +96,7 @@ def test_the_stack_is_imported_without_the_collector_and_left_out_of_later_colle
         local_cli._run: "from pipeline.runners.local import run",
         local_cli._compare: "from pipeline.runners.local import compare",
         cluster_cli._compile: "from pipeline.runners.kubeflow import compile_spec",
-        scoring_cli._predict: "from pipeline import predict as predict_lib",
+        scoring_cli._predict: "from pipeline.scoring import predict as predict_lib",
         # Every task of a compiled spec (and of a rehearsal) is a process of its own that imports the stack.
         container_entrypoint.tfx_entrypoint: "from tfx.orchestration.kubeflow.v2.container import",
     }
@@ -154,17 +156,11 @@ def test_find_python_names_what_it_looked_for(tmp_path):
     assert "python3.10 /usr/bin/python3.10" in proc.stderr and "PYTHON=" in proc.stderr
 
 
-def test_the_command_line_loads_without_tensorflow():
-    # --help and usage errors answer at once: TensorFlow and TFX load only when a run starts.
-    code = "import sys, pipeline.cli; sys.exit(any(m.split('.')[0] in ('tensorflow', 'tfx') for m in sys.modules))"
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
-
-
 def test_compare_trains_each_candidate_with_its_change_to_the_flags():
     import json
 
-    from pipeline import config as cfg
-    from pipeline.pipeline import create_compare_pipeline  # TFX
+    from pipeline.definition import config as cfg
+    from pipeline.definition.pipeline import create_compare_pipeline  # TFX
     from trainer.hparams import CANDIDATES, HParams
 
     config = cfg.PipelineConfig(
@@ -186,8 +182,8 @@ def test_compare_trains_each_candidate_with_its_change_to_the_flags():
 
 _UNCOMPILED = """
 import importlib, importlib.util, json, os, sys, sysconfig
-from pipeline import config as cfg
-from pipeline.pipeline import create_compare_pipeline, create_pipeline
+from pipeline.definition import config as cfg
+from pipeline.definition.pipeline import create_compare_pipeline, create_pipeline
 from trainer.hparams import CANDIDATES
 import pipeline.runners.local, pipeline.cli.local, trainer.task, transform.preprocessing
 config = cfg.PipelineConfig(pipeline_root="/r", serving_dir="/s", data_root="/d", data_pattern="*.csv",

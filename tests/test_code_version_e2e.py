@@ -8,20 +8,20 @@ import sys
 
 import pytest
 
-from pipeline import config as cfg
+from pipeline.definition import config as cfg
 from tests.support import FIXTURE, ROOT, executions_per_node
 
 pytestmark = pytest.mark.e2e
 
 
 def test_an_edited_gate_re_runs_the_gate_and_nothing_else(time_run, tmp_path):
-    # The user code as it would be after an edit: a copy of components/ (and what it imports) whose gate module
-    # changed, put first on the path. pipeline/ itself still comes from the installed project.
+    # The user code as it would be after an edit: a copy of the packages TFX loads whose gate module changed, put
+    # first on the path. pipeline/ and the contract (with the schema and thresholds beside it, whose paths are part
+    # of ImportSchemaGen's and the DistributionValidator's properties) still come from the installed project.
     code = tmp_path / "code"
-    for name in ("components", "transform", "trainer"):
+    for name in ("compat", "components", "transform", "trainer"):
         shutil.copytree(ROOT / name, code / name, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "contract.py", code / "contract.py")
-    with open(code / "components" / "anomalies_gate.py", "a") as f:
+    with open(code / "components" / "anomalies_gate" / "component.py", "a") as f:
         f.write("\n# an edit that changes no behaviour\n")
     # A copy of the time run's output folder, so the other tests' run stays as it was.
     output = tmp_path / "output"

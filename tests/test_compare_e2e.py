@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from pipeline.config import compare_node_ids
+from pipeline.definition.config import compare_node_ids
 from tests.support import FIGURE, NUMBER, at, executions_per_node
 from trainer.hparams import STRATEGIES
 

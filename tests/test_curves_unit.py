@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
-from pipeline.report.curves import curves, operating_points
+from pipeline.scoring.curves import curves, operating_points
 from trainer.threshold import confusion, precision_recall
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import cli
-from tests.support import ROOT
+from tests.support import ROOT, assert_not_blank, open_in_chromium
 
 DOCS = ROOT / "docs"
 PAGES = sorted(DOCS.glob("*.md"))
@@ -31,16 +31,42 @@ def documented_commands(text: str) -> list[str]:
 COMMANDS = [(page.name, c) for page in [*PAGES, ROOT / "README.md"] for c in documented_commands(page.read_text())]
 
 
-def test_the_site_builds_with_strict_links(tmp_path):
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """The site built with --strict: a broken link, anchor or docstring reference fails the build."""
+    folder = tmp_path_factory.mktemp("site")
     proc = subprocess.run(
-        [str(Path(sys.executable).parent / "mkdocs"), "build", "--strict", "-d", str(tmp_path / "site")],
+        [str(Path(sys.executable).parent / "mkdocs"), "build", "--strict", "-d", str(folder)],
         capture_output=True,
         text=True,
         cwd=ROOT,
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert (tmp_path / "site" / "kubeflow-vertex" / "index.html").is_file()
+    return folder
+
+
+def test_the_site_builds_with_strict_links(site):
+    assert (site / "kubeflow-vertex" / "index.html").is_file()
+    assert (site / "tutorial" / "index.html").is_file()
+
+
+@pytest.mark.parametrize(
+    ("page", "heading", "shown"),
+    [
+        ("index.html", "fraud-pipeline", "Tutorial"),
+        ("tutorial/index.html", "Tutorial: from a clone to a daily schedule", "make run"),
+        # Generated from the docstrings: the config's own words and create_pipeline's.
+        ("reference/pipeline/index.html", "The pipeline definition", "Everything create_pipeline needs"),
+        ("reference/compat/index.html", "Library overrides", "written against"),
+    ],
+)
+def test_a_few_pages_open_in_chromium(site, page, heading, shown, tmp_path):
+    view = open_in_chromium(site / page, tmp_path / "page.png")
+    assert view.errors == [], view.errors
+    assert view.heading.strip().rstrip("¶").strip() == heading
+    assert shown in view.text
+    assert_not_blank(view.screenshot)
 
 
 def test_the_docs_show_commands():

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 import contract
-from pipeline import config as cfg
+from pipeline.definition import config as cfg
 from tests.support import ROOT, CliRun, raw_examples, trainer_rows
 
 ENGINES = ["flink", "spark"]
@@ -36,7 +36,7 @@ def _files(run: CliRun, component: str, output: str, split: str) -> list[str]:
 def _statistics(run: CliRun, split: str) -> tuple[dict, dict]:
     """A split's statistics by feature (the order of the features in the file is the order they were merged in),
     and apart each numeric feature's mean and standard deviation: float sums whose last bits depend on how the rows
-    were batched (on the direct runner StatisticsGen computes in process: components/statistics_gen.py)."""
+    were batched (on the direct runner StatisticsGen computes in process: components/statistics_gen/component.py)."""
     from tensorflow_metadata.proto.v0 import statistics_pb2
 
     (path,) = _files(run, cfg.STATISTICS_GEN, "statistics", split)

@@ -11,10 +11,10 @@ import tensorflow as tf
 from tfx.types import artifact_utils, standard_artifacts
 
 import contract
-from components import serving
 from components.example_gen.component import CsvExampleGen
 from components.example_gen.executor import Executor
-from components.rejection import DataRejectedError
+from components.lib import serving
+from components.lib.rejection import DataRejectedError
 from tests.support import FIXTURE, exec_properties, read_csv_rows, write_csv_rows
 
 

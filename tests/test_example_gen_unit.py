@@ -6,9 +6,9 @@ import pytest
 import tensorflow as tf
 
 import contract
-from components import csv_contract
 from components.example_gen import component, inputs, records, time_split
-from components.rejection import DataRejectedError
+from components.lib import csv_contract
+from components.lib.rejection import DataRejectedError
 
 
 def test_time_cuts_fall_at_the_cumulative_shares():

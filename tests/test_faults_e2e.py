@@ -14,9 +14,9 @@ import time
 import pytest
 
 import contract
-from components import serving
-from pipeline import config as cfg
-from pipeline import status
+from components.lib import serving
+from pipeline.definition import config as cfg
+from pipeline.definition import status
 from tests.support import CLI, FIXTURE, UPSTREAM_OF_TRAINING, read_csv_rows, run_cli, snapshot
 
 pytestmark = pytest.mark.e2e
@@ -47,7 +47,12 @@ def test_a_run_killed_in_the_trainer_resumes_from_the_cache(tmp_path):
         for line in proc.stderr:
             if f"running {cfg.TRAINER}" in line:
                 break
-        time.sleep(1.0)
+        # Killed once the Trainer's execution has its output folder: it is registered and running.
+        trainer_outputs = output / "tfx" / cfg.TRAINER
+        deadline = time.monotonic() + 120
+        while not trainer_outputs.is_dir() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert trainer_outputs.is_dir(), "the Trainer never started"
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)

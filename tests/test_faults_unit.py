@@ -10,8 +10,9 @@ import sqlite3
 
 import pytest
 
-from components import serving
-from pipeline import cli, faults, status
+from components.lib import serving
+from pipeline import cli
+from pipeline.definition import faults, status
 from tests.support import FIXTURE
 
 
@@ -228,7 +229,7 @@ def test_predict_to_a_folder_that_does_not_exist_is_a_usage_error_before_scoring
 
 
 def test_predict_passes_over_an_incomplete_newest_version_and_names_it(tmp_path):
-    from pipeline import predict
+    from pipeline.scoring import predict
 
     base = tmp_path / "serving"
     for version in (1, 2):

@@ -6,8 +6,8 @@ import pytest
 import tensorflow_model_analysis as tfma
 
 import contract
-from components.tfma_results import CHANGE_KIND
-from pipeline import status
+from components.lib.tfma_results import CHANGE_KIND
+from pipeline.definition import status
 from tests.support import ALL_COMPONENTS, raw_examples
 
 pytestmark = pytest.mark.e2e

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from pipeline.eval_config import eval_config
-from pipeline.gates import GateConfig
+from pipeline.definition.eval_config import eval_config
+from pipeline.definition.gates import GateConfig
 
 
 def test_gates_apply_to_the_overall_slice_only():

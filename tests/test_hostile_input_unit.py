@@ -15,12 +15,14 @@ from pathlib import Path
 import pytest
 
 import contract
-from components import csv_contract, model_card, serving
-from components.rejection import DataRejectedError
-from pipeline import cli, faults
-from pipeline import status as st
+from components.lib import csv_contract, serving
+from components.lib.rejection import DataRejectedError
+from components.pusher import model_card
+from pipeline import cli
 from pipeline.cli.data import data_files, data_input, split_data_path
 from pipeline.cli.flags import UsageError
+from pipeline.definition import faults
+from pipeline.definition import status as st
 from pipeline.report import history_page
 from pipeline.scoring import destination, rows
 
@@ -65,9 +67,9 @@ def _bounded_run(code: str, tmp_path) -> subprocess.CompletedProcess:
 def test_a_long_line_is_refused_as_data_by_every_reader_with_memory_bounded(make, words, tmp_path):
     code = f"""
 import gzip, glob
-from components import csv_contract
+from components.lib import csv_contract
 from components.example_gen import records
-from components.rejection import DataRejectedError
+from components.lib.rejection import DataRejectedError
 from pipeline.scoring import rows
 HEADER, ROW = {HEADER!r}, {ROW!r}
 {make}
@@ -367,7 +369,7 @@ def test_a_version_whose_files_changed_after_the_push_is_refused_naming_the_file
 
 
 def test_the_pusher_writes_the_manifest_before_saved_model_and_syncs(tmp_path, monkeypatch):
-    from components import pusher
+    from components.pusher import component as pusher
 
     model = tmp_path / "model"
     (model / "variables").mkdir(parents=True)
@@ -420,7 +422,7 @@ def test_rehearse_says_a_spec_is_code():
 
 
 def test_a_push_renames_its_version_only_when_no_rollback_holds_the_folder(tmp_path):
-    from components import pusher
+    from components.pusher import component as pusher
 
     model = tmp_path / "model"
     (model / "variables").mkdir(parents=True)
@@ -432,8 +434,13 @@ def test_a_push_renames_its_version_only_when_no_rollback_holds_the_folder(tmp_p
     with serving.locked(str(base)):
         worker = threading.Thread(target=lambda: pushed.append(pusher.push(str(model), str(base), clock=lambda: 9)))
         worker.start()
-        time.sleep(1.0)
-        assert not pushed and serving.versions(str(base)) == []  # copied into staging, not renamed yet
+        # Wait for the staging copy to be complete (its saved_model.pb written), then the push waits on the lock.
+        deadline = time.monotonic() + 60
+        while not list(base.glob(f"{pusher.STAGING_PREFIX}*/variables/variables.index")):
+            assert time.monotonic() < deadline, "the push never staged its copy"
+            time.sleep(0.01)
+        worker.join(0.5)
+        assert worker.is_alive() and not pushed and serving.versions(str(base)) == []  # staged, not renamed yet
     worker.join(10)
     assert pushed[0][0] == "9" and serving.versions(str(base)) == [9]
 

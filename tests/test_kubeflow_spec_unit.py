@@ -9,8 +9,8 @@ import yaml
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from pipeline import config as cfg
-from pipeline.config import DATA_ROOT_PARAMETER, PipelineConfig
+from pipeline.definition import config as cfg
+from pipeline.definition.config import DATA_ROOT_PARAMETER, PipelineConfig
 from pipeline.runners import kfp_backend
 from pipeline.runners.container_entrypoint import COMMAND
 from pipeline.runners.kubeflow import UNCACHED_TASKS
@@ -27,14 +27,14 @@ def _spec(compiled, target) -> pipeline_spec_pb2.PipelineSpec:
 
 def _local_dependencies() -> dict:
     """Component id -> ids it depends on, in the pipeline create_pipeline builds for Kubeflow."""
-    from pipeline.pipeline import create_pipeline  # TFX: only in the tests that build the pipeline
+    from pipeline.definition.pipeline import create_pipeline  # TFX: only in the tests that build the pipeline
 
     config = PipelineConfig(
         pipeline_root=ROOT_URI,
         serving_dir=ROOT_URI + "/serving",
         data_root=DATA_URI,
         data_pattern="*.csv*",
-        schema_path="/pipeline/pipeline/schema.pbtxt",
+        schema_path="/pipeline/schema.pbtxt",
         example_gen_driver=False,
         runtime_data_root=True,
     )

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from components import model_card
+from components.pusher import model_card
 
 
 def test_the_wilson_interval_has_its_textbook_value():

@@ -8,9 +8,9 @@ import pytest
 from sklearn.metrics import average_precision_score
 
 import contract
-from components.csv_contract import FEATURES
+from components.lib.csv_contract import FEATURES
 from pipeline import cli
-from pipeline import status as st
+from pipeline.definition import status as st
 from pipeline.scoring import outcomes as outcomes_lib
 from pipeline.scoring import record as record_lib
 from pipeline.scoring.rows import Batch

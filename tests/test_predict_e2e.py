@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import contract
-from pipeline import status as st
+from pipeline.definition import status as st
 from tests.support import CLI, raw_examples, shifted_copy
 
 

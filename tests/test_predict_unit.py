@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import contract
-from components import csv_contract
-from components.rejection import DataRejectedError
-from pipeline import predict
+from components.lib import csv_contract
+from components.lib.rejection import DataRejectedError
+from pipeline.scoring import predict
 from pipeline.scoring import rows as rows_lib
 from tests.support import CLI
 

@@ -6,7 +6,8 @@ import threading
 import pytest
 from tfx.dsl.io import fileio
 
-from components import pusher, serving
+from components.lib import serving
+from components.pusher import component as pusher
 
 FILES = ("saved_model.pb", "fingerprint.pb", "variables/variables.index", "variables/variables.data-00000-of-00001")
 

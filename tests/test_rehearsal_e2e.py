@@ -18,7 +18,7 @@ import tensorflow as tf
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
 import contract
-from pipeline import status as st
+from pipeline.definition import status as st
 from tests.support import CLI, FIXTURE, raw_examples, trainer_rows
 
 pytestmark = pytest.mark.e2e

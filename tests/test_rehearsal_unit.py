@@ -20,7 +20,7 @@ def test_cloud_uris_and_the_image_layout_are_mapped_onto_this_machine(tmp_path):
     mapping = rehearsal.Mapping(root=tmp_path / "root", checkout=tmp_path / "src")
     assert mapping.text("gs://bucket/a/b") == f"{tmp_path}/root/gcs/bucket/a/b"
     assert mapping.text("s3://bucket/a") == f"{tmp_path}/root/s3/bucket/a"
-    assert mapping.text("/pipeline/pipeline/schema.pbtxt") == f"{tmp_path}/src/pipeline/schema.pbtxt"
+    assert mapping.text("/pipeline/schema.pbtxt") == f"{tmp_path}/src/schema.pbtxt"
     assert mapping.text("--setup_file=/pipeline/setup.py") == f"--setup_file={tmp_path}/src/setup.py"
     # Inside JSON text too (a push destination), and nothing else is touched.
     assert (

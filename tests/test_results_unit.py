@@ -6,11 +6,11 @@ import pytest
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
 import contract
-from components.anomalies_gate import read_anomalies
-from components.rejection import DataRejectedError, count_problems, describe, describe_counts
-from pipeline import config as cfg
-from pipeline import status as st
-from pipeline.gates import GateConfig
+from components.anomalies_gate.component import read_anomalies
+from components.lib.rejection import DataRejectedError, count_problems, describe, describe_counts
+from pipeline.definition import config as cfg
+from pipeline.definition import status as st
+from pipeline.definition.gates import GateConfig
 from pipeline.results.evaluation import CHANGE_KIND, gate_results
 from pipeline.results.metadata import NodeRun
 from pipeline.results.verdict import compare_verdict, rejection, run_verdict

@@ -13,8 +13,9 @@ import tensorflow as tf
 from tfx.types import standard_artifacts
 
 import contract
-from components import pusher, serving
-from components.serving_baseline import FOUND, SERVING_VERSION, ServingBaseline
+from components.lib import serving
+from components.pusher import component as pusher
+from components.serving_baseline.component import FOUND, SERVING_VERSION, ServingBaseline
 
 CONFIG = json.dumps({"hparams": {"units": 16}})
 
@@ -125,7 +126,7 @@ def test_serving_baseline_refuses_a_baseline_whose_files_changed_and_the_verdict
     import datetime
 
     from contract import OutputLayout
-    from pipeline import status as st
+    from pipeline.definition import status as st
     from pipeline.results.summary import Executed, _environment, _unverified
     from pipeline.results.verdict import Verdict
 

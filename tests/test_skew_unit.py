@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import contract
-from components.csv_contract import FEATURES
+from components.lib.csv_contract import FEATURES
 from pipeline.cli.build import DRIFT_CONFIG_PATH, SCHEMA_PATH
 from pipeline.scoring import skew
 

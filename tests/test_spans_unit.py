@@ -4,9 +4,10 @@ import gzip
 
 import pytest
 
-from components import spans
-from pipeline import cli, replay
+from components.lib import spans
+from pipeline import cli
 from pipeline.cli import data as cli_data
+from pipeline.runners import replay
 from tests.support import FIXTURE, read_csv_rows
 
 

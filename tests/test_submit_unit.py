@@ -11,7 +11,7 @@ import threading
 import pytest
 import yaml
 
-from pipeline.config import DATA_ROOT_PARAMETER
+from pipeline.definition.config import DATA_ROOT_PARAMETER
 from tests.support import CLI, ROOT_URI
 
 NEW_DATA = "gs://demo-bucket/fraud/next-month"

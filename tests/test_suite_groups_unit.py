@@ -93,3 +93,27 @@ def test_the_tests_of_one_shared_run_run_on_one_worker_and_the_run_is_made_once(
     worker = {p.name[len("ran-") :]: p.read_text() for p in where.glob("ran-*")}
     assert worker["a"] == worker["b"] == worker["c"]  # time_run's group takes the rehearsal's tests too
     assert len({worker[f"d{n}"] for n in range(4)} | {worker["e"]}) == 1
+
+
+def test_the_groups_are_derived_from_the_runs_the_tests_use_together():
+    """No hand-kept map: runs one test uses together share a group, a run declared apart keeps its own."""
+    from types import SimpleNamespace
+
+    from tests import conftest  # noqa: F401 - declares the project's shared runs
+    from tests.support import E2E_FIXTURES, group_of, xdist_groups
+
+    assert {"time_run", "rehearsed", "lifecycle", "flink", "spark"} <= E2E_FIXTURES
+    items = [
+        SimpleNamespace(fixturenames=["rehearsed", "time_run", "tmp_path"]),
+        SimpleNamespace(fixturenames=["flink", "time_run"]),
+        SimpleNamespace(fixturenames=["lifecycle"]),
+        SimpleNamespace(fixturenames=["request"], callspec=SimpleNamespace(params={"engine": "spark"})),
+        SimpleNamespace(fixturenames=["tmp_path"]),
+    ]
+    groups = xdist_groups(items)
+    assert groups["rehearsed"] == groups["time_run"] != groups["lifecycle"]
+    assert groups["flink"] == groups["spark"] == "engines" != groups["time_run"]
+    assert [group_of(item, groups) for item in items] == [groups["time_run"], "engines", "lifecycle", "engines", None]
+    # Without the test that uses both, the rehearsal and time_run are groups of their own.
+    alone = xdist_groups(items[2:])
+    assert alone["rehearsed"] != alone["time_run"]

@@ -8,9 +8,9 @@ import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis import constants
 from tensorflow_model_analysis.metrics import metric_types
 
-from components import tfma_metrics
-from pipeline.eval_config import eval_config
-from pipeline.gates import GateConfig
+from compat import tfma as tfma_metrics
+from pipeline.definition.eval_config import eval_config
+from pipeline.definition.gates import GateConfig
 
 PAIRS = [
     (tfma.metrics.ExampleCount(), tfma_metrics.FastExampleCount()),

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import contract
-from pipeline.report import scoring
+from pipeline.scoring import splits as scoring
 from trainer.hparams import ThresholdPolicy
 from trainer.threshold import confusion, precision_lower_bound, sweep
 

@@ -8,6 +8,7 @@ import pytest
 import tf_keras as keras
 
 import contract
+from compat import tensorflow as tensorflow_compat
 from trainer import model as model_lib
 from trainer import task
 from trainer.hparams import HParams
@@ -93,12 +94,12 @@ def test_zeroed_hidden_layer_gives_sigmoid_of_the_bias():
 
 def test_autograph_leaves_keras_code_as_written_and_converts_ours():
     """The first fit of a process does not transpile tf_keras's train, test and metric code (about 30 s a Trainer,
-    trainer.model.keras_runs_as_written); the project's own functions are still AutoGraph's to convert."""
+    compat.tensorflow.keras_runs_as_written); the project's own functions are still AutoGraph's to convert."""
     from tensorflow.python.autograph.core import config as autograph_config
     from tensorflow.python.autograph.impl import conversion
 
     model_lib.build_model(HParams(), 0.0)
-    model_lib.keras_runs_as_written()
+    tensorflow_compat.keras_runs_as_written()
     assert conversion.is_allowlisted(keras.Model.train_step)
     assert conversion.is_allowlisted(keras.metrics.AUC.update_state)
     assert not conversion.is_allowlisted(model_lib.stacked)

@@ -17,14 +17,14 @@ from tfx.types import artifact_utils, channel, standard_artifacts
 from tfx_bsl.coders import example_coder
 
 import contract
-from components import examples_io
-from components import transform as transform_module
 from components.example_gen.component import CsvExampleGen
 from components.example_gen.executor import Executor as ExampleGenExecutor
-from pipeline import config as cfg
+from components.lib import examples_io
+from components.transform import component as transform_module
+from pipeline.definition import config as cfg
 from tests.support import FIXTURE, ROOT, exec_properties, schema_artifact
 
-SCHEMA_FILE = ROOT / "pipeline" / "schema.pbtxt"
+SCHEMA_FILE = ROOT / "schema.pbtxt"
 SCHEMA = text_format.Parse(SCHEMA_FILE.read_text(), schema_pb2.Schema())
 
 
@@ -60,13 +60,14 @@ def _transform(executor_class, examples, tmp_path, name):
 
 @pytest.mark.against_tfx
 def test_the_graph_transforms_every_example_as_tfx_executors_does(examples, tmp_path, monkeypatch):
+    stock_processor = tfx_executor.TransformProcessor
     stock = _transform(tfx_executor.Executor, examples, tmp_path, "stock")
     decoded = []
     decode = examples_io.ExampleDecoder.decode
     monkeypatch.setattr(examples_io.ExampleDecoder, "decode", lambda self, r: decoded.append(1) or decode(self, r))
     ours = _transform(transform_module.Executor, examples, tmp_path, "ours")
     assert decoded  # the train split was read in process
-    assert tfx_executor.TransformProcessor is not transform_module._Processor  # TFX's name is TFX's again
+    assert tfx_executor.TransformProcessor is stock_processor  # TFX's name is TFX's again
     files = []
     for split in contract.SPLITS:
         files += glob.glob(os.path.join(artifact_utils.get_split_uri([examples], split), "*"))
@@ -107,9 +108,9 @@ def test_a_batch_that_is_not_the_schemas_features_is_decoded_by_tfx_bsl(tmp_path
     projected = schema_pb2.Schema(feature=[f for f in SCHEMA.feature if f.name in ("V3", "Amount", contract.LABEL)])
     exact = example_coder.ExamplesToRecordBatchDecoder(projected.SerializeToString())
     outcomes = []
-    decode = transform_module._DecodeFiles(SCHEMA.SerializeToString(), projected.SerializeToString(), 2)
+    decode = transform_module.DecodeFiles(SCHEMA.SerializeToString(), projected.SerializeToString(), 2)
     decode.setup()
-    original = decode._fast.decode
+    original = decode.fast.decode
 
     def fast(records):
         try:
@@ -120,7 +121,7 @@ def test_a_batch_that_is_not_the_schemas_features_is_decoded_by_tfx_bsl(tmp_path
         outcomes.append("fast")
         return batch
 
-    decode._fast.decode = fast
+    decode.fast.decode = fast
     batches = list(decode.process([path]))
     records = [r.numpy() for r in tf.data.TFRecordDataset([path], compression_type="GZIP")]
     assert [b.num_rows for b in batches] == [2, 2, 2]

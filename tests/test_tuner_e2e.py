@@ -1,18 +1,15 @@
 """`run --tune N`: TFX's Tuner searches on the eval split, and the Trainer trains the best trial's model."""
 
-import json
-import subprocess
-
 import pytest
 
-from pipeline import config as cfg
-from tests.support import CLI, FIXTURE, compile_spec, report_path, run_cli
+from pipeline.definition import config as cfg
+from tests.support import FIXTURE, report_path, run_cli, shared_run
 from trainer import tuning
 
 TRIALS = 2
 
 
-@pytest.fixture(scope="module")
+@shared_run(scope="module")
 def tuned_run(tmp_path_factory):
     result = run_cli(tmp_path_factory.mktemp("tuned"), "--data", str(FIXTURE), "--tune", str(TRIALS))
     assert result.returncode == 0, result.stderr[-3000:]
@@ -50,29 +47,3 @@ def test_the_trainer_trains_the_best_trial_and_summary_records_the_search(tuned_
     )
     # KerasTuner's own progress and summaries go to the run's log, not to the CLI's stdout.
     assert "Trial" not in tuned_run.stdout and "Search space summary" not in tuned_run.stdout
-
-
-def test_tune_is_refused_where_it_cannot_apply(tmp_path):
-    for args, message in (
-        (["run", "--tune", "-1"], "--tune -1"),
-        (["compare", "--strategies", "baseline,wide", "--tune", "2"], "--tune searches for one run"),
-    ):
-        proc = subprocess.run(
-            [str(CLI), *args, "--data", str(FIXTURE), "--output", str(tmp_path / "out")],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-2000:]
-        assert not (tmp_path / "out" / "metadata.sqlite").exists()
-
-
-def test_compiled_pipeline_feeds_the_tuners_best_values_to_the_trainer(tmp_path):
-    spec = json.loads(compile_spec(tmp_path / "tuned.json", "vertex", "--tune", "3").read_text())
-    tasks = spec["pipelineSpec"]["root"]["dag"]["tasks"]
-    assert cfg.TUNER in tasks
-    trainer_inputs = tasks[cfg.TRAINER]["inputs"]["artifacts"]
-    assert trainer_inputs["hyperparameters"]["taskOutputArtifact"] == {
-        "outputArtifactKey": "best_hyperparameters",
-        "producerTask": cfg.TUNER,
-    }

@@ -1,11 +1,15 @@
 """The hyperparameter search without a pipeline: the space, how best values reach HParams, trials as the Trainer."""
 
 import dataclasses
+import json
+import subprocess
 
 import numpy as np
 import pytest
 
 import contract
+from pipeline.definition import config as cfg
+from tests.support import CLI, FIXTURE, compile_spec
 from trainer import task, tuning
 from trainer.hparams import HParams
 
@@ -62,3 +66,29 @@ def test_search_keeps_the_best_trial_and_a_trial_is_the_trainers_training(tmp_pa
     assert sorted(str(t.hyperparameters.values) for t in again.oracle.trials.values()) == sorted(
         str(t.hyperparameters.values) for t in trials
     )
+
+
+def test_tune_is_refused_where_it_cannot_apply(tmp_path):
+    for args, message in (
+        (["run", "--tune", "-1"], "--tune -1"),
+        (["compare", "--strategies", "baseline,wide", "--tune", "2"], "--tune searches for one run"),
+    ):
+        proc = subprocess.run(
+            [str(CLI), *args, "--data", str(FIXTURE), "--output", str(tmp_path / "out")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-2000:]
+        assert not (tmp_path / "out" / "metadata.sqlite").exists()
+
+
+def test_compiled_pipeline_feeds_the_tuners_best_values_to_the_trainer(tmp_path):
+    spec = json.loads(compile_spec(tmp_path / "tuned.json", "vertex", "--tune", "3").read_text())
+    tasks = spec["pipelineSpec"]["root"]["dag"]["tasks"]
+    assert cfg.TUNER in tasks
+    trainer_inputs = tasks[cfg.TRAINER]["inputs"]["artifacts"]
+    assert trainer_inputs["hyperparameters"]["taskOutputArtifact"] == {
+        "outputArtifactKey": "best_hyperparameters",
+        "producerTask": cfg.TUNER,
+    }

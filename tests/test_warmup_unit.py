@@ -7,7 +7,7 @@ import tensorflow as tf
 from tfx.types import standard_artifacts
 
 import contract
-from components import warmup
+from components.pusher import warmup
 
 
 def _example(i: int, label: int) -> bytes:

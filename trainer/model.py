@@ -7,6 +7,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 import contract
+from compat import tensorflow as tensorflow_compat
 from trainer.hparams import HParams
 
 # Metrics recorded every epoch for train and validation; PR-AUC ("prc") drives early stopping.
@@ -62,24 +63,6 @@ def stacked(features, names=contract.MODEL_INPUTS) -> tf.Tensor:
     return tf.concat([tf.reshape(tf.cast(features[n], tf.float32), [-1, 1]) for n in names], axis=1)
 
 
-def keras_runs_as_written() -> None:
-    """Tells AutoGraph to leave tf_keras's own code as written, as TensorFlow's rules leave keras's.
-
-    TensorFlow 2.16's AutoGraph does not convert modules named keras.* (tensorflow/python/autograph/core/config.py)
-    but has no rule for tf_keras.*, the same Keras 2 code under its new name, so the first model.fit of every
-    process transpiled Keras's train, test and metric functions: about 30 s on these machines, in each Trainer,
-    Tuner and test that trains (a 2-epoch fit of 1,000 rows: 33.2 s, 1.7 s with the rule). The graphs traced are
-    the ones Keras 2 always ran unconverted. Idempotent; a TensorFlow without that table keeps its own behaviour.
-    """
-    try:
-        from tensorflow.python.autograph.core import config as autograph_config
-    except ImportError:
-        return
-    rule = autograph_config.DoNotConvert("tf_keras")
-    if all(str(r) != str(rule) for r in autograph_config.CONVERSION_RULES):
-        autograph_config.CONVERSION_RULES = (rule, *autograph_config.CONVERSION_RULES)
-
-
 def build_model(hparams: HParams, output_bias: float) -> keras.Model:
     """(Dense(units, relu) [-> BatchNormalization] -> Dropout) x layers -> Dense(1, sigmoid) over the transformed
     model inputs.
@@ -94,7 +77,7 @@ def build_model(hparams: HParams, output_bias: float) -> keras.Model:
     Returns:
       A compiled model taking a [batch, len(model_inputs(hparams))] float32 tensor.
     """
-    keras_runs_as_written()
+    tensorflow_compat.keras_runs_as_written()
     inputs = keras.layers.Input(shape=(len(model_inputs(hparams)),), name="inputs", dtype=tf.float32)
     x = inputs
     for i in range(hparams.layers):

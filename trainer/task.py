@@ -31,8 +31,9 @@ def load_split(
     """Reads a raw split (ExampleGen's) into memory through the Transform graph: (the named Transform outputs as one
     [n, inputs] float32 array in that order, labels as [n, 1] int64), in canonical_order.
 
-    Transform does not materialize its outputs (pipeline/pipeline.py): the graph it wrote is applied here, batch by
-    batch, as the serving signature applies it, and gives the same values to the bit as Transform's own pass.
+    Transform does not materialize its outputs (pipeline/definition/pipeline.py): the graph it wrote is applied here,
+    batch by batch, as the serving signature applies it, and gives the same values to the bit as Transform's own
+    pass.
     """
     layer = tf_transform_output.transform_features_layer()
     return canonical_order(*_read_split(file_pattern, data_accessor, tf_transform_output, layer, names, batch_size))

@@ -2,7 +2,7 @@
 
 TFX's stock CsvExampleGen infers each column's type from the values it sees, so a column that happens to hold only
 whole numbers (`Time` always does) becomes INT and then disagrees with the schema. This one types the columns by the
-feature contract instead (components/csv_contract.py): the raw features are floats and the label an integer. A
+feature contract instead (components/lib/csv_contract.py): the raw features are floats and the label an integer. A
 column whose values do not all parse as its contract type is written as bytes, so the ExampleValidator reports it
 against the schema rather than the reader crashing.
 

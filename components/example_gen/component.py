@@ -7,8 +7,8 @@ from tfx.proto import example_gen_pb2
 from tfx.types import channel, standard_artifacts, standard_component_specs
 
 import contract
-from components import spans
 from components.example_gen.executor import Executor
+from components.lib import spans
 
 
 def split_custom_config(
@@ -16,7 +16,7 @@ def split_custom_config(
 ) -> example_gen_pb2.CustomConfig:
     """Packs the split scheme, and the span pattern and window of spanned input, into the CustomConfig.
 
-    span_pattern: a pattern with {SPAN} or a date (components.spans), relative to the input base; '' when the
+    span_pattern: a pattern with {SPAN} or a date (components.lib.spans), relative to the input base; '' when the
       input is one file or a flat folder. window: how many of the newest spans to read (0: all).
     code_version (the fingerprint of this reader's code) is carried only so that a change to the code changes
     the component's cache key and re-runs it.

@@ -16,11 +16,12 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 
 import contract
-from components import csv_contract
-from components.csv_contract import FastReaderRefusedError
+from compat import beam as beam_compat
 from components.example_gen import inputs
-from components.example_gen.records import CsvToRecords, CsvToTimedRecords, RecordsSink, records_of
+from components.example_gen.records import GZIP_LEVEL, CsvToRecords, CsvToTimedRecords, records_of
 from components.example_gen.time_split import time_splits
+from components.lib import csv_contract
+from components.lib.csv_contract import FastReaderRefusedError
 
 
 def fast_reader_refused(error: BaseException | None) -> bool:
@@ -77,7 +78,7 @@ class Executor(BaseExampleGenExecutor):
         with self._make_beam_pipeline() as pipeline:
             for name, records in self.GenerateExamplesByBeam(pipeline, exec_properties).items():
                 prefix = os.path.join(artifact_utils.get_split_uri(examples, name), write_split.DEFAULT_FILE_NAME)
-                _ = records | f"WriteSplit[{name}]" >> beam.io.Write(RecordsSink(prefix, ".gz"))
+                _ = records | f"WriteSplit[{name}]" >> beam_compat.WriteRecords(prefix, ".gz", GZIP_LEVEL)
         examples_utils.set_payload_format(artifact, exec_properties[standard_component_specs.OUTPUT_DATA_FORMAT_KEY])
         examples_utils.set_file_format(artifact, write_split.to_file_format_str(example_gen_pb2.FORMAT_TFRECORDS_GZIP))
 

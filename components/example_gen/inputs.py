@@ -11,8 +11,8 @@ from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 
 import contract
-from components import serving, spans
-from components.rejection import DataRejectedError
+from components.lib import serving, spans
+from components.lib.rejection import DataRejectedError
 
 
 def custom_fields(exec_properties: dict[str, Any]) -> dict[str, Any]:
@@ -91,7 +91,8 @@ def input_files(exec_properties: dict[str, Any], split_pattern: str) -> list[str
 
 def record_data(artifact, exec_properties: dict[str, Any], pattern: str) -> None:
     """Puts what the run trained on on its Examples artifact: the files read (relative to the input base, as JSON)
-    and their content fingerprint (components.serving.data_fingerprint), which makes the models' training identity."""
+    and their content fingerprint (components.lib.serving.data_fingerprint), which makes the models' training
+    identity."""
     base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
     files = input_files(exec_properties, pattern)
     names = [serving.relative(f, base) for f in files]

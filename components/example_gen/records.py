@@ -1,13 +1,11 @@
 """CSV files to serialized tf.Examples in Beam, typed by the feature contract, the fast way or the careful way.
 
-Fast: Arrow parses a block of rows at a time (components.csv_contract.arrow_blocks), tfx_bsl's C++ encoder turns it
+Fast: Arrow parses a block of rows at a time (components.lib.csv_contract.arrow_blocks), tfx_bsl's C++ encoder turns it
 into tf.Examples; it takes well-formed files only and raises FastReaderRefusedError at the first thing it does not
 accept. Careful: Python's csv module a row at a time, a column that does not parse as its contract type kept as
 bytes (so the ExampleValidator names it), a broken row named by file and line.
 """
 
-import io
-import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -15,20 +13,17 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import tensorflow as tf
-from apache_beam import coders
-from apache_beam.io import filesystem, tfrecordio
-from apache_beam.io.filesystem import CompressionTypes
 from tfx_bsl.coders import example_coder
 
 import contract
-from components import csv_contract
 from components.example_gen.inputs import input_files
-from components.rejection import DataRejectedError
+from components.lib import csv_contract
+from components.lib.rejection import DataRejectedError
 
 _FLOAT, _INT, _BYTES = "float", "int", "bytes"
 # Time values an element of the reader's times_only output.
 _TIMES_A_LIST = 1 << 16
-# gzip's level for the written records: 1 compresses 107 MB of records 3x faster than Beam's 6, to 43 MB, not 35.
+# gzip's level for the written records: faster than Beam's 6 for somewhat larger files (docs/benchmarks.md).
 GZIP_LEVEL = 1
 # Rows a block of the careful reader's output (the fast reader's blocks are Arrow's).
 _CAREFUL_BLOCK_ROWS = 4096
@@ -227,40 +222,6 @@ class CsvToTimedRecords(beam.PTransform):
             | "Blocks" >> beam.BatchElements(min_batch_size=_CAREFUL_BLOCK_ROWS, max_batch_size=_CAREFUL_BLOCK_ROWS)
             | "Block" >> beam.Map(_block)
         )
-
-
-class RecordsSink(tfrecordio._TFRecordSink):  # noqa: SLF001 - Beam's TFRecord sink, extended
-    """Beam's TFRecord sink (temporary files, shards, compression from the suffix) for elements that are a record or
-    a list of records: a list is framed as Beam frames each record and written in one call, so the compressor and
-    the Beam steps before the sink run once a block instead of once a row. The records are those WriteToTFRecord
-    writes of the same records in the same order; gzip compresses them at level 1, not Beam's default 6 (about 5 s
-    less on the full file, for 25% more bytes: docs/benchmarks.md)."""
-
-    def __init__(self, file_path_prefix: str, file_name_suffix: str):
-        super().__init__(
-            file_path_prefix,
-            coders.BytesCoder(),
-            file_name_suffix,
-            num_shards=0,
-            shard_name_template=None,
-            compression_type=CompressionTypes.AUTO,
-        )
-
-    def open(self, temp_path):
-        handle = super().open(temp_path)
-        if isinstance(handle, filesystem.CompressedFile) and handle._compression_type == CompressionTypes.GZIP:  # noqa: SLF001
-            # Beam's gzip writer with a level-1 compressor in place of its default one, before the first byte.
-            handle._compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, handle._gzip_mask)  # noqa: SLF001
-        return handle
-
-    def write_record(self, file_handle, value) -> None:
-        if isinstance(value, bytes):
-            super().write_record(file_handle, value)
-            return
-        framed = io.BytesIO()
-        for record in value:
-            tfrecordio._TFRecordUtil.write_record(framed, record)  # noqa: SLF001
-        file_handle.write(framed.getvalue())
 
 
 class CsvToRecords(beam.PTransform):

@@ -13,12 +13,13 @@ import os
 import sys
 import warnings
 
-from components.rejection import DataRejectedError
+from compat import importlib_metadata
+from components.lib.rejection import DataRejectedError
 from contract import OutputLayout
-from pipeline import faults, startup
-from pipeline import status as st
 from pipeline.cli import cluster, history, local, schedule, scoring
 from pipeline.cli.flags import UsageError
+from pipeline.definition import faults
+from pipeline.definition import status as st
 
 # The command groups, in the order `fraud-pipeline --help` lists their commands.
 GROUPS = (local, cluster, schedule, scoring, history)
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=UserWarning, module="google")
     # A full disk must not turn the logging module's own complaints into tracebacks on the terminal.
     logging.raiseExceptions = False
-    startup.scan_installed_distributions_once()
+    importlib_metadata.scan_installed_distributions_once()
     args = parser().parse_args(argv)
     try:
         return args.handler(args)
@@ -71,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
 def console() -> int:
     """The console script and `python -m pipeline.cli`: main(), then the interpreter's shutdown made cheap.
 
-    With TensorFlow, Beam and TFX loaded, Python's shutdown spends about 1.5 s of every command collecting the
-    reference cycles of a module graph the process is about to drop (measured: 1.66 s -> 0.25 s). The command's
+    With TensorFlow, Beam and TFX loaded, Python's shutdown spends a second or more of every command collecting the
+    reference cycles of a module graph the process is about to drop (docs/benchmarks.md, start-up). The command's
     outputs are written and closed by then, so gc.freeze() leaves those objects to the operating system; atexit
     handlers (logging's flush and close among them) still run. Not in main(): a test calling main() in its own
     process keeps collecting.

@@ -8,35 +8,34 @@ import sys
 from pathlib import Path
 
 import contract
-from components import csv_contract, serving
-from components.rejection import DataRejectedError
+from components.lib import csv_contract, serving
+from components.lib.rejection import DataRejectedError
 from contract import OutputLayout
-from pipeline import beam_workers, faults, fingerprint
-from pipeline import status as st
 from pipeline.cli.data import DataInput, baseline_key, data_files, data_input
 from pipeline.cli.flags import UsageError, add_dataclass_flags, from_flags
-from pipeline.config import PipelineConfig
-from pipeline.gates import DataMinimums, GateConfig
+from pipeline.definition import beam_workers, faults, fingerprint
+from pipeline.definition import status as st
+from pipeline.definition.config import PipelineConfig
+from pipeline.definition.gates import DataMinimums, GateConfig
 from trainer.hparams import STRATEGIES, HParams, ThresholdPolicy
 from trainer.tuning import SEARCH_SPACE
 
-PACKAGE_DIR = Path(__file__).resolve().parent.parent
-SCHEMA_PATH = PACKAGE_DIR / "schema.pbtxt"
+SCHEMA_PATH = Path(contract.SCHEMA_FILE)
 # The drift and skew thresholds, reviewed like the schema.
-DRIFT_CONFIG_PATH = PACKAGE_DIR / "drift.pbtxt"
+DRIFT_CONFIG_PATH = Path(contract.DRIFT_FILE)
 # The source tree this process runs from (the project installs editable): the embedded sample, and what remote Beam
 # workers of a local run install (--setup_file).
-SOURCE_ROOT = PACKAGE_DIR.parent
+SOURCE_ROOT = Path(contract.CONTRACT_DIR)
 DEFAULT_DATA = SOURCE_ROOT / "data" / "creditcard_sample.csv.gz"
 SOURCE_SETUP = SOURCE_ROOT / "setup.py"
 DEFAULT_OUTPUT = "output"
-# Where the Dockerfile installs the project inside the pipeline image.
-IMAGE_PROJECT_DIR = "/pipeline"
-IMAGE_SCHEMA_PATH = f"{IMAGE_PROJECT_DIR}/pipeline/schema.pbtxt"
+IMAGE_PROJECT_DIR = contract.IMAGE_PROJECT_DIR
+IMAGE_SCHEMA_PATH = f"{IMAGE_PROJECT_DIR}/{os.path.basename(contract.SCHEMA_FILE)}"
 
 
 def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
     """The flags that shape the pipeline itself, shared by run and compile."""
+    # Longer than a unit should be, on purpose: one argparse declaration a flag, in the order --help shows them.
     parser.add_argument(
         "--split",
         choices=contract.SPLIT_SCHEMES,
@@ -55,7 +54,7 @@ def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
         "--accept-drift",
         action="store_true",
         help="go on when a feature's drift (newest span vs previous) or skew (test vs train) is past its threshold "
-        "in pipeline/drift.pbtxt, retraining on the changed data knowingly; the summary records it",
+        "in drift.pbtxt, retraining on the changed data knowingly; the summary records it",
     )
     parser.add_argument(
         "--beam-arg",
@@ -175,7 +174,7 @@ def pipeline_config(
 ) -> PipelineConfig:
     """PipelineConfig from the shared flags plus the data and the runner's paths.
 
-    image, setup_file: how remote Beam workers get the project's code (see pipeline.beam_workers).
+    image, setup_file: how remote Beam workers get the project's code (see pipeline.definition.beam_workers).
     """
     if args.window < 0:
         raise UsageError(f"--window {args.window}: give a number of spans, or 0 for all")

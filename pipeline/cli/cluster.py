@@ -9,15 +9,15 @@ import sys
 from pathlib import Path
 
 from contract import OutputLayout
-from pipeline import config as cfg
-from pipeline import faults
-from pipeline import status as st
 from pipeline.cli.build import IMAGE_PROJECT_DIR, IMAGE_SCHEMA_PATH, SOURCE_ROOT, add_pipeline_flags, pipeline_config
 from pipeline.cli.data import data_input
 from pipeline.cli.flags import UsageError
-from pipeline.cli.printing import print_run, say, write_report
-from pipeline.config import DATA_ROOT_PARAMETER, TARGETS
-from pipeline.startup import heavy_imports
+from pipeline.cli.printing import print_pages, print_run, say
+from pipeline.definition import config as cfg
+from pipeline.definition import faults
+from pipeline.definition import status as st
+from pipeline.definition.config import DATA_ROOT_PARAMETER, TARGETS
+from pipeline.definition.startup import heavy_imports
 
 # Where `submit --target kubeflow` reads a bearer token from, never from the command line.
 TOKEN_ENV = "FRAUD_PIPELINE_KFP_TOKEN"
@@ -25,6 +25,7 @@ TOKEN_ENV = "FRAUD_PIPELINE_KFP_TOKEN"
 
 def register(commands) -> None:
     """Adds compile, submit and rehearse to the command parsers."""
+    # Longer than a unit should be, on purpose: one argparse declaration a flag, in the order --help shows them.
     comp = commands.add_parser(
         "compile",
         help="compile the pipeline for Kubeflow Pipelines v2 or Vertex AI Pipelines",
@@ -195,27 +196,28 @@ def _rehearse(args: argparse.Namespace) -> int:
         done = rehearsal.rehearse(spec, root, SOURCE_ROOT, params, say, parallel=args.parallel)
     except rehearsal.RehearsalError as e:
         raise UsageError(str(e)) from e
-    from pipeline.results import summary as summary_lib
+    from pipeline.runners.finish import finish
 
     mapping = rehearsal.Mapping(root, SOURCE_ROOT)
     destination = json.loads(task_parameters(spec, cfg.PUSHER)["push_destination"])["filesystem"]["base_directory"]
     config = config_of(spec, done.parameters[DATA_ROOT_PARAMETER], done.pipeline_root, mapping.text(destination))
     layout = OutputLayout(str(root))
+    tasks = {n: {"state": t.state, "seconds": t.seconds, "log": t.log} for n, t in done.tasks.items()}
+    extra = {"rehearsal": {"target": done.target, "spec": str(Path(args.spec).resolve()), "mapped": done.mapped}}
+    extra["rehearsal"]["tasks"] = tasks
+    failed = [t for t in done.tasks.values() if t.state == "FAILED"]
     with _quiet_logs():
-        verdict, record = summary_lib.run_summary(
-            rehearsal.executed(done), config, layout, done.parameters[DATA_ROOT_PARAMETER]
+        finished = finish(
+            rehearsal.executed(done),
+            config,
+            layout,
+            done.parameters[DATA_ROOT_PARAMETER],
+            extra=extra,
+            pages=not args.no_report and not failed,
         )
-    record["rehearsal"] = {
-        "target": done.target,
-        "spec": str(Path(args.spec).resolve()),
-        "mapped": done.mapped,
-        "tasks": {n: {"state": t.state, "seconds": t.seconds, "log": t.log} for n, t in done.tasks.items()},
-    }
-    summary_lib.write(layout.summary_path, record)
-    summary_lib.write(layout.run_summary_path(done.run_id), record)
+    verdict, record = finished.verdict, finished.record
     if verdict.exit_code != st.EXIT_OK:
         print(f"fraud-pipeline: {verdict.message}", file=sys.stderr)
-        failed = [t for t in done.tasks.values() if t.state == "FAILED"]
         for task in failed:
             print(
                 f"  task {task.name} failed: {task.error}\n  command: {' '.join(task.command)[:300]} ...\n"
@@ -224,8 +226,7 @@ def _rehearse(args: argparse.Namespace) -> int:
             )
     print_run(record)
     print(f"outputs: {layout.root} (summary: {layout.summary_path}, task logs: {root / 'logs' / done.run_id})")
-    if not args.no_report and not any(t.state == "FAILED" for t in done.tasks.values()):
-        write_report(record, layout.report_dir(done.run_id))
+    print_pages(finished.pages)
     return verdict.exit_code
 
 

@@ -4,9 +4,9 @@ import dataclasses
 import glob
 from pathlib import Path
 
-from components import serving, spans
+from components.lib import serving, spans
 from pipeline.cli.flags import UsageError
-from pipeline.config import PipelineConfig
+from pipeline.definition.config import PipelineConfig
 
 CSV_GLOB = "*.csv*"
 
@@ -103,7 +103,7 @@ def data_files(data: DataInput, window: int) -> list[str]:
 
 
 def baseline_key(data: DataInput, config: PipelineConfig) -> str:
-    """ServingBaseline's cache key for a local run (components.serving.baseline_key): the baseline the run will
+    """ServingBaseline's cache key for a local run (components.lib.serving.baseline_key): the baseline the run will
     compare with, from the serving folder and the identity of the model this data and config train."""
     identity = None
     files = data_files(data, config.window) if "://" not in data.root else []

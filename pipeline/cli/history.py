@@ -12,10 +12,10 @@ from pathlib import Path
 
 import contract
 from contract import OutputLayout
-from pipeline import faults
-from pipeline import status as st
 from pipeline.cli.build import DEFAULT_OUTPUT
 from pipeline.cli.flags import UsageError
+from pipeline.definition import faults
+from pipeline.definition import status as st
 
 # A test's hook: seconds rollback waits between two moves, so that a test can kill it mid-way.
 PAUSE_ENV = "FRAUD_PIPELINE_ROLLBACK_PAUSE"
@@ -101,19 +101,11 @@ def _layout(args) -> OutputLayout:
     return layout
 
 
-def write_page(layout: OutputLayout) -> str:
-    """The history page of an output folder, written again (run does it after each run)."""
-    from pipeline import history as history_lib
-    from pipeline.report import history_page
-
-    return history_page.build(history_lib.history(layout), os.path.join(layout.root, history_page.HISTORY_DIR))
-
-
 def _history(args: argparse.Namespace) -> int:
-    from pipeline import history as history_lib
+    from pipeline.results import history as history_lib
 
     layout = _layout(args)
-    from components import serving
+    from components.lib import serving
 
     for name in serving.stray_names(layout.serving_dir):
         _print(f"fraud-pipeline: {layout.serving_dir}/{name} is not a version folder (TF Serving reads ASCII digits "
@@ -129,7 +121,9 @@ def _history(args: argparse.Namespace) -> int:
         _print_lineage(found)
         return st.EXIT_OK
     record = history_lib.history(layout)
-    page = write_page(layout)
+    from pipeline.runners.finish import build_history_page
+
+    page = build_history_page(layout)
     if args.json:
         _print(json.dumps(record, indent=2, sort_keys=True))
         return st.EXIT_OK
@@ -175,7 +169,7 @@ def _print_lineage(found: dict) -> None:
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    from components import serving
+    from components.lib import serving
 
     layout = _layout(args)
     try:
@@ -207,7 +201,7 @@ def _rollback(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from components import serving
+    from components.lib import serving
 
     layout = _layout(args)
     folders = [(v, serving.join(layout.serving_dir, str(v))) for v in serving.versions(layout.serving_dir)]

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import contract
 from contract import OutputLayout
-from pipeline import faults
-from pipeline import status as st
 from pipeline.cli.build import DEFAULT_DATA, DEFAULT_OUTPUT, add_pipeline_flags, local_config
 from pipeline.cli.flags import UsageError, flags_of
-from pipeline.cli.printing import print_run, write_history_page, write_report
-from pipeline.config import COMPARE_PIPELINE_NAME
-from pipeline.startup import heavy_imports
+from pipeline.cli.printing import print_pages, print_run
+from pipeline.definition import faults
+from pipeline.definition import status as st
+from pipeline.definition.config import COMPARE_PIPELINE_NAME
+from pipeline.definition.startup import heavy_imports
 from trainer.hparams import CANDIDATES, STRATEGIES
 
 DEFAULT_COMPARE_OUTPUT = "output/compare"
@@ -106,14 +106,12 @@ def _run(args: argparse.Namespace) -> int:
     with heavy_imports():
         from pipeline.runners.local import run
 
-    result = run(config, layout, input_path=args.data)
+    result = run(config, layout, input_path=args.data, pages=not args.no_report)
     if result.exit_code != st.EXIT_OK:
         print(f"fraud-pipeline: {result.message}", file=sys.stderr)
     print_run(result.record)
     print(f"outputs: {layout.root} (summary: {layout.summary_path}, log: {layout.log_path})")
-    if not args.no_report and result.record["run_id"] is not None:
-        write_report(result.record, layout.report_dir(result.record["run_id"]))
-        write_history_page(layout)
+    print_pages(result.pages)
     return result.exit_code
 
 
@@ -138,7 +136,12 @@ def _report(args: argparse.Namespace) -> int:
         raise UsageError(f"{path}: its run_id {summary['run_id']!r} is not a run id; the file was changed")
     folder = args.to or layout.report_dir(summary["run_id"])
     faults.check_writable(folder, "the report's folder")
-    return st.EXIT_OK if write_report(summary, folder) else st.EXIT_FAILED
+    from pipeline.runners.finish import Pages, report_page
+
+    pages = Pages()
+    report_page(summary, folder, pages)
+    print_pages(pages)
+    return st.EXIT_FAILED if pages.errors else st.EXIT_OK
 
 
 def _compare(args: argparse.Namespace) -> int:

@@ -2,8 +2,9 @@
 
 import sys
 
-from pipeline import gates as gates_lib
-from pipeline import status as st
+from components.lib import drift
+from pipeline.definition import gates as gates_lib
+from pipeline.definition import status as st
 
 
 def say(line: str) -> None:
@@ -21,9 +22,8 @@ def print_drift(summary: dict) -> None:
         return
     largest = []
     for comparison in found["comparisons"]:
-        measured = [f for f in comparison["features"] if f["value"] is not None and f["threshold"]]
-        if measured:
-            top = max(measured, key=lambda f: f["value"] / f["threshold"])
+        top = drift.largest(comparison["features"])
+        if top:
             largest.append(
                 f"{comparison['name']}: largest {top['feature']} {top['value']:.3f} (threshold {top['threshold']:g})"
             )
@@ -79,24 +79,12 @@ def print_run(summary: dict) -> None:
             print(f"  - {gates_lib.describe_failure(failure)}")
 
 
-def write_report(summary: dict, folder: str) -> bool:
-    """Writes a run's report and prints its path; a failure is reported without changing the run's verdict."""
-    from pipeline.report import run_page
-
-    try:
-        path = run_page.build(summary, folder)
-    except Exception as e:  # noqa: BLE001 - the run's result stands; the report is told apart.
-        print(f"fraud-pipeline: the report could not be written: {type(e).__name__}: {e}", file=sys.stderr)
-        return False
-    print(f"report: {path}")
-    return True
-
-
-def write_history_page(layout) -> None:
-    """Writes the output folder's history page again (each run's report links to it); a failure is told apart."""
-    from pipeline.cli.history import write_page
-
-    try:
-        print(f"history: {write_page(layout)}")
-    except Exception as e:  # noqa: BLE001 - the run's result stands; the page is told apart.
-        print(f"fraud-pipeline: the history page could not be written: {type(e).__name__}: {e}", file=sys.stderr)
+def print_pages(pages) -> None:
+    """Where a run's report and the history page went (runners/finish.py), and any page that could not be written
+    (the run's result stands)."""
+    for error in pages.errors:
+        print(f"fraud-pipeline: {error}", file=sys.stderr)
+    if pages.report:
+        print(f"report: {pages.report}")
+    if pages.history:
+        print(f"history: {pages.history}")

@@ -4,8 +4,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline import status as st
 from pipeline.cli.flags import UsageError
+from pipeline.cli.printing import print_pages
+from pipeline.definition import status as st
 
 
 def register(commands) -> None:
@@ -38,8 +39,9 @@ def _replay(args: argparse.Namespace) -> int:
     for flag in ("--data", "--output", "--window"):
         if any(a == flag or a.startswith(flag + "=") for a in run_args):
             raise UsageError(f"{flag} after --: replay sets it for every run itself")
-    from components import csv_contract
-    from pipeline import faults, replay
+    from components.lib import csv_contract
+    from pipeline.definition import faults
+    from pipeline.runners import replay
 
     faults.check_writable(str(Path(args.output).expanduser()))
     # What every span's run would refuse first, refused once here (data rejected, exit 3).
@@ -52,6 +54,7 @@ def _replay(args: argparse.Namespace) -> int:
     print(replay.table(record["runs"]))
     print(f"serving versions: {', '.join(record['serving']) or 'none'}")
     print(f"replay: {Path(args.output) / replay.REPLAY_JSON}")
+    print_pages(record["pages"])
     failed = [r["span"] for r in record["runs"] if r["exit_code"] not in replay.VERDICT_EXITS]
     if failed:
         print(

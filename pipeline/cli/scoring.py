@@ -7,13 +7,14 @@ import sys
 from pathlib import Path
 
 import contract
+from components.lib import drift
 from contract import OutputLayout
-from pipeline import faults
-from pipeline import status as st
 from pipeline.cli.build import DEFAULT_OUTPUT, DRIFT_CONFIG_PATH, SCHEMA_PATH
 from pipeline.cli.flags import UsageError, add_dataclass_flags
-from pipeline.gates import GateConfig
-from pipeline.startup import heavy_imports
+from pipeline.definition import faults
+from pipeline.definition import status as st
+from pipeline.definition.gates import GateConfig
+from pipeline.definition.startup import heavy_imports
 
 _GATES = {f.name: f for f in dataclasses.fields(GateConfig)}
 
@@ -33,6 +34,7 @@ class _Floors:
 
 def register(commands) -> None:
     """Adds predict to the command parsers."""
+    # Longer than a unit should be, on purpose: one argparse declaration a flag, in the order --help shows them.
     pred = commands.add_parser(
         "predict",
         help="score transactions in bulk with a pushed model",
@@ -135,7 +137,7 @@ def _predict(args: argparse.Namespace) -> int:
         raise UsageError(f"--to {args.to}: the folder {target} does not exist")
     if args.rejects and not Path(args.rejects).expanduser().resolve().parent.is_dir():
         raise UsageError(f"--rejects {args.rejects}: the folder {Path(args.rejects).parent} does not exist")
-    from components.rejection import DataRejectedError
+    from components.lib.rejection import DataRejectedError
     from pipeline.scoring import destination
     from pipeline.scoring.rows import headers, input_files
 
@@ -151,14 +153,14 @@ def _predict(args: argparse.Namespace) -> int:
     headers(files, args.key)
 
     with heavy_imports():
-        from pipeline import predict as predict_lib
+        from pipeline.scoring import predict as predict_lib
 
     faults.check_writable(str(target), "the folder of --to")
     recording = None
     if not args.no_record:
         faults.check_writable(args.output)
         recording = predict_lib.Recording(args.output, str(SCHEMA_PATH), DRIFT_CONFIG_PATH.read_text())
-    from components import serving
+    from components.lib import serving
 
     try:
         model = Path(args.model) if args.model else predict_lib.newest_model(OutputLayout(args.output).serving_dir)
@@ -203,8 +205,7 @@ def _print_skew(skew: dict | None) -> bool:
     if not skew["measured"]:
         print(f"serving skew: not measured ({skew['reason']})")
         return False
-    features = [f for f in skew["comparison"]["features"] if f["threshold"]]
-    top = max(features, key=lambda f: f["value"] / f["threshold"]) if features else None
+    top = drift.largest(skew["comparison"]["features"])
     largest = (
         f"largest {top['feature']} {top['value']:.3f} (threshold {top['threshold']:g})" if top else "nothing compared"
     )
@@ -219,7 +220,7 @@ def _print_skew(skew: dict | None) -> bool:
 
 def _budget(records_output: str) -> float | None:
     """The alert budget of the model serving, when its threshold policy is one."""
-    from components import serving
+    from components.lib import serving
 
     now = serving.serving_now(OutputLayout(records_output).serving_dir)
     if now is None:
@@ -236,7 +237,7 @@ def _outcomes(args: argparse.Namespace) -> int:
         raise UsageError(f"--labels {args.labels}: no such file or folder")
     if args.alerts_per_day is not None and args.alerts_per_day <= 0:
         raise UsageError(f"--alerts-per-day {args.alerts_per_day:g}: give a positive number")
-    from components.rejection import DataRejectedError
+    from components.lib.rejection import DataRejectedError
     from pipeline.report import outcomes_page
     from pipeline.scoring import outcomes as outcomes_lib
 

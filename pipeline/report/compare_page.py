@@ -5,10 +5,10 @@ import html
 import itertools
 import os
 
-from pipeline.report import curves as curves_lib
 from pipeline.report import figures as figs
 from pipeline.report.html import CSS, num
 from pipeline.results.comparison import TABLE_METRICS
+from pipeline.scoring import curves as curves_lib
 
 COMPARE_FILE = "compare.html"
 STRATEGY_COLORS = {"baseline": "#8c8c8c", "class_weight": "#4c72b0", "oversample": "#dd5144"}
@@ -24,7 +24,7 @@ def colors(names) -> dict:
 
 def _figures(results: dict, examples_uri: str, out_dir: str) -> tuple[dict, dict]:
     """ROC and precision-recall curves of every strategy's model on the test split, overlaid."""
-    from pipeline.report import scoring  # TensorFlow: only once there are models to run.
+    from pipeline.scoring import splits as scoring  # TensorFlow: only once there are models to run.
 
     scored = {}
     for strategy, r in results.items():

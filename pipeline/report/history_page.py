@@ -4,6 +4,8 @@ and skew, rows and frauds), refused and stopped runs marked, rollbacks, and a li
 import html
 import os
 
+from matplotlib.ticker import MaxNLocator
+
 from pipeline.report import figures as figs
 from pipeline.report.html import CSS, figure, num
 
@@ -44,6 +46,9 @@ def _trends(runs: list[dict]):
         ax.legend(fontsize=7)
     for ax in axes.ravel():
         ax.set_xlabel("run")
+        # Runs are counted: whole numbers only, and room either side of a lone run.
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        ax.set_xlim(0.5, len(runs) + 0.5)
     fig.tight_layout()
     return fig
 
@@ -82,7 +87,7 @@ def build(record: dict, out_dir: str) -> str:
     page = f"""{head}<body>
 <h1>History of {html.escape(os.path.dirname(record["serving_dir"]))}</h1>
 <p>Serving now: version <b>{html.escape(record["serving_now"] or "none")}</b> ({html.escape(record["serving_dir"])}).
-{len(runs)} runs.</p>{warning}
+{len(runs)} run{"" if len(runs) == 1 else "s"}.</p>{warning}
 {figure("trends", images, "Across runs, oldest first; refused, rejected, failed and killed runs are crosses.")}
 <h2>Runs and rollbacks</h2>
 <table><tr><th>run</th><th>status</th><th>rows</th><th>frauds</th><th>test PR-AUC</th><th>recall at P</th>

@@ -1,5 +1,7 @@
 """The run report: one self-contained HTML file (figures embedded as PNG data) plus the PNG files.
 
+A little over the size of a module: one page, each of its sections a function of its own.
+
 Everything comes from the run's own artifacts: summary.json (itself read from ML Metadata, StatisticsGen and
 the Evaluator's TFMA result), the training history saved with the model, and the model's serving signature run
 over the raw splits ExampleGen wrote. Every number shown that comes from summary.json carries its path there in a
@@ -10,9 +12,9 @@ import json
 import os
 
 import contract
-from pipeline.report import curves as curves_lib
 from pipeline.report import figures as figs
 from pipeline.report.html import CSS, at, esc, figure, num
+from pipeline.scoring import curves as curves_lib
 
 REPORT_FILE = "report.html"
 FIGURES = (
@@ -186,7 +188,7 @@ def _drift_section(summary: dict, images: dict) -> str:
         )
     parts = [
         verdict,
-        "<p class='muted'>Thresholds: <code>pipeline/drift.pbtxt</code>. Numeric features: Jensen-Shannon divergence "
+        "<p class='muted'>Thresholds: <code>drift.pbtxt</code>. Numeric features: Jensen-Shannon divergence "
         "of quantile histograms; the label: L-infinity distance.</p>",
         figure("drift", images, "Each comparison this run made, every compared feature."),
     ]
@@ -254,6 +256,40 @@ def _model_note(hparams: dict | None, tuning: dict | None) -> str:
     )
 
 
+def _training_section(summary: dict, trainer: dict, images: dict) -> str:
+    weights = trainer.get("class_weight")
+    weights = ", ".join(f"{k}: {v:.3f}" for k, v in weights.items()) if weights else None
+    return (
+        _model_note(trainer.get("hparams"), summary.get("tuning"))
+        + f"<p>Initial output bias {num(summary, 'trainer', 'initial_bias')} (log of frauds/normal in train); "
+        f"class weights {esc(weights) if weights else 'none'}; {num(summary, 'trainer', 'epochs_run')} epochs, "
+        f"best epoch {num(summary, 'trainer', 'best_epoch')} with validation PR-AUC "
+        f"{num(summary, 'trainer', 'best_val_prc')}.</p>"
+        + figure(
+            "training_history",
+            images,
+            "Keras metrics per epoch; precision and recall here are at Keras' fixed 0.5, not the operating "
+            "threshold. Class weights and oversampling move the scores, so compare strategies on PR-AUC.",
+        )
+    )
+
+
+def _curves_section(images: dict, computed: dict) -> str:
+    return (
+        figure(
+            "roc",
+            images,
+            "Train and test splits, every distinct score a threshold. Normal transactions vastly outnumber "
+            "frauds, so the log-scale view on the right shows the region that matters: few false positives.",
+        )
+        + figure("precision_recall", images, "")
+        + "<p class='muted'>Areas computed exactly from the scores: "
+        + ", ".join(f"{split} ROC-AUC {c['roc_auc']:.4f}, AP {c['ap']:.4f}" for split, c in computed["curves"].items())
+        + ". The Evaluator's table values (TFMA) use 10,000 thresholds, so they can differ in the last digits."
+        "</p>"
+    )
+
+
 def render(summary: dict, images: dict, computed: dict, history_link: str | None = None) -> str:
     """The HTML page of a run from its summary, the base64 PNGs and the numbers computed from the scores.
 
@@ -285,41 +321,11 @@ def render(summary: dict, images: dict, computed: dict, history_link: str | None
         )
         sections.append(f"<h2>Data rejected</h2><ul>{items}</ul>")
     if trainer:
-        weights = trainer.get("class_weight")
-        weights = ", ".join(f"{k}: {v:.3f}" for k, v in weights.items()) if weights else None
-        sections.append(
-            "<h2>Training</h2>"
-            + _model_note(trainer.get("hparams"), summary.get("tuning"))
-            + f"<p>Initial output bias {num(summary, 'trainer', 'initial_bias')} (log of frauds/normal in train); "
-            f"class weights {esc(weights) if weights else 'none'}; {num(summary, 'trainer', 'epochs_run')} epochs, "
-            f"best epoch {num(summary, 'trainer', 'best_epoch')} with validation PR-AUC "
-            f"{num(summary, 'trainer', 'best_val_prc')}.</p>"
-            + figure(
-                "training_history",
-                images,
-                "Keras metrics per epoch; precision and recall here are at Keras' fixed 0.5, not the operating "
-                "threshold. Class weights and oversampling move the scores, so compare strategies on PR-AUC.",
-            )
-        )
+        sections.append("<h2>Training</h2>" + _training_section(summary, trainer, images))
     sections.append("<h2>Operating threshold</h2>" + _threshold_section(summary, images))
     sections.append("<h2>Confusion matrix (test split)</h2>" + _confusion_section(summary, images))
     if "roc" in images:
-        sections.append(
-            "<h2>ROC and precision&ndash;recall curves</h2>"
-            + figure(
-                "roc",
-                images,
-                "Train and test splits, every distinct score a threshold. Normal transactions vastly outnumber "
-                "frauds, so the log-scale view on the right shows the region that matters: few false positives.",
-            )
-            + figure("precision_recall", images, "")
-            + "<p class='muted'>Areas computed exactly from the scores: "
-            + ", ".join(
-                f"{split} ROC-AUC {c['roc_auc']:.4f}, AP {c['ap']:.4f}" for split, c in computed["curves"].items()
-            )
-            + ". The Evaluator's table values (TFMA) use 10,000 thresholds, so they can differ in the last digits."
-            "</p>"
-        )
+        sections.append("<h2>ROC and precision&ndash;recall curves</h2>" + _curves_section(images, computed))
     if summary["evaluation"] is not None:
         sections.append(
             "<h2>Test metrics per slice</h2>"
@@ -370,7 +376,7 @@ def build(summary: dict, out_dir: str) -> str:
         images["slices"] = figs.save_png(figs.slices_figure(evaluation["slices"]), out_dir, "slices")
     artifacts = summary.get("artifacts", {})
     if op is not None and "model" in artifacts and "examples" in artifacts:
-        from pipeline.report import scoring  # TensorFlow: only when there is a model to run.
+        from pipeline.scoring import splits as scoring  # TensorFlow: only when there is a model to run.
 
         _, serve = scoring.load_model(artifacts["model"])
         scored = {s: scoring.score_split(artifacts["examples"], s, serve) for s in contract.SPLITS}

@@ -7,9 +7,9 @@ from tfx.dsl.io import fileio
 from tfx.utils import io_utils
 
 import contract
-from components import drift
-from components.anomalies_gate import read_anomalies, read_split_counts
-from components.pusher import ALREADY_SERVING, ROLLED_BACK
+from components.anomalies_gate.component import read_anomalies, read_split_counts
+from components.lib import drift
+from components.pusher.component import ALREADY_SERVING, ROLLED_BACK
 from pipeline.results.metadata import NodeRun, int_property, str_property
 
 
@@ -29,7 +29,7 @@ def anomalies(validator: NodeRun) -> list[dict]:
 
 
 def drift_comparisons(distribution_validator: NodeRun) -> list[dict]:
-    """What the DistributionValidator measured, per comparison (components.drift.read_comparisons)."""
+    """What the DistributionValidator measured, per comparison (components.lib.drift.read_comparisons)."""
     return drift.read_comparisons(
         distribution_validator.output_uri("anomalies"), split_names(distribution_validator, "anomalies")
     )

@@ -3,9 +3,9 @@
 import math
 
 from contract import OutputLayout
-from pipeline import config as cfg
-from pipeline.config import PipelineConfig
-from pipeline.eval_config import COUNTS
+from pipeline.definition import config as cfg
+from pipeline.definition.config import PipelineConfig
+from pipeline.definition.eval_config import COUNTS
 from pipeline.results import artifacts
 from pipeline.results.evaluation import evaluation_summary
 from pipeline.results.summary import Executed, data_rejection, found_anomalies, run_record

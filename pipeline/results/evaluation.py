@@ -1,9 +1,9 @@
 """The Evaluator's results read back: TFMA metrics per slice and model, and TFMA's own validation (the blessing)."""
 
-from components.serving_baseline import FOUND, SERVING_PATH, SERVING_VERSION
-from components.tfma_results import BASELINE, CANDIDATE, CHANGE_KIND, read_metrics, read_validation
-from pipeline import eval_config as ec
-from pipeline.gates import GateConfig
+from components.lib.tfma_results import BASELINE, CANDIDATE, CHANGE_KIND, read_metrics, read_validation
+from components.serving_baseline.component import FOUND, SERVING_PATH, SERVING_VERSION
+from pipeline.definition import eval_config as ec
+from pipeline.definition.gates import GateConfig
 from pipeline.results.metadata import NodeRun, int_property, str_property
 
 

@@ -6,12 +6,12 @@ import json
 import os
 
 import contract
-from components import drift, serving
+from components.lib import drift, serving
 from contract import OutputLayout
-from pipeline import config as cfg
-from pipeline import faults
-from pipeline import status as st
-from pipeline.config import PipelineConfig
+from pipeline.definition import config as cfg
+from pipeline.definition import faults
+from pipeline.definition import status as st
+from pipeline.definition.config import PipelineConfig
 from pipeline.results import artifacts
 from pipeline.results.evaluation import evaluation_summary
 from pipeline.results.metadata import NodeRun
@@ -229,7 +229,7 @@ def _environment(verdict: Verdict, done: Executed, layout: OutputLayout) -> Verd
 
 
 def _unverified(error: BaseException | None) -> str | None:
-    """The message of a pushed version that failed its manifest (components.serving.verify), behind the runner's
+    """The message of a pushed version that failed its manifest (components.lib.serving.verify), behind the runner's
     error (TFX may wrap it), if that is what stopped the run."""
     while error is not None:
         if isinstance(error, serving.UnverifiedVersionError):

@@ -2,10 +2,10 @@
 
 import dataclasses
 
-from components.rejection import DataRejectedError, reasons
-from pipeline import config as cfg
-from pipeline import gates as gates_lib
-from pipeline import status as st
+from components.lib.rejection import DataRejectedError, reasons
+from pipeline.definition import config as cfg
+from pipeline.definition import gates as gates_lib
+from pipeline.definition import status as st
 from pipeline.results.metadata import NodeRun
 
 
@@ -44,7 +44,7 @@ def rejection(
     """Why the data was rejected, in one line that starts with the input, or None when it was not.
 
     The gate's reasons are recomputed from the validator's anomalies, StatisticsGen's counts and the drift past
-    its thresholds (components.drift.problems) with the gate's own rules, so they read the same as the gate's
+    its thresholds (components.lib.drift.problems) with the gate's own rules, so they read the same as the gate's
     error; a rejection where the data is read (CsvExampleGen) comes from its error, which names the file and line.
     """
     gate = nodes.get(cfg.GATE)

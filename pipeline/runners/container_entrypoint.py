@@ -12,11 +12,12 @@ sends the types itself; there nothing changes.
 
 import functools
 
-from absl import app
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from pipeline import beam_workers, startup
+from compat import importlib_metadata
+from compat import tfx as tfx_compat
+from pipeline.definition import beam_workers, startup
 
 # The compiled container command, as KubeflowV2DagRunnerConfig(default_commands=...) takes it.
 COMMAND = ["python", "-m", "pipeline.runners.container_entrypoint"]
@@ -60,8 +61,8 @@ def main(parsed_argv) -> None:
 @functools.cache
 def tfx_entrypoint():
     """TFX's Kubeflow V2 entrypoint module, its stack (TensorFlow, Beam, TFX) imported as the CLI imports it
-    (pipeline/startup.py), once: each task is a fresh process that pays that import."""
-    startup.scan_installed_distributions_once()
+    (pipeline/definition/startup.py), once: each task is a fresh process that pays that import."""
+    importlib_metadata.scan_installed_distributions_once()
     with startup.heavy_imports():
         from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
 
@@ -69,5 +70,5 @@ def tfx_entrypoint():
 
 
 if __name__ == "__main__":
-    # TFX's own flag parser (a private name, but the compiled args are TFX's, so they must parse the same way).
-    app.run(main, flags_parser=tfx_entrypoint()._parse_flags)
+    # TFX's own flag parser: the compiled args are TFX's, so they must parse the same way (compat/tfx.py).
+    tfx_compat.run_kfp_entrypoint(main, tfx_entrypoint())

@@ -11,9 +11,9 @@ ServingBaseline (the push destination).
 
 from tfx import v1 as tfx
 
-from pipeline import config as cfg
-from pipeline.config import DATA_ROOT_PARAMETER, TARGETS, PipelineConfig
-from pipeline.pipeline import create_pipeline
+from pipeline.definition import config as cfg
+from pipeline.definition.config import DATA_ROOT_PARAMETER, TARGETS, PipelineConfig
+from pipeline.definition.pipeline import create_pipeline
 from pipeline.runners import kfp_backend
 from pipeline.runners.container_entrypoint import COMMAND
 

@@ -1,7 +1,6 @@
 """Runs the pipeline on the local Beam runner (LocalDagRunner, SQLite ML Metadata) and writes summary.json."""
 
 import contextlib
-import dataclasses
 import datetime
 import logging
 import os
@@ -15,40 +14,24 @@ from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 from tfx.orchestration.pipeline import Pipeline
 from tfx.orchestration.portable import runtime_parameter_utils
 
+from compat import tfx as tfx_compat
 from contract import OutputLayout
-from pipeline import beam_workers
-from pipeline import config as cfg
-from pipeline import status as st
-from pipeline.config import PipelineConfig
-from pipeline.pipeline import create_compare_pipeline, create_pipeline
+from pipeline.definition import beam_workers
+from pipeline.definition import config as cfg
+from pipeline.definition import status as st
+from pipeline.definition.config import PipelineConfig
+from pipeline.definition.pipeline import create_compare_pipeline, create_pipeline
 from pipeline.report import compare_page
 from pipeline.results import comparison, summary
 from pipeline.results.metadata import run_nodes
 from pipeline.results.summary import Executed
-from pipeline.results.verdict import Verdict
+from pipeline.runners.finish import Finished, Pages, finish
 
 
-@dataclasses.dataclass
-class RunResult:
-    """What a local run ended with: its verdict and the JSON record written (summary.json or compare.json)."""
-
-    verdict: Verdict
-    record: dict
-
-    @property
-    def exit_code(self) -> int:
-        return self.verdict.exit_code
-
-    @property
-    def message(self) -> str:
-        return self.verdict.message
-
-
-class _ProgressHandler(logging.Handler):
-    """Turns LocalDagRunner's 'Component X is running/finished' log lines into progress lines."""
+class _Progress:
+    """Progress lines and per-component seconds from LocalDagRunner's component launches (compat/tfx.py)."""
 
     def __init__(self, say: Callable[[str], None]):
-        super().__init__(logging.INFO)
         self._say = say
         self._started: dict[str, float] = {}
         self.seconds: dict[str, float] = {}
@@ -56,16 +39,14 @@ class _ProgressHandler(logging.Handler):
         # the component where it rises is the one that needed it). Beam's in-process runners run here.
         self.peak_rss_mb: dict[str, int] = {}
 
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.msg == "Component %s is running." and record.args:
-            node = record.args[0]
-            self._started[node] = time.monotonic()
-            self._say(f"running {node} ...")
-        elif record.msg == "Component %s is finished." and record.args:
-            node = record.args[0]
-            self.seconds[node] = round(time.monotonic() - self._started.get(node, time.monotonic()), 1)
-            self.peak_rss_mb[node] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024  # kB on Linux
-            self._say(f"finished {node} ({self.seconds[node]} s)")
+    def started(self, node: str) -> None:
+        self._started[node] = time.monotonic()
+        self._say(f"running {node} ...")
+
+    def finished(self, node: str) -> None:
+        self.seconds[node] = round(time.monotonic() - self._started.get(node, time.monotonic()), 1)
+        self.peak_rss_mb[node] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024  # kB on Linux
+        self._say(f"finished {node} ({self.seconds[node]} s)")
 
 
 class _NamedRunner(LocalDagRunner):
@@ -87,29 +68,21 @@ def _say(line: str) -> None:
     print(f"[fraud-pipeline] {line}", file=sys.stderr, flush=True)
 
 
-def _route_logs(log_path: str, progress: logging.Handler) -> Callable[[], None]:
-    """Sends all library logs to the run's log file and progress lines to stderr; returns an undo."""
+def _route_logs(log_path: str) -> Callable[[], None]:
+    """Sends all library logs to the run's log file; returns an undo."""
     root = logging.getLogger()
     saved = (root.handlers[:], root.level)
     file_handler = logging.FileHandler(log_path)
     file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root.handlers = [file_handler, progress]
+    root.handlers = [file_handler]
     root.setLevel(logging.INFO)
     logging.captureWarnings(True)
     # TensorFlow's logger writes to stderr itself; send it to the file only.
     tf_logger = logging.getLogger("tensorflow")
     tf_saved = (tf_logger.handlers[:], tf_logger.propagate)
     tf_logger.handlers, tf_logger.propagate = [], True
-    # The Transform executor resets absl's verbosity to WARNING (through absl flags), which would hide
-    # LocalDagRunner's INFO progress lines for the rest of the run; hold the absl logger at INFO meanwhile.
-    absl_logger = logging.getLogger("absl")
-    absl_level = absl_logger.level
-    absl_logger.setLevel(logging.INFO)
-    absl_logger.setLevel = lambda level: None
 
     def undo():
-        del absl_logger.setLevel
-        absl_logger.setLevel(absl_level)
         tf_logger.handlers, tf_logger.propagate = tf_saved
         root.handlers, level = saved
         root.setLevel(level)
@@ -122,7 +95,7 @@ def _route_logs(log_path: str, progress: logging.Handler) -> Callable[[], None]:
 @contextlib.contextmanager
 def logs_to_file(layout: OutputLayout):
     """Library logs (TensorFlow's deprecation notices among them) go to the run's log file meanwhile."""
-    undo = _route_logs(layout.log_path, logging.NullHandler())
+    undo = _route_logs(layout.log_path)
     try:
         yield
     finally:
@@ -135,14 +108,15 @@ def execute(
     """Runs a pipeline with LocalDagRunner, with progress lines on stderr and library logs in the run's log."""
     os.makedirs(layout.root, exist_ok=True)
     beam_workers.no_tfx_package_for_local_workers()
-    progress = _ProgressHandler(say)
-    undo_logs = _route_logs(layout.log_path, progress)
+    progress = _Progress(say)
+    undo_logs = _route_logs(layout.log_path)
     started = datetime.datetime.now(datetime.timezone.utc)
     # The same form as LocalDagRunner's own ids (local time, ISO 8601 with microseconds).
     run_id = datetime.datetime.now().isoformat()
     error: BaseException | None = None
     try:
-        _NamedRunner(run_id).run(pipeline)
+        with tfx_compat.component_launches(progress.started, progress.finished):
+            _NamedRunner(run_id).run(pipeline)
     except Exception as e:  # noqa: BLE001 - every failure is classified and reported by the caller.
         error = e
         logging.exception("pipeline run failed")
@@ -161,26 +135,29 @@ def execute(
     )
 
 
-def run(config: PipelineConfig, layout: OutputLayout, input_path: str, say: Callable[[str], None] = _say) -> RunResult:
-    """Runs the pipeline locally, then reads ML Metadata to write summary.json.
+def run(
+    config: PipelineConfig,
+    layout: OutputLayout,
+    input_path: str,
+    say: Callable[[str], None] = _say,
+    pages: bool = True,
+) -> Finished:
+    """Runs the pipeline locally, then finishes it (runners/finish.py): summary.json, the report, the history page.
 
     Args:
       config: the pipeline config; its pipeline_root and metadata_path should come from layout.
       layout: the output folder.
       input_path: the data path as the user gave it, for the summary.
       say: where progress lines go.
+      pages: whether to write the report and the history page.
 
     Returns:
-      The verdict and the summary written (to DIR/summary.json and, kept for `fraud-pipeline report --run ID`,
-      to DIR/runs/ID/summary.json).
+      The verdict, the summary written (to DIR/summary.json and, kept for `fraud-pipeline report --run ID`, to
+      DIR/runs/ID/summary.json) and the pages.
     """
     done = execute(create_pipeline(config), config, layout, say)
     with logs_to_file(layout):
-        verdict, record = summary.run_summary(done, config, layout, input_path)
-    summary.write(layout.summary_path, record)
-    if done.run_id is not None:
-        summary.write(layout.run_summary_path(done.run_id), record)
-    return RunResult(verdict, record)
+        return finish(done, config, layout, input_path, pages=pages)
 
 
 def compare(
@@ -189,7 +166,7 @@ def compare(
     input_path: str,
     strategies: tuple[str, ...],
     say: Callable[[str], None] = _say,
-) -> RunResult:
+) -> Finished:
     """Runs the comparison pipeline locally; writes compare.json and, when every strategy finished, the page."""
     done = execute(create_compare_pipeline(config, strategies), config, layout, say)
     with logs_to_file(layout):
@@ -198,4 +175,4 @@ def compare(
             examples = done.nodes[cfg.EXAMPLE_GEN].output_uri("examples")
             record["html"] = compare_page.build(record, examples, layout.compare_dir)
     summary.write(layout.compare_json_path, record)
-    return RunResult(verdict, record)
+    return Finished(verdict, record, Pages())

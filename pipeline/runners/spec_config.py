@@ -7,9 +7,9 @@ from what the spec will really hand its tasks, so the rehearsal reports what ran
 
 import json
 
-from pipeline import config as cfg
-from pipeline.config import PipelineConfig
-from pipeline.gates import DataMinimums, GateConfig
+from pipeline.definition import config as cfg
+from pipeline.definition.config import PipelineConfig
+from pipeline.definition.gates import DataMinimums, GateConfig
 from pipeline.runners.spec_io import pipeline_spec
 from trainer.hparams import HParams, ThresholdPolicy
 
@@ -64,8 +64,9 @@ def _gates(eval_config: dict) -> GateConfig:
             threshold = thresholds[0]["threshold"]
             floor = threshold["value_threshold"]["lower_bound"]
             drop = -threshold["change_threshold"]["absolute"]
-            # By the metric's name (pipeline.eval_config's PR_AUC, RECALL_AT_PRECISION; not imported, it loads TFMA):
-            # its class is TFMA's or the project's (components.tfma_metrics).
+            # By the metric's name (pipeline.definition.eval_config's PR_AUC, RECALL_AT_PRECISION; not imported, it
+            # loads TFMA):
+            # its class is TFMA's or the project's (compat.tfma).
             if config.get("name") == "pr_auc":
                 values.update(min_pr_auc=floor, max_pr_auc_drop=drop)
             elif config.get("name") == "recall_at_precision":

@@ -17,8 +17,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from components import serving
-from pipeline.faults import EnvironmentFaultError
+from components.lib import serving
+from pipeline.definition.faults import EnvironmentFaultError
 
 
 class PathClashError(ValueError):

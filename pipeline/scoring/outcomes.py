@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 import contract
-from components import csv_contract
-from components.rejection import DataRejectedError
+from components.lib import csv_contract
+from components.lib.rejection import DataRejectedError
 from pipeline.scoring import record as record_lib
 from pipeline.scoring.rows import input_files
 from trainer import threshold as threshold_lib
@@ -157,7 +157,7 @@ def _metrics(labels: np.ndarray, probability: np.ndarray, decision: np.ndarray, 
         "fraud_amount_missed": float(amount[(decision == 0) & (labels == 1)].sum()),
     }
     if 0 < out["frauds"] < len(labels):
-        from pipeline.report.curves import curves
+        from pipeline.scoring.curves import curves
 
         out["pr_auc"] = curves(labels, probability)["ap"]
     if budget and len(labels):

@@ -1,4 +1,4 @@
-"""Rows to score: the files of --data, checked against the CSV contract (components/csv_contract.py) and read in
+"""Rows to score: the files of --data, checked against the CSV contract (components/lib/csv_contract.py) and read in
 batches in input order, fast (Arrow) where the file is clean and carefully (a row at a time) from where it is not;
 and the serialized tf.Examples the model's serving signature takes, encoded a batch at a time.
 
@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 import contract
-from components import csv_contract
-from components.csv_contract import FEATURES, FastReaderRefusedError, open_text
-from components.rejection import DataRejectedError
+from components.lib import csv_contract
+from components.lib.csv_contract import FEATURES, FastReaderRefusedError, open_text
+from components.lib.rejection import DataRejectedError
 
 BATCH_SIZE = contract.READ_BATCH_SIZE
 
@@ -86,7 +86,7 @@ def _normalized(labels) -> list[str]:
 
 
 def _fast_batches(file: str, header: list[str], label: int | None, key: str | None) -> Iterator[Batch]:
-    """A clean file's rows, parsed by Arrow a block at a time (components.csv_contract.arrow_blocks).
+    """A clean file's rows, parsed by Arrow a block at a time (components.lib.csv_contract.arrow_blocks).
 
     It only takes what it can judge exactly: every feature a finite number, the label 0, 1 or empty, no blank
     line, so that row i is line i + 2. Anything else raises FastReaderRefusedError with the rows it already gave, and

@@ -9,18 +9,19 @@ model's training data the way the drift gate compares splits.
   TFDV's quantile sketches were most of the record's cost on every row (docs/serving.md, what the record costs).
 - Against training: the model's train split statistics, written into every pushed version by the Pusher
   (contract.TRAIN_STATISTICS), compared with TFDV's validate_statistics and the comparators and thresholds of
-  pipeline/drift.pbtxt, as TFX's DistributionValidator does (a schema inferred from the baseline, the configured
+  drift.pbtxt, as TFX's DistributionValidator does (a schema inferred from the baseline, the configured
   comparators set on it). The label is compared only when the batch carries it.
 - Against the contract: the curated schema in its SERVING environment, where Class is optional.
-TFDV is imported only when a batch is scored (its import brings Beam along): `import pipeline.predict` stays light.
+TFDV is imported only when a batch is scored (its import brings Beam along): `import pipeline.scoring.predict` stays
+light.
 """
 
 import numpy as np
 from google.protobuf import text_format
 
 import contract
-from components import drift
-from components.csv_contract import FEATURES
+from components.lib import drift
+from components.lib.csv_contract import FEATURES
 
 SERVING_ENVIRONMENT = "SERVING"
 NAME = "scored batch vs the model's training data"
@@ -110,7 +111,7 @@ class BatchStatistics:
         return statistics
 
 
-def _comparators_schema(config, train_stats, labelled: bool):
+def comparators_schema(config, train_stats, labelled: bool):
     """As TFX's DistributionValidator builds it (tfx/components/distribution_validator/executor.py,
     _make_schema_from_config): the baseline's inferred schema with each configured feature's comparator."""
     import tensorflow_data_validation as tfdv
@@ -140,7 +141,7 @@ def compare(batch_stats, train_stats, drift_config_text: str, schema, labelled: 
 
     config = text_format.Parse(drift_config_text, distribution_validator_pb2.DistributionValidatorConfig())
     found = tfdv.validate_statistics(
-        batch_stats, _comparators_schema(config, train_stats, labelled), previous_statistics=train_stats
+        batch_stats, comparators_schema(config, train_stats, labelled), previous_statistics=train_stats
     )
     features = [f for f in drift.measurements(found) if f["value"] is not None]
     comparison = {"pair": ["scored", "train"], "name": NAME, "features": features}

@@ -16,9 +16,9 @@ import os
 import tempfile
 
 import contract
-from components import csv_contract
-from components.csv_contract import FastReaderRefusedError
-from components.rejection import DataRejectedError
+from components.lib import csv_contract
+from components.lib.csv_contract import FastReaderRefusedError
+from components.lib.rejection import DataRejectedError
 from pipeline.cli.data import data_files, data_input
 from pipeline.scoring import rows
 

@@ -1,0 +1,274 @@
+"""`fraud-pipeline predict`: scores CSV transactions in bulk with a pushed model, streaming, in input order.
+
+Rows are read with the same contract as training (pipeline/scoring/rows.py) and scored in batches through the
+model's own serving signature (serialized raw tf.Examples, the Transform graph inside), so a score here is the score
+TF Serving gives. Memory holds one batch at a time. Every batch of scoring is recorded under OUTPUT/scoring/
+(pipeline/scoring/record.py) with its serving skew against the model's training data (pipeline/scoring/skew.py), so
+that `outcomes` can join the labels that arrive later.
+"""
+
+import csv
+import dataclasses
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import contract
+from components.lib import serving
+from components.lib.csv_contract import open_text
+from pipeline.scoring import destination
+from pipeline.scoring import record as record_lib
+from pipeline.scoring.rows import BATCH_SIZE, ExampleEncoder, Rejects, batches, headers, input_files
+
+PROGRESS_SECONDS = 10.0
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """No pushed model where one was expected; the message says where it looked."""
+
+
+def newest_model(serving_dir: str, warn=lambda line: print(line, file=sys.stderr)) -> Path:
+    """The version TF Serving serves: the newest complete one under serving_dir (a newer folder still being copied,
+    without saved_model.pb or its variables, is passed over as TF Serving passes it over, and named in a warning)."""
+    found = serving.serving_now(serving_dir)
+    if found is None:
+        raise ModelNotFoundError(
+            f"no pushed model under {serving_dir} (run `fraud-pipeline run` first, or give --model)"
+        )
+    for version in serving.versions(serving_dir):
+        if version > found[0]:
+            warn(
+                f"fraud-pipeline: {serving.join(serving_dir, str(version))} is not a complete model (yet); "
+                f"scoring with version {found[0]}, the one TF Serving serves"
+            )
+    return Path(found[1])
+
+
+@dataclasses.dataclass(frozen=True)
+class Model:
+    """A pushed SavedModel's serving signature, its operating threshold, its version (the folder's name), and what
+    it carries of its training: its lineage and the train split's statistics (when pushed with them)."""
+
+    path: Path
+    version: str
+    threshold: float
+    serve: object
+
+    @classmethod
+    def load(cls, path: Path, verified: bool = True) -> "Model":
+        """Loads a pushed version, its files first checked against its manifest (a SavedModel is code).
+
+        Args:
+          verified: False for a folder given by hand with no manifest (warned about by the caller); a folder with a
+            manifest is always checked.
+
+        Raises:
+          ModelNotFoundError: not a model this pipeline pushed.
+          components.lib.serving.UnverifiedVersionError: files that are not those pushed.
+        """
+        from pipeline.scoring.splits import load_model  # TensorFlow: only once a model is loaded
+
+        threshold_file = path / contract.OPERATING_THRESHOLD
+        if not (path / "saved_model.pb").is_file() or not threshold_file.is_file():
+            raise ModelNotFoundError(f"{path} is not a model pushed by this pipeline (no saved_model.pb or threshold)")
+        if verified or (path / contract.MANIFEST).is_file():
+            serving.verify(str(path))
+        threshold = json.loads(threshold_file.read_text())["threshold"]
+        _, serve = load_model(str(path))
+        return cls(path, path.name, float(threshold), serve)
+
+    def score(self, serialized: list[bytes]):
+        """(probabilities, decisions) of serialized raw examples, as numpy arrays."""
+        import tensorflow as tf
+
+        out = self.serve(**{contract.SERVING_INPUT: tf.constant(serialized)})
+        return out[contract.PROBABILITY_OUTPUT].numpy().ravel(), out[contract.DECISION_OUTPUT].numpy().ravel()
+
+    def train_statistics(self):
+        """The train split's statistics the Pusher put into this version, or None for a version without them."""
+        path = self.path / contract.TRAIN_STATISTICS
+        if not path.is_file():
+            return None
+        from tensorflow_metadata.proto.v0 import statistics_pb2
+
+        stats = statistics_pb2.DatasetFeatureStatisticsList()
+        stats.ParseFromString(path.read_bytes())
+        return stats
+
+
+class Progress:
+    """Rows scored and rows per second: a tqdm bar on a terminal, a plain line every PROGRESS_SECONDS otherwise."""
+
+    def __init__(self, stream=sys.stderr):
+        self.stream, self.rows, self.started = stream, 0, time.monotonic()
+        self._last = self.started
+        self._bar = None
+        if stream.isatty():
+            from tqdm import tqdm
+
+            self._bar = tqdm(unit=" rows", unit_scale=True, file=stream, desc="scoring")
+
+    def update(self, rows: int) -> None:
+        self.rows += rows
+        if self._bar is not None:
+            self._bar.update(rows)
+            return
+        now = time.monotonic()
+        if now - self._last >= PROGRESS_SECONDS:
+            self._last = now
+            print(f"scored {self.rows:,} rows ({self.rate():,.0f} rows/s)", file=self.stream, flush=True)
+
+    def rate(self) -> float:
+        return self.rows / max(time.monotonic() - self.started, 1e-9)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    scored: int
+    rejected: int
+    seconds: float
+    model: Path
+    # The batch's record (None without an output folder to record into) and its skew (see pipeline/scoring/skew.py).
+    record: Path | None = None
+    skew: dict | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Recording:
+    """Where and how a batch is recorded: the output folder, the curated schema and the drift thresholds."""
+
+    output: str
+    schema_path: str
+    drift_config: str
+
+
+def _skew(model: Model, statistics, recording: Recording) -> dict:
+    from pipeline.scoring import skew
+
+    train = model.train_statistics()
+    if train is None:
+        return {"measured": False, "reason": f"{model.path} carries no training statistics (pushed before they were)"}
+    found = skew.compare(statistics.result(), train, recording.drift_config, statistics.schema, statistics.labelled)
+    return {"measured": True, **found}
+
+
+def predict(
+    data: str,
+    model_path: Path,
+    to: str,
+    rejects_path: str | None = None,
+    batch_size: int = BATCH_SIZE,
+    key: str | None = None,
+    recording: Recording | None = None,
+    verified: bool = True,
+) -> Result:
+    """Scores every good row of data into `to` (CSV, gzip by extension), in input order; returns the counts.
+
+    Args:
+      key: a column of the input passed through to the output and the record with each score (a transaction id).
+      recording: record the batch under recording.output/scoring/ with its statistics and serving skew.
+      verified: whether a model without a manifest is refused (Model.load).
+
+    Raises:
+      DataRejectedError: a header or row that breaks the contract (without rejects_path), naming file and line.
+      ModelNotFoundError: model_path is not a pushed model.
+      EnvironmentFaultError: another command is writing `to` or rejects_path (pipeline/scoring/destination.py).
+    """
+    files = input_files(data)
+    checked = headers(files, key)
+    model = Model.load(model_path, verified)
+    with destination.writing(to, rejects_path) as (partial, rejects_partial):
+        rejects = Rejects(rejects_partial, gz=bool(rejects_path and rejects_path.endswith(".gz")))
+        return _score(files, checked, model, (partial, to), rejects, key, recording, batch_size)
+
+
+def _score(files, checked, model: Model, output: tuple[str, str], rejects, key, recording, batch_size) -> Result:
+    """predict() once the outputs are locked: output is (the partial file to write, the name it will have)."""
+    # One loop from the rows to the written scores and the record, kept whole: each exit path closes the same files.
+    partial, to = output
+    encoder = ExampleEncoder()
+    many = len(files) > 1
+    labelled = any(contract.LABEL in header for header in checked.values())
+    writer_record = record_lib.ScoresWriter(recording.output, labelled, key) if recording else None
+    statistics = None
+    if recording is not None:
+        from pipeline.scoring.skew import BatchStatistics
+
+        statistics = BatchStatistics(recording.schema_path)
+    # Scoring starts here: the model and TFDV are loaded (their start-up is not part of the rate).
+    progress = Progress()
+    started = time.monotonic()
+    seconds = None
+    try:
+        # gzip when the final name ends in .gz (the partial name does not).
+        with open_text(partial, "w", gz=to.endswith(".gz")) as out:
+            writer = csv.writer(out)
+            writer.writerow(
+                (["file"] if many else [])
+                + ["line"]
+                + ([key] if key else [])
+                + [contract.TIME]
+                + ([contract.LABEL] if labelled else [])
+                + ["probability", "decision", "threshold", "model_version"]
+            )
+            time_index = contract.RAW_FLOAT_FEATURES.index(contract.TIME)
+            threshold = f"{model.threshold:.9g}"
+            for batch in batches(files, rejects, batch_size, checked, key):
+                if statistics is not None:
+                    statistics.add(batch.values, batch.labels)
+                probabilities, decisions = model.score(encoder.encode(batch.values))
+                if writer_record is not None:
+                    writer_record.add(batch, probabilities, decisions, model.version)
+                times = batch.values[:, time_index].tolist()
+                lines = batch.lines.tolist()
+                labels = batch.labels if batch.labels is not None else [""] * len(batch)
+                keys = batch.keys if batch.keys is not None else None
+                for i, (probability, decision) in enumerate(zip(probabilities.tolist(), decisions.tolist())):
+                    writer.writerow(
+                        ([batch.files[i]] if many else [])
+                        + [lines[i]]
+                        + ([keys[i]] if keys is not None else [])
+                        + [repr(times[i])]
+                        + ([labels[i]] if labelled else [])
+                        + [f"{probability:.9g}", decision, threshold, model.version]
+                    )
+                progress.update(len(batch))
+        if statistics is not None:
+            statistics.result()  # the statistics are part of the scoring's time
+        seconds = time.monotonic() - started
+        record_path = skew = None
+        if writer_record is not None:
+            skew = _skew(model, statistics, recording)
+            record_path = writer_record.close(
+                {
+                    "model": {
+                        "version": model.version,
+                        "path": str(model.path),
+                        "threshold": model.threshold,
+                        "identity": serving.identity_of(str(model.path)),
+                    },
+                    "inputs": files,
+                    "key": key,
+                    "labelled": labelled,
+                    "rejected": rejects.count,
+                    "scores_to": os.path.abspath(to),
+                    "skew": skew,
+                    "statistics_rows": statistics.result().datasets[0].num_examples,
+                    "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                },
+                statistics.result(),
+            )
+    except BaseException:
+        if writer_record is not None:
+            writer_record.abandon()
+        raise
+    finally:
+        progress.close()
+        rejects.close()
+    return Result(progress.rows, rejects.count, seconds, model.path, record_path, skew)
