@@ -30,7 +30,7 @@ DISTRIBUTIONS = ("tfx", "tfx-bsl")
 Source = Callable[[str, schema_pb2.Schema, schema_pb2.Schema, int], beam.PTransform]
 
 
-def batch_size() -> int:
+def tfx_bsl_batch_size() -> int:
     """tfx_bsl's batch size: its cap with --tfxio_use_byte_size_batching (as the pipeline gives Transform), else
     the cap Beam's adaptive batches end at."""
     if batch_util._UseByteSizeBatching():
@@ -52,7 +52,7 @@ class _Record(tf_example_record.TFExampleRecord):
         )
 
     def BeamSource(self, batch_size=None):  # noqa: N802 - tfx_bsl's name
-        size = batch_size if batch_size is not None else globals()["batch_size"]()
+        size = batch_size if batch_size is not None else tfx_bsl_batch_size()
         return self._source(self._file_pattern, self._full_schema, self._schema, size)
 
 
