@@ -1,7 +1,7 @@
 # The pipeline image, used twice:
 # - by Kubeflow Pipelines v2 / Vertex AI for every component: TFX 1.16 with this project installed, so each
 #   executor can import contract.py, transform/, trainer/, components/ and pipeline/ (and find the curated schema at
-#   /pipeline/schema.pbtxt, the path `fraud-pipeline compile` puts in the spec by default). The compiled
+#   /pipeline/datasets/ulb/schema.pbtxt, the path `fraud-pipeline compile` puts in the spec by default). The compiled
 #   spec sets each component's command (python -m pipeline.runners.container_entrypoint, TFX's Kubeflow V2
 #   entrypoint with the input types the open-source backend leaves out), so the entrypoint below does not get in its
 #   way. `fraud-pipeline rehearse` runs those commands with this checkout standing for /pipeline;
@@ -29,8 +29,9 @@ ENV TF_USE_LEGACY_KERAS=1 \
 WORKDIR /pipeline
 # The same pinned set as local runs: what the base image already has at these versions stays as it is.
 COPY requirements.lock setup.py ./
-COPY contract.py schema.pbtxt drift.pbtxt ./
+COPY contract.py ./
 COPY compat/ compat/
+COPY datasets/ datasets/
 COPY pipeline/ pipeline/
 COPY components/ components/
 COPY transform/ transform/

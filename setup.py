@@ -7,11 +7,16 @@ setup(
     version="0.1.0",
     description="TFX pipeline for imbalanced classification, on the credit-card fraud data",
     python_requires=">=3.10,<3.11",
-    # contract.py is the one module every layer shares; the four packages are the user code TFX loads
-    # (components/, transform/, trainer/) and the orchestration around it (pipeline/ and its subpackages).
+    # contract.py is the one module every layer shares; datasets/ holds the dataset specs and their loader; the
+    # packages are the user code TFX loads (components/, transform/, trainer/) and the orchestration around it
+    # (pipeline/ and its subpackages). The specs and schemas are read from the source tree (an editable install).
     py_modules=["contract"],
     packages=find_packages(
-        include=[f"{p}{s}" for p in ("compat", "pipeline", "components", "transform", "trainer") for s in ("", ".*")]
+        include=[
+            f"{p}{s}"
+            for p in ("compat", "datasets", "pipeline", "components", "transform", "trainer")
+            for s in ("", ".*")
+        ]
     ),
     # The exact versions are pinned in requirements.lock; these are the direct dependencies.
     install_requires=[
@@ -25,6 +30,8 @@ setup(
         "matplotlib>=3.8,<3.10",
         # Beam builds the sdist it stages for remote workers (--setup_file) with it, when it is there.
         "build",
+        # The dataset specs (datasets/spec.py); kfp requires it too.
+        "PyYAML>=6",
     ],
     # playwright drives the system's Chromium in the report's browser test; mkdocs builds the documentation site;
     # uv installs the lock (scripts/bootstrap-venv), so `make lock` pins it with the rest. pytest before 9: pytest 9

@@ -1,7 +1,9 @@
 """Benchmark: the daily retrain, `fraud-pipeline run` against the plain reference script and the vanilla TFX peer.
 
 Usage: python bench/bench_pipeline.py [--data PATH] [--strategy S ...] [--first-share 0.9] [--no-peer] [--scale N]
-       [--output DIR] [-- run flags]
+       [--output DIR] [--dataset SPEC] [-- run flags]
+With --dataset (e.g. the simulated log of `fraud-pipeline simulate` and datasets/simulated/dataset.yaml), the runs
+and the reference (adapted to the spec's columns) read that dataset; there is no vanilla TFX peer then.
 Default data: ../shared/data/creditcard_past.csv.gz (227,845 rows). In one invocation: the reference
 (bench/reference.py: the tutorial's steps as one script, same split and model) on the file's oldest 90% and on all
 of it; the pipeline's first run on the oldest 90% into a fresh folder, its retrain on the whole file into the same
@@ -89,7 +91,7 @@ def scaled_copy(data: str, times: int, path: Path, seed: int = 0) -> Path:
     return path
 
 
-def run_reference(data: str, output: Path, times: int = 2) -> dict:
+def run_reference(data: str, output: Path, times: int = 2, dataset: str | None = None) -> dict:
     """bench/reference.py in a subprocess, `times` times; the fastest run's JSON result plus the wall time and peak
     RSS seen from here, and every run's wall time. The fastest, because the ratios compare the pipeline with it: on
     these machines the same script's wall time moves by up to 1.5x between two runs minutes apart, and a slow one
@@ -98,7 +100,8 @@ def run_reference(data: str, output: Path, times: int = 2) -> dict:
     results = []
     for index in range(times):
         path = output / f"reference-{index}.json"
-        run = measured([sys.executable, str(ROOT / "bench" / "reference.py"), "--data", data, "--json", str(path)])
+        command = [sys.executable, str(ROOT / "bench" / "reference.py"), "--data", data, "--json", str(path)]
+        run = measured(command + (["--dataset", dataset] if dataset else []))
         if run["exit"] != 0:
             raise SystemExit(f"the reference failed:\n{run['stderr'][-3000:]}")
         results.append(
@@ -175,14 +178,23 @@ def scale_rows(one: dict, many: dict) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def oldest_share(data: str, share: float, path: Path) -> Path:
-    """The oldest `share` of the file's rows by Time (the first day's data of the retrain), gzip level 1."""
+def oldest_share(data: str, share: float, path: Path, dataset: str | None = None) -> Path:
+    """The oldest `share` of the file's rows by the time column (Time, or the --dataset spec's: the first day's data
+    of the retrain), gzip level 1."""
     import pandas as pd
 
     if path.exists():
         return path
-    frame = pd.read_csv(data)
-    kept = frame.sort_values("Time", kind="stable").iloc[: int(len(frame) * share)]
+    if dataset:
+        from datasets import spec as dataset_spec
+
+        spec = dataset_spec.load(dataset)
+        frame = pd.read_csv(data, dtype=str, keep_default_na=False)
+        order = frame[spec.time].map(spec.time_of)
+        kept = frame.iloc[order.argsort(kind="stable")].iloc[: int(len(frame) * share)]
+    else:
+        frame = pd.read_csv(data)
+        kept = frame.sort_values("Time", kind="stable").iloc[: int(len(frame) * share)]
     partial = path.with_suffix(".partial.gz")
     kept.to_csv(partial, index=False, compression={"method": "gzip", "compresslevel": 1})
     partial.rename(path)
@@ -233,6 +245,11 @@ def main() -> int:
     parser.add_argument("--strategy", action="append", dest="strategies")
     parser.add_argument("--first-share", type=float, default=0.9, help="the first run's share of the rows (oldest)")
     parser.add_argument("--no-peer", action="store_true", help="skip the vanilla TFX peer (bench/vanilla_tfx.py)")
+    parser.add_argument(
+        "--dataset",
+        help="a dataset spec (e.g. the simulated log's): passed to every run and the adapted reference; "
+        "no vanilla TFX peer (it reads the ULB columns)",
+    )
     parser.add_argument("--scale", type=int, default=0, help="also run the first strategy on an N-times file")
     parser.add_argument("--output", default=str(ROOT / "bench" / "results"))
     parser.add_argument("extra", nargs="*", help="more `fraud-pipeline run` flags, after --")
@@ -241,13 +258,18 @@ def main() -> int:
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     first_data = str(
-        oldest_share(args.data, args.first_share, output / f"oldest{round(args.first_share * 100)}.csv.gz")
+        oldest_share(
+            args.data, args.first_share, output / f"oldest{round(args.first_share * 100)}.csv.gz", args.dataset
+        )
     )
+    if args.dataset:
+        args.extra = [*args.extra, "--dataset", args.dataset]
+        args.no_peer = True
 
     # The daily retrain: a first run on the oldest rows, then the whole file (newer rows added) into the same folder,
     # so the second run's Evaluator compares with the model the first pushed; then the same command again (cached).
-    reference_first = run_reference(first_data, output / "reference-first")
-    reference = run_reference(args.data, output / "reference")
+    reference_first = run_reference(first_data, output / "reference-first", dataset=args.dataset)
+    reference = run_reference(args.data, output / "reference", dataset=args.dataset)
     daily = output / "daily"
     first = run_once(first_data, strategies[0], daily, args.extra)
     retrain = run_once(args.data, strategies[0], daily, args.extra, fresh=False)

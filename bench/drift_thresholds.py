@@ -1,4 +1,4 @@
-"""How drift.pbtxt's thresholds sit on real data: the divergences the DistributionValidator would measure.
+"""How the ULB spec's drift thresholds sit on real data: the divergences the DistributionValidator would measure.
 
 For each file: the test split against the train split (newest 20% vs oldest 64% by Time), consecutive spans
 (the file cut into K equal parts by Time), and the same file with V1..V4 shifted by one, two and three
@@ -28,10 +28,13 @@ from tensorflow_metadata.proto.v0 import schema_pb2  # noqa: E402
 from tfx.proto import distribution_validator_pb2  # noqa: E402
 
 import contract  # noqa: E402
+from datasets import spec as dataset_spec  # noqa: E402
 from pipeline.scoring import skew  # noqa: E402
 
-SCHEMA = text_format.Parse((ROOT / "schema.pbtxt").read_text(), schema_pb2.Schema())
-CONFIG = text_format.Parse((ROOT / "drift.pbtxt").read_text(), distribution_validator_pb2.DistributionValidatorConfig())
+SCHEMA = text_format.Parse(Path(contract.SCHEMA_FILE).read_text(), schema_pb2.Schema())
+CONFIG = text_format.Parse(
+    dataset_spec.drift_config(contract.DEFAULT_DATASET), distribution_validator_pb2.DistributionValidatorConfig()
+)
 SHIFTED = ("V1", "V2", "V3", "V4")
 
 

@@ -129,7 +129,7 @@ class PipelineTransform:
 
         from transform.preprocessing import preprocessing_fn
 
-        schema = text_format.Parse((ROOT / "schema.pbtxt").read_text(), schema_pb2.Schema())
+        schema = text_format.Parse(Path(contract.SCHEMA_FILE).read_text(), schema_pb2.Schema())
         metadata = dataset_metadata.DatasetMetadata(schema)
         columns = {c: train[c].to_numpy() for c in contract.RAW_COLUMNS}
         instances = [

@@ -100,7 +100,7 @@ def schema_artifact(folder: Path):
 
     schema = standard_artifacts.Schema()
     schema.uri = str(folder)
-    io_utils.copy_file(str(ROOT / "schema.pbtxt"), str(folder / "schema.pbtxt"), overwrite=True)
+    io_utils.copy_file(contract.SCHEMA_FILE, str(folder / "schema.pbtxt"), overwrite=True)
     return schema
 
 

@@ -18,7 +18,7 @@ GRAPH = fingerprint.imports()
 # in its folder under components/, what they share in components/lib/, the preprocessing_fn, the trainer); then the
 # pipeline definition, reading runs back, scoring, the pages, the runners, and the command line last.
 LAYERS = (
-    ("contract", "compat"),
+    ("contract", "compat", "datasets"),
     ("components", "transform", "trainer"),
     ("pipeline.definition",),
     ("pipeline.results",),
@@ -143,16 +143,29 @@ def test_there_is_no_import_cycle():
         visit(module, [])
 
 
-def test_the_contract_imports_nothing_from_the_project_and_nothing_heavy():
-    tree = ast.parse((ROOT / "contract.py").read_text())
+def _imports(path) -> set:
+    tree = ast.parse(path.read_text())
     imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-    assert imported <= {"dataclasses", "os"}
+    return imported | {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+
+
+def test_the_contract_imports_only_the_dataset_spec_and_nothing_heavy():
+    assert _imports(ROOT / "contract.py") <= {"dataclasses", "os", "datasets"}
+    # The spec's loader: the standard library and YAML, nothing of the project.
+    assert _imports(ROOT / "datasets" / "spec.py") <= {
+        "dataclasses",
+        "datetime",
+        "hashlib",
+        "json",
+        "math",
+        "os",
+        "yaml",
+    }
 
 
 @pytest.mark.parametrize("package", ["components", "transform", "trainer", "compat"])
 def test_user_code_imports_only_the_contract_the_overrides_and_its_own_package(package):
-    allowed = {"contract"} | ({"compat"} if package != "compat" else set())
+    allowed = {"contract", "datasets"} | ({"compat"} if package != "compat" else set())
     for module, targets in GRAPH.items():
         if module.split(".")[0] == package:
             others = {t for t in targets if t.split(".")[0] not in allowed | {package}}
@@ -177,11 +190,15 @@ def test_test_modules_import_no_other_test_module():
         assert imported == helpers, path.name
 
 
+# contract.py and the dataset spec's loader it reads the default spec with.
+CONTRACT = ("contract", "datasets", "datasets.spec")
+
+
 def test_each_component_is_fingerprinted_with_the_modules_it_loads():
     loaded = {c: fingerprint.component_closure(m, GRAPH) for c, m in cfg.COMPONENT_CODE.items()}
     packages = {"components", "components.lib"}
     assert loaded[cfg.EXAMPLE_GEN] == packages | {
-        "contract",
+        *CONTRACT,
         "compat",
         "compat.beam",
         "components.example_gen",
@@ -195,7 +212,7 @@ def test_each_component_is_fingerprinted_with_the_modules_it_loads():
         "components.lib.spans",
     }
     assert loaded[cfg.GATE] == packages | {
-        "contract",
+        *CONTRACT,
         "components.anomalies_gate",
         "components.anomalies_gate.component",
         "components.lib.drift",
@@ -212,7 +229,7 @@ def test_each_component_is_fingerprinted_with_the_modules_it_loads():
     # ServingBaseline's code and the Evaluator's (its extractors and the metric classes its EvalConfig names): one
     # fingerprint, since the Evaluator has none of its own and re-runs when ServingBaseline's output changes.
     assert loaded[cfg.SERVING_BASELINE] == packages | {
-        "contract",
+        *CONTRACT,
         "compat",
         "compat.tfma",
         "components.lib.serving",
@@ -223,7 +240,7 @@ def test_each_component_is_fingerprinted_with_the_modules_it_loads():
         "components.evaluator.extractors",
     }
     assert loaded[cfg.PUSHER] == packages | {
-        "contract",
+        *CONTRACT,
         "components.pusher",
         "components.pusher.component",
         "components.pusher.model_card",
@@ -234,7 +251,7 @@ def test_each_component_is_fingerprinted_with_the_modules_it_loads():
     }
     # Transform: the preprocessing_fn and the executor that reads its examples.
     assert loaded[cfg.TRANSFORM] == packages | {
-        "contract",
+        *CONTRACT,
         "compat",
         "compat.tfx_transform",
         "transform",
@@ -244,7 +261,7 @@ def test_each_component_is_fingerprinted_with_the_modules_it_loads():
         "components.lib.examples_io",
     }
     assert {
-        "contract",
+        *CONTRACT,
         "compat.tensorflow",
         "trainer.task",
         "trainer.model",

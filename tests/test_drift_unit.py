@@ -8,7 +8,7 @@ from tfx.proto import distribution_validator_pb2
 import contract
 from components.lib import drift
 from components.lib.rejection import reasons
-from pipeline.cli.build import DRIFT_CONFIG_PATH
+from datasets import spec as dataset_spec
 
 
 def _write_pair(folder, pair, measured: dict, past: list[str], missing: tuple = ()):
@@ -74,7 +74,9 @@ def test_drift_stops_the_gate_unless_accepted():
 
 
 def test_the_thresholds_file_compares_every_model_feature_and_the_label_but_not_time():
-    config = text_format.Parse(DRIFT_CONFIG_PATH.read_text(), distribution_validator_pb2.DistributionValidatorConfig())
+    config = text_format.Parse(
+        dataset_spec.drift_config(dataset_spec.default()), distribution_validator_pb2.DistributionValidatorConfig()
+    )
     comparators = {".".join(f.path.step): f.distribution_comparator for f in config.default_slice_config.feature}
     assert set(comparators) == {*contract.MODEL_FEATURES, contract.LABEL}
     for name in contract.MODEL_FEATURES:

@@ -23,7 +23,7 @@ def test_time_partition(time, split):
 
 
 def test_columns_are_typed_by_the_contract():
-    combine = records.ColumnsParse(["float", "float", "int", "float"])
+    combine = records.ColumnsParse(["Time", "V1", "Class", "V2"], ["float", "float", "int", "float"], ULB)
     acc = combine.create_accumulator()
     for cells in (["0", "1.5", "0", "x"], ["2", "", "1", "3"]):
         acc = combine.add_input(acc, cells)
@@ -38,7 +38,7 @@ def test_columns_are_typed_by_the_contract():
 
 
 def test_an_integral_float_label_is_an_int_and_a_fraction_is_not():
-    combine = records.ColumnsParse(["int"])
+    combine = records.ColumnsParse(["Class"], ["int"], ULB)
     assert combine.extract_output(combine.add_input(combine.create_accumulator(), ["1.0"])) == ["int"]
     assert combine.extract_output(combine.add_input(combine.create_accumulator(), ["0.5"])) == ["bytes"]
     example = records.to_example(["1.0", "0.0"], ["Class", "Other"], ["int", "int"])
@@ -47,6 +47,7 @@ def test_an_integral_float_label_is_an_int_and_a_fraction_is_not():
 
 
 HEADER = ",".join(contract.RAW_COLUMNS)
+ULB = contract.DEFAULT_DATASET
 
 
 def _row(label="0", time="1"):
@@ -129,7 +130,7 @@ def test_unknown_split_scheme_is_refused():
 def _careful(path):
     """What the careful reader makes of a file: (Time, example) per row, columns typed over the whole file."""
     header, rows = _rows(path)
-    combine = records.ColumnsParse([records.contract_type(n) for n in header])
+    combine = records.ColumnsParse(header, [records.contract_type(n) for n in header], ULB)
     kinds = combine.extract_output(combine.merge_accumulators([_fold(combine, rows)]))
     return [records.timed_record(records.to_example(cells, header, kinds)) for cells in rows]
 

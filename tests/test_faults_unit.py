@@ -25,15 +25,16 @@ def _commands():
 def _argv(name, command, tmp_path):
     """The command with its required arguments filled in, and its output folder (if it has one) in tmp_path."""
     argv = [name]
+    # A required choice between flags first (a positional that takes the rest of the line comes last).
+    for group in command._mutually_exclusive_groups:
+        if group.required:
+            first = group._group_actions[0]
+            argv += [first.option_strings[0]] + ([] if first.nargs == 0 else ["1"])
     for action in command._actions:
         if not action.option_strings and action.dest not in ("help",):
             argv.append(str(FIXTURE))
         elif action.required:
             argv += [action.option_strings[0], _value(action, tmp_path)]
-    for group in command._mutually_exclusive_groups:
-        if group.required:
-            first = group._group_actions[0]
-            argv += [first.option_strings[0]] + ([] if first.nargs == 0 else ["1"])
     flags = {s for a in command._actions for s in a.option_strings}
     for flag in ("--output", "--root"):
         if flag in flags and flag not in argv and not (name in ("compile",) and flag == "--output"):
@@ -80,8 +81,8 @@ def test_an_unexpected_error_in_any_command_is_one_sentence_and_its_traceback_go
         "Traceback (most recent call last)" in text and f"injected fault in {name}" in text and "def broken" not in text
     )
     assert "in broken" in text  # the frame that raised is in the log
-    # A command with an output folder logs into it; compile and submit into a file of their own.
-    if name in ("compile", "submit"):
+    # A command with an output folder logs into it; compile, submit and simulate into a file of their own.
+    if name in ("compile", "submit", "simulate"):
         # This user's private log folder (mode 0700), never a shared path under /tmp.
         assert log.startswith(str(tmp_path / "state" / "fraud-pipeline" / "logs" / f"{name}-"))
         assert os.stat(tmp_path / "state" / "fraud-pipeline" / "logs").st_mode & 0o777 == 0o700

@@ -16,6 +16,7 @@ import contract
 from components.lib import serving
 from components.pusher import component as pusher
 from components.serving_baseline.component import FOUND, SERVING_VERSION, ServingBaseline
+from datasets import spec as dataset_spec
 
 CONFIG = json.dumps({"hparams": {"units": 16}})
 
@@ -95,16 +96,32 @@ def test_the_data_fingerprint_is_of_names_and_contents(tmp_path):
     assert same != serving.data_fingerprint([str(tmp_path / "b" / "x.csv")], str(tmp_path / "b"))
 
 
-def _run_baseline(tmp_path, root, examples, name="baseline"):
+def _run_baseline(tmp_path, root, examples, name="baseline", dataset=""):
     baseline = standard_artifacts.Model()
     baseline.uri = str(tmp_path / name)
     executor = ServingBaseline.EXECUTOR_SPEC.executor_class()
     executor.Do(
         {"examples": [examples]},
         {"baseline": [baseline]},
-        {"serving_dir": root, "training_config": CONFIG, "baseline_key": ""},
+        {"serving_dir": root, "training_config": CONFIG, "baseline_key": "", "dataset": dataset},
     )
     return baseline
+
+
+def test_a_serving_model_of_another_dataset_is_no_baseline_and_the_record_says_why(tmp_path):
+    """The serving version's own spec (in the version) reads columns this run's examples lack: no baseline."""
+    root = str(tmp_path / "serving")
+    folder = _version(root, 1, identity="older model")
+    simulated = dataset_spec.load(os.path.join(dataset_spec.DATASETS_DIR, "simulated", "dataset.yaml"))
+    Path(folder, contract.DATASET_SPEC).write_text(simulated.to_json())
+    serving.write_manifest(folder)
+    ulb_run = _run_baseline(tmp_path, root, _examples(tmp_path), "ulb")
+    assert ulb_run.get_int_custom_property(FOUND) == 0
+    record = json.loads(Path(ulb_run.uri, "baseline.json").read_text())
+    assert record["incomparable"]["version"] == "1" and "tx_datetime" in record["incomparable"]["columns"]
+    # The same version is the baseline of a run of its own dataset.
+    sim_run = _run_baseline(tmp_path, root, _examples(tmp_path / "b"), "sim", dataset=simulated.to_json())
+    assert sim_run.get_int_custom_property(FOUND) == 1
 
 
 def test_serving_baseline_copies_the_model_serving_now_or_marks_none(tmp_path):

@@ -7,7 +7,8 @@ import pytest
 
 import contract
 from components.lib.csv_contract import FEATURES
-from pipeline.cli.build import DRIFT_CONFIG_PATH, SCHEMA_PATH
+from datasets import spec as dataset_spec
+from pipeline.cli.build import SCHEMA_PATH
 from pipeline.scoring import skew
 
 
@@ -76,7 +77,7 @@ def test_rows_without_their_label_count_as_missing_it():
 
 def test_a_shifted_batch_is_flagged_and_a_like_one_is_not():
     train = _statistics(*_rows(20000, 1)).result()
-    drift_config = DRIFT_CONFIG_PATH.read_text()
+    drift_config = dataset_spec.drift_config(dataset_spec.default())
     like = _statistics(*_rows(8000, 2))
     found = skew.compare(like.result(), train, drift_config, like.schema, like.labelled)
     assert found["exceeded"] == [] and found["schema_anomalies"] == []
@@ -94,7 +95,9 @@ def test_without_labels_the_label_is_not_compared_and_not_an_anomaly():
     train = _statistics(*_rows(20000, 4)).result()
     values, _ = _rows(4000, 5)
     unlabelled = _statistics(values, None)
-    found = skew.compare(unlabelled.result(), train, DRIFT_CONFIG_PATH.read_text(), unlabelled.schema, False)
+    found = skew.compare(
+        unlabelled.result(), train, dataset_spec.drift_config(dataset_spec.default()), unlabelled.schema, False
+    )
     assert contract.LABEL not in {f["feature"] for f in found["comparison"]["features"]}
     assert found["exceeded"] == [] and found["schema_anomalies"] == []
 
@@ -104,5 +107,5 @@ def test_a_batch_that_breaks_the_serving_schema_is_named():
     values, labels = _rows(4000, 7)
     values[:10, FEATURES.index(contract.AMOUNT)] = -5.0  # the curated schema: Amount >= 0
     bad = _statistics(values, labels)
-    found = skew.compare(bad.result(), train, DRIFT_CONFIG_PATH.read_text(), bad.schema, True)
+    found = skew.compare(bad.result(), train, dataset_spec.drift_config(dataset_spec.default()), bad.schema, True)
     assert [a["feature"] for a in found["schema_anomalies"]] == [contract.AMOUNT]

@@ -2,6 +2,7 @@
 examples; and it hands the work to TFX's executor whenever the in-process result could differ."""
 
 import os
+from pathlib import Path
 
 import pytest
 import tensorflow as tf
@@ -18,9 +19,9 @@ from components.example_gen.executor import Executor as ExampleGenExecutor
 from components.lib import examples_io
 from components.statistics_gen import component as statistics_gen
 from components.statistics_gen.component import Declined, StatisticsGen
-from tests.support import FIXTURE, ROOT, exec_properties, read_csv_rows, schema_artifact, write_csv_rows
+from tests.support import FIXTURE, exec_properties, read_csv_rows, schema_artifact, write_csv_rows
 
-SCHEMA_FILE = ROOT / "schema.pbtxt"
+SCHEMA_FILE = Path(contract.SCHEMA_FILE)
 SCHEMA = text_format.Parse(SCHEMA_FILE.read_text(), schema_pb2.Schema())
 
 

@@ -4,6 +4,7 @@ tfx_bsl's decoder."""
 
 import glob
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,9 +23,9 @@ from components.example_gen.executor import Executor as ExampleGenExecutor
 from components.lib import examples_io
 from components.transform import component as transform_module
 from pipeline.definition import config as cfg
-from tests.support import FIXTURE, ROOT, exec_properties, schema_artifact
+from tests.support import FIXTURE, exec_properties, schema_artifact
 
-SCHEMA_FILE = ROOT / "schema.pbtxt"
+SCHEMA_FILE = Path(contract.SCHEMA_FILE)
 SCHEMA = text_format.Parse(SCHEMA_FILE.read_text(), schema_pb2.Schema())
 
 

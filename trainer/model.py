@@ -1,5 +1,6 @@
 """The tutorial's Keras model and the imbalance techniques: initial bias, class weights, oversampled batches."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -8,6 +9,8 @@ import tf_keras as keras
 
 import contract
 from compat import tensorflow as tensorflow_compat
+from datasets import spec as dataset_spec
+from datasets.spec import DatasetSpec
 from trainer.hparams import HParams
 
 # Metrics recorded every epoch for train and validation; PR-AUC ("prc") drives early stopping.
@@ -45,27 +48,77 @@ def metrics() -> list:
     ]
 
 
-def model_inputs(hparams: HParams) -> tuple[str, ...]:
-    """The Transform outputs the model takes, in order: the model features, then the time of day if asked for."""
-    return contract.MODEL_INPUTS + (contract.TIME_OF_DAY_INPUTS if hparams.time_of_day else ())
+@dataclasses.dataclass(frozen=True)
+class Embedding:
+    """A categorical feature fed as an embedding: its vocabulary index is column `column` of the model's input."""
+
+    column: int
+    vocabulary: int
+    dim: int
+
+
+@dataclasses.dataclass(frozen=True)
+class InputLayout:
+    """What the model's one input holds: the Transform outputs side by side (`names`, `width` columns in all), the
+    vocabulary indices of embedded categorical features last."""
+
+    names: tuple[str, ...]
+    width: int
+    embeddings: tuple[Embedding, ...] = ()
+
+
+def input_layout(hparams: HParams, spec: DatasetSpec = contract.DEFAULT_DATASET) -> InputLayout:
+    """The Transform outputs the model takes, in order: the numeric features, their missing indicators, the one-hot
+    categorical features, the time of day if asked for, then the indices of the embedded categorical features."""
+    xf = contract.transformed_name
+    names = [xf(f.name) for f in spec.numeric]
+    names += [xf(f.name + dataset_spec.MISSING_SUFFIX) for f in spec.numeric if f.missing == "impute"]
+    width = len(names)
+    for f in spec.categorical:
+        if not f.embedded:
+            names.append(xf(f.name))
+            width += f.width
+    if hparams.time_of_day:
+        names += contract.TIME_OF_DAY_INPUTS
+        width += len(contract.TIME_OF_DAY_INPUTS)
+    embeddings = []
+    for f in spec.categorical:
+        if f.embedded:
+            names.append(xf(f.name + dataset_spec.EMBEDDING_SUFFIX))
+            embeddings.append(Embedding(width, f.width, f.embedding_dim))
+            width += 1
+    return InputLayout(tuple(names), width, tuple(embeddings))
+
+
+def model_inputs(hparams: HParams, spec: DatasetSpec = contract.DEFAULT_DATASET) -> tuple[str, ...]:
+    """The names of input_layout(hparams, spec)."""
+    return input_layout(hparams, spec).names
 
 
 def stacked(features, names=contract.MODEL_INPUTS) -> tf.Tensor:
     """The model's one input from the transformed features: the named inputs side by side, in that order.
 
     Args:
-      features: transformed feature name -> [batch] or [batch, 1] tensor (the Transform layer's output).
-      names: the model inputs (model_inputs(hparams)).
+      features: transformed feature name -> [batch], [batch, 1] or [batch, k] (one-hot) tensor (the Transform
+        layer's output).
+      names: the model inputs (model_inputs(hparams, spec)).
 
     Returns:
-      A [batch, len(names)] float32 tensor.
+      A [batch, width] float32 tensor.
     """
-    return tf.concat([tf.reshape(tf.cast(features[n], tf.float32), [-1, 1]) for n in names], axis=1)
+    return tf.concat([_columns(tf.cast(features[n], tf.float32)) for n in names], axis=1)
 
 
-def build_model(hparams: HParams, output_bias: float) -> keras.Model:
+def _columns(value: tf.Tensor) -> tf.Tensor:
+    """[batch] or [batch, 1] -> [batch, 1]; [batch, k] as it is."""
+    if value.shape.rank == 2 and value.shape[1] is not None:
+        return value
+    return tf.reshape(value, [-1, 1])
+
+
+def build_model(hparams: HParams, output_bias: float, layout: InputLayout | None = None) -> keras.Model:
     """(Dense(units, relu) [-> BatchNormalization] -> Dropout) x layers -> Dense(1, sigmoid) over the transformed
-    model inputs.
+    model inputs (each embedded categorical feature through its Embedding first).
 
     The model takes one [batch, inputs] tensor (see stacked) rather than a dict of one-column inputs: Keras then
     shuffles and slices one array per batch instead of thirty (docs/benchmarks.md, the levers table).
@@ -73,13 +126,15 @@ def build_model(hparams: HParams, output_bias: float) -> keras.Model:
     Args:
       hparams: the layer width, dropout and learning rate.
       output_bias: the output layer's initial bias (log(pos/neg), or 0 for balanced batches).
+      layout: the input's columns (input_layout); the default dataset's when None.
 
     Returns:
-      A compiled model taking a [batch, len(model_inputs(hparams))] float32 tensor.
+      A compiled model taking a [batch, layout.width] float32 tensor.
     """
     tensorflow_compat.keras_runs_as_written()
-    inputs = keras.layers.Input(shape=(len(model_inputs(hparams)),), name="inputs", dtype=tf.float32)
-    x = inputs
+    layout = layout or input_layout(hparams)
+    inputs = keras.layers.Input(shape=(layout.width,), name="inputs", dtype=tf.float32)
+    x = _embedded(inputs, layout) if layout.embeddings else inputs
     for i in range(hparams.layers):
         suffix = "" if i == 0 else f"_{i + 1}"
         x = keras.layers.Dense(hparams.units, activation="relu", name=f"hidden{suffix}")(x)
@@ -99,6 +154,17 @@ def build_model(hparams: HParams, output_bias: float) -> keras.Model:
         metrics=metrics(),
     )
     return model
+
+
+def _embedded(inputs, layout: InputLayout):
+    """The dense columns, and each embedded feature's index column through its Embedding, side by side."""
+    first = layout.embeddings[0].column
+    parts = [keras.layers.Lambda(lambda t: t[:, :first], name="dense_inputs")(inputs)]
+    for e in layout.embeddings:
+        index = keras.layers.Lambda(lambda t, c=e.column: tf.cast(t[:, c], tf.int32), name=f"index_{e.column}")(inputs)
+        vectors = keras.layers.Embedding(e.vocabulary, e.dim, name=f"embedding_{e.column}")(index)
+        parts.append(vectors)
+    return keras.layers.Concatenate(name="model_inputs")(parts)
 
 
 def oversampled_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> tf.data.Dataset:

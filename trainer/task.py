@@ -6,9 +6,11 @@ serialized raw tf.Examples.
 """
 
 import dataclasses
+import functools
 import json
 import os
 import time
+from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
@@ -19,6 +21,8 @@ from tfx.components.tuner.component import TunerFnResult
 from tfx_bsl.public import tfxio
 
 import contract
+from datasets import spec as dataset_spec
+from datasets.spec import DatasetSpec
 from trainer import model as model_lib
 from trainer import threshold as threshold_lib
 from trainer import tuning
@@ -26,7 +30,12 @@ from trainer.hparams import HParams, ThresholdPolicy
 
 
 def load_split(
-    file_pattern, data_accessor, tf_transform_output, names=contract.MODEL_INPUTS, batch_size=contract.READ_BATCH_SIZE
+    file_pattern,
+    data_accessor,
+    tf_transform_output,
+    names=contract.MODEL_INPUTS,
+    batch_size=contract.READ_BATCH_SIZE,
+    label=contract.LABEL,
 ):
     """Reads a raw split (ExampleGen's) into memory through the Transform graph: (the named Transform outputs as one
     [n, inputs] float32 array in that order, labels as [n, 1] int64), in canonical_order.
@@ -36,10 +45,20 @@ def load_split(
     pass.
     """
     layer = tf_transform_output.transform_features_layer()
-    return canonical_order(*_read_split(file_pattern, data_accessor, tf_transform_output, layer, names, batch_size))
+    return canonical_order(
+        *_read_split(file_pattern, data_accessor, tf_transform_output, layer, names, batch_size, label)
+    )
 
 
-def _read_split(file_pattern, data_accessor, tf_transform_output, layer, names, batch_size=contract.READ_BATCH_SIZE):
+def _read_split(
+    file_pattern,
+    data_accessor,
+    tf_transform_output,
+    layer,
+    names,
+    batch_size=contract.READ_BATCH_SIZE,
+    label=contract.LABEL,
+):
     """load_split's rows in the order the files give them, through `layer` (the graph's Keras layer)."""
     data = data_accessor.tf_dataset_factory(
         file_pattern,
@@ -49,8 +68,10 @@ def _read_split(file_pattern, data_accessor, tf_transform_output, layer, names, 
     xs, ys = [], []
     for raw in data:
         batch = layer(raw)
-        xs.append(np.hstack([batch[name].numpy().reshape(-1, 1) for name in names]))
-        ys.append(batch[contract.LABEL].numpy().reshape(-1, 1))
+        rows = len(batch[label])
+        # One column a name, or k for a one-hot categorical feature.
+        xs.append(np.hstack([batch[name].numpy().reshape(rows, -1) for name in names]))
+        ys.append(batch[label].numpy().reshape(-1, 1))
     if not ys:
         raise ValueError(f"no examples in {file_pattern}")
     # astype(copy=False): the split is not copied once more when it already has the type (it is float32).
@@ -132,19 +153,22 @@ def training_data(hparams: HParams, train_xy, eval_xy) -> TrainingData:
     )
 
 
-def train(hparams: HParams, train_xy, eval_xy):
+def train(hparams: HParams, train_xy, eval_xy, layout: model_lib.InputLayout | None = None):
     """Fits the model with the strategy of hparams, stopping early on the eval split's PR-AUC; with an ensemble,
     fits each member so (seeds seed, seed+1, ...) and returns one model averaging their probabilities.
+
+    layout: the input's columns (model_lib.input_layout); the default dataset's when None.
 
     Returns:
       (model, facts) where facts records the counts, bias, weights, per-epoch history and the best epoch (of the
       first member for an ensemble, with every member's in "members"; fit_seconds and epochs_run are totals).
     """
     if hparams.ensemble == 1:
-        return _train_one(hparams, train_xy, eval_xy)
+        return _train_one(hparams, train_xy, eval_xy, layout)
     members, member_facts = [], []
     for k in range(hparams.ensemble):
-        member, facts = _train_one(dataclasses.replace(hparams, seed=hparams.seed + k, ensemble=1), train_xy, eval_xy)
+        one = dataclasses.replace(hparams, seed=hparams.seed + k, ensemble=1)
+        member, facts = _train_one(one, train_xy, eval_xy, layout)
         members.append(member)
         member_facts.append(facts)
     inputs = keras.layers.Input(shape=members[0].input_shape[1:], name="inputs", dtype=tf.float32)
@@ -162,11 +186,11 @@ def train(hparams: HParams, train_xy, eval_xy):
     return model, facts
 
 
-def _train_one(hparams: HParams, train_xy, eval_xy):
+def _train_one(hparams: HParams, train_xy, eval_xy, layout: model_lib.InputLayout | None = None):
     keras.utils.set_random_seed(hparams.seed)
     tf.config.experimental.enable_op_determinism()
     data = training_data(hparams, train_xy, eval_xy)
-    model = model_lib.build_model(hparams, data.initial_bias)
+    model = model_lib.build_model(hparams, data.initial_bias, layout)
     stop = keras.callbacks.EarlyStopping(
         monitor=f"val_{model_lib.EARLY_STOPPING_METRIC}",
         mode="max",
@@ -212,7 +236,7 @@ def span_days(times: np.ndarray) -> float:
 class _ServingModule(tf.Module):
     """Holds the model and the Transform layer so the exported signatures can track both."""
 
-    def __init__(self, model, tf_transform_output, threshold: float, names=contract.MODEL_INPUTS):
+    def __init__(self, model, tf_transform_output, threshold: float, names=contract.MODEL_INPUTS, label=contract.LABEL):
         super().__init__()
         self.model = model
         self._names = tuple(names)
@@ -220,16 +244,49 @@ class _ServingModule(tf.Module):
         self.tft_layer = tf_transform_output.transform_features_layer()
         raw_spec = tf_transform_output.raw_feature_spec()
         self._raw_spec = raw_spec
-        self._serving_spec = {k: v for k, v in raw_spec.items() if k != contract.LABEL}
+        self._serving_spec = {k: v for k, v in raw_spec.items() if k != label}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=contract.SERVING_INPUT)])
     def serve(self, examples):
         """Serialized raw tf.Examples as a client sends them (no label) -> fraud probability, and the decision
         (1 = flag as fraud) at the operating threshold chosen on the eval split."""
-        transformed = self.tft_layer(tf.io.parse_example(examples, self._serving_spec))
+        return self._scores(tf.io.parse_example(examples, self._serving_spec))
+
+    def _scores(self, raw: dict) -> dict:
+        transformed = self.tft_layer(raw)
         probability = self.model(model_lib.stacked(transformed, self._names))
         decision = tf.cast(probability >= self.threshold, tf.int64)
         return {contract.PROBABILITY_OUTPUT: probability, contract.DECISION_OUTPUT: decision}
+
+    def features_function(self):
+        """The raw features by name, one [batch] tensor each, as TF Serving's JSON REST API sends them
+        ({"instances": [{"Amount": 12.5, ...}]}, no base64-encoded examples) -> the outputs of serve(). A feature the
+        schema lets be missing is missing where it is NaN (a number) or "" (text)."""
+        names = sorted(self._serving_spec)
+        specs = [tf.TensorSpec([None], self._serving_spec[n].dtype, name=n) for n in names]
+
+        @tf.function(input_signature=specs)
+        def serve_features(*values):
+            raw = {}
+            for name, value in zip(names, values):
+                feature = self._serving_spec[name]
+                if isinstance(feature, tf.io.VarLenFeature):
+                    if value.dtype == tf.string:
+                        present = tf.not_equal(value, "")
+                    elif value.dtype.is_floating:
+                        present = tf.logical_not(tf.math.is_nan(value))
+                    else:
+                        present = tf.ones_like(value, tf.bool)
+                    rows = tf.where(present)
+                    indices = tf.concat([rows, tf.zeros_like(rows)], axis=1)
+                    shape = tf.stack([tf.shape(value, out_type=tf.int64)[0], tf.constant(1, tf.int64)])
+                    raw[name] = tf.SparseTensor(indices, tf.boolean_mask(value, present), shape)
+                else:
+                    raw[name] = tf.reshape(value, [-1, *feature.shape])
+            return self._scores(raw)
+
+        self.serve_features = serve_features
+        return serve_features
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=contract.SERVING_INPUT)])
     def transformed_features(self, examples):
@@ -238,50 +295,73 @@ class _ServingModule(tf.Module):
 
 
 def export(
-    model, tf_transform_output, serving_dir: str, facts: dict, operating: dict, names=contract.MODEL_INPUTS
+    model,
+    tf_transform_output,
+    serving_dir: str,
+    facts: dict,
+    operating: dict,
+    names=contract.MODEL_INPUTS,
+    spec: DatasetSpec = contract.DEFAULT_DATASET,
 ) -> None:
     """Saves the Keras model with the raw-example signatures (the model taking the named Transform outputs), and in
-    assets.extra the training facts and the operating threshold (with the policy that chose it and its eval
-    counts)."""
-    module = _ServingModule(model, tf_transform_output, operating["threshold"], names)
+    assets.extra the training facts, the operating threshold (with the policy that chose it and its eval counts)
+    and the dataset spec."""
+    module = _ServingModule(model, tf_transform_output, operating["threshold"], names, spec.label)
     model.tft_layer = module.tft_layer  # tracked by the Keras SavedModel so the Transform assets are saved
     signatures = {
         contract.SERVING_SIGNATURE: module.serve.get_concrete_function(),
         contract.TRANSFORMED_FEATURES_SIGNATURE: module.transformed_features.get_concrete_function(),
+        contract.FEATURES_SIGNATURE: module.features_function().get_concrete_function(),
     }
     model.save(serving_dir, save_format="tf", signatures=signatures)
     tf.io.gfile.makedirs(os.path.dirname(os.path.join(serving_dir, contract.OPERATING_THRESHOLD)))
     for name, content in ((contract.TRAINING_SUMMARY, facts), (contract.OPERATING_THRESHOLD, operating)):
         with tf.io.gfile.GFile(os.path.join(serving_dir, name), "w") as f:
             json.dump(content, f, indent=2)
+    # The spec the model was trained by travels with it (and so with every version pushed of it).
+    with tf.io.gfile.GFile(os.path.join(serving_dir, contract.DATASET_SPEC), "w") as f:
+        f.write(spec.to_json())
 
 
-def _splits(fn_args, hparams: HParams):
+class Splits(NamedTuple):
+    """What the Trainer and the Tuner read: the Transform output, the model's input layout and the dataset spec,
+    the train and eval splits, and the days the eval split spans."""
+
+    tf_transform_output: object
+    layout: model_lib.InputLayout
+    spec: DatasetSpec
+    train_xy: tuple
+    eval_xy: tuple
+    eval_days: float
+
+
+def _splits(fn_args, hparams: HParams) -> Splits:
     """The train and eval splits through one load of the Transform graph, and the days the eval split spans (the
-    alert budget's), from its Time read in the same pass."""
+    alert budget's), from its time column read in the same pass."""
     # The Trainer sets both; the Tuner only transform_graph_path (transform_output is deprecated).
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path or fn_args.transform_output)
     layer = tf_transform_output.transform_features_layer()
-    names = model_lib.model_inputs(hparams)
+    spec = dataset_spec.of_config(fn_args.custom_config)
+    layout = model_lib.input_layout(hparams, spec)
 
     def read(pattern, columns):
-        return _read_split(pattern, fn_args.data_accessor, tf_transform_output, layer, columns)
+        return _read_split(pattern, fn_args.data_accessor, tf_transform_output, layer, columns, label=spec.label)
 
-    train_xy = canonical_order(*read(fn_args.train_files, names))
+    train_xy = canonical_order(*read(fn_args.train_files, layout.names))
     # Time rides along as the eval split's last column and leaves before the sort: the rows are the same without it.
-    x, y = read(fn_args.eval_files, (*names, contract.TIME))
-    return tf_transform_output, names, train_xy, canonical_order(x[:, :-1], y), span_days(x[:, -1])
+    x, y = read(fn_args.eval_files, (*layout.names, spec.time))
+    return Splits(tf_transform_output, layout, spec, train_xy, canonical_order(x[:, :-1], y), span_days(x[:, -1]))
 
 
 def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
     """The Tuner's entry point: a random search over trainer.tuning.SEARCH_SPACE on the eval split's PR-AUC."""
     hparams = HParams.from_dict(fn_args.custom_config["hparams"])
-    _, _, train_xy, eval_xy, _ = _splits(fn_args, hparams)
+    splits = _splits(fn_args, hparams)
     tuner = tuning.make_tuner(
-        train,
+        functools.partial(train, layout=splits.layout),
         hparams,
-        train_xy,
-        eval_xy,
+        splits.train_xy,
+        splits.eval_xy,
         os.path.join(fn_args.working_dir, "trials"),
         fn_args.custom_config["max_trials"],
     )
@@ -295,7 +375,8 @@ def run_fn(fn_args: FnArgs) -> None:
         HParams.from_dict(fn_args.custom_config["hparams"]), tuning.best_values(fn_args.hyperparameters)
     )
     policy = ThresholdPolicy.from_dict(fn_args.custom_config["threshold_policy"])
-    tf_transform_output, names, train_xy, eval_xy, days = _splits(fn_args, hparams)
-    model, facts = train(hparams, train_xy, eval_xy)
-    operating = operating_threshold(policy, model, eval_xy, days)
-    export(model, tf_transform_output, fn_args.serving_model_dir, facts, operating, names)
+    splits = _splits(fn_args, hparams)
+    model, facts = train(hparams, splits.train_xy, splits.eval_xy, splits.layout)
+    operating = operating_threshold(policy, model, splits.eval_xy, splits.eval_days)
+    names = splits.layout.names
+    export(model, splits.tf_transform_output, fn_args.serving_model_dir, facts, operating, names, splits.spec)

@@ -20,15 +20,17 @@ from components.lib import drift
 from components.lib.rejection import DEFAULT_MIN_FRAUDS, DataRejectedError, reasons
 
 
-def _frauds(dataset: statistics_pb2.DatasetFeatureStatistics) -> int | None:
+def _frauds(dataset: statistics_pb2.DatasetFeatureStatistics, label: str) -> int | None:
     for feature in dataset.features:
-        if list(feature.path.step) == [contract.LABEL]:
+        if list(feature.path.step) == [label]:
             # The curated schema marks the label categorical, so its counts are exact top values.
             return int(sum(v.frequency for v in feature.string_stats.top_values if v.value == "1"))
     return None
 
 
-def read_split_counts(uri: str, split_names: list[str]) -> dict[str, dict[str, int | None]]:
+def read_split_counts(
+    uri: str, split_names: list[str], label: str = contract.LABEL
+) -> dict[str, dict[str, int | None]]:
     """Rows and frauds per split, from an ExampleStatistics artifact (frauds None without a usable label)."""
     counts = {}
     for split in split_names:
@@ -36,7 +38,7 @@ def read_split_counts(uri: str, split_names: list[str]) -> dict[str, dict[str, i
         with fileio.open(os.path.join(uri, contract.split_dir(split), contract.STATISTICS_FILE), "rb") as f:
             stats.ParseFromString(f.read())
         dataset = stats.datasets[0]
-        counts[split] = {"rows": int(dataset.num_examples), "frauds": _frauds(dataset)}
+        counts[split] = {"rows": int(dataset.num_examples), "frauds": _frauds(dataset, label)}
     return counts
 
 
@@ -83,15 +85,17 @@ def AnomaliesGate(
     min_test_frauds: Parameter[int] = DEFAULT_MIN_FRAUDS["test"],
     accept_drift: Parameter[bool] = False,
     code_version: Parameter[str] = "",
+    label: Parameter[str] = contract.LABEL,
 ):
     """Raises DataRejectedError when the validator found anomalies, a split is empty or short of frauds, or a
     feature drifted past its threshold (unless accept_drift: the run then goes on and its summary says so).
 
-    code_version is unused here: it is the fingerprint of this code, so a change to it re-runs the gate.
+    label: the dataset's label column (its positives are 1 in the examples). code_version is unused here: it is
+    the fingerprint of this code, so a change to it re-runs the gate.
     """
     del code_version
     found = read_anomalies(anomalies.uri, artifact_utils.decode_split_names(anomalies.split_names))
-    counts = read_split_counts(statistics.uri, artifact_utils.decode_split_names(statistics.split_names))
+    counts = read_split_counts(statistics.uri, artifact_utils.decode_split_names(statistics.split_names), label)
     minimums = {"train": min_train_frauds, "eval": min_eval_frauds, "test": min_test_frauds}
     comparisons = drift.read_comparisons(
         drift_anomalies.uri, artifact_utils.decode_split_names(drift_anomalies.split_names)

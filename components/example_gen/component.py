@@ -12,12 +12,13 @@ from components.lib import spans
 
 
 def split_custom_config(
-    split: str, code_version: str = "", span_pattern: str = "", window: int = 0
+    split: str, code_version: str = "", span_pattern: str = "", window: int = 0, dataset: str = ""
 ) -> example_gen_pb2.CustomConfig:
     """Packs the split scheme, and the span pattern and window of spanned input, into the CustomConfig.
 
     span_pattern: a pattern with {SPAN} or a date (components.lib.spans), relative to the input base; '' when the
       input is one file or a flat folder. window: how many of the newest spans to read (0: all).
+    dataset: the dataset spec (DatasetSpec.to_json) the files are read by; '' for the default (ULB) one.
     code_version (the fingerprint of this reader's code) is carried only so that a change to the code changes
     the component's cache key and re-runs it.
     """
@@ -33,12 +34,14 @@ def split_custom_config(
         "span_pattern": struct_pb2.Value(string_value=span_pattern),
         "window": struct_pb2.Value(number_value=window),
     }
+    if dataset:
+        fields["dataset"] = struct_pb2.Value(string_value=dataset)
     config = example_gen_pb2.CustomConfig()
     config.custom_config.Pack(struct_pb2.Struct(fields=fields))
     return config
 
 
-def _spec(input_base, input_pattern: str, split: str, code_version: str, span_pattern: str, window: int):
+def _spec(input_base, input_pattern: str, split: str, code_version: str, span_pattern: str, window: int, dataset: str):
     """The FileBasedExampleGen spec of this reader: one input pattern, the contract's splits, the split scheme."""
     pattern = spans.glob_of(span_pattern) if span_pattern else input_pattern
     return standard_component_specs.FileBasedExampleGenSpec(
@@ -52,7 +55,7 @@ def _spec(input_base, input_pattern: str, split: str, code_version: str, span_pa
                 ]
             )
         ),
-        custom_config=split_custom_config(split, code_version, span_pattern, window),
+        custom_config=split_custom_config(split, code_version, span_pattern, window, dataset),
         range_config=None,
         output_data_format=example_gen_pb2.FORMAT_TF_EXAMPLE,
         output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP,
@@ -74,14 +77,16 @@ class CsvExampleGen(example_gen_component.FileBasedExampleGen):
         code_version: str = "",
         span_pattern: str = "",
         window: int = 0,
+        dataset: str = "",
     ):
         """Args: input_base: the folder; input_pattern: file glob inside it; split: 'time' or 'random';
         code_version: the fingerprint of this code, part of the cache key; span_pattern: for input in spans, their
-        pattern with {SPAN} or a date (input_pattern is then ignored); window: the newest spans to read (0: all).
+        pattern with {SPAN} or a date (input_pattern is then ignored); window: the newest spans to read (0: all);
+        dataset: the dataset spec as JSON (DatasetSpec.to_json; '' for the default).
 
         With spans, TFX's driver fingerprints every file of every span (the input pattern is the span pattern with
         '*' for its placeholders), so a new span re-runs the component; the executor picks the window at run time."""
-        spec = _spec(input_base, input_pattern, split, code_version, span_pattern, window)
+        spec = _spec(input_base, input_pattern, split, code_version, span_pattern, window, dataset)
         base_beam_component.BaseBeamComponent.__init__(self, spec=spec)
 
 
@@ -97,7 +102,9 @@ class CsvExampleGenTask(base_beam_component.BaseBeamComponent):
     SPEC_CLASS = standard_component_specs.FileBasedExampleGenSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
 
-    def __init__(self, input_base, input_pattern: str, split: str, code_version="", span_pattern="", window=0):
+    def __init__(
+        self, input_base, input_pattern: str, split: str, code_version="", span_pattern="", window=0, dataset=""
+    ):
         """Args as CsvExampleGen's."""
-        super().__init__(spec=_spec(input_base, input_pattern, split, code_version, span_pattern, window))
+        super().__init__(spec=_spec(input_base, input_pattern, split, code_version, span_pattern, window, dataset))
         self.with_id(CsvExampleGen.__name__)

@@ -43,7 +43,12 @@ class Executor(BaseExampleGenExecutor):
         json_format.Parse(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
         # The checks the CLI makes before a local run starts (empty files, headers, no rows, a broken gzip file),
         # here for every runner, with the same words.
-        csv_contract.check_training_files(inputs.input_files(exec_properties, input_config.splits[0].pattern))
+        spec = inputs.dataset(exec_properties)
+        csv_contract.check_training_files(
+            inputs.input_files(exec_properties, input_config.splits[0].pattern), spec.columns
+        )
+        # The fast reader takes numbers only: a dataset with text columns is read the careful way from the start.
+        self._careful = self._careful or not spec.fast_readable
         try:
             self._generate(output_dict, exec_properties)
         except Exception as e:
@@ -96,6 +101,7 @@ class Executor(BaseExampleGenExecutor):
         if selection is not None:
             baseline = selection.previous or selection.newest
             for name, span in zip(contract.DRIFT_PAIR, (selection.newest, baseline)):
-                timed = pipeline | f"ReadSpan[{name}]" >> CsvToTimedRecords(span.files, self._careful)
+                read = CsvToTimedRecords(span.files, self._careful, spec=inputs.dataset(exec_properties))
+                timed = pipeline | f"ReadSpan[{name}]" >> read
                 splits[name] = timed | f"Records[{name}]" >> beam.Map(records_of)
         return splits

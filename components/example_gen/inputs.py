@@ -13,6 +13,7 @@ from tfx.types import standard_component_specs
 import contract
 from components.lib import serving, spans
 from components.lib.rejection import DataRejectedError
+from datasets import spec as dataset_spec
 
 
 def custom_fields(exec_properties: dict[str, Any]) -> dict[str, Any]:
@@ -29,6 +30,12 @@ def custom_fields(exec_properties: dict[str, Any]) -> dict[str, Any]:
 
 def split_scheme(exec_properties: dict[str, Any]) -> str:
     return custom_fields(exec_properties).get("split") or "random"
+
+
+def dataset(exec_properties: dict[str, Any]) -> dataset_spec.DatasetSpec:
+    """The dataset spec the component was given (DatasetSpec.to_json), or the default one."""
+    text = custom_fields(exec_properties).get("dataset")
+    return dataset_spec.from_json(text) if text else contract.DEFAULT_DATASET
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,9 +16,10 @@ import tensorflow as tf
 from tfx_bsl.coders import example_coder
 
 import contract
-from components.example_gen.inputs import input_files
+from components.example_gen.inputs import dataset, input_files
 from components.lib import csv_contract
 from components.lib.rejection import DataRejectedError
+from datasets.spec import DatasetSpec
 
 _FLOAT, _INT, _BYTES = "float", "int", "bytes"
 # Time values an element of the reader's times_only output.
@@ -29,20 +30,32 @@ GZIP_LEVEL = 1
 _CAREFUL_BLOCK_ROWS = 4096
 
 
-def contract_type(column: str) -> str:
-    return _INT if column == contract.LABEL else _FLOAT
+def contract_type(column: str, spec: DatasetSpec = contract.DEFAULT_DATASET) -> str:
+    """How the spec stores a column in a tf.Example: 'float', 'int' or 'bytes'."""
+    return spec.example_kind(column)
 
 
-def _parses(cell: str, kind: str) -> bool:
-    if cell == "":
-        return True  # A missing value; the schema's presence rules judge it.
-    if kind == _INT:
-        return csv_contract.integer(cell) is not None
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
+class CellReader:
+    """A cell of a column as the spec stores it (DatasetSpec.value_of: the label as 0/1, an ISO time as epoch
+    seconds), or as the kind the careful reader found the column to be (text where a cell did not parse)."""
+
+    def __init__(self, spec: DatasetSpec):
+        self._spec = spec
+
+    def value(self, column: str, kind: str, cell: str):
+        if kind == _BYTES:
+            return cell
+        if column in self._spec.columns:
+            return self._spec.value_of(column, cell)
+        return csv_contract.integer(cell) if kind == _INT else float(cell)
+
+    def parses(self, column: str, kind: str, cell: str) -> bool:
+        if cell == "":
+            return True  # A missing value; the schema's presence rules judge it.
+        try:
+            return self.value(column, kind, cell) is not None
+        except ValueError:
+            return False
 
 
 def _list_column(column: pa.Array) -> pa.ListArray:
@@ -53,14 +66,14 @@ def _list_column(column: pa.Array) -> pa.ListArray:
     return pa.ListArray.from_arrays(pa.array(offsets), column.drop_null())
 
 
-def _fast_block(batch: pa.RecordBatch, label_index: int | None) -> pa.RecordBatch:
+def _fast_block(batch: pa.RecordBatch, label_index: int | None, label: str) -> pa.RecordBatch:
     """Arrow columns parsed as float64 -> the contract's types as list columns: float32 features, int64 label."""
     columns = []
     for index, column in enumerate(batch.columns):
         if index == label_index:
             values = column.drop_null().to_numpy()
             if not np.all(np.floor(values) == values):
-                raise ValueError(f"a {contract.LABEL} that is not a whole number")
+                raise ValueError(f"a {label} that is not a whole number")
             column = column.cast(pa.int64())
         else:
             # float64 -> float32 rounds to nearest, as storing Python's float() in a float_list does.
@@ -69,7 +82,9 @@ def _fast_block(batch: pa.RecordBatch, label_index: int | None) -> pa.RecordBatc
     return pa.RecordBatch.from_arrays(columns, batch.schema.names)
 
 
-def fast_blocks(path: str, names: list[str]) -> Iterator[tuple[list[float | None], list[bytes]]]:
+def fast_blocks(
+    path: str, names: list[str], spec: DatasetSpec = contract.DEFAULT_DATASET
+) -> Iterator[tuple[list[float | None], list[bytes]]]:
     """(the rows' Time values, their serialized tf.Examples) for each block of a well-formed CSV file: one element
     per block, not per row, for the Beam steps after the reader (a row's Time is None where it has none).
 
@@ -77,28 +92,34 @@ def fast_blocks(path: str, names: list[str]) -> Iterator[tuple[list[float | None
       FastReaderRefusedError: the file is not one this reader accepts (a broken row, a cell that is not a number, a
         fractional label, bytes that are not UTF-8, a truncated gzip file); the careful reader says what and where.
     """
-    label_index = names.index(contract.LABEL) if contract.LABEL in names else None
-    time_index = names.index(contract.TIME) if contract.TIME in names else None
+    if not spec.fast_readable:
+        raise csv_contract.FastReaderRefusedError(f"{path}: the dataset {spec.name!r} has columns that are not numbers")
+    label_index = names.index(spec.label) if spec.label in names else None
+    time_index = names.index(spec.time) if spec.time in names else None
     encoder = example_coder.RecordBatchToExamplesEncoder()
     with csv_contract.refusals(path):
         for batch in csv_contract.arrow_blocks(path, names, names):
-            block = _fast_block(batch, label_index)
+            block = _fast_block(batch, label_index, spec.label)
             times = [None] * batch.num_rows if time_index is None else block.column(time_index).to_pylist()
             yield [time[0] if time else None for time in times], encoder.encode(block)
 
 
-def fast_records(path: str, names: list[str]) -> Iterator[tuple[float | None, bytes]]:
+def fast_records(
+    path: str, names: list[str], spec: DatasetSpec = contract.DEFAULT_DATASET
+) -> Iterator[tuple[float | None, bytes]]:
     """(Time, serialized tf.Example) for each row of a well-formed CSV file (fast_blocks, a row at a time)."""
-    for times, records in fast_blocks(path, names):
+    for times, records in fast_blocks(path, names, spec):
         yield from zip(times, records)
 
 
-def fast_times(path: str, names: list[str]) -> Iterator[float]:
-    """The Time of every row that has one, as fast_records gives it (float32), reading that column alone."""
-    if contract.TIME not in names:
+def fast_times(path: str, names: list[str], spec: DatasetSpec = contract.DEFAULT_DATASET) -> Iterator[float]:
+    """The time of every row that has one, as fast_records gives it (float32), reading that column alone."""
+    if spec.time not in names:
         return
+    if not spec.fast_readable:
+        raise csv_contract.FastReaderRefusedError(f"{path}: the dataset {spec.name!r} has columns that are not numbers")
     with csv_contract.refusals(path):
-        for batch in csv_contract.arrow_blocks(path, names, [contract.TIME]):
+        for batch in csv_contract.arrow_blocks(path, names, [spec.time]):
             yield from batch.column(0).drop_null().cast(pa.float32(), safe=False).to_pylist()
 
 
@@ -117,15 +138,16 @@ class _ReadCsvRecords(beam.DoFn):
     """Reads one CSV file with the fast reader into blocks of (Time values, serialized tf.Examples), or into lists of
     its Time values alone."""
 
-    def __init__(self, names: list[str], times_only: bool = False):
+    def __init__(self, names: list[str], spec: DatasetSpec, times_only: bool = False):
         self._names = names
+        self._spec = spec
         self._times_only = times_only
 
     def process(self, path: str) -> Iterable[Any]:
         if self._times_only:
             # A list a block, as fast_blocks has them (Beam's quantiles take them batched).
             times = []
-            for time in fast_times(path, self._names):
+            for time in fast_times(path, self._names, self._spec):
                 times.append(time)
                 if len(times) == _TIMES_A_LIST:
                     yield times
@@ -133,20 +155,23 @@ class _ReadCsvRecords(beam.DoFn):
             if times:
                 yield times
         else:
-            yield from fast_blocks(path, self._names)
+            yield from fast_blocks(path, self._names, self._spec)
 
 
 class ColumnsParse(beam.CombineFn):
     """For each column: do all its cells parse as its contract type?"""
 
-    def __init__(self, kinds: list[str]):
+    def __init__(self, names: list[str], kinds: list[str], spec: DatasetSpec):
+        self._names = names
         self._kinds = kinds
+        self._cells = CellReader(spec)
 
     def create_accumulator(self):
         return [True] * len(self._kinds)
 
     def add_input(self, acc, cells):
-        return [ok and _parses(cell, kind) for ok, cell, kind in zip(acc, cells, self._kinds)]
+        parses = self._cells.parses
+        return [ok and parses(name, kind, cell) for ok, name, cell, kind in zip(acc, self._names, cells, self._kinds)]
 
     def merge_accumulators(self, accs):
         return [all(oks) for oks in zip(*accs)]
@@ -155,21 +180,27 @@ class ColumnsParse(beam.CombineFn):
         return [kind if ok else _BYTES for ok, kind in zip(acc, self._kinds)]
 
 
-def to_example(cells: list[str], names: list[str], kinds: list[str]) -> tf.train.Example:
+def to_example(
+    cells: list[str], names: list[str], kinds: list[str], spec: DatasetSpec = contract.DEFAULT_DATASET
+) -> tf.train.Example:
+    """One row as a tf.Example: each cell as the kind its column parsed as (ColumnsParse), an empty cell absent."""
     example = tf.train.Example()
+    read = CellReader(spec).value
     for name, kind, cell in zip(names, kinds, cells):
         feature = example.features.feature[name]
         if kind == _FLOAT:
-            feature.float_list.value.extend([float(cell)] if cell else [])
+            feature.float_list.value.extend([read(name, kind, cell)] if cell else [])
         elif kind == _INT:
-            feature.int64_list.value.extend([csv_contract.integer(cell)] if cell else [])
+            feature.int64_list.value.extend([read(name, kind, cell)] if cell else [])
         else:
             feature.bytes_list.value.extend([cell.encode()] if cell else [])
     return example
 
 
-def timed_record(example: tf.train.Example) -> tuple[float | None, bytes]:
-    values = example.features.feature[contract.TIME].float_list.value
+def timed_record(example: tf.train.Example, time: str = contract.TIME) -> tuple[float | None, bytes]:
+    """(the row's time, float or integer seconds, or None; the serialized example)."""
+    feature = example.features.feature[time]
+    values = feature.float_list.value or feature.int64_list.value
     return (values[0] if values else None), example.SerializeToString(deterministic=True)
 
 
@@ -190,18 +221,21 @@ class CsvToTimedRecords(beam.PTransform):
     times_only: the fast reader's Time values alone (lists of floats), for the time split's cuts.
     """
 
-    def __init__(self, files: list[str], careful: bool, times_only: bool = False):
+    def __init__(
+        self, files: list[str], careful: bool, times_only: bool = False, spec: DatasetSpec = contract.DEFAULT_DATASET
+    ):
         super().__init__()
         self._files = list(files)
         self._careful = careful
         self._times_only = times_only
+        self._spec = spec
 
     def expand(self, pipeline):
-        files = self._files
+        files, spec = self._files, self._spec
         names = csv_contract.read_header(files[0])
         # Every file read here, also a span outside the window the executor checked (the previous one, with a window
-        # of 1): the contract's columns once each (tfx_bsl's encoder fails on a column named twice).
-        problems = csv_contract.header_problems(names, contract.RAW_COLUMNS)
+        # of 1): the spec's columns once each (tfx_bsl's encoder fails on a column named twice).
+        problems = csv_contract.header_problems(names, spec.columns)
         if problems:
             raise DataRejectedError(f"{files[0]}, line 1 (header): {'; '.join(problems)}")
         for path in files[1:]:
@@ -209,16 +243,17 @@ class CsvToTimedRecords(beam.PTransform):
                 raise DataRejectedError(f"{path}: its header differs from the header of {files[0]}")
         paths = pipeline | "Files" >> beam.Create(files) | "Reshuffle" >> beam.Reshuffle()
         if not self._careful:
-            return paths | "ReadRecords" >> beam.ParDo(_ReadCsvRecords(names, self._times_only))
-        label_index = names.index(contract.LABEL) if contract.LABEL in names else None
+            return paths | "ReadRecords" >> beam.ParDo(_ReadCsvRecords(names, spec, self._times_only))
+        label_index = names.index(spec.label) if spec.label in names else None
         rows = paths | "ReadRows" >> beam.ParDo(ReadCsvRows(len(names), label_index))
         kinds = beam.pvalue.AsSingleton(
-            rows | "ColumnTypes" >> beam.CombineGlobally(ColumnsParse([contract_type(n) for n in names]))
+            rows
+            | "ColumnTypes" >> beam.CombineGlobally(ColumnsParse(names, [contract_type(n, spec) for n in names], spec))
         )
         return (
             rows
-            | "ToExample" >> beam.Map(to_example, names, kinds)
-            | "Serialize" >> beam.Map(timed_record)
+            | "ToExample" >> beam.Map(to_example, names, kinds, spec)
+            | "Serialize" >> beam.Map(timed_record, spec.time)
             | "Blocks" >> beam.BatchElements(min_batch_size=_CAREFUL_BLOCK_ROWS, max_batch_size=_CAREFUL_BLOCK_ROWS)
             | "Block" >> beam.Map(_block)
         )
@@ -230,7 +265,8 @@ class CsvToRecords(beam.PTransform):
 
     def __init__(self, exec_properties: dict[str, Any], split_pattern: str, careful: bool):
         super().__init__()
-        self._timed = CsvToTimedRecords(input_files(exec_properties, split_pattern), careful)
+        files = input_files(exec_properties, split_pattern)
+        self._timed = CsvToTimedRecords(files, careful, spec=dataset(exec_properties))
 
     def expand(self, pipeline):
         return pipeline | "Read" >> self._timed | "Records" >> beam.FlatMap(records_of)

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 
 import contract
 from components.lib.rejection import DataRejectedError
+from datasets import spec as dataset_spec
 
 FEATURES = contract.RAW_FLOAT_FEATURES
 BOM = "\ufeff"
@@ -375,10 +376,11 @@ def check_gzip(path: str) -> None:
         ) from e
 
 
-def check_training_files(files: list[str]) -> None:
+def check_training_files(files: list[str], columns=contract.RAW_COLUMNS) -> None:
     """What can be known of training files from their first bytes, before anything is imported or started: each is
-    not empty, its header is within the limits and has the contract's columns (the features and Class, nothing
-    else), and the files hold at least one row between them. CsvExampleGen checks the same with this function.
+    not empty, its header is within the limits and has the dataset's columns (the spec's columns, the default
+    dataset's features and Class; nothing else), and the files hold at least one row between them. CsvExampleGen
+    checks the same with this function.
 
     Raises:
       DataRejectedError: naming the file and what is wrong.
@@ -386,7 +388,7 @@ def check_training_files(files: list[str]) -> None:
     rows = False
     for path in files:
         header, has_rows = _header_and_rows(path)
-        problems = header_problems(header, contract.RAW_COLUMNS)
+        problems = header_problems(header, columns)
         if problems:
             raise DataRejectedError(f"{path}, line 1 (header): {'; '.join(problems)}")
         if path.endswith(".gz") and "://" not in path:
@@ -397,17 +399,7 @@ def check_training_files(files: list[str]) -> None:
         raise DataRejectedError(f"{where}: the input holds no rows (a header alone?)")
 
 
-def integer(cell: str) -> int | None:
-    """The cell as an integer, also when written as an integral float ('1.0', as pandas writes it); else None."""
-    try:
-        return int(cell)
-    except ValueError:
-        pass
-    try:
-        value = float(cell)
-    except ValueError:
-        return None
-    return int(value) if value.is_integer() else None
+integer = dataset_spec.integer
 
 
 def label(cell: str) -> int | None:

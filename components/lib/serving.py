@@ -24,6 +24,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import contract
+from datasets import spec as dataset_spec
+from datasets.spec import DatasetSpec
 
 SAVED_MODEL_FILE = "saved_model.pb"
 # TF Serving loads a version once saved_model.pb is there and reads the variables then: a version is complete when
@@ -95,6 +97,16 @@ def read_lineage(version_dir: str) -> dict | None:
     if not exists(path):
         return None
     return json.loads(read_bytes(path))
+
+
+def dataset_of_model(model_dir: str) -> DatasetSpec:
+    """The dataset spec a model (a Trainer's Model artifact, its Format-Serving folder, or a pushed version) was
+    trained by (contract.DATASET_SPEC); the default spec for a model from before specs travelled with models."""
+    for folder in (os.path.join(model_dir, contract.SERVING_MODEL_DIR), model_dir):
+        path = os.path.join(folder, contract.DATASET_SPEC)
+        if exists(path):
+            return dataset_spec.from_json(read_bytes(path).decode())
+    return contract.DEFAULT_DATASET
 
 
 def file_digest(path: str) -> str:

@@ -156,7 +156,8 @@ class Executor(tfx_pusher_executor.Executor):
         statistics = input_dict.get(STATISTICS_KEY)
         add = None
         if examples:
-            logs = warmup.requests(warmup.raw_examples(examples))
+            label = serving.dataset_of_model(model_path).label
+            logs = warmup.requests(warmup.raw_examples(examples, label=label))
 
             def add(folder: str, version: str) -> None:
                 warmup.write(folder, logs)
@@ -182,7 +183,9 @@ def _lineage(input_dict, exec_properties) -> dict:
     model = artifact_utils.get_single_instance(input_dict[standard_component_specs.MODEL_KEY])
     custom = json_utils.loads(exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY) or "{}")
     training_config = custom.get(TRAINING_CONFIG_KEY) or "{}"
+    spec = serving.dataset_of_model(model.uri)
     return {
+        "dataset": {"name": spec.name, "digest": spec.digest()},
         "identity": serving.examples_training_identity(examples, training_config),
         "data": {
             "fingerprint": examples.get_string_custom_property(contract.DATA_FINGERPRINT_PROPERTY),

@@ -23,7 +23,8 @@ from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 
 import contract
-from components.lib import drift, tfma_results
+from components.lib import drift, serving, tfma_results
+from datasets.spec import DatasetSpec
 
 JSON_FILE = os.path.join("assets.extra", "model_card.json")
 MARKDOWN_FILE = os.path.join("assets.extra", "model_card.md")
@@ -105,8 +106,8 @@ def _metrics(values: dict, slice_name: str) -> list[dict]:
     return out
 
 
-def _split_facts(statistics) -> dict:
-    """Per split: rows, frauds and the Time range, from StatisticsGen's output."""
+def _split_facts(statistics, spec: DatasetSpec = contract.DEFAULT_DATASET) -> dict:
+    """Per split: rows, frauds and the time range, from StatisticsGen's output."""
     facts = {}
     for split in artifact_utils.decode_split_names(statistics.split_names):
         stats = statistics_pb2.DatasetFeatureStatisticsList()
@@ -117,9 +118,9 @@ def _split_facts(statistics) -> dict:
         row = {"rows": int(dataset.num_examples), "frauds": None, "time_range": None}
         for feature in dataset.features:
             name = ".".join(feature.path.step)
-            if name == contract.LABEL:
+            if name == spec.label:
                 row["frauds"] = int(sum(v.frequency for v in feature.string_stats.top_values if v.value == "1"))
-            elif name == contract.TIME:
+            elif name == spec.time:
                 row["time_range"] = [feature.num_stats.min, feature.num_stats.max]
         facts[split] = row
     return facts
@@ -147,11 +148,12 @@ def card(
     with fileio.open(os.path.join(model_dir, contract.TRAINING_SUMMARY)) as f:
         training = json.load(f)
     training.pop("history", None)
+    spec = serving.dataset_of_model(model_dir)
     metrics, failures, baseline = _evaluation(evaluation)
     performance = []
     for slice_name in sorted(metrics, key=lambda s: (s != "overall", s)):
         performance += _metrics(metrics[slice_name], slice_name)
-    splits = _split_facts(statistics) if statistics is not None else {}
+    splits = _split_facts(statistics, spec) if statistics is not None else {}
     comparisons = []
     if drift_anomalies is not None:
         comparisons = drift.read_comparisons(
@@ -176,7 +178,33 @@ def card(
             },
             "drift_and_skew": comparisons,
             "lineage": lineage,
+            "dataset": _dataset(spec),
         },
+    }
+
+
+def _dataset(spec: DatasetSpec) -> dict:
+    """What the model reads, by its dataset spec: the label, the time, and each feature with what is done to it."""
+    numeric = [
+        {"name": f.name, "kind": "numeric", "transform": f.transform, "clip": f.clip, "missing": f.missing}
+        for f in spec.numeric
+    ]
+    categorical = [
+        {
+            "name": f.name,
+            "kind": "categorical",
+            "encoding": "embedding" if f.embedded else "one-hot",
+            "vocabulary": f"top {f.top_k}, seen at least {f.min_frequency} times, {f.oov_buckets} out-of-vocabulary",
+            "missing": f.missing,
+        }
+        for f in spec.categorical
+    ]
+    return {
+        "name": spec.name,
+        "label": {"column": spec.label, "positive": spec.positive},
+        "time": {"column": spec.time, "format": spec.time_format},
+        "features": numeric + categorical,
+        "slices": [s.name for s in spec.slices],
     }
 
 
@@ -297,6 +325,17 @@ def markdown(doc: dict) -> str:
         time_range = split["time_range"]
         shown = f"{time_range[0]:.0f} to {time_range[1]:.0f}" if time_range else "-"
         lines.append(f"| {_md(split['name'])} | {split['rows']} | {split['frauds']} | {shown} |")
+    dataset = extra.get("dataset")
+    if dataset:
+        lines += ["", f"## Features (dataset {_md(dataset['name'])})", ""]
+        lines += ["| feature | kind | what is done | missing |", "|---|---|---|---|"]
+        for f in dataset["features"]:
+            done = f.get("transform") or f"{f['encoding']}; {f['vocabulary']}"
+            lines.append(f"| {_md(f['name'])} | {f['kind']} | {_md(done)} | {f['missing']} |")
+        lines.append(
+            f"\nLabel {_md(dataset['label']['column'])} (positive: {_md(dataset['label']['positive'])}); time "
+            f"{_md(dataset['time']['column'])} ({dataset['time']['format']})."
+        )
     spans = extra["training_window"]["spans"]
     lines += [
         "",

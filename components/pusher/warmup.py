@@ -19,7 +19,12 @@ import contract
 WARMUP_BATCH_SIZES = (1, 8, 64)
 
 
-def raw_examples(examples: list, split: str = contract.WARMUP_SPLIT, count: int = max(WARMUP_BATCH_SIZES)) -> list:
+def raw_examples(
+    examples: list,
+    split: str = contract.WARMUP_SPLIT,
+    count: int = max(WARMUP_BATCH_SIZES),
+    label: str = contract.LABEL,
+) -> list:
     """The first count serialized tf.Examples of one split of an Examples artifact (gzip TFRecords), label removed.
 
     Raises:
@@ -29,8 +34,8 @@ def raw_examples(examples: list, split: str = contract.WARMUP_SPLIT, count: int 
     records = []
     for record in tf.data.TFRecordDataset(files, compression_type="GZIP").take(count):
         example = tf.train.Example.FromString(record.numpy())
-        if contract.LABEL in example.features.feature:
-            del example.features.feature[contract.LABEL]
+        if label in example.features.feature:
+            del example.features.feature[label]
         records.append(example.SerializeToString(deterministic=True))
     if not records:
         raise ValueError(f"no examples in split {split!r} to warm the model up with")

@@ -19,6 +19,7 @@ from tfx.utils import io_utils
 
 import contract
 from components.lib import serving
+from datasets import spec as dataset_spec
 
 FOUND = contract.BASELINE_FOUND_PROPERTY
 SERVING_VERSION = contract.BASELINE_VERSION_PROPERTY
@@ -35,6 +36,7 @@ def ServingBaseline(
     training_config: Parameter[str],
     baseline_key: Parameter[str] = "",
     code_version: Parameter[str] = "",
+    dataset: Parameter[str] = "",
 ):
     """Copies the model serving now into `baseline` (as a Trainer's Model: Format-Serving/), or marks it empty.
 
@@ -45,11 +47,20 @@ def ServingBaseline(
       baseline_key: unused here; local runs set it to components.lib.serving.baseline_key so that TFX's cache re-runs
         this component exactly when the serving folder changed in a way that changes the choice.
       code_version: unused here: the fingerprint of this code, so that a change to it re-runs the component.
+      dataset: this run's dataset spec (DatasetSpec.to_json; '' for the default). A serving model whose own spec
+        (in its version) reads columns this run's examples do not have is no baseline: the run is judged as a
+        first run, and the record says why.
     """
     del baseline_key, code_version
     identity = serving.examples_training_identity(examples, training_config)
     chosen = serving.choose_baseline(serving_dir, identity)
     record = {"serving_dir": serving_dir, "candidate_identity": identity, "version": None, "path": None}
+    spec = dataset_spec.from_json(dataset) if dataset else contract.DEFAULT_DATASET
+    if chosen is not None:
+        missing = dataset_spec.unreadable(serving.dataset_of_model(chosen[1]), spec)
+        if missing:
+            record["incomparable"] = {"version": str(chosen[0]), "columns": missing}
+            chosen = None
     if chosen is None:
         baseline.set_int_custom_property(FOUND, 0)
     else:

@@ -2,6 +2,7 @@
 
 - local.py: run, report, compare;   cluster.py: compile, rehearse, submit;
 - schedule.py: replay;              scoring.py: predict, outcomes;   history.py: history, rollback, verify;
+- simulate.py: simulate (the second dataset's transaction log);
 - build.py: the pipeline's flags to a PipelineConfig; data.py: what --data means; flags.py: flags from the config
   dataclasses; printing.py: what goes to the terminal.
 """
@@ -16,13 +17,13 @@ import warnings
 from compat import importlib_metadata
 from components.lib.rejection import DataRejectedError
 from contract import OutputLayout
-from pipeline.cli import cluster, history, local, schedule, scoring
+from pipeline.cli import cluster, history, local, schedule, scoring, simulate
 from pipeline.cli.flags import UsageError
 from pipeline.definition import faults
 from pipeline.definition import status as st
 
 # The command groups, in the order `fraud-pipeline --help` lists their commands.
-GROUPS = (local, cluster, schedule, scoring, history)
+GROUPS = (local, cluster, schedule, scoring, history, simulate)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -2,6 +2,7 @@
 
 import argparse
 import dataclasses
+import itertools
 import json
 import os
 import sys
@@ -11,6 +12,7 @@ import contract
 from components.lib import csv_contract, serving
 from components.lib.rejection import DataRejectedError
 from contract import OutputLayout
+from datasets import spec as dataset_spec
 from pipeline.cli.data import DataInput, baseline_key, data_files, data_input
 from pipeline.cli.flags import UsageError, add_dataclass_flags, from_flags
 from pipeline.definition import beam_workers, faults, fingerprint
@@ -21,8 +23,6 @@ from trainer.hparams import STRATEGIES, HParams, ThresholdPolicy
 from trainer.tuning import SEARCH_SPACE
 
 SCHEMA_PATH = Path(contract.SCHEMA_FILE)
-# The drift and skew thresholds, reviewed like the schema.
-DRIFT_CONFIG_PATH = Path(contract.DRIFT_FILE)
 # The source tree this process runs from (the project installs editable): the embedded sample, and what remote Beam
 # workers of a local run install (--setup_file).
 SOURCE_ROOT = Path(contract.CONTRACT_DIR)
@@ -30,12 +30,19 @@ DEFAULT_DATA = SOURCE_ROOT / "data" / "creditcard_sample.csv.gz"
 SOURCE_SETUP = SOURCE_ROOT / "setup.py"
 DEFAULT_OUTPUT = "output"
 IMAGE_PROJECT_DIR = contract.IMAGE_PROJECT_DIR
-IMAGE_SCHEMA_PATH = f"{IMAGE_PROJECT_DIR}/{os.path.basename(contract.SCHEMA_FILE)}"
+IMAGE_SCHEMA_PATH = f"{IMAGE_PROJECT_DIR}/{os.path.relpath(contract.SCHEMA_FILE, contract.CONTRACT_DIR)}"
 
 
 def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
     """The flags that shape the pipeline itself, shared by run and compile."""
     # Longer than a unit should be, on purpose: one argparse declaration a flag, in the order --help shows them.
+    parser.add_argument(
+        "--dataset",
+        metavar="SPEC",
+        help="the dataset spec (a YAML file naming the label, the time, the features and how each is transformed, "
+        "the slices and the drift thresholds; docs/your-data.md). Default: the ULB credit-card spec, "
+        "datasets/ulb/dataset.yaml",
+    )
     parser.add_argument(
         "--split",
         choices=contract.SPLIT_SCHEMES,
@@ -54,7 +61,7 @@ def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
         "--accept-drift",
         action="store_true",
         help="go on when a feature's drift (newest span vs previous) or skew (test vs train) is past its threshold "
-        "in drift.pbtxt, retraining on the changed data knowingly; the summary records it",
+        "in the dataset spec, retraining on the changed data knowingly; the summary records it",
     )
     parser.add_argument(
         "--beam-arg",
@@ -169,6 +176,21 @@ def beam_args(args: argparse.Namespace, image: str | None, setup_file: str | Non
     return shipping.args
 
 
+def dataset_of(args: argparse.Namespace) -> dataset_spec.DatasetSpec:
+    """The --dataset spec (the default one without the flag).
+
+    Raises:
+      UsageError: a spec that cannot be read or is not well formed (the message names the field).
+    """
+    path = getattr(args, "dataset", None)
+    if not path:
+        return contract.DEFAULT_DATASET
+    try:
+        return dataset_spec.load(path)
+    except dataset_spec.SpecError as e:
+        raise UsageError(str(e)) from e
+
+
 def pipeline_config(
     args: argparse.Namespace, data: DataInput, image: str | None = None, setup_file: str | None = None, **paths
 ) -> PipelineConfig:
@@ -183,12 +205,16 @@ def pipeline_config(
             f"--window {args.window}: --data {args.data} is not in spans (give a folder of spans such as "
             "DATA/span-0001/*.csv.gz, or a pattern with {SPAN})"
         )
+    dataset = dataset_of(args)
+    schema = paths.pop("schema_path", None) or dataset.schema_path
     return PipelineConfig(
+        dataset=dataset,
+        schema_path=schema,
         data_root=data.root,
         data_pattern=data.pattern,
         span_pattern=data.span_pattern,
         window=args.window,
-        drift_config=DRIFT_CONFIG_PATH.read_text(),
+        drift_config=dataset_spec.drift_config(dataset),
         accept_drift=args.accept_drift,
         split=args.split,
         beam_pipeline_args=beam_args(args, image, setup_file),
@@ -198,9 +224,48 @@ def pipeline_config(
         gates=from_flags(GateConfig, args),
         data_minimums=from_flags(DataMinimums, args),
         code_versions=fingerprint.code_versions(),
-        schema_fingerprint=serving.file_digest(str(SCHEMA_PATH))[:16],
+        schema_fingerprint=serving.file_digest(dataset.schema_path)[:16] if os.path.exists(dataset.schema_path) else "",
         **paths,
     )
+
+
+def image_schema_path(dataset: dataset_spec.DatasetSpec) -> str:
+    """The spec's schema as the pipeline image holds it (the project at IMAGE_PROJECT_DIR).
+
+    Raises:
+      UsageError: a schema outside the project, which the image does not hold (give --schema-path).
+    """
+    relative = os.path.relpath(dataset.schema_path, contract.CONTRACT_DIR)
+    if relative.startswith(".."):
+        raise UsageError(
+            f"{dataset.schema_path}: the dataset's schema is outside the project, so not in the pipeline image; put "
+            "the spec and its schema under datasets/ (the Dockerfile copies that folder) or give --schema-path"
+        )
+    return f"{IMAGE_PROJECT_DIR}/{relative}"
+
+
+def check_dataset(dataset: dataset_spec.DatasetSpec, files: list[str]) -> None:
+    """Does the spec fit the data (datasets.check, on the first file's header and first rows)? Without a schema
+    beside the spec yet, writes its first draft there (datasets.schema) for the team to review and commit.
+
+    Raises:
+      SpecMismatchError: naming the spec's field, the column, the file and the line.
+    """
+    from datasets import check, schema
+
+    if not files:
+        return
+    path = files[0]
+    header = csv_contract.read_header(path)
+    check.check_header(dataset, header, path)
+    seen = check.check_rows(dataset, header, itertools.islice(csv_contract.careful_rows(path), check.SAMPLE_ROWS), path)
+    if not os.path.exists(dataset.schema_path):
+        Path(dataset.schema_path).write_text(schema.bootstrap(dataset, seen, path))
+        print(
+            f"fraud-pipeline: wrote the curated schema {dataset.schema_path}, bootstrapped from the spec and the first "
+            f"{seen['rows']:,} rows of {path}: review it and commit it; every run enforces it from now on",
+            file=sys.stderr,
+        )
 
 
 def refused_before_start(layout: OutputLayout, input_path: str, message: str) -> None:
@@ -234,21 +299,25 @@ def local_config(args: argparse.Namespace, **extra) -> tuple[OutputLayout, Pipel
     # Before anything runs: a folder that cannot be written, or a store that is not a database any more.
     faults.check_writable(layout.root)
     faults.check_metadata(layout.metadata_path, layout.pipeline_root)
+    dataset = dataset_of(args)
     if "://" not in data.root:
         # What CsvExampleGen would refuse first, from the files' first bytes, in a fraction of a second rather than
-        # after the imports and the pipeline's start (the same function, so the same words).
+        # after the imports and the pipeline's start (the same function, so the same words); and whether the
+        # dataset spec fits the data.
         try:
-            csv_contract.check_training_files(data_files(data, getattr(args, "window", 0) or 0))
-        except DataRejectedError as e:
+            files = data_files(data, getattr(args, "window", 0) or 0)
+            if dataset != contract.DEFAULT_DATASET:
+                check_dataset(dataset, files)
+            csv_contract.check_training_files(files, dataset.columns)
+        except (DataRejectedError, dataset_spec.SpecMismatchError) as e:
             refused_before_start(layout, args.data, str(e))
-            raise
+            raise DataRejectedError(str(e)) from e
     config = pipeline_config(
         args,
         data,
         pipeline_root=layout.pipeline_root,
         serving_dir=layout.serving_dir,
         setup_file=str(SOURCE_SETUP) if SOURCE_SETUP.exists() else None,
-        schema_path=str(SCHEMA_PATH),
         metadata_path=layout.metadata_path,
         enable_cache=not args.no_cache,
         **extra,

@@ -9,7 +9,15 @@ import sys
 from pathlib import Path
 
 from contract import OutputLayout
-from pipeline.cli.build import IMAGE_PROJECT_DIR, IMAGE_SCHEMA_PATH, SOURCE_ROOT, add_pipeline_flags, pipeline_config
+from pipeline.cli.build import (
+    IMAGE_PROJECT_DIR,
+    IMAGE_SCHEMA_PATH,
+    SOURCE_ROOT,
+    add_pipeline_flags,
+    dataset_of,
+    image_schema_path,
+    pipeline_config,
+)
 from pipeline.cli.data import data_input
 from pipeline.cli.flags import UsageError
 from pipeline.cli.printing import print_pages, print_run, say
@@ -51,9 +59,9 @@ def register(commands) -> None:
     comp.add_argument("--serving-dir", metavar="URI", help="where blessed models are pushed (default: ROOT/serving)")
     comp.add_argument(
         "--schema-path",
-        default=IMAGE_SCHEMA_PATH,
         metavar="PATH",
-        help="the curated schema as the containers see it (default: %(default)s, where the Dockerfile puts it)",
+        help=f"the curated schema as the containers see it (default: the --dataset spec's schema where the Dockerfile "
+        f"puts the project, {IMAGE_SCHEMA_PATH} for the default spec)",
     )
     add_pipeline_flags(comp)
     comp.set_defaults(handler=_compile)
@@ -143,7 +151,7 @@ def _compile(args: argparse.Namespace) -> int:
         setup_file=f"{IMAGE_PROJECT_DIR}/setup.py",
         pipeline_root=root,
         serving_dir=args.serving_dir or f"{root}/serving",
-        schema_path=args.schema_path,
+        schema_path=args.schema_path or image_schema_path(dataset_of(args)),
         metadata_path=None,
         # Nothing on Kubeflow or Vertex runs the driver hook TFX compiles for a FileBasedExampleGen.
         example_gen_driver=False,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import contract
 from contract import OutputLayout
+from datasets import spec as dataset_spec
 from pipeline.cli.build import DEFAULT_OUTPUT
 from pipeline.cli.flags import UsageError
 from pipeline.definition import faults
@@ -172,6 +173,7 @@ def _rollback(args: argparse.Namespace) -> int:
     from components.lib import serving
 
     layout = _layout(args)
+    before = serving.serving_now(layout.serving_dir)
     try:
         to = serving.previous_version(layout.serving_dir) if args.previous else args.to
         pause = float(os.environ.get(PAUSE_ENV, "0"))
@@ -194,6 +196,14 @@ def _rollback(args: argparse.Namespace) -> int:
               f"{event['by']}); run the command again for another rollback")  # fmt: skip
     _print(f"serving now: version {event['serving_after']} (was {event['from']}); moved aside: "
           f"{', '.join(map(str, event['archived']))} into {serving.archive_dir(layout.serving_dir)}")  # fmt: skip
+    # The columns its clients must send are those of the dataset spec the version now serving carries.
+    after = serving.serving_now(layout.serving_dir)
+    if before is not None and after is not None:
+        old, new = serving.dataset_of_model(before[1]), serving.dataset_of_model(after[1])
+        if old != new:
+            _print(f"fraud-pipeline: version {after[0]} reads the dataset {new.name!r}, version {before[0]} read "
+                  f"{old.name!r}: {'; '.join(dataset_spec.changes(old, new))}; its clients must send its columns",
+                  file=sys.stderr)  # fmt: skip
     if event["serving_after"] != event["to"]:
         _print(f"fraud-pipeline: version {event['serving_after']} serves, not {event['to']}: a push came after the "
               "rollback", file=sys.stderr)  # fmt: skip

@@ -22,8 +22,13 @@ def register(commands) -> None:
             "DIR/replay.json. Flags after -- go to every run (e.g. -- --strategy oversample)."
         ),
     )
-    rp.add_argument("--data", required=True, help="a CSV file (plain or .gz) with the creditcard.csv columns")
-    rp.add_argument("--spans", type=int, required=True, metavar="K", help="how many spans to cut it into")
+    rp.add_argument("--data", required=True, help="a CSV file (plain or .gz) with the dataset's columns")
+    rp.add_argument("--dataset", metavar="SPEC", help="the dataset spec (default: the ULB one), passed on to every run")
+    cut = rp.add_mutually_exclusive_group(required=True)
+    cut.add_argument("--spans", type=int, metavar="K", help="how many spans of equal size to cut it into")
+    cut.add_argument(
+        "--days", type=float, metavar="N", help="spans of N days each, by the spec's time column (a daily schedule: 1)"
+    )
     rp.add_argument("--window", type=int, default=0, metavar="N", help="train on the newest N spans (default: 0, all)")
     rp.add_argument("--output", required=True, metavar="DIR", help="a new output folder for all the runs")
     rp.add_argument("run_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
@@ -31,12 +36,12 @@ def register(commands) -> None:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    if args.spans < 1 or args.window < 0:
-        raise UsageError("--spans must be at least 1 and --window at least 0")
+    if (args.spans is not None and args.spans < 1) or (args.days is not None and args.days <= 0) or args.window < 0:
+        raise UsageError("--spans must be at least 1, --days above 0 and --window at least 0")
     if not Path(args.data).is_file():
         raise UsageError(f"--data {args.data}: no such file")
     run_args = args.run_args[1:] if args.run_args[:1] == ["--"] else args.run_args
-    for flag in ("--data", "--output", "--window"):
+    for flag in ("--data", "--output", "--window", "--dataset"):
         if any(a == flag or a.startswith(flag + "=") for a in run_args):
             raise UsageError(f"{flag} after --: replay sets it for every run itself")
     from components.lib import csv_contract
@@ -44,11 +49,17 @@ def _replay(args: argparse.Namespace) -> int:
     from pipeline.runners import replay
 
     faults.check_writable(str(Path(args.output).expanduser()))
+    from pipeline.cli.build import dataset_of
+
+    spec = dataset_of(args)
     # What every span's run would refuse first, refused once here (data rejected, exit 3).
-    csv_contract.check_training_files([args.data])
+    csv_contract.check_training_files([args.data], spec.columns)
 
     try:
-        record = replay.replay(args.data, args.spans, args.window, Path(args.output).expanduser().resolve(), run_args)
+        output = Path(args.output).expanduser().resolve()
+        record = replay.replay(
+            args.data, args.spans or 0, args.window, output, run_args, dataset=args.dataset, days=args.days or 0
+        )
     except (ValueError, FileExistsError) as e:
         raise UsageError(str(e)) from e
     print(replay.table(record["runs"]))

@@ -9,7 +9,8 @@ from pathlib import Path
 import contract
 from components.lib import drift
 from contract import OutputLayout
-from pipeline.cli.build import DEFAULT_OUTPUT, DRIFT_CONFIG_PATH, SCHEMA_PATH
+from datasets import spec as dataset_spec
+from pipeline.cli.build import DEFAULT_OUTPUT, SCHEMA_PATH
 from pipeline.cli.flags import UsageError, add_dataclass_flags
 from pipeline.definition import faults
 from pipeline.definition import status as st
@@ -137,9 +138,10 @@ def _predict(args: argparse.Namespace) -> int:
         raise UsageError(f"--to {args.to}: the folder {target} does not exist")
     if args.rejects and not Path(args.rejects).expanduser().resolve().parent.is_dir():
         raise UsageError(f"--rejects {args.rejects}: the folder {Path(args.rejects).parent} does not exist")
+    from components.lib import serving
     from components.lib.rejection import DataRejectedError
     from pipeline.scoring import destination
-    from pipeline.scoring.rows import headers, input_files
+    from pipeline.scoring.rows import headers, input_files, spec_headers
 
     # Before anything is imported or opened for writing: outputs that would destroy an input or each other, and
     # headers that break the contract (in a fraction of a second, not after TensorFlow's import).
@@ -150,7 +152,15 @@ def _predict(args: argparse.Namespace) -> int:
         )
     except destination.PathClashError as e:
         raise UsageError(str(e)) from e
-    headers(files, args.key)
+    # The columns are those of the dataset spec the model was trained by (the version carries it).
+    now = None if args.model else serving.serving_now(OutputLayout(args.output).serving_dir)
+    model_dir = args.model or (now[1] if now else None)
+    spec = serving.dataset_of_model(str(model_dir)) if model_dir else contract.DEFAULT_DATASET
+    key = args.key or spec.key or None
+    if spec == contract.DEFAULT_DATASET:
+        headers(files, key)
+    else:
+        spec_headers(files, spec, key)
 
     with heavy_imports():
         from pipeline.scoring import predict as predict_lib
@@ -159,9 +169,8 @@ def _predict(args: argparse.Namespace) -> int:
     recording = None
     if not args.no_record:
         faults.check_writable(args.output)
-        recording = predict_lib.Recording(args.output, str(SCHEMA_PATH), DRIFT_CONFIG_PATH.read_text())
-    from components.lib import serving
-
+        drift_config = dataset_spec.drift_config(contract.DEFAULT_DATASET)
+        recording = predict_lib.Recording(args.output, str(SCHEMA_PATH), drift_config)
     try:
         model = Path(args.model) if args.model else predict_lib.newest_model(OutputLayout(args.output).serving_dir)
         if args.model and not (model / contract.MANIFEST).is_file():
@@ -173,7 +182,7 @@ def _predict(args: argparse.Namespace) -> int:
             args.to,
             args.rejects,
             args.batch_size,
-            key=args.key,
+            key=key,
             recording=recording,
             verified=not args.model,
         )

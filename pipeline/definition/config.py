@@ -4,6 +4,7 @@ import dataclasses
 import json
 
 import contract
+from datasets.spec import DatasetSpec
 from pipeline.definition.gates import DataMinimums, GateConfig
 from trainer.hparams import HParams, ThresholdPolicy
 
@@ -84,9 +85,11 @@ class PipelineConfig:
       span_pattern: for input in spans, their pattern inside data_root, with {SPAN} or a date (components.lib.spans);
         '' for one file or a flat folder (data_pattern is read then).
       window: with spans, how many of the newest to train on (0: all).
-      drift_config: the DistributionValidator's thresholds (drift.pbtxt), as text-format
+      drift_config: the DistributionValidator's thresholds (datasets.spec.drift_config), as text-format
         DistributionValidatorConfig; '' compares nothing.
       accept_drift: let the run go on past drift or skew beyond the thresholds (the summary records it).
+      dataset: the dataset spec (datasets/): the columns, how each is transformed, the slices and the drift
+        thresholds; the ULB credit-card spec by default.
       code_versions: component id (keys of COMPONENT_CODE) -> fingerprint of the project code that runs in it.
         TFX does not put code loaded by dotted path into its cache key, so each goes into its component's
         properties, and a change to that code re-runs the component (and what depends on it).
@@ -115,6 +118,7 @@ class PipelineConfig:
     window: int = 0
     drift_config: str = ""
     accept_drift: bool = False
+    dataset: DatasetSpec = contract.DEFAULT_DATASET
     code_versions: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
@@ -128,6 +132,16 @@ class PipelineConfig:
         if unknown:
             raise ValueError(f"code_versions for unknown components {sorted(unknown)}")
 
+    def dataset_json(self) -> str:
+        """The dataset spec as the components receive it: its JSON, or '' for the default spec (whose components'
+        properties, and so their cache keys and compiled specs, are those of a pipeline before there were specs)."""
+        return "" if self.dataset == contract.DEFAULT_DATASET else self.dataset.to_json()
+
+    def dataset_config(self) -> dict:
+        """The dataset's entry of a Transform, Trainer or Tuner custom config ({} for the default spec)."""
+        text = self.dataset_json()
+        return {"dataset": text} if text else {}
+
     def code_version(self, component: str) -> str:
         """The fingerprint of the code that runs in a component ('' when none was given)."""
         return self.code_versions.get(component, "")
@@ -135,8 +149,10 @@ class PipelineConfig:
     def training_config(self) -> str:
         """Everything a model is trained from besides its data, as JSON: with the data's fingerprint it makes the
         model's training identity (components.lib.serving), which the baseline and the Pusher compare."""
+        dataset = {"dataset": self.dataset.digest()} if self.dataset_json() else {}
         return json.dumps(
             {
+                **dataset,
                 "split": self.split,
                 "span_pattern": self.span_pattern,
                 "window": self.window,

@@ -6,6 +6,7 @@ import tensorflow_model_analysis as tfma
 
 import contract
 from compat import tfma as tfma_metrics
+from datasets.spec import DatasetSpec
 from pipeline.definition.gates import GateConfig
 
 # Metric names as they appear in TFMA's results and in summary.json.
@@ -47,8 +48,8 @@ def _gate(floor: float, max_drop: float) -> tfma.MetricThreshold:
 _DECISION_CUT = [0.5]
 
 
-def eval_config(gates: GateConfig) -> tfma.EvalConfig:
-    """TFMA config: raw test examples through the serving signature, sliced overall and by the two buckets.
+def eval_config(gates: GateConfig, dataset: DatasetSpec = contract.DEFAULT_DATASET) -> tfma.EvalConfig:
+    """TFMA config: raw test examples through the serving signature, sliced overall and by the dataset's slices.
 
     The ranking metrics (AUCs, recall at a precision) score the probability output; the counts, precision and
     recall score the decision output, i.e. the model's own operating threshold chosen on the eval split.
@@ -76,12 +77,12 @@ def eval_config(gates: GateConfig) -> tfma.EvalConfig:
                 # then need no Keras at all (a worker where tf.keras is Keras 3 cannot load a Keras 2 model).
                 model_type=tfma.TF_GENERIC,
                 signature_name=contract.SERVING_SIGNATURE,
-                label_keys={name: contract.LABEL for name in outputs},
+                label_keys={name: dataset.label for name in outputs},
                 prediction_keys={name: name for name in outputs},
                 preprocessing_function_names=[contract.TRANSFORMED_FEATURES_SIGNATURE],
             )
         ],
-        slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[f]) for f in contract.SLICE_FEATURES],
+        slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[s.name]) for s in dataset.slices],
         metrics_specs=[
             tfma.MetricsSpec(metrics=scores, output_names=[contract.PROBABILITY_OUTPUT]),
             # The decision counts describe the candidate; no gate reads them of the baseline, so on a retrain they are

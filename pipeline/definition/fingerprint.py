@@ -14,7 +14,7 @@ from pathlib import Path
 from pipeline.definition.config import COMPONENT_CODE
 
 # The project's top-level packages and modules: what counts as project code in an import.
-PACKAGES = ("contract", "compat", "components", "transform", "trainer", "pipeline")
+PACKAGES = ("contract", "compat", "datasets", "components", "transform", "trainer", "pipeline")
 
 
 def _imported_from() -> dict[str, Path]:

@@ -52,6 +52,7 @@ def _serving_baseline(config: PipelineConfig, example_gen):
         training_config=config.training_config(),
         baseline_key=config.baseline_key,
         code_version=config.code_version(cfg.SERVING_BASELINE),
+        **({"dataset": config.dataset_json()} if config.dataset_json() else {}),
     ).with_id(cfg.SERVING_BASELINE)
 
 
@@ -81,6 +82,7 @@ def _upstream(config: PipelineConfig) -> Upstream:
         code_version=config.code_version(cfg.EXAMPLE_GEN),
         span_pattern=config.span_pattern,
         window=config.window,
+        dataset=config.dataset_json(),
     )
     schema_importer = ImportSchemaGen(schema_file=config.schema_path)
     # TFX's StatisticsGen, computed in process on the in-process runner when that gives TFX's statistics
@@ -94,7 +96,7 @@ def _upstream(config: PipelineConfig) -> Upstream:
         statistics=statistics_gen.outputs["statistics"], schema=schema_importer.outputs["schema"]
     )
     # Skew (test split vs train split) on every run, drift (newest span vs previous) with spans; both from the one
-    # StatisticsGen output, against the thresholds of drift.pbtxt.
+    # StatisticsGen output, against the dataset spec's drift thresholds.
     pairs = [contract.SKEW_PAIR] + ([contract.DRIFT_PAIR] if config.span_pattern else [])
     distribution_validator = DistributionValidator(
         statistics=statistics_gen.outputs["statistics"],
@@ -109,6 +111,7 @@ def _upstream(config: PipelineConfig) -> Upstream:
         **config.data_minimums.to_dict(),
         accept_drift=config.accept_drift,
         code_version=config.code_version(cfg.GATE),
+        **({"label": config.dataset.label} if config.dataset_json() else {}),
     )
 
     transform = Transform(
@@ -126,7 +129,7 @@ def _upstream(config: PipelineConfig) -> Upstream:
         # The analyzer cache is written on every run and never read: its key hashes a file pattern holding the
         # ExampleGen execution's URI, new on every run (docs/benchmarks.md, the levers table).
         disable_analyzer_cache=True,
-        custom_config={"code_version": config.code_version(cfg.TRANSFORM)},
+        custom_config={"code_version": config.code_version(cfg.TRANSFORM), **config.dataset_config()},
     ).with_beam_pipeline_args(_batching(config, True))
     # Validation is a gate: Transform, and so everything after it, waits for it to pass.
     transform.add_upstream_node(gate)
@@ -154,6 +157,7 @@ def _tuner(config: PipelineConfig, example_gen, transform) -> Tuner:
             "hparams": config.hparams.to_dict(),
             "max_trials": config.tune_trials,
             "code_version": config.code_version(cfg.TUNER),
+            **config.dataset_config(),
         },
     )
 
@@ -170,6 +174,7 @@ def _trainer(config: PipelineConfig, example_gen, transform, hparams, tuner=None
             "hparams": hparams.to_dict(),
             "threshold_policy": config.threshold_policy.to_dict(),
             "code_version": config.code_version(cfg.TRAINER),
+            **config.dataset_config(),
         },
     )
 
@@ -180,7 +185,7 @@ def _evaluator(config: PipelineConfig, example_gen, trainer, baseline=None) -> E
         model=trainer.outputs["model"],
         baseline_model=baseline.outputs["baseline"] if baseline is not None else None,
         example_splits=[contract.TEST_SPLIT],
-        eval_config=eval_config(config.gates),
+        eval_config=eval_config(config.gates, config.dataset),
     ).with_beam_pipeline_args(_batching(config, False))
 
 

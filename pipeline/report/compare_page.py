@@ -5,6 +5,7 @@ import html
 import itertools
 import os
 
+from components.lib import serving
 from pipeline.report import figures as figs
 from pipeline.report.html import CSS, num
 from pipeline.results.comparison import TABLE_METRICS
@@ -29,7 +30,9 @@ def _figures(results: dict, examples_uri: str, out_dir: str) -> tuple[dict, dict
     scored = {}
     for strategy, r in results.items():
         _, serve = scoring.load_model(r["model_uri"])
-        scored[strategy] = scoring.score_split(examples_uri, "test", serve)
+        # The columns read back are those of the dataset spec the model carries.
+        spec = serving.dataset_of_model(r["model_uri"])
+        scored[strategy] = scoring.score_split(examples_uri, "test", serve, spec)
     curves = {s: curves_lib.curves(v.labels, v.probability) for s, v in scored.items()}
     thresholds = {s: r["operating_threshold"]["threshold"] for s, r in results.items()}
     points = curves_lib.operating_points(scored, thresholds)

@@ -171,14 +171,20 @@ def slices_figure(slices: dict):
     return fig
 
 
-def features_figure(train_scored, names: list[str]):
+def features_figure(train_scored, names: list[str], logged=((contract.AMOUNT, contract.AMOUNT_LOG_OFFSET),)):
+    """Histograms of frauds and normal rows for the named features, and log(x + offset) of each (name, offset) in
+    logged (missing values left out)."""
     columns = dict(train_scored.columns)
-    columns["log Amount"] = np.log(columns[contract.AMOUNT] + contract.AMOUNT_LOG_OFFSET)
-    shown = names + ["log Amount"]
-    fraud = train_scored.labels.astype(bool)
-    fig, axes = plt.subplots(1, len(shown), figsize=(5 * len(shown), 3.4))
-    for ax, name in zip(axes, shown):
+    for name, offset in logged:
+        columns[f"log {name}"] = np.log(columns[name] + offset)
+    shown = names + [f"log {name}" for name, _ in logged]
+    fig, axes = plt.subplots(1, len(shown), figsize=(5 * len(shown), 3.4), squeeze=False)
+    for ax, name in zip(axes[0], shown):
         x = columns[name]
+        fraud = train_scored.labels.astype(bool)
+        present = ~np.isnan(x)
+        if not present.all():
+            x, fraud = x[present], fraud[present]
         low, high = np.percentile(x, [0.5, 99.5])
         low, high = min(low, np.percentile(x[fraud], 1)), max(high, np.percentile(x[fraud], 99))
         bins = np.linspace(low, high, 50)
@@ -186,15 +192,16 @@ def features_figure(train_scored, names: list[str]):
         ax.hist(x[fraud], bins=bins, density=True, alpha=0.6, color=FRAUD_COLOR, label="fraud")
         ax.set_title(name)
         ax.set_yticks([])
-    axes[0].legend()
+    axes[0][0].legend()
     fig.suptitle("Train split: feature distributions of frauds and normal transactions (each scaled to 1)", fontsize=10)
     fig.tight_layout()
     return fig
 
 
-def drift_figure(comparisons: list[dict]):
-    """Per comparison, each feature's divergence (bars; red past its threshold) and its threshold (black ticks)."""
-    order = {name: i for i, name in enumerate(contract.RAW_COLUMNS)}
+def drift_figure(comparisons: list[dict], columns=contract.RAW_COLUMNS):
+    """Per comparison, each feature's divergence (bars; red past its threshold) and its threshold (black ticks),
+    in the order of the dataset's columns."""
+    order = {name: i for i, name in enumerate(columns)}
     fig, axes = plt.subplots(1, len(comparisons), figsize=(6.5 * len(comparisons), 7.5), squeeze=False)
     for ax, comparison in zip(axes[0], comparisons):
         features = sorted(

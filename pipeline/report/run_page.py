@@ -12,6 +12,8 @@ import json
 import os
 
 import contract
+from datasets import spec as dataset_spec
+from datasets.spec import DatasetSpec
 from pipeline.report import figures as figs
 from pipeline.report.html import CSS, at, esc, figure, num
 from pipeline.scoring import curves as curves_lib
@@ -188,7 +190,7 @@ def _drift_section(summary: dict, images: dict) -> str:
         )
     parts = [
         verdict,
-        "<p class='muted'>Thresholds: <code>drift.pbtxt</code>. Numeric features: Jensen-Shannon divergence "
+        "<p class='muted'>Thresholds: the dataset spec's drift section. Numeric features: Jensen-Shannon divergence "
         "of quantile histograms; the label: L-infinity distance.</p>",
         figure("drift", images, "Each comparison this run made, every compared feature."),
     ]
@@ -290,6 +292,20 @@ def _curves_section(images: dict, computed: dict) -> str:
     )
 
 
+def _dataset_note(summary: dict) -> str:
+    """The dataset the run trained on, and how its spec differs from the serving version's (when it does)."""
+    dataset = summary.get("dataset") or {}
+    out = f"<p class='muted'>Dataset: <b>{esc(dataset.get('name', contract.DEFAULT_DATASET.name))}</b>.</p>"
+    changed = summary.get("dataset_changes")
+    if changed:
+        items = "".join(f"<li>{esc(c)}</li>" for c in changed["changes"])
+        out += (
+            f"<p>The dataset spec differs from the one serving version {esc(changed['serving_version'])} was trained "
+            f"by ({esc(changed['serving_dataset'])}):</p><ul>{items}</ul>"
+        )
+    return out
+
+
 def render(summary: dict, images: dict, computed: dict, history_link: str | None = None) -> str:
     """The HTML page of a run from its summary, the base64 PNGs and the numbers computed from the scores.
 
@@ -310,6 +326,7 @@ def render(summary: dict, images: dict, computed: dict, history_link: str | None
             if history_link
             else ""
         ),
+        _dataset_note(summary),
         "<h2>Blessing verdict</h2>" + _verdict_section(summary),
         "<h2>The data: class imbalance</h2>" + _splits_table(summary) + figure("class_balance", images, ""),
     ]
@@ -338,8 +355,10 @@ def render(summary: dict, images: dict, computed: dict, history_link: str | None
             + figure(
                 "feature_distributions",
                 images,
-                f"The two V features that separate the classes most on this run's train split "
-                f"({', '.join(computed['separating_features'])}), and log(Amount).",
+                f"The numeric features that separate the classes most on this run's train split "
+                f"({', '.join(computed['separating_features'])})"
+                + "".join(f", and log({name})" for name in computed.get("logged_features", []))
+                + ".",
             )
         )
     body = "\n".join(sections)
@@ -351,15 +370,23 @@ def render(summary: dict, images: dict, computed: dict, history_link: str | None
     )
 
 
+def dataset_of_summary(summary: dict) -> DatasetSpec:
+    """The dataset spec a run's summary records (the default one for a summary from before specs)."""
+    recorded = (summary.get("dataset") or {}).get("spec")
+    return dataset_spec.parse(recorded, "the run's summary") if recorded else contract.DEFAULT_DATASET
+
+
 def build(summary: dict, out_dir: str) -> str:
     """Writes report.html, the PNGs and report.json (what was computed here) into out_dir; returns the HTML path."""
     os.makedirs(out_dir, exist_ok=True)
     images: dict[str, str] = {}
     computed: dict = {"curves": {}, "separating_features": [], "operating_points": {}}
+    dataset = dataset_of_summary(summary)
     if summary["splits"]:
         images["class_balance"] = figs.save_png(figs.class_balance_figure(summary), out_dir, "class_balance")
     if summary.get("drift") and summary["drift"]["comparisons"]:
-        images["drift"] = figs.save_png(figs.drift_figure(summary["drift"]["comparisons"]), out_dir, "drift")
+        drift = figs.drift_figure(summary["drift"]["comparisons"], dataset.columns)
+        images["drift"] = figs.save_png(drift, out_dir, "drift")
     trainer = summary.get("trainer")
     if trainer:
         with open(trainer["history_path"]) as f:
@@ -379,7 +406,7 @@ def build(summary: dict, out_dir: str) -> str:
         from pipeline.scoring import splits as scoring  # TensorFlow: only when there is a model to run.
 
         _, serve = scoring.load_model(artifacts["model"])
-        scored = {s: scoring.score_split(artifacts["examples"], s, serve) for s in contract.SPLITS}
+        scored = {s: scoring.score_split(artifacts["examples"], s, serve, dataset) for s in contract.SPLITS}
         shown = {s: scored[s] for s in ("train", "test")}
         curve_by_split = {s: curves_lib.curves(v.labels, v.probability) for s, v in shown.items()}
         points = curves_lib.operating_points(shown, op["threshold"])
@@ -395,13 +422,16 @@ def build(summary: dict, out_dir: str) -> str:
         )
         images["precision_recall"] = figs.save_png(pr, out_dir, "precision_recall")
         images["threshold"] = figs.save_png(figs.threshold_figure(scored["eval"], op), out_dir, "threshold")
-        names = curves_lib.separating_features(scored["train"].columns, scored["train"].labels)
+        plain = [f.name for f in dataset.numeric if f.transform == "zscore"]
+        logged = [(f.name, f.log_offset) for f in dataset.numeric if f.transform == "log_zscore"]
+        names = curves_lib.separating_features(scored["train"].columns, scored["train"].labels, candidates=plain)
         images["feature_distributions"] = figs.save_png(
-            figs.features_figure(scored["train"], names), out_dir, "feature_distributions"
+            figs.features_figure(scored["train"], names, logged), out_dir, "feature_distributions"
         )
         computed = {
             "curves": {s: {"roc_auc": c["roc_auc"], "ap": c["ap"]} for s, c in curve_by_split.items()},
             "separating_features": names,
+            "logged_features": [name for name, _ in logged],
             "operating_points": points,
         }
     history = os.path.join(summary["output_dir"], "history", "history.html") if summary.get("output_dir") else None

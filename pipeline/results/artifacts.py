@@ -18,9 +18,9 @@ def split_names(node: NodeRun, key: str) -> list[str]:
     return json.loads(node.outputs[key][0].properties["split_names"].string_value)
 
 
-def split_counts(statistics: NodeRun) -> dict[str, dict[str, int | None]]:
-    """Rows and frauds per split, read from the StatisticsGen output."""
-    return read_split_counts(statistics.output_uri("statistics"), split_names(statistics, "statistics"))
+def split_counts(statistics: NodeRun, label: str = contract.LABEL) -> dict[str, dict[str, int | None]]:
+    """Rows and frauds per split, read from the StatisticsGen output (frauds: rows whose `label` is 1)."""
+    return read_split_counts(statistics.output_uri("statistics"), split_names(statistics, "statistics"), label)
 
 
 def anomalies(validator: NodeRun) -> list[dict]:

@@ -39,7 +39,7 @@ class Executed:
 def run_record(done: Executed, config: PipelineConfig, input_path: str) -> dict:
     """What every run's JSON record starts with: the run, its input and splits, and each component's state."""
     statistics, example_gen = done.done(cfg.STATISTICS_GEN), done.done(cfg.EXAMPLE_GEN)
-    counts = artifacts.split_counts(statistics) if statistics else {}
+    counts = artifacts.split_counts(statistics, config.dataset.label) if statistics else {}
     spans = artifacts.spans_read(example_gen) if example_gen else None
     if spans is not None:
         spans["window_size"] = config.window or None
@@ -47,6 +47,7 @@ def run_record(done: Executed, config: PipelineConfig, input_path: str) -> dict:
     return {
         "run_id": done.run_id,
         "input": {"path": input_path, "split": config.split, "spans": spans},
+        "dataset": {"name": config.dataset.name, "digest": config.dataset.digest(), "spec": config.dataset.to_dict()},
         # Where the Beam components ran: the --beam-arg values, with what the CLI added for remote workers.
         "beam_args": list(config.beam_pipeline_args),
         "splits": {s: c for s, c in counts.items() if s in contract.SPLITS},

@@ -15,7 +15,9 @@ from tfx.orchestration.pipeline import Pipeline
 from tfx.orchestration.portable import runtime_parameter_utils
 
 from compat import tfx as tfx_compat
+from components.lib import serving
 from contract import OutputLayout
+from datasets import spec as dataset_spec
 from pipeline.definition import beam_workers
 from pipeline.definition import config as cfg
 from pipeline.definition import status as st
@@ -155,9 +157,31 @@ def run(
       The verdict, the summary written (to DIR/summary.json and, kept for `fraud-pipeline report --run ID`, to
       DIR/runs/ID/summary.json) and the pages.
     """
+    changed = dataset_changes(config, layout)
+    if changed:
+        say(
+            f"the dataset spec differs from the one of serving version {changed['serving_version']} "
+            f"({changed['serving_dataset']}): {'; '.join(changed['changes'])}; it is no baseline unless it reads "
+            "this run's columns"
+        )
     done = execute(create_pipeline(config), config, layout, say)
     with logs_to_file(layout):
-        return finish(done, config, layout, input_path, pages=pages)
+        return finish(
+            done, config, layout, input_path, extra={"dataset_changes": changed} if changed else None, pages=pages
+        )
+
+
+def dataset_changes(config: PipelineConfig, layout: OutputLayout) -> dict | None:
+    """How this run's dataset spec differs from the one the serving version was trained by (None when it does not,
+    or nothing serves): said before the run, kept in the summary and the report."""
+    now = serving.serving_now(layout.serving_dir)
+    if now is None:
+        return None
+    theirs = serving.dataset_of_model(now[1])
+    found = dataset_spec.changes(theirs, config.dataset)
+    if not found:
+        return None
+    return {"serving_version": str(now[0]), "serving_dataset": theirs.name, "changes": found}
 
 
 def compare(

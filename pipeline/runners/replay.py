@@ -21,6 +21,8 @@ from pathlib import Path
 import contract
 from components.lib import drift
 from components.lib.csv_contract import is_fraud, text_lines
+from datasets import spec as dataset_spec
+from datasets.spec import DatasetSpec
 from pipeline.definition import status as st
 from pipeline.scoring import record as record_lib
 
@@ -38,21 +40,37 @@ class SpanFile:
     frauds: int
 
 
-def cut(path: str, k: int) -> tuple[str, list[list[tuple[float, str]]]]:
-    """The file's header line and its rows cut into k time-ordered parts of (nearly) equal size.
+def cut(
+    path: str, k: int, spec: DatasetSpec = contract.DEFAULT_DATASET, days: float = 0
+) -> tuple[str, list[list[tuple[float, str]]]]:
+    """The file's header line and its rows cut into k time-ordered parts of (nearly) equal size, or (days > 0) into
+    parts of that many days each by the spec's time column, counted from the first row's day.
 
-    Each row is kept as its text line (rows are ordered by Time, stably, so rows at the same time keep their order).
+    Each row is kept as its text line (rows are ordered by time, stably, so rows at the same time keep their order).
     """
     lines = text_lines(path)  # the contract's reader, bounded (components/lib/csv_contract.py)
     header = next(lines, "")
     names = next(csv.reader([header]))
-    if contract.TIME not in names or contract.LABEL not in names:
-        raise ValueError(f"{path}: the header has no {contract.TIME} or {contract.LABEL} column")
-    time_index = names.index(contract.TIME)
-    rows = [(float(next(csv.reader([line]))[time_index]), line) for line in lines if line.strip()]
+    if spec.time not in names or spec.label not in names:
+        raise ValueError(f"{path}: the header has no {spec.time} or {spec.label} column")
+    time_index = names.index(spec.time)
+    rows = []
+    for line in lines:
+        if line.strip():
+            moment = spec.time_of(next(csv.reader([line]))[time_index])
+            if moment is None:
+                raise ValueError(f"{path}: a {spec.time} that is not a time ({spec.time_format}): {line[:80]!r}")
+            rows.append((float(moment), line))
+    rows.sort(key=lambda r: r[0])
+    if days > 0 and rows:
+        width = days * contract.SECONDS_PER_DAY
+        first = rows[0][0] - rows[0][0] % contract.SECONDS_PER_DAY
+        parts: dict[int, list] = {}
+        for row in rows:
+            parts.setdefault(int((row[0] - first) // width), []).append(row)
+        return header, [parts[i] for i in sorted(parts)]
     if len(rows) < k:
         raise ValueError(f"{path}: {len(rows)} rows cannot make {k} spans")
-    rows.sort(key=lambda r: r[0])
     size, extra = divmod(len(rows), k)
     parts, start = [], 0
     for index in range(k):
@@ -62,14 +80,17 @@ def cut(path: str, k: int) -> tuple[str, list[list[tuple[float, str]]]]:
     return header, parts
 
 
-def write_span(folder: Path, number: int, header: str, rows: list[tuple[float, str]]) -> SpanFile:
+def write_span(
+    folder: Path, number: int, header: str, rows: list[tuple[float, str]], spec: DatasetSpec = contract.DEFAULT_DATASET
+) -> SpanFile:
     """Writes one span as folder/span-NNNN/part-0.csv.gz (the layout `run --data` detects)."""
     label = f"{number:04d}"
     target = folder / f"span-{label}" / "part-0.csv.gz"
     target.parent.mkdir(parents=True, exist_ok=True)
     names = next(csv.reader([header]))
-    label_index = names.index(contract.LABEL)
-    frauds = sum(1 for _, line in rows if is_fraud(next(csv.reader(io.StringIO(line)))[label_index]))
+    label_index = names.index(spec.label)
+    fraud = is_fraud if spec.label_is_integer else (lambda cell: spec.label_of(cell) == 1)
+    frauds = sum(1 for _, line in rows if fraud(next(csv.reader(io.StringIO(line)))[label_index]))
     tmp = target.with_suffix(".tmp")
     with gzip.open(tmp, "wt", compresslevel=1, newline="") as f:
         f.write(header)
@@ -189,17 +210,28 @@ def table(rows: list[dict]) -> str:
 
 
 def replay(
-    data: str, k: int, window: int, output: Path, run_args: list[str], say: Callable[[str], None] = print
+    data: str,
+    k: int,
+    window: int,
+    output: Path,
+    run_args: list[str],
+    say: Callable[[str], None] = print,
+    dataset: str | None = None,
+    days: float = 0,
 ) -> dict:
-    """Cuts data into k spans and runs the pipeline once per span into output; returns what replay.json holds."""
+    """Cuts data into k spans (or spans of `days` days) and runs the pipeline once per span into output, by the
+    dataset spec in the file `dataset` (the default one when None); returns what replay.json holds."""
     output.mkdir(parents=True, exist_ok=True)
     folder = output / SPANS_FOLDER
     if folder.exists() and any(folder.iterdir()):
         raise FileExistsError(f"{folder} holds spans already; replay into a new --output folder")
-    header, parts = cut(data, k)
+    spec = dataset_spec.load(dataset) if dataset else contract.DEFAULT_DATASET
+    header, parts = cut(data, k, spec, days)
+    k = len(parts)
+    run_args = [*run_args, "--dataset", os.path.abspath(dataset)] if dataset else run_args
     rows = []
     for number, part in enumerate(parts, start=1):
-        span = write_span(folder, number, header, part)
+        span = write_span(folder, number, header, part, spec)
         say(f"[replay] span {span.label} arrived ({span.rows} rows, {span.frauds} frauds); running the pipeline ...")
         serving = served(output, span)
         rows.append(_row(span, *_run(output, window, run_args), serving))
@@ -208,7 +240,8 @@ def replay(
     versions = (
         sorted((p.name for p in serving.iterdir() if contract.is_version(p.name)), key=int) if serving.is_dir() else []
     )
-    record = {"data": data, "spans": k, "window": window, "run_args": run_args, "runs": rows, "serving": versions}
+    record = {"data": data, "spans": k, "days": days or None, "window": window, "run_args": run_args, "runs": rows}
+    record["serving"] = versions
     (output / REPLAY_JSON).write_text(json.dumps(record, indent=2) + "\n")
     record["pages"] = _pages(output)
     return record

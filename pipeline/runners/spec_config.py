@@ -7,6 +7,7 @@ from what the spec will really hand its tasks, so the rehearsal reports what ran
 
 import json
 
+from datasets import spec as dataset_spec
 from pipeline.definition import config as cfg
 from pipeline.definition.config import PipelineConfig
 from pipeline.definition.gates import DataMinimums, GateConfig
@@ -117,6 +118,8 @@ def config_of(spec: dict, data_root: str, pipeline_root: str, serving_dir: str) 
         span_pattern=custom.get("span_pattern", ""),
         window=int(custom.get("window", 0)),
         accept_drift=bool(gate.get("accept_drift", False)),
+        # The Trainer's custom config carries the spec (none: the default one).
+        dataset=dataset_spec.of_config(trainer),
         code_versions=code,
         schema_fingerprint=training.get("schema", ""),
     )

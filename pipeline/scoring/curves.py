@@ -37,13 +37,21 @@ def operating_points(scored: dict, threshold) -> dict:
     return points
 
 
-def separating_features(columns: dict, labels: np.ndarray, count: int = 2) -> list[str]:
-    """The V features whose fraud and normal means differ most, in pooled standard deviations."""
+def separating_features(columns: dict, labels: np.ndarray, count: int = 2, candidates=contract.V_FEATURES) -> list[str]:
+    """The candidate features whose fraud and normal means differ most, in pooled standard deviations (missing
+    values left out)."""
     fraud = labels.astype(bool)
 
     def separation(name):
         x = columns[name]
+        present = ~np.isnan(x)
+        if not present.all():
+            x, where = x[present], fraud[present]
+        else:
+            where = fraud
         std = np.std(x) or 1.0
-        return abs(np.mean(x[fraud]) - np.mean(x[~fraud])) / std
+        if not where.any() or where.all():
+            return 0.0
+        return abs(np.mean(x[where]) - np.mean(x[~where])) / std
 
-    return sorted(contract.V_FEATURES, key=separation, reverse=True)[:count]
+    return sorted(candidates, key=separation, reverse=True)[:count]

@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 
 import contract
-from components.lib import csv_contract
+from components.lib import csv_contract, serving
 from components.lib.rejection import DataRejectedError
+from datasets.spec import DatasetSpec
 from pipeline.scoring import record as record_lib
 from pipeline.scoring.rows import input_files
 from trainer import threshold as threshold_lib
@@ -98,9 +99,25 @@ def load_scores(output: str, only: list[str] | None = None) -> tuple[Scores, lis
     return scores, records, key
 
 
-def load_labels(path: str, key: str | None) -> tuple[dict, dict]:
-    """(join key -> 0 or 1, problems) of the label files: with a key, that column and Class; without one, every row
-    of each file by (file name, line), as `predict` recorded them.
+def _label(cell: str, spec: DatasetSpec) -> int | None:
+    """A label cell as 0 or 1 (None when empty), by the spec's positive and negative values.
+
+    Raises:
+      ValueError: a value that is neither.
+    """
+    if spec.label_is_integer:
+        return csv_contract.label(cell)
+    if not cell.strip():
+        return None
+    value = spec.label_of(cell)
+    if value is None:
+        raise ValueError(f"{spec.label} is {cell!r}; it must be {spec.positive!r} or one of {list(spec.negative)}")
+    return value
+
+
+def load_labels(path: str, key: str | None, spec: DatasetSpec = contract.DEFAULT_DATASET) -> tuple[dict, dict]:
+    """(join key -> 0 or 1, problems) of the label files: with a key, that column and the spec's label; without one,
+    every row of each file by (file name, line), as `predict` recorded them.
 
     Raises:
       DataRejectedError: a file without the columns, naming it.
@@ -109,15 +126,15 @@ def load_labels(path: str, key: str | None) -> tuple[dict, dict]:
     bad = []
     for file in input_files(path):
         header = csv_contract.read_header(file)
-        if contract.LABEL not in header or (key and key not in header):
-            wanted = f"{key} and {contract.LABEL}" if key else contract.LABEL
+        if spec.label not in header or (key and key not in header):
+            wanted = f"{key} and {spec.label}" if key else spec.label
             raise DataRejectedError(f"{file}, line 1 (header): a label file needs the columns {wanted}")
-        label_index = header.index(contract.LABEL)
+        label_index = header.index(spec.label)
         key_index = header.index(key) if key else None
         for line, cells in csv_contract.careful_rows(file):
             join = cells[key_index] if key else (Path(file).name, line)
             try:
-                value = csv_contract.label(cells[label_index])
+                value = _label(cells[label_index], spec)
             except ValueError as e:
                 bad.append(f"{Path(file).name}, line {line}: {e}")
                 continue
@@ -190,7 +207,9 @@ def outcomes(
       only: the ids of the batches to join (default: every recorded batch).
     """
     scores, records, key = load_scores(output, only)
-    labels, problems = load_labels(labels_path, key)
+    # The labels are read by the spec of the model that scored the first batch (the version carries it).
+    spec = serving.dataset_of_model(records[0]["model"]["path"]) if records else contract.DEFAULT_DATASET
+    labels, problems = load_labels(labels_path, key, spec)
     counts = Counter(scores.join)
     duplicates = sorted(show(k) for k, n in counts.items() if n > 1)
     index = {}

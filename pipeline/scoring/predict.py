@@ -18,9 +18,19 @@ from pathlib import Path
 import contract
 from components.lib import serving
 from components.lib.csv_contract import open_text
+from datasets.spec import DatasetSpec
 from pipeline.scoring import destination
 from pipeline.scoring import record as record_lib
-from pipeline.scoring.rows import BATCH_SIZE, ExampleEncoder, Rejects, batches, headers, input_files
+from pipeline.scoring.rows import (
+    BATCH_SIZE,
+    ExampleEncoder,
+    Rejects,
+    batches,
+    headers,
+    input_files,
+    spec_batches,
+    spec_headers,
+)
 
 PROGRESS_SECONDS = 10.0
 
@@ -181,23 +191,61 @@ def predict(
       EnvironmentFaultError: another command is writing `to` or rejects_path (pipeline/scoring/destination.py).
     """
     files = input_files(data)
-    checked = headers(files, key)
+    # The version's own spec: its columns, not a flag's (a version from before specs has the default one).
+    spec = serving.dataset_of_model(str(model_path))
+    default = spec == contract.DEFAULT_DATASET
+    # The spec's key column is the default --key.
+    key = key or spec.key or None
+    checked = headers(files, key) if default else spec_headers(files, spec, key)
     model = Model.load(model_path, verified)
     with destination.writing(to, rejects_path) as (partial, rejects_partial):
         rejects = Rejects(rejects_partial, gz=bool(rejects_path and rejects_path.endswith(".gz")))
-        return _score(files, checked, model, (partial, to), rejects, key, recording, batch_size)
+        return _score(files, checked, model, (partial, to), rejects, key, recording, batch_size, spec)
 
 
-def _score(files, checked, model: Model, output: tuple[str, str], rejects, key, recording, batch_size) -> Result:
+class _SpecEncoder:
+    """Serializes a dataset's rows (typed cells by column) as the raw tf.Examples its serving signature takes."""
+
+    def __init__(self, spec: DatasetSpec):
+        from datasets.spec import FLOAT, INT
+
+        self._kinds = {c: spec.example_kind(c) for c in spec.features}
+        self._float, self._int = FLOAT, INT
+
+    def encode(self, rows: list[dict]) -> list[bytes]:
+        import tensorflow as tf
+
+        out = []
+        for row in rows:
+            example = tf.train.Example()
+            for name, value in row.items():
+                kind = self._kinds.get(name)
+                feature = example.features.feature[name]
+                if kind == self._float:
+                    feature.float_list.value.append(value)
+                elif kind == self._int:
+                    feature.int64_list.value.append(value)
+                elif kind is not None:
+                    feature.bytes_list.value.append(str(value).encode())
+            out.append(example.SerializeToString(deterministic=True))
+        return out
+
+
+def _score(
+    files, checked, model: Model, output: tuple[str, str], rejects, key, recording, batch_size, spec: DatasetSpec
+) -> Result:
     """predict() once the outputs are locked: output is (the partial file to write, the name it will have)."""
     # One loop from the rows to the written scores and the record, kept whole: each exit path closes the same files.
     partial, to = output
-    encoder = ExampleEncoder()
+    default = spec == contract.DEFAULT_DATASET
+    encoder = ExampleEncoder() if default else _SpecEncoder(spec)
     many = len(files) > 1
-    labelled = any(contract.LABEL in header for header in checked.values())
+    labelled = any(spec.label in header for header in checked.values())
     writer_record = record_lib.ScoresWriter(recording.output, labelled, key) if recording else None
     statistics = None
-    if recording is not None:
+    # Serving skew is measured on the default dataset's columns (pipeline/scoring/skew.py); another dataset's batch
+    # is scored and recorded without it (docs/your-data.md, "What is not done yet").
+    if recording is not None and default:
         from pipeline.scoring.skew import BatchStatistics
 
         statistics = BatchStatistics(recording.schema_path)
@@ -213,16 +261,21 @@ def _score(files, checked, model: Model, output: tuple[str, str], rejects, key, 
                 (["file"] if many else [])
                 + ["line"]
                 + ([key] if key else [])
-                + [contract.TIME]
-                + ([contract.LABEL] if labelled else [])
+                + [spec.time]
+                + ([spec.label] if labelled else [])
                 + ["probability", "decision", "threshold", "model_version"]
             )
-            time_index = contract.RAW_FLOAT_FEATURES.index(contract.TIME)
+            time_index = contract.RAW_FLOAT_FEATURES.index(contract.TIME) if default else 0
             threshold = f"{model.threshold:.9g}"
-            for batch in batches(files, rejects, batch_size, checked, key):
+            rows = (
+                batches(files, rejects, batch_size, checked, key)
+                if default
+                else spec_batches(files, rejects, spec, batch_size, checked, key)
+            )
+            for batch in rows:
                 if statistics is not None:
                     statistics.add(batch.values, batch.labels)
-                probabilities, decisions = model.score(encoder.encode(batch.values))
+                probabilities, decisions = model.score(encoder.encode(batch.values if default else batch.features))
                 if writer_record is not None:
                     writer_record.add(batch, probabilities, decisions, model.version)
                 times = batch.values[:, time_index].tolist()
@@ -244,7 +297,11 @@ def _score(files, checked, model: Model, output: tuple[str, str], rejects, key, 
         seconds = time.monotonic() - started
         record_path = skew = None
         if writer_record is not None:
-            skew = _skew(model, statistics, recording)
+            skew = (
+                _skew(model, statistics, recording)
+                if statistics is not None
+                else {"measured": False, "reason": f"serving skew is not measured for the dataset {spec.name!r} yet"}
+            )
             record_path = writer_record.close(
                 {
                     "model": {
@@ -259,10 +316,11 @@ def _score(files, checked, model: Model, output: tuple[str, str], rejects, key, 
                     "rejected": rejects.count,
                     "scores_to": os.path.abspath(to),
                     "skew": skew,
-                    "statistics_rows": statistics.result().datasets[0].num_examples,
+                    "statistics_rows": statistics.result().datasets[0].num_examples if statistics else 0,
+                    "dataset": {"name": spec.name, "digest": spec.digest()},
                     "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 },
-                statistics.result(),
+                statistics.result() if statistics else None,
             )
     except BaseException:
         if writer_record is not None:

@@ -63,10 +63,12 @@ class ScoresWriter:
 
     def add(self, batch, probabilities: np.ndarray, decisions: np.ndarray, version: str) -> None:
         pa = self._pa
-        times = batch.values[:, _TIME].astype(np.float64)
+        # The default dataset's rows hold every feature; another dataset's batch holds its time and amount alone.
+        at_time, at_amount = (_TIME, _AMOUNT) if batch.features is None else (0, 1)
+        times = batch.values[:, at_time].astype(np.float64)
         columns = [pa.array(batch.files, pa.string()), pa.array(batch.lines, pa.int64())]
         columns += [pa.array(batch.keys, pa.string())] if self._key else []
-        columns += [pa.array(times), pa.array(batch.values[:, _AMOUNT].astype(np.float64))]
+        columns += [pa.array(times), pa.array(batch.values[:, at_amount].astype(np.float64))]
         if self._labelled:
             labels = batch.labels or [""] * len(batch)
             columns.append(pa.array([int(v) if v != "" else None for v in labels], pa.int8()))

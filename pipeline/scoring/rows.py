@@ -7,6 +7,7 @@ No TensorFlow, Beam or TFX: numpy and pyarrow only.
 
 import csv
 import dataclasses
+import math
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import contract
 from components.lib import csv_contract
 from components.lib.csv_contract import FEATURES, FastReaderRefusedError, open_text
 from components.lib.rejection import DataRejectedError
+from datasets.spec import DatasetSpec
 
 BATCH_SIZE = contract.READ_BATCH_SIZE
 
@@ -43,6 +45,9 @@ class Batch:
     values: np.ndarray
     labels: list[str] | None
     keys: list[str] | None = None
+    # A dataset of another spec than the default (spec_batches): values holds the rows' time and amount (NaN
+    # without an amount column), and features each row's typed cells by column, for the model's examples.
+    features: list[dict] | None = None
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -52,7 +57,8 @@ class Batch:
             end = start + size
             labels = self.labels[start:end] if self.labels is not None else None
             keys = self.keys[start:end] if self.keys is not None else None
-            yield Batch(self.files[start:end], self.lines[start:end], self.values[start:end], labels, keys)
+            features = self.features[start:end] if self.features is not None else None
+            yield Batch(self.files[start:end], self.lines[start:end], self.values[start:end], labels, keys, features)
 
 
 class Rejects:
@@ -229,3 +235,91 @@ class ExampleEncoder:
         for column, slot in enumerate(self._slots):
             rows[:, slot : slot + 4] = floats[:, column : column + 1].view(np.uint8)
         return [row.tobytes() for row in rows]
+
+
+# -- a dataset of another spec -------------------------------------------------------------------------------------
+
+
+def spec_headers(files: Iterable[str], spec: DatasetSpec, key: str | None = None) -> dict[str, list[str]]:
+    """Each file's header, checked against the spec: the time and the model's features required; the label, the
+    spec's key and entities (and --key) optional; nothing else (DataRejectedError naming the file otherwise)."""
+    required = [spec.time, *spec.model_features] + ([key] if key else [])
+    optional = [spec.label, *spec.entities] + ([spec.key] if spec.key else [])
+    found = {}
+    for file in files:
+        header = csv_contract.read_header(file)
+        problems = csv_contract.header_problems(header, required, optional, what=f"the dataset spec {spec.name!r}")
+        if problems:
+            raise DataRejectedError(f"{file}, line 1 (header): {'; '.join(problems)}")
+        found[file] = header
+    return found
+
+
+def _spec_row(spec: DatasetSpec, header: list[str], cells: list[str], key: str | None):
+    """(typed features by column, label cell '0'/'1'/'', key, time, amount) of a row, or a reason it is refused."""
+    if len(cells) != len(header):
+        return f"{len(cells)} fields where the header has {len(header)}"
+    features, label, time = {}, "", None
+    for name, cell in zip(header, cells):
+        cell = cell.strip()
+        if name == spec.label:
+            if cell:
+                value = spec.label_of(cell)
+                if value is None:
+                    return f"column {name}: {cell[:40]!r} is neither {spec.positive!r} nor a negative value"
+                label = str(value)
+            continue
+        if not cell:
+            if name == spec.time or not spec.may_be_missing(name) and name in spec.model_features:
+                return f"column {name}: empty, and the dataset spec does not let it be missing"
+            continue
+        value = spec.value_of(name, cell)
+        if value is None:
+            return f"column {name}: {cell[:40]!r} is not a {spec.example_kind(name)}"
+        features[name] = value
+        if name == spec.time:
+            time = float(value)
+    row_key = cells[header.index(key)] if key else None
+    if key is not None and not (row_key or "").strip():
+        return f"column {key}: the key is empty"
+    amount = features.get(spec.amount, math.nan) if spec.amount else math.nan
+    return features, label, row_key, time, float(amount)
+
+
+def spec_batches(
+    files: Iterable[str],
+    rejects: Rejects,
+    spec: DatasetSpec,
+    size: int = BATCH_SIZE,
+    checked: dict | None = None,
+    key: str | None = None,
+) -> Iterator[Batch]:
+    """The good rows of the files of a dataset of this spec, in input order, a row at a time through Python's csv
+    module (the fast reader takes numbers only); bad rows to rejects (or an error naming the file and line)."""
+    for file in files:
+        header = checked[file] if checked else csv_contract.read_header(file)
+        labelled = spec.label in header
+        rows = []
+        for line, cells in csv_contract.careful_rows(file):
+            row = _spec_row(spec, header, cells, key)
+            if isinstance(row, str):
+                rejects.add(file, line, row, cells)
+                continue
+            rows.append((line, *row))
+            if len(rows) == size:
+                yield _spec_batch(file, rows, labelled, key)
+                rows = []
+        if rows:
+            yield _spec_batch(file, rows, labelled, key)
+
+
+def _spec_batch(file: str, rows: list[tuple], labelled: bool, key: str | None) -> Batch:
+    lines, features, labels, keys, times, amounts = zip(*rows)
+    return Batch(
+        [file] * len(rows),
+        np.array(lines),
+        np.column_stack([np.array(times, dtype=np.float64), np.array(amounts, dtype=np.float64)]),
+        list(labels) if labelled else None,
+        list(keys) if key is not None else None,
+        list(features),
+    )

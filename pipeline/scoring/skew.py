@@ -9,7 +9,7 @@ model's training data the way the drift gate compares splits.
   TFDV's quantile sketches were most of the record's cost on every row (docs/serving.md, what the record costs).
 - Against training: the model's train split statistics, written into every pushed version by the Pusher
   (contract.TRAIN_STATISTICS), compared with TFDV's validate_statistics and the comparators and thresholds of
-  drift.pbtxt, as TFX's DistributionValidator does (a schema inferred from the baseline, the configured
+  the dataset spec, as TFX's DistributionValidator does (a schema inferred from the baseline, the configured
   comparators set on it). The label is compared only when the batch carries it.
 - Against the contract: the curated schema in its SERVING environment, where Class is optional.
 TFDV is imported only when a batch is scored (its import brings Beam along): `import pipeline.scoring.predict` stays

@@ -1,0 +1,1 @@
+"""The simulated transaction log (simulator.py) and its spec."""

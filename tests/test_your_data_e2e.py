@@ -1,0 +1,164 @@
+"""A second dataset end to end: the seeded simulated transaction log (ISO timestamps, string ids, categorical
+columns, a text label, missing values) through run, predict with its key, outcomes, history and compile, by its
+spec (datasets/simulated/dataset.yaml); and a spec that does not fit the data stopped before anything trains."""
+
+import csv
+import gzip
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import contract
+from datasets import spec as dataset_spec
+from datasets.simulated import simulator
+from pipeline.definition import status
+from tests.support import CLI, CliRun, run_cli, shared_run
+
+SPEC = Path(dataset_spec.DATASETS_DIR) / "simulated" / "dataset.yaml"
+# Small, and enough frauds in every split for the gates (the same seed writes the same file).
+SETTINGS = simulator.Settings(days=30, customers=600, terminals=150, seed=0)
+# The newest days are held back as the data scored after the push.
+HELD_BACK = "2026-04-26"
+
+
+def _cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([str(CLI), *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def simulated(tmp_path_factory) -> dict:
+    """The simulated log, split in time: the training file, the newest days without their label, and their labels."""
+    folder = tmp_path_factory.mktemp("simulated")
+    full = folder / "full.csv.gz"
+    proc = _cli(
+        "simulate",
+        *("--days", str(SETTINGS.days), "--customers", str(SETTINGS.customers)),
+        *("--terminals", str(SETTINGS.terminals), "--seed", "0", "--to", str(full)),
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.reader(gzip.open(full, "rt")))
+    header, body = rows[0], rows[1:]
+    time, label = header.index("tx_datetime"), header.index("label")
+    old = [r for r in body if r[time] < HELD_BACK]
+    new = [r for r in body if r[time] >= HELD_BACK]
+    paths = {"train": folder / "train" / "log.csv", "new": folder / "new.csv", "labels": folder / "labels.csv"}
+    paths["train"].parent.mkdir()
+    for path, head, part in (
+        (paths["train"], header, old),
+        (paths["new"], [c for c in header if c != "label"], [[c for i, c in enumerate(r) if i != label] for r in new]),
+        (paths["labels"], ["transaction_id", "label"], [[r[0], r[label]] for r in new]),
+    ):
+        with open(path, "w", newline="") as f:
+            csv.writer(f).writerows([head, *part])
+    return {**paths, "new_rows": len(new), "new_frauds": sum(r[label] == "fraud" for r in new)}
+
+
+@shared_run()
+def simulated_run(tmp_path_factory, simulated) -> CliRun:
+    """The simulated log's training file through the whole pipeline, by its spec."""
+    result = run_cli(
+        tmp_path_factory.mktemp("simulated_run"), "--data", str(simulated["train"]), "--dataset", str(SPEC)
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+@pytest.mark.e2e
+def test_the_simulated_log_is_trained_blessed_and_pushed_with_its_spec(simulated_run):
+    summary = simulated_run.summary
+    spec = dataset_spec.load(str(SPEC))
+    assert summary["status"] == "completed" and summary["blessed"] is True
+    assert summary["dataset"]["name"] == "simulated-transactions" and summary["dataset"]["digest"] == spec.digest()
+    # Frauds are counted by the spec's label ("fraud" is 1 in the examples) in every split.
+    assert all(summary["splits"][s]["frauds"] > 0 for s in contract.SPLITS)
+    # The Evaluator sliced by the spec's slices.
+    assert {"by_channel", "amount_bucket", "hour_bucket"} <= {s.split("=")[0] for s in summary["evaluation"]["slices"]}
+    version = Path(summary["pushed_model"])
+    assert dataset_spec.from_json((version / contract.DATASET_SPEC).read_text()) == spec
+    lineage = json.loads((version / contract.LINEAGE).read_text())
+    assert lineage["dataset"] == {"name": spec.name, "digest": spec.digest()}
+    # The spec is part of the model's training identity: another spec is another model.
+    assert lineage["training_config"]["dataset"] == spec.digest()
+
+
+@pytest.mark.e2e
+def test_the_raw_features_signature_scores_as_the_examples_signature_does(simulated_run):
+    """TF Serving's JSON REST API sends the raw features by name: the second signature must give the same scores
+    as the serialized tf.Examples, missing values included."""
+    import tensorflow as tf
+
+    version = Path(simulated_run.summary["pushed_model"])
+    model = tf.saved_model.load(str(version))
+    serve, by_name = model.signatures[contract.SERVING_SIGNATURE], model.signatures[contract.FEATURES_SIGNATURE]
+    files = sorted((simulated_run.output / "tfx" / "CsvExampleGen" / "examples").glob("*/Split-test/*"))
+    records = [r.numpy() for r in tf.data.TFRecordDataset([str(f) for f in files], compression_type="GZIP").take(500)]
+    examples = [tf.train.Example.FromString(r) for r in records]
+    inputs, missing = {}, 0
+    for name, spec in by_name.structured_input_signature[1].items():
+        values = []
+        for example in examples:
+            feature = example.features.feature[name]
+            found = list(feature.float_list.value) or list(feature.int64_list.value) or list(feature.bytes_list.value)
+            missing += not found
+            values.append(found[0] if found else (np.nan if spec.dtype == tf.float32 else b""))
+        inputs[name] = tf.constant(values, dtype=spec.dtype)
+    assert missing > 0  # the comparison covers missing values
+    expected = serve(examples=tf.constant(records))[contract.PROBABILITY_OUTPUT].numpy().ravel()
+    got = by_name(**inputs)[contract.PROBABILITY_OUTPUT].numpy().ravel()
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+
+
+@pytest.mark.e2e
+def test_predict_with_the_spec_key_then_outcomes_with_text_labels(simulated_run, simulated, tmp_path):
+    output = str(simulated_run.output)
+    scores = tmp_path / "scores.csv"
+    proc = _cli("predict", "--data", str(simulated["new"]), "--output", output, "--to", str(scores))
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.DictReader(open(scores)))
+    assert len(rows) == simulated["new_rows"]
+    # The spec's key is the default --key; the time column is the spec's.
+    assert rows[0]["transaction_id"].startswith("tx") and "tx_datetime" in rows[0]
+    assert {r["decision"] for r in rows} <= {"0", "1"}
+    proc = _cli("outcomes", "--labels", str(simulated["labels"]), "--output", output)
+    assert proc.returncode in (status.EXIT_OK, status.EXIT_BELOW_FLOOR), proc.stderr
+    found = json.loads((simulated_run.output / "outcomes" / "outcomes.json").read_text())
+    assert found["join"]["matched_labels"] == simulated["new_rows"]
+    assert found["overall"]["frauds"] == simulated["new_frauds"]
+    # The spec names the amount column: the money of the frauds caught and missed is counted.
+    assert found["overall"]["fraud_amount_caught"] + found["overall"]["fraud_amount_missed"] > 0
+
+
+@pytest.mark.e2e
+def test_history_and_compile_read_the_spec(simulated_run, tmp_path):
+    proc = _cli("history", "--output", str(simulated_run.output), "--json")
+    assert proc.returncode == 0, proc.stderr
+    compiled = tmp_path / "spec.yaml"
+    proc = _cli(
+        "compile", "--target", "kubeflow", "--image", "gcr.io/p/fraud:1", "--pipeline-root", "gs://b/r",
+        "--data", "gs://b/data/", "--output", str(compiled), "--dataset", str(SPEC),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    text = compiled.read_text()
+    assert "/pipeline/datasets/simulated/schema.pbtxt" in text and "simulated-transactions" in text
+
+
+@pytest.mark.e2e
+def test_a_spec_that_does_not_fit_the_data_stops_before_anything_runs(simulated, tmp_path):
+    spec = dataset_spec.load(str(SPEC)).to_dict()
+    spec["categorical"][0]["name"] = "merchant"
+    wrong = tmp_path / "wrong" / "dataset.yaml"
+    wrong.parent.mkdir()
+    wrong.write_text(json.dumps(spec))
+    (wrong.parent / "schema.pbtxt").write_text((SPEC.parent / "schema.pbtxt").read_text())
+    output = tmp_path / "out"
+    proc = _cli("run", "--data", str(simulated["train"]), "--dataset", str(wrong), "--output", str(output))
+    assert proc.returncode == status.EXIT_DATA_REJECTED, proc.stderr
+    assert "categorical[0]: column 'merchant' is not in" in proc.stderr
+    assert not (output / "tfx").exists()  # nothing ran
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(SPEC.read_text().replace("format: iso8601", "format: unix"))
+    proc = _cli("run", "--data", str(simulated["train"]), "--dataset", str(broken), "--output", str(output))
+    assert proc.returncode == status.EXIT_USAGE and "time.format: 'unix' is not one of" in proc.stderr
