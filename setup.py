@@ -18,6 +18,9 @@ setup(
             for s in ("", ".*")
         ]
     ),
+    # The dataset specs and their schemas are read at import (contract.py loads the default spec): they ship with the
+    # package, so Beam's remote workers, which install it from the sdist that --setup_file builds, have them too.
+    package_data={"datasets": ["*/*.yaml", "*/*.pbtxt"]},
     # The exact versions are pinned in requirements.lock; these are the direct dependencies.
     install_requires=[
         "tfx==1.16.0",
