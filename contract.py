@@ -122,6 +122,8 @@ SERVING_SIGNATURE = "serving_default"
 TRANSFORMED_FEATURES_SIGNATURE = "transformed_features"
 # The raw features by name, one tensor each (TF Serving's JSON REST API: {"instances": [{"Amount": 12.5, ...}]}).
 FEATURES_SIGNATURE = "serving_features"
+# Its inputs, as the Trainer exported them (name -> dtype), written next to the model for the warm-up requests.
+FEATURES_INPUTS = os.path.join("assets.extra", "serving_features.json")
 # The signatures' input: a batch of serialized raw tf.Examples.
 SERVING_INPUT = "examples"
 # The serving signature's outputs: the fraud probability, and the decision (1 = flag) at the operating threshold.

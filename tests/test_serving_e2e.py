@@ -37,7 +37,9 @@ for raw in tf.data.TFRecordDataset(warmup_file):
     replies.append({
         "model": request.model_spec.name,
         "signature": request.model_spec.signature_name,
-        "examples": [e.hex() for e in inputs["examples"].numpy()],
+        "examples": [e.hex() for e in inputs["examples"].numpy()] if "examples" in inputs else None,
+        "rows": len(next(iter(inputs.values())).numpy()),
+        "inputs": sorted(inputs),
         "outputs": {k: [v.dtype.name, v.numpy().tolist()] for k, v in outputs.items()},
     })
 project = {"contract", "components", "trainer", "transform", "pipeline"}
@@ -77,6 +79,10 @@ def test_the_pushed_model_loads_without_the_project_with_its_signatures(reloaded
             contract.DECISION_OUTPUT: ["int64", [None, 1]],
         },
     }
+    # The raw features by name (TF Serving's JSON REST API), the label not among them.
+    by_name = signatures[contract.FEATURES_SIGNATURE]
+    assert by_name["inputs"] == {name: ["float32", [None]] for name in contract.RAW_FLOAT_FEATURES}
+    assert by_name["outputs"] == signatures[contract.SERVING_SIGNATURE]["outputs"]
     transformed = signatures[contract.TRANSFORMED_FEATURES_SIGNATURE]
     assert transformed["inputs"] == {contract.SERVING_INPUT: ["string", [None]]}
     assert set(contract.MODEL_INPUTS) | set(contract.SLICE_FEATURES) <= set(transformed["outputs"])
@@ -86,14 +92,17 @@ def test_the_pushed_model_loads_without_the_project_with_its_signatures(reloaded
 def test_the_warm_up_requests_are_real_eval_rows_and_replay_as_served(time_run, reloaded):
     import tensorflow as tf
 
+    # The examples signature's requests, then the same rows by name on the raw-features signature (every raw
+    # feature but the label), each with the scores of the examples signature.
     replies = reloaded["replies"]
-    assert [len(r["examples"]) for r in replies] == [1, 8, 64]
-    assert {(r["model"], r["signature"]) for r in replies} == {
-        (contract.SERVING_MODEL_NAME, contract.SERVING_SIGNATURE)
-    }
+    assert [(r["signature"], r["rows"]) for r in replies] == [
+        (signature, n) for signature in (contract.SERVING_SIGNATURE, contract.FEATURES_SIGNATURE) for n in (1, 8, 64)
+    ]
+    assert {r["model"] for r in replies} == {contract.SERVING_MODEL_NAME}
+    assert replies[-1]["inputs"] == sorted(contract.RAW_FLOAT_FEATURES)
     # The eval split's first rows as ExampleGen wrote them, the label taken off: what a client sends.
     eval_rows = raw_examples(time_run, contract.WARMUP_SPLIT)[:64]
-    sent = [tf.train.Example.FromString(bytes.fromhex(e)) for e in replies[-1]["examples"]]
+    sent = [tf.train.Example.FromString(bytes.fromhex(e)) for e in replies[2]["examples"]]
     for record, example in zip(eval_rows, sent, strict=True):
         expected = tf.train.Example.FromString(record)
         del expected.features.feature[contract.LABEL]
@@ -103,7 +112,7 @@ def test_the_warm_up_requests_are_real_eval_rows_and_replay_as_served(time_run, 
     expected = serve(**{contract.SERVING_INPUT: tf.constant(eval_rows)})
     threshold = json.loads((open(os.path.join(time_run.summary["pushed_model"], contract.OPERATING_THRESHOLD))).read())
     for reply in replies:
-        n = len(reply["examples"])
+        n = reply["rows"]
         dtype, probability = reply["outputs"][contract.PROBABILITY_OUTPUT]
         assert dtype == "float32" and np.shape(probability) == (n, 1)
         np.testing.assert_allclose(

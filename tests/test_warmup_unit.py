@@ -57,3 +57,24 @@ def test_requests_round_trip_through_the_warm_up_file(examples, tmp_path):
         assert list(batch) == records[: len(batch)]
         sizes.append(len(batch))
     assert sizes == [1, 8, 10]
+
+
+def test_the_raw_features_requests_hold_each_input_by_name_and_mark_missing_values():
+    def example(**values):
+        out = tf.train.Example()
+        for name, value in values.items():
+            feature = out.features.feature[name]
+            if isinstance(value, str):
+                feature.bytes_list.value.extend([value.encode()] if value else [])
+            else:
+                feature.float_list.value.extend([] if value is None else [value])
+        return out.SerializeToString()
+
+    records = [example(amount=12.5, channel="online"), example(amount=None, channel="")]
+    logs = warmup.feature_requests(records, {"amount": "float32", "channel": "string"}, batch_sizes=(1, 2))
+    assert [log.predict_log.request.model_spec.signature_name for log in logs] == [contract.FEATURES_SIGNATURE] * 2
+    inputs = logs[1].predict_log.request.inputs
+    amount = tf.make_ndarray(inputs["amount"])
+    assert amount.dtype == "float32" and amount[0] == 12.5 and amount[1] != amount[1]  # NaN: missing
+    assert list(tf.make_ndarray(inputs["channel"])) == [b"online", b""]
+    assert len(tf.make_ndarray(logs[0].predict_log.request.inputs["amount"])) == 1

@@ -244,13 +244,13 @@ class _ServingModule(tf.Module):
         self.tft_layer = tf_transform_output.transform_features_layer()
         raw_spec = tf_transform_output.raw_feature_spec()
         self._raw_spec = raw_spec
-        self._serving_spec = {k: v for k, v in raw_spec.items() if k != label}
+        self.serving_spec = {k: v for k, v in raw_spec.items() if k != label}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=contract.SERVING_INPUT)])
     def serve(self, examples):
         """Serialized raw tf.Examples as a client sends them (no label) -> fraud probability, and the decision
         (1 = flag as fraud) at the operating threshold chosen on the eval split."""
-        return self._scores(tf.io.parse_example(examples, self._serving_spec))
+        return self._scores(tf.io.parse_example(examples, self.serving_spec))
 
     def _scores(self, raw: dict) -> dict:
         transformed = self.tft_layer(raw)
@@ -262,14 +262,14 @@ class _ServingModule(tf.Module):
         """The raw features by name, one [batch] tensor each, as TF Serving's JSON REST API sends them
         ({"instances": [{"Amount": 12.5, ...}]}, no base64-encoded examples) -> the outputs of serve(). A feature the
         schema lets be missing is missing where it is NaN (a number) or "" (text)."""
-        names = sorted(self._serving_spec)
-        specs = [tf.TensorSpec([None], self._serving_spec[n].dtype, name=n) for n in names]
+        names = sorted(self.serving_spec)
+        specs = [tf.TensorSpec([None], self.serving_spec[n].dtype, name=n) for n in names]
 
         @tf.function(input_signature=specs)
         def serve_features(*values):
             raw = {}
             for name, value in zip(names, values):
-                feature = self._serving_spec[name]
+                feature = self.serving_spec[name]
                 if isinstance(feature, tf.io.VarLenFeature):
                     if value.dtype == tf.string:
                         present = tf.not_equal(value, "")
@@ -318,9 +318,13 @@ def export(
     for name, content in ((contract.TRAINING_SUMMARY, facts), (contract.OPERATING_THRESHOLD, operating)):
         with tf.io.gfile.GFile(os.path.join(serving_dir, name), "w") as f:
             json.dump(content, f, indent=2)
-    # The spec the model was trained by travels with it (and so with every version pushed of it).
+    # The spec the model was trained by travels with it (and so with every version pushed of it), and the inputs of
+    # the raw-features signature, for its warm-up requests.
     with tf.io.gfile.GFile(os.path.join(serving_dir, contract.DATASET_SPEC), "w") as f:
         f.write(spec.to_json())
+    inputs = {name: feature.dtype.name for name, feature in sorted(module.serving_spec.items())}
+    with tf.io.gfile.GFile(os.path.join(serving_dir, contract.FEATURES_INPUTS), "w") as f:
+        json.dump(inputs, f, indent=2)
 
 
 class Splits(NamedTuple):

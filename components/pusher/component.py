@@ -157,7 +157,13 @@ class Executor(tfx_pusher_executor.Executor):
         add = None
         if examples:
             label = serving.dataset_of_model(model_path).label
-            logs = warmup.requests(warmup.raw_examples(examples, label=label))
+            records = warmup.raw_examples(examples, label=label)
+            logs = warmup.requests(records)
+            inputs_file = os.path.join(model_path, contract.FEATURES_INPUTS)
+            if fileio.exists(inputs_file):
+                # The raw-features signature warms up too (a model from before it had none).
+                with fileio.open(inputs_file) as f:
+                    logs += warmup.feature_requests(records, json.load(f))
 
             def add(folder: str, version: str) -> None:
                 warmup.write(folder, logs)

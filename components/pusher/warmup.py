@@ -3,7 +3,8 @@
 TF Serving loads a version, replays the PredictionLogs of assets.extra/tf_serving_warmup_requests through it, and
 only then serves it, so the first real requests do not pay for graph initialisation and the Transform layer's
 lookups. The records are PredictRequests on the serving signature with batches of WARMUP_BATCH_SIZES rows, each a
-serialized tf.Example of the eval split's raw features with the label removed (a client does not send it).
+serialized tf.Example of the eval split's raw features with the label removed (a client does not send it), then the
+same rows on the raw-features signature (TF Serving's JSON REST API), one tensor a feature.
 """
 
 import os
@@ -51,6 +52,34 @@ def requests(records: list, batch_sizes=WARMUP_BATCH_SIZES) -> list:
         request.model_spec.name = contract.SERVING_MODEL_NAME
         request.model_spec.signature_name = contract.SERVING_SIGNATURE
         request.inputs[contract.SERVING_INPUT].CopyFrom(tf.make_tensor_proto(records[:size], dtype=tf.string))
+        logs.append(prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request)))
+    return logs
+
+
+def feature_requests(records: list, inputs: dict, batch_sizes=WARMUP_BATCH_SIZES) -> list:
+    """PredictionLogs for the raw-features signature (contract.FEATURES_SIGNATURE, what TF Serving's JSON REST API
+    calls) from the same examples: each input (name -> dtype, as the Trainer exported them) a batch of values, NaN or
+    "" where an example has none (the signature's missing value)."""
+    examples = [tf.train.Example.FromString(r) for r in records]
+    columns = {}
+    for name, dtype in inputs.items():
+        values = []
+        for example in examples:
+            feature = example.features.feature[name] if name in example.features.feature else None
+            found = None
+            if feature is not None:
+                found = list(feature.float_list.value) or list(feature.int64_list.value)
+                found = found or list(feature.bytes_list.value)
+            missing = float("nan") if dtype.startswith("float") else (b"" if dtype == "string" else 0)
+            values.append(found[0] if found else missing)
+        columns[name] = (values, tf.as_dtype(dtype))
+    logs = []
+    for size in batch_sizes:
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = contract.SERVING_MODEL_NAME
+        request.model_spec.signature_name = contract.FEATURES_SIGNATURE
+        for name, (values, dtype) in columns.items():
+            request.inputs[name].CopyFrom(tf.make_tensor_proto(values[:size], dtype=dtype))
         logs.append(prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request)))
     return logs
 
