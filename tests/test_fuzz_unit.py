@@ -49,7 +49,9 @@ def test_a_short_fuzzing_run_finds_nothing(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "tests.fuzz.csv_contract", f"-runs={runs}", "-max_len=4096", "-rss_limit_mb=4096",
          "-seed=1", f"-artifact_prefix={tmp_path}/", str(corpus), str(FUZZ / "seeds")],
-        env=_env(tmp_path),
+        # A run that hangs (once in several suites, under load) dumps its threads' stacks before the timeout: the
+        # assertion below then shows where.
+        env={**_env(tmp_path), "FUZZ_HANG_SECONDS": "540"},
         capture_output=True,
         text=True,
         cwd=tmp_path,

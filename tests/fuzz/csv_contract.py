@@ -13,6 +13,7 @@ tests/fuzz/regressions/, which tests/test_fuzz_unit.py reads back on every run o
 """
 
 import ctypes
+import faulthandler
 import json
 import os
 import sys
@@ -28,6 +29,8 @@ with atheris.instrument_imports():
 from components.example_gen import records  # noqa: E402, F401
 
 FINDINGS_DIR = os.environ.get("FUZZ_FINDINGS", "fuzz-findings")
+# Seconds after which a run dumps every thread's stack and exits (unset: never).
+HANG_SECONDS_ENV = "FUZZ_HANG_SECONDS"
 STATS_FILE = os.path.join(FINDINGS_DIR, "stats.json")
 # glibc keeps the memory of the inputs' large transient buffers (files of megabytes from a few bytes) and the process
 # grows until libFuzzer's limit stops it: giving it back every TRIM_EVERY inputs keeps the resident memory flat
@@ -80,6 +83,11 @@ def test_one_input(data: bytes) -> None:
 
 def main() -> None:
     os.makedirs(FINDINGS_DIR, exist_ok=True)
+    hang = float(os.environ.get(HANG_SECONDS_ENV, "0"))
+    if hang:
+        # A run still going after this long is stuck: every thread's stack goes to stderr and the process exits, so
+        # whoever started it reads where it hung.
+        faulthandler.dump_traceback_later(hang, exit=True)
     atheris.Setup(sys.argv, test_one_input)
     try:
         atheris.Fuzz()
