@@ -39,5 +39,13 @@ COPY trainer/ trainer/
 RUN pip install --no-cache-dir -c requirements.lock -e . \
     && python -c "import apache_beam, contract, pipeline.definition.pipeline, pipeline.runners.container_entrypoint, components.example_gen, transform.preprocessing, trainer.task; assert apache_beam.__version__ == '2.59.0', apache_beam.__version__"
 
+# The model server's environment (fraud-pipeline serve --manifest writes an InferenceService that runs it): KServe
+# and TensorFlow without TFX, from its own lock, with this project installed without dependencies.
+COPY requirements-serve.lock ./
+RUN python -m venv /opt/serve \
+    && /opt/serve/bin/pip install --no-cache-dir --no-deps -r requirements-serve.lock \
+    && /opt/serve/bin/pip install --no-cache-dir --no-deps -e . \
+    && /opt/serve/bin/python -c "import pipeline.server.app"
+
 COPY --from=beam /opt/apache/beam /opt/apache/beam
 ENTRYPOINT ["/opt/apache/beam/boot"]

@@ -6,20 +6,32 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 export PYTHON
 
-.PHONY: run test test-fast lint format docs lock engines engines-if-possible bench bench-distributed bench-predict bench-quality bench-fuzz clean
+SERVE_VENV ?= .venv-serve
+SERVE_STAMP := $(SERVE_VENV)/.installed
+
+.PHONY: run serve test test-fast lint format docs lock engines engines-if-possible bench bench-distributed bench-predict bench-serve bench-quality bench-fuzz clean
 
 run: $(STAMP)
 	$(VENV)/bin/fraud-pipeline run $(ARGS)
 
+# The model server for what `make run` pushed (TF Serving's REST API on port 8501), in its own environment
+# (requirements-serve.lock: KServe and TensorFlow, no TFX), set up on first use. E.g. make serve ARGS="--port 9000".
+serve: $(STAMP) $(SERVE_STAMP)
+	$(VENV)/bin/fraud-pipeline serve $(ARGS)
+
+$(SERVE_STAMP): requirements-serve.lock setup.py scripts/bootstrap-serve-venv $(STAMP)
+	scripts/bootstrap-serve-venv $(SERVE_VENV)
+	touch $@
+
 # Two workers (these machines have 2 cores; a pipeline run keeps about one busy): the tests of one shared run
 # are one group on one worker (tests/conftest.py). TEST_WORKERS=0 runs them in this process, one after another.
 TEST_WORKERS ?= 2
-test: $(STAMP) lint engines-if-possible
+test: $(STAMP) $(SERVE_STAMP) lint engines-if-possible
 	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup --durations=15
 
 # The fast tier: everything but the end-to-end pipeline runs (@pytest.mark.e2e) and the comparisons with TFX's own
 # Beam executors (@pytest.mark.against_tfx, a Beam pipeline each), on the same workers.
-test-fast: $(STAMP) lint
+test-fast: $(STAMP) $(SERVE_STAMP) lint
 	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup -m "not e2e and not against_tfx"
 
 # The real engines the cluster tests run on (Apache Flink and Spark, Beam's job servers for them, Beam's Go boot),
@@ -66,6 +78,10 @@ bench-distributed: $(STAMP) engines
 MODEL ?= $(shell ls -d output/serving/[0-9]* 2>/dev/null | sort -t/ -k3 -n | tail -1)
 bench-predict: $(STAMP)
 	$(VENV)/bin/python bench/predict.py --model $(MODEL) $(BENCH_ARGS)
+
+# The model server against the signature called in-process: single-row latency, 8 clients, swaps under load.
+bench-serve: $(STAMP) $(SERVE_STAMP)
+	$(VENV)/bin/python bench/serve.py $(BENCH_ARGS)
 
 # Model quality on later data: time folds x seeds, the pipeline's Trainer against XGBoost (bench-only dependencies,
 # requirements-bench.txt). E.g. make bench-quality BENCH_ARGS="--variants default,wide --tune 10 --tfdf"; the README

@@ -44,7 +44,7 @@ def main() -> int:
             if "ERROR: libFuzzer" in line or "DEADLY SIGNAL" in line or "Uncaught Python exception" in line:
                 print(f"start {starts}: {line.strip()} (log: {work}/start-{starts}.log)", flush=True)
         counted = re.findall(r"^#(\d+)\s", done.stderr, re.M)
-        finished = re.search(r"^Done (\d+) runs", done.stderr, re.M)
+        finished = re.search(r"^fuzzing done: (\d+) inputs", done.stderr, re.M)
         runs += int(finished.group(1)) if finished else (int(counted[-1]) if counted else 0)
         if done.returncode == 0:
             break

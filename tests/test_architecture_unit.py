@@ -23,6 +23,7 @@ LAYERS = (
     ("pipeline.definition",),
     ("pipeline.results",),
     ("pipeline.scoring",),
+    ("pipeline.server",),
     ("pipeline.report",),
     ("pipeline.runners",),
     ("pipeline.cli",),

@@ -58,6 +58,24 @@ def test_a_short_fuzzing_run_finds_nothing(tmp_path):
         timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    assert f"Done {runs} runs" in done.stderr
+    assert f"fuzzing done: {runs} inputs" in done.stderr
     findings = sorted(p.name for p in (tmp_path / "findings").glob("finding-*"))
     assert findings == [], done.stderr[-3000:]
+
+
+@pytest.mark.xdist_group("fuzz")
+def test_a_short_fuzzing_run_of_the_model_servers_request_checks_finds_nothing(tmp_path):
+    """Any body, bytes or JSON of any shape, is a request or a BadRequestError (tests/fuzz/requests.py)."""
+    pytest.importorskip("atheris", reason="the fuzzer needs atheris (requirements.lock installs it)")
+    runs = 20000
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.fuzz.requests", f"-runs={runs}", "-max_len=2048", "-seed=1",
+         f"-artifact_prefix={tmp_path}/"],
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"Done {runs} runs" in done.stderr

@@ -17,13 +17,13 @@ import warnings
 from compat import importlib_metadata
 from components.lib.rejection import DataRejectedError
 from contract import OutputLayout
-from pipeline.cli import cluster, history, local, schedule, scoring, simulate
+from pipeline.cli import cluster, history, local, schedule, scoring, serve, simulate
 from pipeline.cli.flags import UsageError
 from pipeline.definition import faults
 from pipeline.definition import status as st
 
 # The command groups, in the order `fraud-pipeline --help` lists their commands.
-GROUPS = (local, cluster, schedule, scoring, history, simulate)
+GROUPS = (local, cluster, schedule, scoring, serve, history, simulate)
 
 
 def parser() -> argparse.ArgumentParser:

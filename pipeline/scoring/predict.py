@@ -58,13 +58,23 @@ def newest_model(serving_dir: str, warn=lambda line: print(line, file=sys.stderr
 
 @dataclasses.dataclass(frozen=True)
 class Model:
-    """A pushed SavedModel's serving signature, its operating threshold, its version (the folder's name), and what
-    it carries of its training: its lineage and the train split's statistics (when pushed with them)."""
+    """A pushed SavedModel's serving signatures, its operating threshold, its version (the folder's name), and what
+    it carries of its training: its lineage, the train split's statistics (when pushed with them) and its dataset
+    spec. `predict` and the model server (pipeline/server) load a version through it, and through nothing else."""
 
     path: Path
     version: str
     threshold: float
     serve: object
+    # The raw-features signature (contract.FEATURES_SIGNATURE) and its inputs (name -> dtype); None and {} for a
+    # version pushed before it existed.
+    features: object = None
+    feature_inputs: dict = dataclasses.field(default_factory=dict)
+    signatures: dict = dataclasses.field(default_factory=dict)
+    # The loaded SavedModel (its variables live as long as it does), and the raw-features signature called with one
+    # [rows, features] tensor per dtype instead of a tensor per feature (see _packed).
+    loaded: object = None
+    packed: tuple = ()
 
     @classmethod
     def load(cls, path: Path, verified: bool = True) -> "Model":
@@ -86,8 +96,13 @@ class Model:
         if verified or (path / contract.MANIFEST).is_file():
             serving.verify(str(path))
         threshold = json.loads(threshold_file.read_text())["threshold"]
-        _, serve = load_model(str(path))
-        return cls(path, path.name, float(threshold), serve)
+        loaded, serve = load_model(str(path))
+        inputs_file = path / contract.FEATURES_INPUTS
+        inputs = json.loads(inputs_file.read_text()) if inputs_file.is_file() else {}
+        signatures = dict(loaded.signatures)
+        features = signatures.get(contract.FEATURES_SIGNATURE) if inputs else None
+        packed = _packed(features, inputs) if features is not None else ()
+        return cls(path, path.name, float(threshold), serve, features, inputs, signatures, loaded, packed)
 
     def score(self, serialized: list[bytes]):
         """(probabilities, decisions) of serialized raw examples, as numpy arrays."""
@@ -95,6 +110,43 @@ class Model:
 
         out = self.serve(**{contract.SERVING_INPUT: tf.constant(serialized)})
         return out[contract.PROBABILITY_OUTPUT].numpy().ravel(), out[contract.DECISION_OUTPUT].numpy().ravel()
+
+    def score_features(self, columns: dict):
+        """(probabilities, decisions) of raw features by name (each a 1-D array of the input's dtype, NaN or "" where
+        missing), through the raw-features signature."""
+        import numpy as np
+        import tensorflow as tf
+
+        if self.features is None:
+            raise ModelNotFoundError(f"{self.path} has no {contract.FEATURES_SIGNATURE} signature (pushed before it)")
+        function, groups = self.packed
+        matrices = [
+            tf.constant(np.stack([np.asarray(columns[n]) for n in names], axis=1), dtype=dtype)
+            for dtype, names in groups
+        ]
+        out = function(*matrices)
+        return out[contract.PROBABILITY_OUTPUT].numpy().ravel(), out[contract.DECISION_OUTPUT].numpy().ravel()
+
+    def warm_up(self) -> int:
+        """Replays the version's warm-up requests (contract.WARMUP_REQUESTS) through their signatures, as TF Serving
+        does before it serves a version; returns how many. A version without the file warms up with nothing.
+
+        Raises:
+          tensorflow.errors.OpError: a request the model cannot answer (the version is then not served).
+        """
+        path = self.path / contract.WARMUP_REQUESTS
+        if not path.is_file():
+            return 0
+        import tensorflow as tf
+        from tensorflow_serving.apis import prediction_log_pb2
+
+        count = 0
+        for raw in tf.data.TFRecordDataset(str(path)):
+            request = prediction_log_pb2.PredictionLog.FromString(raw.numpy()).predict_log.request
+            signature = self.signatures[request.model_spec.signature_name or contract.SERVING_SIGNATURE]
+            signature(**{k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()})
+            count += 1
+        return count
 
     def train_statistics(self):
         """The train split's statistics the Pusher put into this version, or None for a version without them."""
@@ -106,6 +158,30 @@ class Model:
         stats = statistics_pb2.DatasetFeatureStatisticsList()
         stats.ParseFromString(path.read_bytes())
         return stats
+
+
+def _packed(signature, inputs: dict) -> tuple:
+    """(a concrete function, its groups [(dtype, [names])]): the raw-features signature behind one [rows, k] input a
+    dtype. The signature takes a tensor a feature, and making thirty tensors of one row costs more than the model
+    (docs/benchmarks.md, the model server); the function slices them from the matrices inside the graph and calls the
+    same signature, so the scores are the signature's own."""
+    import tensorflow as tf
+
+    groups: dict[str, list[str]] = {}
+    for name, dtype in sorted(inputs.items()):
+        groups.setdefault(dtype, []).append(name)
+    order = sorted(groups.items())
+    specs = [tf.TensorSpec([None, len(names)], dtype) for dtype, names in order]
+
+    @tf.function(input_signature=specs, autograph=False)
+    def call(*matrices):
+        columns = {}
+        for matrix, (_, names) in zip(matrices, order):
+            for i, name in enumerate(names):
+                columns[name] = matrix[:, i]
+        return signature(**columns)
+
+    return call.get_concrete_function(), order
 
 
 class Progress:
@@ -166,6 +242,19 @@ def _skew(model: Model, statistics, recording: Recording) -> dict:
         return {"measured": False, "reason": f"{model.path} carries no training statistics (pushed before they were)"}
     found = skew.compare(statistics.result(), train, recording.drift_config, statistics.schema, statistics.labelled)
     return {"measured": True, **found}
+
+
+def _spec_skew(model: Model, sample, spec: DatasetSpec) -> tuple[dict, object]:
+    """The serving skew of another dataset's batch (its sampled rows by the spec's columns), and its statistics."""
+    from pipeline.scoring import skew
+
+    train = model.train_statistics()
+    if train is None:
+        return {
+            "measured": False,
+            "reason": f"{model.path} carries no training statistics (pushed before they were)",
+        }, None
+    return skew.measure(sample.columns(spec.features), spec, train, sample.rows)
 
 
 def predict(
@@ -242,13 +331,17 @@ def _score(
     many = len(files) > 1
     labelled = any(spec.label in header for header in checked.values())
     writer_record = record_lib.ScoresWriter(recording.output, labelled, key) if recording else None
-    statistics = None
-    # Serving skew is measured on the default dataset's columns (pipeline/scoring/skew.py); another dataset's batch
-    # is scored and recorded without it (docs/your-data.md, "What is not done yet").
+    statistics = sample = None
+    # Serving skew: the default dataset's float matrix through BatchStatistics, another dataset's typed rows through
+    # a sample of them (pipeline/scoring/skew.py).
     if recording is not None and default:
         from pipeline.scoring.skew import BatchStatistics
 
         statistics = BatchStatistics(recording.schema_path)
+    elif recording is not None:
+        from pipeline.scoring.skew import RowSample
+
+        sample = RowSample()
     # Scoring starts here: the model and TFDV are loaded (their start-up is not part of the rate).
     progress = Progress()
     started = time.monotonic()
@@ -275,6 +368,8 @@ def _score(
             for batch in rows:
                 if statistics is not None:
                     statistics.add(batch.values, batch.labels)
+                if sample is not None:
+                    sample.add(batch.features)
                 probabilities, decisions = model.score(encoder.encode(batch.values if default else batch.features))
                 if writer_record is not None:
                     writer_record.add(batch, probabilities, decisions, model.version)
@@ -296,12 +391,12 @@ def _score(
             statistics.result()  # the statistics are part of the scoring's time
         seconds = time.monotonic() - started
         record_path = skew = None
+        spec_statistics = None
         if writer_record is not None:
-            skew = (
-                _skew(model, statistics, recording)
-                if statistics is not None
-                else {"measured": False, "reason": f"serving skew is not measured for the dataset {spec.name!r} yet"}
-            )
+            if statistics is not None:
+                skew = _skew(model, statistics, recording)
+            else:
+                skew, spec_statistics = _spec_skew(model, sample, spec)
             record_path = writer_record.close(
                 {
                     "model": {
@@ -316,11 +411,15 @@ def _score(
                     "rejected": rejects.count,
                     "scores_to": os.path.abspath(to),
                     "skew": skew,
-                    "statistics_rows": statistics.result().datasets[0].num_examples if statistics else 0,
+                    "statistics_rows": (
+                        statistics.result().datasets[0].num_examples
+                        if statistics
+                        else (sample.kept if spec_statistics else 0)
+                    ),
                     "dataset": {"name": spec.name, "digest": spec.digest()},
                     "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 },
-                statistics.result() if statistics else None,
+                statistics.result() if statistics else spec_statistics,
             )
     except BaseException:
         if writer_record is not None:

@@ -5,8 +5,11 @@
     scores.parquet    one row per score: file, line, key, Time, Amount, Class (when the input had it),
                       probability, decision, model_version; written a batch at a time (Arrow row groups)
     statistics.pb     TFDV's statistics of the rows scored, or of a uniform sample of them (pipeline/scoring/skew.py)
+    features.parquet  the model's raw features of each row as received (a window of online traffic, whose skew
+                      is measured after the window closes, by `fraud-pipeline serve`; pipeline/scoring/skew.py)
 
-The folder is written as BATCH.partial and renamed when complete, so a reader never sees half a record.
+The folder is written as BATCH.partial and renamed when complete, so a reader never sees half a record. The model
+server records its traffic in windows (pipeline/server/online.py), BATCH-online, each a batch like `predict`'s.
 """
 
 import datetime
@@ -24,6 +27,8 @@ SCORING_DIR = "scoring"
 BATCH_FILE = "batch.json"
 SCORES_FILE = "scores.parquet"
 STATISTICS_FILE = "statistics.pb"
+FEATURES_FILE = "features.parquet"
+ONLINE_SUFFIX = "-online"
 _PARTIAL = ".partial"
 _TIME = contract.RAW_FLOAT_FEATURES.index(contract.TIME)
 _AMOUNT = contract.RAW_FLOAT_FEATURES.index(contract.AMOUNT)
@@ -41,12 +46,12 @@ def new_batch_id() -> str:
 class ScoresWriter:
     """Writes one scoring batch's record, a batch of rows at a time; close() publishes it."""
 
-    def __init__(self, output: str, labelled: bool, key: str | None):
+    def __init__(self, output: str, labelled: bool, key: str | None, suffix: str = ""):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         self._pa = pa
-        self.batch_id = new_batch_id()
+        self.batch_id = new_batch_id() + suffix
         self.final = scoring_root(output) / self.batch_id
         self.folder = self.final.with_name(self.batch_id + _PARTIAL)
         self.folder.mkdir(parents=True)
@@ -62,24 +67,45 @@ class ScoresWriter:
         self.time_range = [None, None]
 
     def add(self, batch, probabilities: np.ndarray, decisions: np.ndarray, version: str) -> None:
-        pa = self._pa
+        """A batch of rows as `predict` read them (pipeline/scoring/rows.py) with their scores."""
         # The default dataset's rows hold every feature; another dataset's batch holds its time and amount alone.
         at_time, at_amount = (_TIME, _AMOUNT) if batch.features is None else (0, 1)
-        times = batch.values[:, at_time].astype(np.float64)
-        columns = [pa.array(batch.files, pa.string()), pa.array(batch.lines, pa.int64())]
-        columns += [pa.array(batch.keys, pa.string())] if self._key else []
-        columns += [pa.array(times), pa.array(batch.values[:, at_amount].astype(np.float64))]
+        labels = None
         if self._labelled:
-            labels = batch.labels or [""] * len(batch)
-            columns.append(pa.array([int(v) if v != "" else None for v in labels], pa.int8()))
+            labels = [int(v) if v != "" else None for v in (batch.labels or [""] * len(batch))]
+        self.add_columns(
+            batch.files,
+            batch.lines,
+            batch.keys,
+            batch.values[:, at_time].astype(np.float64),
+            batch.values[:, at_amount].astype(np.float64),
+            labels,
+            probabilities,
+            decisions,
+            version,
+        )
+
+    def add_columns(self, files, lines, keys, times, amounts, labels, probabilities, decisions, version) -> None:
+        """Rows by column: file names, line numbers, keys (when recorded with one), event times and amounts (float64),
+        labels (0, 1 or None; when labelled), probabilities, decisions, and the version that scored them."""
+        pa = self._pa
+        times = np.asarray(times, np.float64)
+        columns = [pa.array(files, pa.string()), pa.array(lines, pa.int64())]
+        columns += [pa.array(keys, pa.string())] if self._key else []
+        columns += [pa.array(times), pa.array(np.asarray(amounts, np.float64))]
+        if self._labelled:
+            columns.append(pa.array(labels, pa.int8()))
         columns += [
-            pa.array(probabilities.astype(np.float32)),
-            pa.array(decisions.astype(np.int8)),
-            pa.repeat(pa.scalar(version, pa.string()), len(batch)),
+            pa.array(np.asarray(probabilities).astype(np.float32)),
+            pa.array(np.asarray(decisions).astype(np.int8)),
+            pa.repeat(pa.scalar(version, pa.string()), len(times)),
         ]
         self._writer.write_batch(pa.RecordBatch.from_arrays(columns, schema=self._schema))
-        self.rows += len(batch)
-        low, high = float(times.min()), float(times.max())
+        self.rows += len(times)
+        known = times[~np.isnan(times)]
+        if not len(known):
+            return
+        low, high = float(known.min()), float(known.max())
         self.time_range = [
             low if self.time_range[0] is None else min(self.time_range[0], low),
             high if self.time_range[1] is None else max(self.time_range[1], high),
@@ -99,6 +125,18 @@ class ScoresWriter:
         """A batch that failed leaves no record."""
         self._writer.close()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def online_batches(output: str) -> list[Path]:
+    """The model server's complete windows under OUTPUT/scoring, oldest first."""
+    return [p for p in batches(output) if p.name.endswith(ONLINE_SUFFIX)]
+
+
+def write_batch(folder: Path, record: dict) -> None:
+    """Replaces a complete record's batch.json at once (what the skew measured after a window closed adds)."""
+    partial = folder / (BATCH_FILE + _PARTIAL)
+    partial.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    os.replace(partial, folder / BATCH_FILE)
 
 
 def batches(output: str) -> list[Path]:

@@ -37,7 +37,15 @@ STATS_FILE = os.path.join(FINDINGS_DIR, "stats.json")
 # (docs/benchmarks.md, "Fuzzing").
 TRIM_EVERY = 200
 _libc = ctypes.CDLL("libc.so.6")
-_state = {"runs": 0, "rejected": 0, "findings": {}, "started": time.monotonic(), "written": 0.0}
+_state = {
+    "runs": 0,
+    "rejected": 0,
+    "findings": {},
+    "started": time.monotonic(),
+    "written": 0.0,
+    "limit_runs": 0,
+    "limit_seconds": 0.0,
+}
 
 
 def _signature(error: BaseException) -> str:
@@ -63,6 +71,32 @@ def _write_stats(force: bool = False) -> None:
     os.replace(STATS_FILE + ".tmp", STATS_FILE)
 
 
+def _limits(argv: list[str]) -> tuple[list[str], int, float]:
+    """(libFuzzer's arguments without -runs and -max_total_time, the runs, the seconds): this harness stops the
+    fuzzing itself. libFuzzer ends a run with C's exit() while this interpreter holds the GIL, and Arrow's thread
+    pool, whose destructor then runs, can be waiting on a worker that is releasing a Python buffer and needs the GIL:
+    the process hangs at its end (py-spy showed both threads there). os._exit() skips the destructors."""
+    runs, seconds, kept = 0, 0.0, []
+    for arg in argv:
+        if arg.startswith("-runs="):
+            runs = int(arg.split("=", 1)[1])
+        elif arg.startswith("-max_total_time="):
+            seconds = float(arg.split("=", 1)[1])
+        else:
+            kept.append(arg)
+    return kept, runs, seconds
+
+
+def _done_if_over() -> None:
+    over_runs = _state["limit_runs"] and _state["runs"] >= _state["limit_runs"]
+    over_time = _state["limit_seconds"] and time.monotonic() - _state["started"] >= _state["limit_seconds"]
+    if over_runs or over_time:
+        _write_stats(force=True)
+        seconds = time.monotonic() - _state["started"]
+        print(f"\nfuzzing done: {_state['runs']} inputs in {seconds:.0f} s", file=sys.stderr, flush=True)
+        os._exit(0)
+
+
 def test_one_input(data: bytes) -> None:
     _state["runs"] += 1
     if _state["runs"] % TRIM_EVERY == 0:
@@ -79,6 +113,7 @@ def test_one_input(data: bytes) -> None:
                 f.write(data)
             print(f"\nFINDING {signature}\n{traceback.format_exc()}", file=sys.stderr, flush=True)
     _write_stats()
+    _done_if_over()
 
 
 def main() -> None:
@@ -88,7 +123,8 @@ def main() -> None:
         # A run still going after this long is stuck: every thread's stack goes to stderr and the process exits, so
         # whoever started it reads where it hung.
         faulthandler.dump_traceback_later(hang, exit=True)
-    atheris.Setup(sys.argv, test_one_input)
+    argv, _state["limit_runs"], _state["limit_seconds"] = _limits(sys.argv)
+    atheris.Setup(argv, test_one_input)
     try:
         atheris.Fuzz()
     finally:

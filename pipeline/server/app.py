@@ -1,0 +1,300 @@
+"""The model server process: KServe's REST server (its V1 and V2 routes, health, readiness and Prometheus metrics)
+with TF Serving's REST routes on top, over FraudModel. Started by `fraud-pipeline serve` in the serving environment,
+or as `python -m pipeline.server` in a serving image (a KServe InferenceService's custom predictor).
+
+TF Serving's routes (its REST API page), answered the way TF Serving answers them:
+    POST /v1/models/NAME[/versions/N]:predict    instances (rows) or inputs (columns); serving_default (base64
+                                                 tf.Examples) or serving_features (the raw features by name)
+    GET  /v1/models/NAME[/versions/N]            model_version_status
+    GET  /v1/models/NAME[/versions/N]/metadata   the signatures
+KServe's own: GET / and /v2/health/live (liveness), /v2/health/ready and /v2/models/NAME/ready (readiness),
+POST /v2/models/NAME/infer (the Open Inference Protocol), GET /metrics (Prometheus).
+A body is capped (413 past --max-body-bytes, before it is read whole) and must be JSON (415 for another type).
+"""
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+import contract
+from pipeline.server import online
+from pipeline.server.requests import MAX_BODY_BYTES, MAX_ROWS, BadRequestError, content_type_ok, decode_json
+from pipeline.server.versions import NoServableVersionError, Versions
+
+log = logging.getLogger("fraud-pipeline.server")
+
+# The exit code of a server that cannot start on what the serving folder holds (as the CLI's faults: status 7).
+EXIT_NO_VERSION = 7
+_METHOD = "tensorflow/serving/predict"
+
+
+class _TooLargeError(Exception):
+    pass
+
+
+class BodyLimit:
+    """ASGI middleware: a POST's Content-Type must be JSON's (415) and its body at most max_bytes (413), counted as it
+    arrives, so an oversized body is refused before it is held whole."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        content_type = headers.get(b"content-type", b"").decode("latin-1")
+        if not content_type_ok(content_type):
+            return await _send(send, 415, f"Content-Type {content_type!r} is not JSON; send application/json")
+        length = headers.get(b"content-length", b"")
+        if length and (not length.isdigit() or int(length) > self.max_bytes):
+            return await _send(
+                send, 413, f"the body ({length.decode('latin-1')} bytes) is over the {self.max_bytes}-byte limit"
+            )
+        received = 0
+        started = False
+
+        async def counted():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _TooLargeError()
+            return message
+
+        async def watched(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, watched)
+        except _TooLargeError:
+            if not started:
+                await _send(send, 413, f"the body is over the {self.max_bytes}-byte limit")
+
+
+async def _send(send, status: int, message: str) -> None:
+    import orjson
+
+    body = orjson.dumps({"error": message})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def json_response(body, status: int = 200, headers: dict | None = None):
+    """A JSON response (orjson, as KServe's own responses)."""
+    import orjson
+    from starlette.responses import Response
+
+    return Response(orjson.dumps(body), status_code=status, headers=headers, media_type="application/json")
+
+
+def _signature_def(model, name: str) -> dict:
+    import tensorflow as tf
+
+    function = model.signatures[name]
+
+    def tensor(spec) -> dict:
+        dims = [{"size": str(-1 if d is None else d), "name": ""} for d in spec.shape.as_list()]
+        return {
+            "dtype": "DT_" + tf.as_dtype(spec.dtype).name.upper(),
+            "tensor_shape": {"dim": dims, "unknown_rank": False},
+            "name": spec.name or "",
+        }
+
+    inputs = function.structured_input_signature[1]
+    return {
+        "inputs": {k: tensor(v) for k, v in inputs.items()},
+        "outputs": {k: tensor(v) for k, v in function.structured_outputs.items()},
+        "method_name": _METHOD,
+    }
+
+
+def add_routes(app, model, dataplane) -> None:
+    """TF Serving's REST routes on KServe's app, before KServe's own (Starlette takes the first route that matches:
+    GET /v1/models/NAME answers model_version_status, not KServe's {name, ready})."""
+    from fastapi import Request
+
+    from pipeline.server.model import RequestRefusedError, V1Call
+
+    def refuse(status: int, message: str):
+        return json_response({"error": message}, status=status)
+
+    def servable(name: str, version: str | None):
+        if name != model.name:
+            return refuse(404, f"Servable not found for request: Latest({name}): this server serves {model.name!r}")
+        if version is not None and not version.isdigit():
+            return refuse(400, f"version {version!r} is not a number")
+        return None
+
+    async def predict(request: Request, name: str | None = None, version: str | None = None):
+        name = name or request.path_params["name"]
+        version = version or request.path_params.get("version")
+        refused = servable(name, version)
+        if refused is not None:
+            return refused
+        try:
+            body = decode_json(await request.body())
+        except BadRequestError as e:
+            return refuse(e.status, str(e))
+        pinned = int(version) if version is not None else None
+        response, headers = await dataplane.infer(name, V1Call(body, pinned), headers=dict(request.headers))
+        return json_response(response, headers={"x-model-version": response.get("model_version", "")})
+
+    async def predict_version(request: Request, name: str, version: str):
+        return await predict(request, name, version)
+
+    async def status(name: str, version: str | None = None):
+        refused = servable(name, version)
+        if refused is not None:
+            return refused
+        found = sorted(model.versions.statuses.values(), key=lambda s: -s.version)
+        if version is not None:
+            found = [s for s in found if s.version == int(version)]
+            if not found:
+                return refuse(404, f"Could not find version {version} of model {name}")
+        return {"model_version_status": [s.as_json() for s in found]}
+
+    async def status_version(name: str, version: str):
+        return await status(name, version)
+
+    async def metadata(name: str, version: str | None = None):
+        refused = servable(name, version)
+        if refused is not None:
+            return refused
+        loaded = model.versions.current
+        if version is not None and int(version) != loaded.version:
+            return refuse(404, f"Servable not found for request: Specific({name}, {version})")
+        signatures = {n: _signature_def(loaded.model, n) for n in loaded.reader.signatures}
+        return {
+            "model_spec": {"name": name, "signature_name": "", "version": str(loaded.version)},
+            "metadata": {"signature_def": {"signature_def": signatures}},
+        }
+
+    async def metadata_version(name: str, version: str):
+        return await metadata(name, version)
+
+    async def refused_request(_request, exc: RequestRefusedError):
+        return refuse(exc.status, str(exc))
+
+    app.add_exception_handler(RequestRefusedError, refused_request)
+    from starlette.routing import Route
+
+    # The predict routes are Starlette's own (FastAPI's parameter solving costs a tenth of a millisecond a request).
+    for path in ("/v1/models/{name}/versions/{version}:predict", "/v1/models/{name}:predict"):
+        app.router.routes.insert(0, Route(path, predict, methods=["POST"]))
+    for path, handler, method in (
+        ("/v1/models/{name}", status, "GET"),
+        ("/v1/models/{name}/versions/{version}", status_version, "GET"),
+        ("/v1/models/{name}/metadata", metadata, "GET"),
+        ("/v1/models/{name}/versions/{version}/metadata", metadata_version, "GET"),
+    ):
+        app.add_api_route(path, handler, methods=[method], response_model=None, include_in_schema=False)
+
+
+def _metrics(versions: Versions, recorder) -> None:
+    """The server's own series beside KServe's (request latency by stage): the version serving, swaps, dropped rows."""
+    from prometheus_client import Gauge
+
+    Gauge("fraud_model_version", "the pushed version serving now").set_function(
+        lambda: versions.current.version if versions.current else 0
+    )
+    Gauge("fraud_model_swaps", "versions swapped in since the server started").set_function(lambda: versions.swaps)
+    if recorder is not None:
+        Gauge("fraud_online_rows_dropped", "scored rows not recorded (the record's queue was full)").set_function(
+            lambda: recorder.dropped_total
+        )
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m pipeline.server", description=__doc__.split("\n")[0])
+    p.add_argument(
+        "--output", required=True, help="the output folder: serving/ holds the versions, scoring/ the record"
+    )
+    p.add_argument("--serving-dir", help="the folder of versions (default: OUTPUT/serving)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8501)
+    p.add_argument("--model-name", default=contract.SERVING_MODEL_NAME)
+    p.add_argument("--key", help="a field each row may carry (a transaction id), recorded with its score")
+    p.add_argument("--poll-seconds", type=float, default=2.0)
+    p.add_argument("--max-rows", type=int, default=MAX_ROWS)
+    p.add_argument("--max-body-bytes", type=int, default=MAX_BODY_BYTES)
+    p.add_argument("--no-record", action="store_true")
+    p.add_argument("--access-log", action="store_true", help="a log line a request")
+    p.add_argument("--tf-threads", type=int, default=1, help="TensorFlow's thread pools' size (0: its default)")
+    p.add_argument("--window-rows", type=int, default=online.WINDOW_ROWS)
+    p.add_argument("--window-seconds", type=float, default=online.WINDOW_SECONDS)
+    p.add_argument("--keep-windows", type=int, default=online.KEEP_WINDOWS)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    from kserve import ModelServer
+    from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING
+    from kserve.model_server import app
+    from kserve.protocol.rest.server import RESTServer
+
+    from pipeline.server.model import FraudModel
+
+    if args.tf_threads:
+        import tensorflow as tf
+
+        # One row's graph gains nothing from a pool of threads, and handing it to one costs more than it runs.
+        tf.config.threading.set_intra_op_parallelism_threads(args.tf_threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.tf_threads)
+    args.output = os.path.abspath(args.output)
+    serving_dir = args.serving_dir or contract.OutputLayout(args.output).serving_dir
+    recorder = None
+    versions = Versions(serving_dir, args.key, args.max_rows, on_swap=lambda old, new: recorder and recorder.flush())
+    try:
+        versions.start()
+    except NoServableVersionError as e:
+        print(f"fraud-pipeline serve: {e}", file=sys.stderr)
+        return EXIT_NO_VERSION
+    if not args.no_record:
+        recorder = online.Recorder(
+            args.output, versions.current.reader.key, args.window_rows, args.window_seconds, max(1, args.keep_windows)
+        )
+    model = FraudModel(args.model_name, versions, recorder)
+    model.ready = True
+    # KServe's ModelServer builds the model registry and the data plane; its REST server is started here with the
+    # host set (ModelServer binds every address; a server started by hand listens on loopback unless told).
+    server = ModelServer(http_port=args.port, enable_grpc=False, enable_latency_logging=False)
+    # A log line a request (KServe's timings, uvicorn's access log) costs more than the model's call; --access-log
+    # turns the access log back on.
+    logging.getLogger("kserve.trace").setLevel(logging.WARNING)
+    if not args.access_log:
+        logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    server.register_model(model)
+    add_routes(app, model, server.dataplane)
+    app.add_middleware(BodyLimit, max_bytes=args.max_body_bytes)
+    _metrics(versions, recorder)
+    rest = RESTServer(FASTAPI_APP_IMPORT_STRING, server.dataplane, server.model_repository_extension, args.port)
+    rest.config.host = args.host
+    versions.watch(args.poll_seconds)
+    signal.signal(signal.SIGHUP, lambda *_: versions.wake())
+    # uvicorn shuts down gracefully on SIGINT and SIGTERM, then raises the signal again for the handler it found:
+    # this one lets the process go on to close the open window before it exits.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: None)
+    log.info("serving %s version %s on http://%s:%s", args.model_name, versions.current.version, args.host, args.port)
+    try:
+        asyncio.run(rest.start())
+    finally:
+        versions.stop()
+        if recorder is not None:
+            recorder.close()
+    return 0
