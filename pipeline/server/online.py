@@ -28,6 +28,9 @@ WINDOW_ROWS = 10_000
 WINDOW_SECONDS = 300.0
 KEEP_WINDOWS = 200
 QUEUE_REQUESTS = 10_000
+# Rows buffered before they are written to the window's scores file.
+FLUSH_ROWS = 4096
+_PENDING = ("lines", "keys", "times", "amounts", "probabilities", "decisions")
 PENDING_SKEW = {"measured": False, "pending": True, "reason": "measured once the window closes (fraud-pipeline serve)"}
 
 
@@ -71,45 +74,64 @@ class Window:
         self.opened = time.monotonic()
         self.started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         self.features: dict[str, list] = {}
+        self.pending = {k: [] for k in _PENDING}
         self.requests = 0
+        self.rows = 0
 
     def add(self, parsed, probabilities, decisions) -> None:
+        """Appends a request's rows (written to the scores file a block of FLUSH_ROWS at a time: a Parquet write a
+        request cost more than the request)."""
         spec, model = self.loaded.spec, self.loaded.model
         names = list(model.feature_inputs) or list(spec.features)
         if parsed.signature == contract.FEATURES_SIGNATURE:
-            columns = {n: list(parsed.inputs[n]) for n in names if n in parsed.inputs}
+            columns = {n: parsed.inputs[n].tolist() for n in names if n in parsed.inputs}
         else:
             columns = _example_columns(parsed.inputs[contract.SERVING_INPUT], names)
         n = parsed.rows
         for name, values in columns.items():
-            self.features.setdefault(name, [None] * (self.writer.rows)).extend(values)
-        first = self.writer.rows
-        times = columns.get(spec.time, [None] * n)
-        amounts = columns.get(spec.amount, [None] * n) if spec.amount else [None] * n
-        self.writer.add_columns(
-            ["online"] * n,
-            list(range(first + 1, first + n + 1)),
-            parsed.keys if parsed.keys is not None else [None] * n,
-            np.asarray([np.nan if t is None else float(t) for t in times], np.float64),
-            np.asarray([np.nan if a is None else float(a) for a in amounts], np.float64),
-            None,
-            probabilities,
-            decisions,
-            model.version,
-        )
+            self.features.setdefault(name, [None] * self.rows).extend(values)
+        missing = [None] * n
+        times, amounts = columns.get(spec.time, missing), columns.get(spec.amount, missing) if spec.amount else missing
+        pending = self.pending
+        pending["lines"].extend(range(self.rows + 1, self.rows + n + 1))
+        pending["keys"].extend(parsed.keys if parsed.keys is not None else missing)
+        pending["times"].extend(np.nan if t is None else float(t) for t in times)
+        pending["amounts"].extend(np.nan if a is None else float(a) for a in amounts)
+        pending["probabilities"].extend(probabilities.tolist())
+        pending["decisions"].extend(decisions.tolist())
+        self.rows += n
         self.requests += 1
+        if len(pending["lines"]) >= FLUSH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        pending = self.pending
+        if pending["lines"]:
+            self.writer.add_columns(
+                ["online"] * len(pending["lines"]),
+                pending["lines"],
+                pending["keys"],
+                np.asarray(pending["times"], np.float64),
+                np.asarray(pending["amounts"], np.float64),
+                None,
+                np.asarray(pending["probabilities"], np.float32),
+                np.asarray(pending["decisions"], np.int8),
+                self.loaded.model.version,
+            )
+        self.pending = {k: [] for k in _PENDING}
 
     def close(self, dropped: int) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        self.flush()
         model, spec = self.loaded.model, self.loaded.spec
         if self.features:
             arrays, names = [], []
             for name, values in self.features.items():
                 kind = model.feature_inputs.get(name, "")
                 values = [None if v is None or (isinstance(v, float) and np.isnan(v)) or v == "" else v for v in values]
-                values += [None] * (self.writer.rows - len(values))
+                values += [None] * (self.rows - len(values))
                 if kind.startswith("float"):
                     arrays.append(pa.array(values, pa.float64()))
                 elif kind.startswith("int"):
@@ -227,7 +249,7 @@ class Recorder:
         if self._window is None:
             self._window = Window(self.output, loaded, self.key)
         self._window.add(parsed, probabilities, decisions)
-        if self._window.writer.rows >= self.window_rows:
+        if self._window.rows >= self.window_rows:
             self._close()
 
     def _close(self) -> None:
