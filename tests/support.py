@@ -336,3 +336,17 @@ def verdict_exit(run: CliRun) -> int:
 
     assert run.summary["status"] in (status.COMPLETED, status.NOT_BLESSED), run.summary["status"]
     return status.EXIT_OK if run.summary["blessed"] else status.EXIT_NOT_BLESSED
+
+
+def serving_python() -> str:
+    """The model server's environment's python (pipeline/cli/serve.py finds it), or the calling test module skipped
+    saying why; under FRAUD_PIPELINE_REQUIRE_SERVER (.ci/run) its absence is an error instead."""
+    from pipeline.cli.flags import UsageError
+    from pipeline.cli.serve import serve_python
+
+    try:
+        return serve_python()
+    except UsageError as e:
+        if os.environ.get("FRAUD_PIPELINE_REQUIRE_SERVER"):
+            raise RuntimeError(f"{e}; FRAUD_PIPELINE_REQUIRE_SERVER is set") from e
+        pytest.skip(str(e), allow_module_level=True)

@@ -20,8 +20,7 @@ import numpy as np
 import pytest
 
 import contract
-from pipeline.cli.serve import ROOT, SERVE_PYTHON_ENV
-from tests.support import CLI, FIXTURE
+from tests.support import CLI, FIXTURE, serving_python
 
 MODEL = contract.SERVING_MODEL_NAME
 # Seconds: the server's start measured alone is 10-20 s (TensorFlow's import and the warm-up); waits are wide.
@@ -30,16 +29,7 @@ SWAP_TIMEOUT = 120
 REQUEST_TIMEOUT = 60
 
 
-def _serve_python() -> str | None:
-    python = os.environ.get(SERVE_PYTHON_ENV) or str(ROOT / ".venv-serve" / "bin" / "python")
-    return python if os.access(python, os.X_OK) else None
-
-
-if _serve_python() is None:
-    why = "the serving environment (.venv-serve, made by `make serve` or `make test`) is not set up"
-    if os.environ.get("FRAUD_PIPELINE_REQUIRE_SERVER"):
-        raise RuntimeError(why + "; FRAUD_PIPELINE_REQUIRE_SERVER is set")
-    pytest.skip(why, allow_module_level=True)
+SERVE_PYTHON = serving_python()
 
 
 def free_port() -> int:

@@ -2,25 +2,11 @@
 models in the serving environment (no Kubernetes here: docs/serving.md says what this does not prove)."""
 
 import json
-import os
 import subprocess
 
-import pytest
+from tests.support import CLI, serving_python
 
-from pipeline.cli.serve import ROOT, SERVE_PYTHON_ENV
-from tests.support import CLI
-
-
-def _serve_python() -> str | None:
-    python = os.environ.get(SERVE_PYTHON_ENV) or str(ROOT / ".venv-serve" / "bin" / "python")
-    return python if os.access(python, os.X_OK) else None
-
-
-if _serve_python() is None:
-    why = "the serving environment (.venv-serve, made by `make serve` or `make test`) is not set up"
-    if os.environ.get("FRAUD_PIPELINE_REQUIRE_SERVER"):
-        raise RuntimeError(why + "; FRAUD_PIPELINE_REQUIRE_SERVER is set")
-    pytest.skip(why, allow_module_level=True)
+SERVE_PYTHON = serving_python()
 
 
 # In the serving environment: the InferenceService built from the written file with the kserve SDK's own models (and
@@ -60,7 +46,7 @@ def test_the_inference_service_reads_back_through_the_kserve_sdk(tmp_path):
         timeout=120,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    proc = subprocess.run([_serve_python(), "-c", READ_BACK, str(target)], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([SERVE_PYTHON, "-c", READ_BACK, str(target)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     found = json.loads(proc.stdout.strip().splitlines()[-1])
     assert found["same"] is True

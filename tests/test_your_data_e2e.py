@@ -122,6 +122,17 @@ def test_predict_with_the_spec_key_then_outcomes_with_text_labels(simulated_run,
     # The spec's key is the default --key; the time column is the spec's.
     assert rows[0]["transaction_id"].startswith("tx") and "tx_datetime" in rows[0]
     assert {r["decision"] for r in rows} <= {"0", "1"}
+    # The batch's serving skew is measured on the spec's own columns (numbers and categories), against the version's
+    # training statistics, with the spec's curated schema in its SERVING environment.
+    (record,) = [p for p in (simulated_run.output / "scoring").iterdir() if not p.name.endswith("-online")]
+    skew = json.loads((record / "batch.json").read_text())["skew"]
+    assert skew["measured"] is True, skew
+    compared = {f["feature"]: f["measure"] for f in skew["comparison"]["features"]}
+    spec = dataset_spec.load(str(SPEC))
+    assert compared[spec.numeric[0].name] == "jensen_shannon_divergence"
+    assert compared[spec.categorical[0].name] == "l_infinity"
+    assert skew.get("schema_checked", True) is True and isinstance(skew["schema_anomalies"], list)
+    assert (record / "statistics.pb").is_file()
     proc = _cli("outcomes", "--labels", str(simulated["labels"]), "--output", output)
     assert proc.returncode in (status.EXIT_OK, status.EXIT_BELOW_FLOOR), proc.stderr
     found = json.loads((simulated_run.output / "outcomes" / "outcomes.json").read_text())
