@@ -55,3 +55,28 @@ def test_spark_jobs_are_read_from_the_event_logs(tmp_path):
     assert finished["state"] == "FINISHED" and finished["parallelism"] == 2 and finished["workers"] == {"0", "1"}
     assert "GenerateStatistics[train]/Run" in finished["operators"]
     assert running["state"] == "RUNNING"
+
+
+def test_a_worker_environment_from_a_venv_that_is_a_link_leaves_the_venv_whole(tmp_path):
+    """`.venv` as a symbolic link to a venv elsewhere: the copy is made from what it points to, and removing the
+    project from the copy removes nothing from the real venv (the console command stays the user's)."""
+    from tests.beam_cluster import worker_environment
+
+    real = tmp_path / "elsewhere" / "venv"
+    site = real / "lib" / "python3.10" / "site-packages"
+    (site / "fraud_pipeline-0.1.dist-info").mkdir(parents=True)
+    (site / "__editable__.fraud_pipeline-0.1.pth").write_text("/src\n")
+    (site / "numpy.py").write_text("")
+    (real / "bin").mkdir()
+    (real / "bin" / "python").write_text("")
+    (real / "bin" / "fraud-pipeline").write_text("")
+    link = tmp_path / ".venv"
+    link.symlink_to(real)
+    python = worker_environment(tmp_path / "worker-env", link)
+    copy = tmp_path / "worker-env"
+    assert python == copy / "bin" / "python" and copy.is_dir() and not copy.is_symlink()
+    assert sorted(p.name for p in (copy / "lib" / "python3.10" / "site-packages").iterdir()) == ["numpy.py"]
+    assert not (copy / "bin" / "fraud-pipeline").exists()
+    # The real venv is whole.
+    assert (real / "bin" / "fraud-pipeline").is_file() and (site / "fraud_pipeline-0.1.dist-info").is_dir()
+    assert (site / "__editable__.fraud_pipeline-0.1.pth").is_file()

@@ -507,3 +507,25 @@ def test_replay_refuses_what_the_first_bytes_show_before_cutting_spans(tmp_path,
     assert code == st.EXIT_DATA_REJECTED
     assert "the input holds no rows" in capsys.readouterr().err
     assert not (tmp_path / "out" / "spans").exists()
+
+
+def test_a_torn_last_line_of_the_rollback_log_is_named_and_the_whole_events_kept(tmp_path, capsys):
+    """A crash while appending leaves half an event: `history` keeps every whole one, names the torn line, exits 0,
+    and the next rollback's event starts a line of its own."""
+    from pipeline.cli import main as cli_main
+
+    base = tmp_path / "out" / "serving"
+    for v in (1, 2, 3):
+        _push(base, v)
+    serving.rollback(str(base), 2, "first", "alice", "2026-01-01T00:00:00+00:00")
+    log = base / serving.ARCHIVE / serving.ROLLBACK_LOG
+    with open(log, "a") as f:
+        f.write('{"archived": [2], "at": "2026-01-02T00:00:00+00:00", "by"')  # killed mid-append
+    events, problems = serving.read_rollback_log(str(base))
+    assert [e["by"] for e in events] == ["alice"]
+    assert len(problems) == 1 and "line 2 is not a whole rollback event" in problems[0] and str(log) in problems[0]
+    assert cli_main(["history", "--output", str(tmp_path / "out")]) == 0
+    assert "line 2 is not a whole rollback event" in capsys.readouterr().err
+    serving.rollback(str(base), 1, "second", "bob", "2026-01-03T00:00:00+00:00")
+    events, problems = serving.read_rollback_log(str(base))
+    assert [e["by"] for e in events] == ["alice", "bob"] and len(problems) == 1

@@ -316,19 +316,44 @@ def rolled_back(serving_dir: str) -> list[tuple[int, str]]:
 
 
 def rollback_log(serving_dir: str) -> list[dict]:
-    """Every rollback done on this serving folder, oldest first."""
+    """Every rollback done on this serving folder, oldest first (a line that is not a whole event is passed over:
+    read_rollback_log names it)."""
+    return read_rollback_log(serving_dir)[0]
+
+
+def read_rollback_log(serving_dir: str) -> tuple[list[dict], list[str]]:
+    """(every whole event of the rollback log, oldest first; a sentence for each line that is not one).
+
+    A process killed while it appended leaves a torn last line; the events before it are whole and kept.
+    """
     path = join(archive_dir(serving_dir), ROLLBACK_LOG)
     if not exists(path):
-        return []
-    return [json.loads(line) for line in read_bytes(path).decode().splitlines() if line.strip()]
+        return [], []
+    events, problems = [], []
+    for number, line in enumerate(read_bytes(path).decode("utf-8", "replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError as e:
+            problems.append(f"{path} line {number} is not a whole rollback event ({e.msg}), passed over: {line[:80]!r}")
+            continue
+        if not isinstance(event, dict):
+            problems.append(f"{path} line {number} is not a rollback event, passed over: {line[:80]!r}")
+            continue
+        events.append(event)
+    return events, problems
 
 
 INTENT = "rollback.intent.json"
 
 
 def _append_log(serving_dir: str, event: dict) -> None:
-    with open(join(archive_dir(serving_dir), ROLLBACK_LOG), "a") as f:
-        f.write(json.dumps(event, sort_keys=True) + "\n")
+    path = join(archive_dir(serving_dir), ROLLBACK_LOG)
+    # After a torn last line (an append cut short), the new event starts a line of its own.
+    torn = os.path.exists(path) and os.path.getsize(path) > 0 and not read_bytes(path).endswith(b"\n")
+    with open(path, "a") as f:
+        f.write(("\n" if torn else "") + json.dumps(event, sort_keys=True) + "\n")
         f.flush()
         os.fsync(f.fileno())
 

@@ -130,6 +130,8 @@ def _history(args: argparse.Namespace) -> int:
         return st.EXIT_OK
     if record["metadata_error"]:
         _print(f"fraud-pipeline: {record['metadata_error']}", file=sys.stderr)
+    for problem in record.get("rollback_log_problems", []):
+        _print(f"fraud-pipeline: {problem}", file=sys.stderr)
     _print(f"{'started':<25} {'run':<26} {'status':<13} {'rows':>7} {'frauds':>6} {'drift':>17} {'PR-AUC':>7} "
           f"{'recall':>7} {'thresh':>7} {'pushed':>11}")  # fmt: skip
     for r in record["rows"]:

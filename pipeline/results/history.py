@@ -145,15 +145,22 @@ def history(layout: OutputLayout, pipeline_name: str = cfg.DEFAULT_PIPELINE_NAME
     summaries = _summaries(layout)
     mlmd, error = _mlmd_runs(layout, pipeline_name)
     rows = [_row(run_id, summaries.get(run_id), mlmd.get(run_id), layout) for run_id in set(summaries) | set(mlmd)]
-    for event in serving.rollback_log(layout.serving_dir):
-        rows.append({"kind": "rollback", "started_at": event["at"], **event})
+    events, log_problems = serving.read_rollback_log(layout.serving_dir)
+    for event in events:
+        rows.append({"kind": "rollback", "started_at": event.get("at"), **event})
     rows.sort(key=lambda r: r.get("started_at") or "")
     now = serving.serving_now(layout.serving_dir)
     serving_version = str(now[0]) if now else None
     pushed_by = [r for r in rows if r.get("pushed_version") == serving_version]
     for r in rows:
         r["serving_now"] = bool(pushed_by) and r is pushed_by[-1]
-    return {"rows": rows, "serving_now": serving_version, "serving_dir": layout.serving_dir, "metadata_error": error}
+    return {
+        "rows": rows,
+        "serving_now": serving_version,
+        "serving_dir": layout.serving_dir,
+        "metadata_error": error,
+        "rollback_log_problems": log_problems,
+    }
 
 
 def _version_folder(layout: OutputLayout, version: int) -> tuple[str, bool]:

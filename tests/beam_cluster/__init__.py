@@ -71,13 +71,22 @@ def http_json(url: str, timeout: float = 10):
 
 
 def worker_environment(folder: Path, venv: Path = PROJECT_VENV) -> Path:
-    """A copy of venv without the project installed; returns its python."""
-    if folder.exists():
+    """A copy of venv without the project installed; returns its python.
+
+    A venv that is a symbolic link is copied from what it points to: `cp -al` of the link would copy the link, and
+    removing the project from the copy would remove it from the real venv.
+    """
+    venv = Path(venv).resolve()
+    if folder.is_symlink():
+        folder.unlink()
+    elif folder.exists():
         shutil.rmtree(folder)
     try:
         subprocess.run(["cp", "-al", str(venv), str(folder)], check=True)  # hard links: instant, no disk
     except subprocess.CalledProcessError:
         shutil.copytree(venv, folder, symlinks=True)
+    if folder.is_symlink() or folder.resolve() == venv:
+        raise RuntimeError(f"{folder} is not a copy of {venv}: nothing is removed from it")
     site_packages = next(folder.glob("lib/python3*/site-packages"))
     for pattern in _PROJECT_INSTALL:
         for path in site_packages.glob(pattern):
