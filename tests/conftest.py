@@ -16,6 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from tests.support import (  # noqa: E402 - after the environment is set.
     CLI,
+    ENGINE_RUN_TIMEOUT,
     FIXTURE,
     SAMPLE,
     CliRun,
@@ -189,7 +190,7 @@ def _on_engine(tmp_path_factory, engine: str) -> dict:
     folder = tmp_path_factory.mktemp(engine)
     with Cluster(folder / "cluster", 2) as cluster:
         beam_args = [f"--beam-arg={a}" for a in cluster.beam_args()]
-        run = run_cli(folder / "output", "--data", str(FIXTURE), "--no-report", *beam_args)
+        run = run_cli(folder / "output", "--data", str(FIXTURE), "--no-report", *beam_args, timeout=ENGINE_RUN_TIMEOUT)
         jobs = cluster.jobs()
         workers = cluster.workers
         containers = [

@@ -59,7 +59,14 @@ class CliRun:
         return str(self.output / "metadata.sqlite")
 
 
-def run_cli(output: Path, *args: str) -> CliRun:
+# Seconds a `fraud-pipeline run` of the fixture may take in a test: about 60 s alone on the direct runner, so 15x;
+# on a real engine (conftest._on_engine) about 620 s alone on Flink with its workers started per stage, so the
+# engines' runs get ENGINE_RUN_TIMEOUT, 2.9x (a run beside the rest of the suite took 946 s).
+RUN_TIMEOUT = 900
+ENGINE_RUN_TIMEOUT = 1800
+
+
+def run_cli(output: Path, *args: str, timeout: float = RUN_TIMEOUT) -> CliRun:
     """Runs `fraud-pipeline run --output OUTPUT ARGS...` in a subprocess."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     proc = subprocess.run(
@@ -67,7 +74,7 @@ def run_cli(output: Path, *args: str) -> CliRun:
         capture_output=True,
         text=True,
         env=env,
-        timeout=900,
+        timeout=timeout,
     )
     summary_path = output / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else None

@@ -149,3 +149,22 @@ def test_the_json_refusals_round_trip_as_json():
     with pytest.raises(BadRequestError) as refused:
         Reader(ULB_INPUTS, contract.DEFAULT_DATASET).parse({"instances": [{"\ud800": 1}]})
     assert json.loads(json.dumps({"error": str(refused.value)}))["error"]
+
+
+def test_the_fast_path_of_float_rows_gives_what_the_careful_path_gives(ulb):
+    rows = [{**ROW, "V4": 1e30, "tx": 7}, {**ROW, "Amount": 3}, {**ROW, "tx": "k"}]
+    fast = ulb.parse(features({"instances": rows}))
+    careful = Reader(ULB_INPUTS, contract.DEFAULT_DATASET, key="tx", max_rows=5)
+    careful._all_float32 = False  # the careful path only
+    slow = careful.parse(features({"instances": rows}))
+    assert fast.matrix is not None and slow.matrix is None
+    assert fast.keys == slow.keys == ["7", None, "k"]
+    names = sorted(ULB_INPUTS)
+    np.testing.assert_array_equal(fast.matrix, np.stack([slow.inputs[n] for n in names], axis=1))
+    for name in names:
+        np.testing.assert_array_equal(fast.inputs[name], slow.inputs[name])
+    # Anything but finite numbers goes the careful way and is named there.
+    with pytest.raises(BadRequestError, match="'V2' must be a finite number"):
+        ulb.parse(features({"instances": [ROW, {**ROW, "V2": math.inf}]}))
+    with pytest.raises(BadRequestError, match="the key 'tx' must be text or a whole number"):
+        ulb.parse(features({"instances": [{**ROW, "tx": True}]}))

@@ -111,19 +111,27 @@ class Model:
         out = self.serve(**{contract.SERVING_INPUT: tf.constant(serialized)})
         return out[contract.PROBABILITY_OUTPUT].numpy().ravel(), out[contract.DECISION_OUTPUT].numpy().ravel()
 
-    def score_features(self, columns: dict):
+    def score_features(self, columns: dict, matrix=None):
         """(probabilities, decisions) of raw features by name (each a 1-D array of the input's dtype, NaN or "" where
-        missing), through the raw-features signature."""
+        missing), through the raw-features signature.
+
+        Args:
+          matrix: the same rows as one [rows, features] float32 array, features sorted by name, where every input is
+            a float32 (the model server's requests): taken as it is.
+        """
         import numpy as np
         import tensorflow as tf
 
         if self.features is None:
             raise ModelNotFoundError(f"{self.path} has no {contract.FEATURES_SIGNATURE} signature (pushed before it)")
         function, groups = self.packed
-        matrices = [
-            tf.constant(np.stack([np.asarray(columns[n]) for n in names], axis=1), dtype=dtype)
-            for dtype, names in groups
-        ]
+        if matrix is not None and len(groups) == 1 and groups[0][0] == "float32":
+            matrices = [tf.constant(matrix)]
+        else:
+            matrices = [
+                tf.constant(np.stack([np.asarray(columns[n]) for n in names], axis=1), dtype=dtype)
+                for dtype, names in groups
+            ]
         out = function(*matrices)
         return out[contract.PROBABILITY_OUTPUT].numpy().ravel(), out[contract.DECISION_OUTPUT].numpy().ravel()
 

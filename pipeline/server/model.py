@@ -119,7 +119,7 @@ class FraudModel(kserve.Model):
                 _check_examples(examples)
                 probabilities, decisions = model.score(examples)
             else:
-                probabilities, decisions = model.score_features(parsed.inputs)
+                probabilities, decisions = model.score_features(parsed.inputs, parsed.matrix)
         except (tf.errors.InvalidArgumentError, UnicodeDecodeError) as e:
             # What the model itself refuses: a tf.Example that lacks a feature it needs, or one of the wrong type
             # (TensorFlow's message can hold the example's bytes, which are not always text).

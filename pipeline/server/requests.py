@@ -53,6 +53,9 @@ class Parsed:
     rows: int
     columnar: bool
     keys: list | None
+    # The same rows as one [rows, features] float32 matrix, features in sorted order, when every input is a float32
+    # and every value a finite number (the model takes it as it is: pipeline/scoring/predict.py, _packed).
+    matrix: object = None
 
 
 def _kind(dtype: str) -> str:
@@ -117,6 +120,10 @@ class Reader:
         self._kinds = {name: _kind(dtype) for name, dtype in self.inputs.items()}
         self._optional = {name for name in self.inputs if spec.may_be_missing(name)}
         float32 = float(np.finfo(np.float32).max)
+        self._sorted_names = sorted(self.inputs)
+        self._allowed = set(self.inputs) | ({self.key} if self.key else set())
+        self._all_float32 = bool(self.inputs) and all(d in ("float32", "float") for d in self.inputs.values())
+        self._float32_max = float32
         self._float_max = {
             name: float32 if dtype in ("float32", "float") else math.inf for name, dtype in self.inputs.items()
         }
@@ -196,6 +203,10 @@ class Reader:
                 f"'instances' must be a list of rows (objects of feature: value), not a {_describe(instances)}"
             )
         self._count(len(instances), "instances")
+        if self._all_float32:
+            fast = self._float_rows(instances)
+            if fast is not None:
+                return fast
         columns = {name: [] for name in self.inputs}
         keys = [] if self.key else None
         for i, row in enumerate(instances):
@@ -209,6 +220,30 @@ class Reader:
             if keys is not None:
                 keys.append(self._key(row.get(self.key), f"instances[{i}]"))
         return Parsed(contract.FEATURES_SIGNATURE, self._arrays(columns), len(instances), False, keys)
+
+    def _float_rows(self, instances) -> Parsed | None:
+        """Rows of finite numbers for float32 features only, checked a row at a time by C loops (about a tenth of the
+        cost of _value for each cell); None for anything else, which the careful path then reads and names."""
+        names, allowed, key = self._sorted_names, self._allowed, self.key
+        matrix, keys = [], [] if key else None
+        for row in instances:
+            if type(row) is not dict or not row.keys() <= allowed:
+                return None
+            values = [row.get(n) for n in names]
+            if not all(type(v) is float or type(v) is int for v in values):
+                return None
+            matrix.append(values)
+            if keys is not None:
+                found = row.get(key)
+                if found is not None and not (type(found) is str or type(found) is int):
+                    return None
+                keys.append(None if found is None else str(found))
+        wide = np.array(matrix, dtype=np.float64)
+        if not np.isfinite(wide).all() or (np.abs(wide) > self._float32_max).any():
+            return None
+        packed = wide.astype(np.float32)
+        inputs = {n: packed[:, j] for j, n in enumerate(names)}
+        return Parsed(contract.FEATURES_SIGNATURE, inputs, len(instances), False, keys, packed)
 
     def _columns(self, inputs) -> Parsed:
         if not isinstance(inputs, dict):
