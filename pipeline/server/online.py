@@ -1,18 +1,19 @@
 """The model server's traffic, recorded as `predict`'s batches are: windows under OUTPUT/scoring/ that `outcomes`
 joins with the labels that arrive later and whose serving skew `fraud-pipeline serve` measures once they close.
 
-Each request's rows go, after the response is computed, into a bounded queue; one writer thread writes them into the
-open window (pipeline/scoring/record.py's ScoresWriter: scores, key, event time, amount, version; plus the raw
-features, for the skew). A window closes after `window_rows` rows, `window_seconds` of age, a version swap (a window
-is one version's) or at shutdown, and is published whole (renamed from .partial). Only the newest `keep_windows`
-windows are kept: the oldest are removed as new ones close, so the record never grows without limit. A queue that is
+Each request's rows go, after the response is computed, into a bounded buffer; one writer thread takes them from it
+every DRAIN_SECONDS and writes them into the open window (pipeline/scoring/record.py's ScoresWriter: scores, key,
+event time, amount, version; plus the raw features, for the skew). A window closes after `window_rows` rows,
+`window_seconds` of age, a version swap (a window is one version's) or at shutdown, and is published whole (renamed
+from .partial). Only the newest `keep_windows`
+windows are kept: the oldest are removed as new ones close, so the record never grows without limit. A buffer that is
 full (the disk slower than the traffic) drops the rows rather than the requests, and says how many in the next
 window's batch.json.
 """
 
+import collections
 import logging
 import os
-import queue
 import shutil
 import threading
 import time
@@ -28,9 +29,10 @@ WINDOW_ROWS = 10_000
 WINDOW_SECONDS = 300.0
 KEEP_WINDOWS = 200
 QUEUE_REQUESTS = 10_000
+# How often the writer takes what the requests left (and closes a window past its age).
+DRAIN_SECONDS = 0.05
 # Rows buffered before they are written to the window's scores file.
 FLUSH_ROWS = 4096
-_PENDING = ("lines", "keys", "times", "amounts", "probabilities", "decisions")
 PENDING_SKEW = {"measured": False, "pending": True, "reason": "measured once the window closes (fraud-pipeline serve)"}
 
 
@@ -64,7 +66,8 @@ def _remove_abandoned(output: str) -> None:
 
 
 class Window:
-    """One open window: its scores writer and its features."""
+    """One open window: its scores writer, and the requests it took (kept as they came, numpy arrays and all, and
+    turned into columns only when FLUSH_ROWS of them wait or the window closes: a request's own cost is an append)."""
 
     def __init__(self, output: str, loaded, key: str | None):
         self.loaded = loaded
@@ -73,52 +76,60 @@ class Window:
         self.writer = record_lib.ScoresWriter(output, labelled=False, key=key, suffix=suffix)
         self.opened = time.monotonic()
         self.started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        self.features: dict[str, list] = {}
-        self.pending = {k: [] for k in _PENDING}
+        model, spec = loaded.model, loaded.spec
+        self.names = sorted(model.feature_inputs) or list(spec.features)
+        self.features: dict[str, list] = {name: [] for name in self.names}  # a list of chunks a feature
+        self.pending: list = []
+        self.pending_rows = 0
         self.requests = 0
         self.rows = 0
 
     def add(self, parsed, probabilities, decisions) -> None:
-        """Appends a request's rows (written to the scores file a block of FLUSH_ROWS at a time: a Parquet write a
-        request cost more than the request)."""
-        spec, model = self.loaded.spec, self.loaded.model
-        names = list(model.feature_inputs) or list(spec.features)
-        if parsed.signature == contract.FEATURES_SIGNATURE:
-            columns = {n: parsed.inputs[n].tolist() for n in names if n in parsed.inputs}
-        else:
-            columns = _example_columns(parsed.inputs[contract.SERVING_INPUT], names)
-        n = parsed.rows
-        for name, values in columns.items():
-            self.features.setdefault(name, [None] * self.rows).extend(values)
-        missing = [None] * n
-        times, amounts = columns.get(spec.time, missing), columns.get(spec.amount, missing) if spec.amount else missing
-        pending = self.pending
-        pending["lines"].extend(range(self.rows + 1, self.rows + n + 1))
-        pending["keys"].extend(parsed.keys if parsed.keys is not None else missing)
-        pending["times"].extend(np.nan if t is None else float(t) for t in times)
-        pending["amounts"].extend(np.nan if a is None else float(a) for a in amounts)
-        pending["probabilities"].extend(probabilities.tolist())
-        pending["decisions"].extend(decisions.tolist())
-        self.rows += n
+        self.pending.append((parsed, probabilities, decisions))
+        self.pending_rows += parsed.rows
+        self.rows += parsed.rows
         self.requests += 1
-        if len(pending["lines"]) >= FLUSH_ROWS:
+        if self.pending_rows >= FLUSH_ROWS:
             self.flush()
 
+    def _columns(self, parsed) -> dict:
+        """A request's features by name (arrays or lists, None/NaN/"" where missing)."""
+        if parsed.matrix is not None:
+            return {name: parsed.matrix[:, j] for j, name in enumerate(self.names)}
+        if parsed.signature == contract.FEATURES_SIGNATURE:
+            return {n: parsed.inputs[n] for n in self.names if n in parsed.inputs}
+        return _example_columns(parsed.inputs[contract.SERVING_INPUT], self.names)
+
     def flush(self) -> None:
-        pending = self.pending
-        if pending["lines"]:
-            self.writer.add_columns(
-                ["online"] * len(pending["lines"]),
-                pending["lines"],
-                pending["keys"],
-                np.asarray(pending["times"], np.float64),
-                np.asarray(pending["amounts"], np.float64),
-                None,
-                np.asarray(pending["probabilities"], np.float32),
-                np.asarray(pending["decisions"], np.int8),
-                self.loaded.model.version,
-            )
-        self.pending = {k: [] for k in _PENDING}
+        """Writes the waiting requests' scores, and keeps their features for the window's features file."""
+        if not self.pending:
+            return
+        spec = self.loaded.spec
+        first = self.writer.rows
+        keys, times, amounts, probabilities, decisions = [], [], [], [], []
+        for parsed, probability, decision in self.pending:
+            columns = self._columns(parsed)
+            for name in self.names:
+                self.features[name].append(columns.get(name, [None] * parsed.rows))
+            missing = [None] * parsed.rows
+            keys.extend(parsed.keys if parsed.keys is not None else missing)
+            times.append(_floats(columns.get(spec.time, missing)))
+            amounts.append(_floats(columns.get(spec.amount, missing) if spec.amount else missing))
+            probabilities.append(probability)
+            decisions.append(decision)
+        n = self.pending_rows
+        self.writer.add_columns(
+            ["online"] * n,
+            list(range(first + 1, first + n + 1)),
+            keys,
+            np.concatenate(times),
+            np.concatenate(amounts),
+            None,
+            np.concatenate(probabilities).astype(np.float32),
+            np.concatenate(decisions).astype(np.int8),
+            self.loaded.model.version,
+        )
+        self.pending, self.pending_rows = [], 0
 
     def close(self, dropped: int) -> None:
         import pyarrow as pa
@@ -126,20 +137,20 @@ class Window:
 
         self.flush()
         model, spec = self.loaded.model, self.loaded.spec
-        if self.features:
-            arrays, names = [], []
-            for name, values in self.features.items():
+        if self.rows:
+            arrays = []
+            for name in self.names:
+                values = [v for chunk in self.features[name] for v in list(chunk)]
+                values = [None if v is None or (isinstance(v, float) and v != v) or v == "" else v for v in values]
                 kind = model.feature_inputs.get(name, "")
-                values = [None if v is None or (isinstance(v, float) and np.isnan(v)) or v == "" else v for v in values]
-                values += [None] * (self.rows - len(values))
                 if kind.startswith("float"):
-                    arrays.append(pa.array(values, pa.float64()))
+                    arrays.append(pa.array([None if v is None else float(v) for v in values], pa.float64()))
                 elif kind.startswith("int"):
-                    arrays.append(pa.array(values, pa.int64()))
+                    arrays.append(pa.array([None if v is None else int(v) for v in values], pa.int64()))
                 else:
                     arrays.append(pa.array([None if v is None else str(v) for v in values], pa.string()))
-                names.append(name)
-            pq.write_table(pa.Table.from_arrays(arrays, names), str(self.writer.folder / record_lib.FEATURES_FILE))
+            table = pa.Table.from_arrays(arrays, self.names)
+            pq.write_table(table, str(self.writer.folder / record_lib.FEATURES_FILE))
         self.writer.close(
             {
                 "source": "online",
@@ -170,6 +181,13 @@ class Window:
         return serving.identity_of(str(self.loaded.model.path))
 
 
+def _floats(values) -> np.ndarray:
+    """Event times or amounts as float64, NaN where missing."""
+    if isinstance(values, np.ndarray) and values.dtype.kind == "f":
+        return values.astype(np.float64)
+    return np.asarray([np.nan if v is None else float(v) for v in values], np.float64)
+
+
 class Recorder:
     """Records scored requests in windows from a writer thread (see the module docstring).
 
@@ -189,7 +207,14 @@ class Recorder:
     ):
         self.output, self.key = output, key
         self.window_rows, self.window_seconds, self.keep_windows = window_rows, window_seconds, keep_windows
-        self._queue: queue.Queue = queue.Queue(maxsize=queue_requests)
+        # A deque the request path appends to and the writer drains every DRAIN_SECONDS: no thread is woken per
+        # request (a queue's handoff woke the writer for each one, and the request waited for the GIL meanwhile:
+        # docs/benchmarks.md, the model server).
+        self._pending: collections.deque = collections.deque()
+        self._limit = queue_requests
+        self._wake = threading.Event()
+        self._flushes: collections.deque = collections.deque()
+        self._stopping = False
         self._window: Window | None = None
         self._dropped = 0
         self.dropped_total = 0
@@ -199,45 +224,49 @@ class Recorder:
         self._thread.start()
 
     def add(self, loaded, parsed, probabilities, decisions) -> None:
-        """Queues a scored request (never blocks: a full queue drops its rows, counted)."""
-        try:
-            self._queue.put_nowait((loaded, parsed, probabilities, decisions))
-        except queue.Full:
+        """Keeps a scored request for the writer (never blocks: past queue_requests waiting, its rows are dropped and
+        counted)."""
+        if len(self._pending) >= self._limit:
             self._dropped += parsed.rows
             self.dropped_total += parsed.rows
+            return
+        self._pending.append((loaded, parsed, probabilities, decisions))
 
     def flush(self) -> None:
-        """Closes the open window once what is queued is written (a swap, a test, shutdown)."""
+        """Closes the open window once what is waiting is written (a swap, a test, shutdown)."""
         done = threading.Event()
-        self._queue.put(("flush", done))
+        self._flushes.append(done)
+        self._wake.set()
         done.wait()
 
     def close(self) -> None:
-        """Writes what is queued, closes the window and stops the writer."""
+        """Writes what is waiting, closes the window and stops the writer."""
         self.flush()
-        self._queue.put(None)
+        self._stopping = True
+        self._wake.set()
         self._thread.join()
 
     def _run(self) -> None:
-        while True:
+        while not self._stopping:
+            self._wake.wait(DRAIN_SECONDS)
+            self._wake.clear()
+            flushes = []
+            while self._flushes:
+                flushes.append(self._flushes.popleft())
             try:
-                item = self._queue.get(timeout=1.0)
-            except queue.Empty:
-                item = ()
-            if item is None:
-                return
-            try:
-                self._handle(item)
+                while self._pending:
+                    self._handle(self._pending.popleft())
+                self._handle(("flush",) if flushes else ())
             except Exception:  # noqa: BLE001 - the recorder outlives a bad window; requests go on being answered
                 log.exception("recording online traffic under %s failed; the window is abandoned", self.output)
                 if self._window is not None:
                     self._window.writer.abandon()
                     self._window = None
-            if isinstance(item, tuple) and len(item) == 2 and item[0] == "flush":
-                item[1].set()
+            for done in flushes:
+                done.set()
 
     def _handle(self, item) -> None:
-        flush = isinstance(item, tuple) and len(item) == 2 and item[0] == "flush"
+        flush = item == ("flush",)
         window = self._window
         if flush or (window is not None and time.monotonic() - window.opened >= self.window_seconds):
             self._close()
