@@ -284,9 +284,6 @@ def main(argv=None) -> int:
     _metrics(versions, recorder)
     rest = RESTServer(FASTAPI_APP_IMPORT_STRING, server.dataplane, server.model_repository_extension, args.port)
     rest.config.host = args.host
-    # The recorder's writer holds the GIL for the rows it takes at once; a request waiting for it gets it after this
-    # interval, not Python's default 5 ms (docs/benchmarks.md, the model server).
-    sys.setswitchinterval(0.001)
     versions.watch(args.poll_seconds)
     signal.signal(signal.SIGHUP, lambda *_: versions.wake())
     # uvicorn shuts down gracefully on SIGINT and SIGTERM, then raises the signal again for the handler it found:
