@@ -228,20 +228,3 @@ def test_a_local_run_imports_no_cloud_client(what_a_run_loads):
     """The local runner and every module a run loads take TFX's components from their own modules: tfx.v1 would
     load google-cloud-aiplatform, 5 s of every run's start (docs/benchmarks.md)."""
     assert what_a_run_loads["loaded"] == ["tfx"]
-
-
-def test_the_byte_compile_step_of_the_set_up_runs_in_this_environment(tmp_path):
-    """scripts/compile-imports imports every project module it lists and every component's executor; when it fails,
-    the fast set-up (uv) falls back to pip's, minutes slower, with nothing but a line to say so (twice already: a
-    module moved by the layer folders, then the model server's KServe model)."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "compile-imports")],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=tmp_path,
-        env={**env, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPYCACHEPREFIX": str(tmp_path / "pyc")},
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "byte-compiled" in proc.stdout
