@@ -322,7 +322,8 @@ def measure_recorded(output: str, serving_dir: str) -> list:
             reason = f"version {version} carries no training statistics" if model_dir else f"version {version} is gone"
             batch["skew"] = {"measured": False, "reason": reason}
         else:
-            train_stats = statistics_pb2.DatasetFeatureStatisticsList.FromString(open(train, "rb").read())
+            with open(train, "rb") as f:
+                train_stats = statistics_pb2.DatasetFeatureStatisticsList.FromString(f.read())
             spec = serving.dataset_of_model(model_dir)
             table = pq.read_table(features)
             sample = RowSample()
