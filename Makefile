@@ -72,7 +72,7 @@ bench: $(STAMP)
 
 # The Beam components on the direct runner, on Flink with 1 and 2 TaskManagers and on Spark (the full past file).
 bench-distributed: $(STAMP) engines
-	$(VENV)/bin/python bench/distributed.py --spark $(BENCH_ARGS)
+	$(VENV)/bin/python bench/distributed.py --spark --boot-reference $(BENCH_ARGS)
 
 # fraud-pipeline predict against the same model on in-memory rows; MODEL=output/serving/N (default: the newest).
 MODEL ?= $(shell ls -d output/serving/[0-9]* 2>/dev/null | sort -t/ -k3 -n | tail -1)

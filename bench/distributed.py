@@ -1,15 +1,17 @@
-"""Benchmark: the pipeline's Beam components on the direct runner and on a real Flink cluster with 1 and 2
-TaskManagers (and Spark, with --spark).
+"""Benchmark: the pipeline's Beam components on the direct runner (with its in-process short cuts, and through TFX's
+own Beam executors) and on a real Flink cluster with 1 and 2 TaskManagers (and Spark, with --spark).
 
-Usage: python bench/distributed.py [--data PATH] [--taskmanagers 1 2] [--spark] [--output DIR]
+Usage: python bench/distributed.py [--data PATH] [--taskmanagers 1 2] [--spark] [--boot-reference] [--output DIR]
 Default data: ../shared/data/creditcard_past.csv.gz (227,845 rows). Each configuration runs `fraud-pipeline run
 --no-report` cold into a fresh folder. The engines are tests/beam_cluster's (make engines fetches them): Flink 1.16
-with one slot per TaskManager and Beam's Flink job server, each configuration on a fresh cluster; every SDK worker is
-started by Beam's Go boot in a fresh container folder and installs what the run stages (the CLI adds --setup_file),
-so that install is inside every job's time, as on a cluster of fresh containers. The table gives each Beam
-component's seconds, the Trainer's (not Beam: the same on every runner), the total, the SDK workers started and
-their peak resident set, the JVMs' peak resident sets, and whether splits, threshold and test metrics equal the
-direct runner's.
+with one slot per TaskManager and Beam's Flink job server, each configuration on a fresh cluster. The SDK workers
+come from a worker pool beside each TaskManager, started with the cluster in an environment that has the project
+(what the pipeline image holds), and the runs pass `--beam-workers-installed`; with --boot-reference, one more
+configuration has them started by Beam's Go boot in a fresh container folder per worker, each installing the project
+the run stages (--setup_file), as on a cluster of stock Beam containers (how the engines ran before the pools).
+The table gives each Beam component's seconds, the Trainer's (not Beam: the same on every runner), the total, the
+SDK workers started and the peak resident set of a worker or a pool, the JVMs' peak resident sets, and whether
+splits, threshold and test metrics equal the direct runner's.
 """
 
 import argparse
@@ -30,9 +32,9 @@ BEAM_COMPONENTS = ("CsvExampleGen", "StatisticsGen", "Transform", "Evaluator")
 METRICS = ("pr_auc", "roc_auc", "recall_at_precision", "tp", "fp", "tn", "fn")
 
 
-def run(data: str, output: Path, beam_args: list[str]) -> dict:
+def run(data: str, output: Path, beam_args: list[str], *flags: str) -> dict:
     shutil.rmtree(output, ignore_errors=True)
-    command = [str(CLI), "run", "--data", data, "--output", str(output), "--no-report"]
+    command = [str(CLI), "run", "--data", data, "--output", str(output), "--no-report", *flags]
     started = time.monotonic()
     proc = subprocess.run(command + [f"--beam-arg={a}" for a in beam_args], capture_output=True, text=True)
     seconds = time.monotonic() - started
@@ -42,12 +44,19 @@ def run(data: str, output: Path, beam_args: list[str]) -> dict:
     return {"seconds": seconds, "summary": summary}
 
 
-def on_cluster(cluster, data: str, output: Path) -> dict:
-    """A run on a started cluster, with the JVMs' peak resident sets (read before they stop) and the workers'."""
-    result = run(data, output, cluster.beam_args())
-    result["jvm_peak_mb"] = {name: peak_rss_mb(pid) for name, pid in cluster.jvm_pids().items()}
-    result["worker_peaks_mb"] = cluster.workers.peak_rss_mb()
-    result["workers"] = len(cluster.workers.started())
+def on_cluster(cluster, data: str, output: Path, workers: str) -> dict:
+    """A run on a started cluster, with the JVMs' peak resident sets (read before they stop) and the workers'.
+    workers: "pool" (each TaskManager's pool, --beam-workers-installed) or "boot" (Beam's boot, the project staged)."""
+    flags = ("--beam-workers-installed",) if workers == "pool" else ()
+    result = run(data, output, cluster.beam_args(workers), *flags)
+    pids = cluster.jvm_pids()
+    result["jvm_peak_mb"] = {name: peak_rss_mb(pid) for name, pid in pids.items() if not name.startswith("pool-")}
+    if workers == "pool":
+        result["worker_peaks_mb"] = list(cluster.pools.peak_rss_mb(cluster.processes).values())
+        result["workers"] = sum(len(started) for started in cluster.pools.started().values())
+    else:
+        result["worker_peaks_mb"] = cluster.workers.peak_rss_mb()
+        result["workers"] = len(cluster.workers.started())
     return result
 
 
@@ -66,16 +75,16 @@ def table(results: dict) -> str:
     beam = {n: sum(r["summary"]["components"][c]["seconds"] for c in BEAM_COMPONENTS) for n, r in results.items()}
     lines.append(row("**Beam components**", [f"**{beam[n]:.0f}**" for n in names]))
     lines.append(row("Beam components / direct", [f"{beam[n] / beam[names[0]]:.2f}x" for n in names]))
+    if len(names) > 1 and names[1].startswith("direct"):
+        lines.append(row(f"Beam components / {names[1]}", [f"{beam[n] / beam[names[1]]:.2f}x" for n in names]))
     lines.append(
         row("Trainer (not Beam)", [f"{r['summary']['components']['Trainer']['seconds']:.0f}" for r in results.values()])
     )
     lines.append(row("total (wall)", [f"{r['seconds']:.0f}" for r in results.values()]))
-    lines.append(
-        row("SDK workers started (boot + install each)", [str(r.get("workers", "")) for r in results.values()])
-    )
+    lines.append(row("SDK workers started", [str(r.get("workers", "")) for r in results.values()]))
     lines.append(
         row(
-            "SDK worker peak RSS, MB (largest)",
+            "SDK worker (or pool) peak RSS, MB (largest)",
             [f"{max(r['worker_peaks_mb']):.0f}" if r.get("worker_peaks_mb") else "" for r in results.values()],
         )
     )
@@ -125,6 +134,12 @@ def main() -> int:
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "creditcard_past.csv.gz"))
     parser.add_argument("--taskmanagers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--spark", action="store_true", help="also Spark, with two workers of one core")
+    parser.add_argument(
+        "--boot-reference",
+        action="store_true",
+        help="also Flink with one TaskManager and its workers started by Beam's boot, each installing the project "
+        "the run stages: how the engines ran before the pools",
+    )
     parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "distributed"))
     args = parser.parse_args()
     from tests.beam_cluster.flink import FlinkCluster
@@ -133,14 +148,21 @@ def main() -> int:
     output = Path(args.output).resolve()
     results = {"direct": run(args.data, output / "direct", [])}
     print(f"direct: {results['direct']['seconds']:.0f} s", flush=True)
-    configurations = [(f"Flink, {n} TaskManager{'s' if n > 1 else ''}", FlinkCluster, n) for n in args.taskmanagers]
+    # The same Beam components through TFX's own Beam executors on the direct runner (any mode but in_memory makes
+    # the in-process short cuts step aside): what an engine runs, without the engine.
+    executors = "direct, TFX's executors"
+    results[executors] = run(args.data, output / "direct-executors", ["--direct_running_mode=multi_threading"])
+    print(f"{executors}: {results[executors]['seconds']:.0f} s", flush=True)
+    configurations = [(f"Flink, {n} TM{'s' if n > 1 else ''}", FlinkCluster, n, "pool") for n in args.taskmanagers]
     if args.spark:
-        configurations.append(("Spark, 2 workers", SparkCluster, 2))
-    for name, cluster_class, size in configurations:
-        slug = name.split(",")[0].lower() + f"-{size}"
+        configurations.append(("Spark, 2 workers", SparkCluster, 2, "pool"))
+    if args.boot_reference:
+        configurations.append(("Flink, 1 TM, boot", FlinkCluster, 1, "boot"))
+    for name, cluster_class, size, workers in configurations:
+        slug = name.split(",")[0].lower() + f"-{size}-{workers}"
         shutil.rmtree(output / f"cluster-{slug}", ignore_errors=True)
         with cluster_class(output / f"cluster-{slug}", size) as cluster:
-            results[name] = on_cluster(cluster, args.data, output / slug)
+            results[name] = on_cluster(cluster, args.data, output / slug, workers)
         print(f"{name}: {results[name]['seconds']:.0f} s", flush=True)
     print(table(results))
     return 0

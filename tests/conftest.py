@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -18,6 +19,8 @@ from tests.support import (  # noqa: E402 - after the environment is set.
     CLI,
     ENGINE_RUN_TIMEOUT,
     FIXTURE,
+    PROBE_TIMEOUT,
+    ROOT,
     SAMPLE,
     CliRun,
     compile_spec,
@@ -168,15 +171,20 @@ def compiled(tmp_path_factory):
 
 def _on_engine(tmp_path_factory, engine: str) -> dict:
     """The fixture run with its Beam components on a real engine (tests/beam_cluster): Flink (a JobManager and two
-    TaskManagers) or Spark (a master and a worker), Beam's job server for it, and SDK workers started by Beam's Go
-    boot in an environment without the project. Skips, saying why, where the engine cannot be had (no Java, Maven or
-    Go, or the registries refused a part).
+    TaskManagers) or Spark (a master and two workers), Beam's job server for it, and a worker pool beside each
+    TaskManager (Spark worker) in an environment with the project installed, as the pipeline image holds it. Then a
+    small job on the same cluster whose workers Beam's Go boot starts in an environment without the project, with
+    the project staged (--setup_file). Skips, saying why, where the engine cannot be had (no Java, Maven or Go, or
+    the registries refused a part).
 
-    run: the pipeline, as `time_run` but for the Beam args (the CLI adds --setup_file) and --no-report; jobs: the
-    engine's finished jobs, oldest first, each with its operators; containers: each SDK worker's folder (its boot's
-    log, its environment); pristine: whether the worker environment itself imports the project afterwards.
+    run: the pipeline, as `time_run` but for the Beam args, --beam-workers-installed and --no-report; jobs: the
+    engine's finished jobs of the run, oldest first, each with its operators; pools: the workers each pool started
+    during the run; containers_during_run: how many booted containers the run started (none should); probe: the
+    boot job (returncode, stderr, the lines it wrote); containers: each booted SDK worker's folder (its boot's log,
+    whether its environment imports the project); pristine: whether the booted workers' environment itself imports
+    the project afterwards.
     """
-    from tests.beam_cluster import engines, importable
+    from tests.beam_cluster import PROJECT_ROOT, engines, importable
 
     why = engines.unavailable(engine)
     if why and os.environ.get("FRAUD_PIPELINE_REQUIRE_ENGINES"):
@@ -189,10 +197,29 @@ def _on_engine(tmp_path_factory, engine: str) -> dict:
         from tests.beam_cluster.spark import SparkCluster as Cluster
     folder = tmp_path_factory.mktemp(engine)
     with Cluster(folder / "cluster", 2) as cluster:
-        beam_args = [f"--beam-arg={a}" for a in cluster.beam_args()]
-        run = run_cli(folder / "output", "--data", str(FIXTURE), "--no-report", *beam_args, timeout=ENGINE_RUN_TIMEOUT)
+        beam_args = [f"--beam-arg={a}" for a in cluster.beam_args("pool")]
+        run = run_cli(
+            folder / "output",
+            "--data",
+            str(FIXTURE),
+            "--no-report",
+            "--beam-workers-installed",
+            *beam_args,
+            timeout=ENGINE_RUN_TIMEOUT,
+        )
         jobs = cluster.jobs()
+        pools = cluster.pools.started()
         workers = cluster.workers
+        containers_during_run = len(workers.started())
+        output = folder / "probe" / "out"
+        probe_args = [*cluster.beam_args("boot"), f"--setup_file={PROJECT_ROOT / 'setup.py'}"]
+        probe = subprocess.run(
+            [sys.executable, "-m", "tests.beam_cluster.probe", str(output), *probe_args, "--job_server_timeout=86400"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=PROBE_TIMEOUT,
+        )
         containers = [
             {
                 "boot_log": (c / "boot.log").read_text(errors="replace"),
@@ -201,7 +228,17 @@ def _on_engine(tmp_path_factory, engine: str) -> dict:
             for c in workers.started()
         ]
         pristine = importable(workers.python, "components", workers.work_dir)
-    return {"cluster": cluster, "run": run, "jobs": jobs, "containers": containers, "pristine": pristine}
+    lines = sorted(line for path in output.parent.glob("out*") for line in path.read_text().splitlines())
+    return {
+        "cluster": cluster,
+        "run": run,
+        "jobs": jobs,
+        "pools": pools,
+        "containers_during_run": containers_during_run,
+        "probe": {"returncode": probe.returncode, "stderr": probe.stderr, "lines": lines},
+        "containers": containers,
+        "pristine": pristine,
+    }
 
 
 @shared_run(apart="engines")

@@ -60,10 +60,14 @@ class CliRun:
 
 
 # Seconds a `fraud-pipeline run` of the fixture may take in a test: about 60 s alone on the direct runner, so 15x;
-# on a real engine (conftest._on_engine) about 620 s alone on Flink with its workers started per stage, so the
-# engines' runs get ENGINE_RUN_TIMEOUT, 2.9x (a run beside the rest of the suite took 946 s).
+# on a real engine (conftest._on_engine, workers from each TaskManager's pool) 175-220 s alone on Flink and Spark, so
+# ENGINE_RUN_TIMEOUT is 8x (before the pools, with a worker booted and installing the project for each stage, a run
+# took 618 s alone and over 1800 s beside the rest of the suite).
 RUN_TIMEOUT = 900
 ENGINE_RUN_TIMEOUT = 1800
+# The engines' probe job (tests/beam_cluster/probe.py): a worker per TaskManager started by Beam's boot, each
+# installing the staged project, about 100 s alone: 9x.
+PROBE_TIMEOUT = 900
 
 
 def run_cli(output: Path, *args: str, timeout: float = RUN_TIMEOUT) -> CliRun:

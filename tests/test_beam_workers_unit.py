@@ -84,6 +84,22 @@ def test_portable_external_workers_install_the_source():
     assert bw.ship(loopback).added == (bw.JOB_SERVER_TIMEOUT,)
 
 
+def test_workers_whose_environment_has_the_project_get_nothing_staged():
+    process = ("--runner=PortableRunner", "--job_endpoint=h:8099", "--environment_type=PROCESS")
+    external = process[:2] + ("--environment_type=EXTERNAL", "--environment_config=localhost:50000")
+    for args in (process + ('--environment_config={"command": "/opt/apache/beam/boot"}',), external):
+        assert bw.ship(args, setup_file=SETUP, installed=True).added == (bw.JOB_SERVER_TIMEOUT,)
+        assert bw.ship(args, setup_file=SETUP).added == (f"--setup_file={SETUP}", bw.JOB_SERVER_TIMEOUT)
+    # A DOCKER environment has the project only through an image of it: the stock Beam container has not.
+    docker = process[:2]
+    assert bw.ship(docker, image=IMAGE, installed=True).added == (
+        f"--environment_config={IMAGE}",
+        bw.JOB_SERVER_TIMEOUT,
+    )
+    with pytest.raises(bw.WorkerCodeError, match="--beam-workers-installed with a DOCKER environment"):
+        bw.ship(docker, setup_file=SETUP, installed=True)
+
+
 def test_a_job_endpoint_that_answers():
     import socket
 
@@ -172,7 +188,7 @@ def test_the_shipped_package_holds_every_package_of_the_project():
     assert modules == {"contract"}
 
 
-def test_tfx_packages_itself_for_remote_workers_only(monkeypatch):
+def test_tfx_never_packages_itself_since_the_project_ships_it(monkeypatch):
     from tfx.utils import dependency_utils
 
     from components.statistics_gen.component import Executor
@@ -186,10 +202,11 @@ def test_tfx_packages_itself_for_remote_workers_only(monkeypatch):
 
     remote = ("--runner=PortableRunner", "--job_endpoint=localhost:1")
     package = "--extra_package=/tmp/tfx.tar.gz"
-    assert package in executor_args("--notfxio_use_byte_size_batching")  # TFX's own way
-    bw.no_tfx_package_for_local_workers()
-    bw.no_tfx_package_for_local_workers()  # twice: still one wrapper
+    assert package in executor_args(*remote)  # TFX's own way
+    assert len(built) == 1
+    bw.no_tfx_package()
+    bw.no_tfx_package()  # twice: still one wrapper
     assert package not in executor_args("--notfxio_use_byte_size_batching")
     assert package not in executor_args("--runner=DirectRunner", "--direct_num_workers=2")
+    assert not [a for a in executor_args(*remote, "--environment_type=PROCESS") if "extra_package" in a]
     assert len(built) == 1
-    assert package in executor_args(*remote) and len(built) == 2

@@ -1,7 +1,8 @@
 """The Beam components on real engines (tests/beam_cluster): Apache Flink and Apache Spark clusters on this machine,
-Beam's job servers for them, and SDK workers started by Beam's Go boot without the project installed. Every Beam
-component's job reaches the engine, the workers get the project from the run, and what they compute equals the
-direct runner's."""
+Beam's job servers for them, and SDK workers from a pool beside each TaskManager whose environment has the project,
+as the pipeline image does. Every Beam component's job reaches the engine, nothing is staged, and what the workers
+compute equals the direct runner's; a second job on the same cluster has its workers started by Beam's Go boot
+without the project, and they install what it stages."""
 
 import glob
 
@@ -11,7 +12,7 @@ import tensorflow as tf
 
 import contract
 from pipeline.definition import config as cfg
-from tests.support import ROOT, CliRun, raw_examples, trainer_rows
+from tests.support import CliRun, raw_examples, trainer_rows
 
 ENGINES = ["flink", "spark"]
 # The pipeline's Beam components, in the order they run, each with an operator name that only its job has. The
@@ -83,8 +84,7 @@ def test_every_beam_component_ran_as_a_job_of_the_engine(engine, request):
     on = request.getfixturevalue(engine)
     run, jobs = on["run"], on["jobs"]
     assert run.returncode == 0, run.stderr[-3000:]
-    assert f"added --beam-arg=--setup_file={ROOT / 'setup.py'}" in run.stderr
-    assert {"--runner=PortableRunner", f"--setup_file={ROOT / 'setup.py'}"} <= set(run.summary["beam_args"])
+    assert "--runner=PortableRunner" in run.summary["beam_args"]
     # One finished job per Beam component, in the pipeline's order: none of them ran in process instead.
     ran = []
     for job in jobs:
@@ -101,18 +101,43 @@ def test_every_beam_component_ran_as_a_job_of_the_engine(engine, request):
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("engine", ENGINES)
-def test_the_workers_were_started_by_beams_boot_and_installed_the_shipped_project(engine, request):
+def test_the_runs_workers_came_from_each_taskmanagers_pool_with_nothing_staged(engine, request):
     on = request.getfixturevalue(engine)
-    assert on["run"].returncode == 0, on["run"].stderr[-3000:]
+    run = on["run"]
+    assert run.returncode == 0, run.stderr[-3000:]
+    # --beam-workers-installed: the CLI staged nothing (no sdist built, no --setup_file, no TFX package), and no
+    # worker was booted in a container of its own during the run.
+    assert "added --beam-arg=--setup_file" not in run.stderr and "Building sdist" not in run.stderr
+    assert not [a for a in run.summary["beam_args"] if a.startswith(("--setup_file", "--extra_package"))]
+    assert on["containers_during_run"] == 0
+    # Every TaskManager (Spark worker) asked its own pool for workers, and no more than two per component each:
+    # the stages of a job share their TaskManager's worker (--environment_cache_millis), and a worker is a thread
+    # of a process that imported TensorFlow and the project once, at the cluster's start.
+    pools = on["pools"]
+    assert len(pools) == PARALLELISM and all(pools.values()), pools
+    for name, started in pools.items():
+        assert len(started) <= 2 * len(BEAM_COMPONENTS), (name, started)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("engine", ENGINES)
+def test_beams_boot_installs_the_project_a_job_stages(engine, request):
+    on = request.getfixturevalue(engine)
+    probe = on["probe"]
+    assert probe["returncode"] == 0, probe["stderr"][-3000:]
+    # The probe's only step is contract.split_dir, pickled by reference: it ran on workers that imported the project.
+    from tests.beam_cluster.probe import SPLITS
+
+    assert probe["lines"] == sorted(contract.split_dir(split) for split in SPLITS)
     containers = on["containers"]
-    assert len(containers) >= len(BEAM_COMPONENTS)  # at least one per job: each job starts its own
+    assert containers
     for container in containers:
         # Beam's Go boot (sdks/python/container/boot.go) prints these; it fetched the staged sdist from the job
         # server's artifact service into its own folder, installed it, and the container's environment has it.
         assert "Provision info:" in container["boot_log"]
         assert "/staged/workflow.tar.gz (sha256: " in container["boot_log"]
         assert container["installed"], container["boot_log"][-2000:]
-    # The environment every container starts from still has no project: only what the run shipped put it there.
+    # The environment every container starts from still has no project: only what the job shipped put it there.
     assert not on["pristine"]
 
 

@@ -80,3 +80,40 @@ def test_a_worker_environment_from_a_venv_that_is_a_link_leaves_the_venv_whole(t
     # The real venv is whole.
     assert (real / "bin" / "fraud-pipeline").is_file() and (site / "fraud_pipeline-0.1.dist-info").is_dir()
     assert (site / "__editable__.fraud_pipeline-0.1.pth").is_file()
+
+
+def test_the_worker_pools_requests_are_beams_messages():
+    """tests/beam_cluster/pool.py encodes the client's requests itself (it imports only gRPC): the bytes must be
+    Beam's StartWorkerRequest and StopWorkerRequest, and it must read the endpoints out of a real
+    GetProvisionInfoResponse."""
+    from apache_beam.portability.api import beam_fn_api_pb2, beam_provision_api_pb2, endpoints_pb2
+
+    from tests.beam_cluster import pool
+
+    def endpoint(url):
+        return endpoints_pb2.ApiServiceDescriptor(url=url)
+
+    started = beam_fn_api_pb2.StartWorkerRequest.FromString(
+        pool.start_request("1-12", "localhost:1", "localhost:2", "localhost:3", "localhost:4")
+    )
+    assert started == beam_fn_api_pb2.StartWorkerRequest(
+        worker_id="1-12",
+        control_endpoint=endpoint("localhost:1"),
+        logging_endpoint=endpoint("localhost:2"),
+        artifact_endpoint=endpoint("localhost:3"),
+        provision_endpoint=endpoint("localhost:4"),
+    )
+    assert beam_fn_api_pb2.StopWorkerRequest.FromString(pool.stop_request("1-12")).worker_id == "1-12"
+    assert pool.response_error(beam_fn_api_pb2.StartWorkerResponse().SerializeToString()) == ""
+    refused = beam_fn_api_pb2.StartWorkerResponse(error="Traceback: no such worker é").SerializeToString()
+    assert pool.response_error(refused) == "Traceback: no such worker é"
+    info = beam_provision_api_pb2.ProvisionInfo(
+        logging_endpoint=endpoint("localhost:7"),
+        artifact_endpoint=endpoint("localhost:8"),
+        control_endpoint=endpoint("localhost:9"),
+        retrieval_token="token",
+        sibling_worker_ids=["1-2", "1-3"],
+    )
+    info.pipeline_options.update({"runner": "PortableRunner", "parallelism": 2})
+    response = beam_provision_api_pb2.GetProvisionInfoResponse(info=info).SerializeToString()
+    assert pool.endpoints(response) == {"logging": "localhost:7", "artifact": "localhost:8", "control": "localhost:9"}

@@ -75,6 +75,13 @@ def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
         "compile adds --sdk_container_image=IMAGE (Dataflow) or --environment_config=IMAGE (a portable runner's "
         "DOCKER environment) and otherwise --setup_file=setup.py of the project's source",
     )
+    parser.add_argument(
+        "--beam-workers-installed",
+        action="store_true",
+        help="the Beam workers' environment already has this project and its pinned dependencies (a portable "
+        "runner's PROCESS command or EXTERNAL worker pool on the pipeline image, or a DOCKER environment's image): "
+        "nothing is staged for them, so no worker builds or installs anything before its first bundle",
+    )
     training = parser.add_argument_group("training (defaults: the tutorial's)")
     add_dataclass_flags(training, HParams, choices={"strategy": STRATEGIES})
     training.add_argument(
@@ -166,7 +173,12 @@ def tune_trials(args: argparse.Namespace) -> int:
 def beam_args(args: argparse.Namespace, image: str | None, setup_file: str | None) -> tuple[str, ...]:
     """--beam-arg values, with what a non-local runner's workers need to import the project (beam_workers)."""
     try:
-        shipping = beam_workers.ship(args.beam_arg, image=image, setup_file=setup_file)
+        shipping = beam_workers.ship(
+            args.beam_arg,
+            image=image,
+            setup_file=setup_file,
+            installed=getattr(args, "beam_workers_installed", False),
+        )
     except beam_workers.WorkerCodeError as e:
         raise UsageError(str(e)) from e
     for arg in shipping.added:

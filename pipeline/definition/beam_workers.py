@@ -77,11 +77,13 @@ def _needs(what: str, runner: str) -> WorkerCodeError:
     )
 
 
-def ship(args, *, image: str | None = None, setup_file: str | None = None) -> Shipping:
+def ship(args, *, image: str | None = None, setup_file: str | None = None, installed: bool = False) -> Shipping:
     """The Beam args with what the runner's workers need to run the project's code.
 
     image: the pipeline image (compile's --image), preferred; setup_file: the project's setup.py where this
-    process runs from its source. Raises WorkerCodeError when neither is there and the args ship nothing.
+    process runs from its source; installed: the user says the workers' environment has the project already (a
+    portable runner's PROCESS command or worker pool on an image of it), so nothing is staged. Raises
+    WorkerCodeError when none of them is there and the args ship nothing.
     """
     args = tuple(args)
     given = options(args)
@@ -110,6 +112,8 @@ def ship(args, *, image: str | None = None, setup_file: str | None = None) -> Sh
     environment = (given.get("environment_type") or "DOCKER").upper()
     if environment == "LOOPBACK" or any(given.get(name) for name in PORTABLE_SHIPPING):
         return _add(args, *timeout)  # LOOPBACK: the workers are this process.
+    if installed and environment != "DOCKER":
+        return _add(args, *timeout)  # PROCESS or EXTERNAL: the command or the pool has the project.
     if environment == "DOCKER":
         # Portable runners take the container from --environment_config; they ignore --sdk_container_image.
         if given.get("environment_config"):
@@ -117,6 +121,10 @@ def ship(args, *, image: str | None = None, setup_file: str | None = None) -> Sh
         container = given.get("sdk_container_image") or image
         if container:
             return _add(args, f"--environment_config={container}", *timeout)
+    if installed:
+        raise _needs(
+            "--beam-workers-installed with a DOCKER environment: name the image, --environment_config=IMAGE", runner
+        )
     if setup_file:
         return _add(args, f"--setup_file={setup_file}", *timeout)
     raise _needs(
@@ -140,10 +148,12 @@ def answers(endpoint: str, seconds: float = 5.0) -> bool:
         return False
 
 
-def no_tfx_package_for_local_workers() -> None:
-    """TFX's Beam executors package TFX's own install for remote workers whenever their Beam args ship nothing (a
-    copy of its folder and `setup.py sdist` in a subprocess for each Beam component, a temporary folder left behind
-    each time). On a local runner the workers are this process or its children, with the same install, and the
-    package is never used: this process skips it there (compat/tfx.py), and keeps TFX's behaviour for every other
-    runner. Idempotent."""
-    tfx_compat.skip_dependency_packaging(lambda args: runner_family(options(args).get("runner")) == "local")
+def no_tfx_package() -> None:
+    """TFX's Beam executors package TFX's own install for remote workers whenever their Beam args name none of
+    --setup_file, --extra_packages or --sdk_container_image (a copy of its folder and `setup.py sdist` in a
+    subprocess for each Beam component, a temporary folder left behind each time, and each worker's boot installs
+    it). This project never needs it: on a local runner the workers are this process or its children, and on any
+    other one `ship` has made sure the workers get TFX 1.16.0 with the project (the image has it, the staged
+    project's setup.py pins it, or the user says the workers' environment has it). So this process skips it
+    (compat/tfx.py) on every runner. Idempotent."""
+    tfx_compat.skip_dependency_packaging(lambda args: True)

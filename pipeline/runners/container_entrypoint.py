@@ -54,7 +54,7 @@ def main(parsed_argv) -> None:
     args.json_serialized_invocation_args = fill_input_types(
         args.json_serialized_invocation_args, getattr(args, "json_serialized_inputs_spec_args", None)
     )
-    beam_workers.no_tfx_package_for_local_workers()
+    beam_workers.no_tfx_package()
     tfx_entrypoint().main((args, beam_args))
 
 

@@ -109,7 +109,7 @@ def execute(
 ) -> Executed:
     """Runs a pipeline with LocalDagRunner, with progress lines on stderr and library logs in the run's log."""
     os.makedirs(layout.root, exist_ok=True)
-    beam_workers.no_tfx_package_for_local_workers()
+    beam_workers.no_tfx_package()
     progress = _Progress(say)
     undo_logs = _route_logs(layout.log_path)
     started = datetime.datetime.now(datetime.timezone.utc)

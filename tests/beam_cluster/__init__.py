@@ -2,19 +2,24 @@
 
 `FlinkCluster` (flink.py) and `SparkCluster` (spark.py) start, each part in its own process on loopback:
 - the engine itself: a Flink session cluster (a JobManager and N TaskManagers, separate JVMs) or a Spark standalone
-  master and worker, from the distributions' own jars (engines.py fetches them);
+  master and workers, from the distributions' own jars (engines.py fetches them);
 - Beam's job server for that engine (Java, Beam's runner jars), which receives each Beam component's job and its
   staged artifacts from the pipeline and submits it to the engine;
-- SDK workers that the engine starts itself (`BootedWorkers`: Beam's PROCESS environment), each through **Beam's own
-  boot** (the Go program of Beam's SDK containers, built from the Go module proxy), as a container would: a fresh
-  copy of the worker environment and a semi-persistent folder of its own. Boot fetches what the job staged from the
-  job server, pip-installs it, and starts the SDK harness.
-
-The worker environment is a copy of the project's virtual environment (hard links, so it costs no disk and a second)
-with the project's own install taken out, so `import components` fails there until a job ships the project. The
-workers therefore see only what the pipeline sends them, as on Dataflow, Flink or Spark.
+- SDK workers, two ways, chosen per job by its Beam args (`beam_args("pool")` or `beam_args("boot")`):
+  - `WorkerPools`: a worker pool beside each TaskManager (Spark worker), started once with the cluster in the
+    **image environment**, a copy of the project's virtual environment with the project installed as a package
+    (what the pipeline image holds). The engine starts each worker through the PROCESS environment's command,
+    which asks its TaskManager's pool (pool.py); the worker is a thread of a process that imported TensorFlow and
+    the project at the cluster's start. Runs use it with `--beam-workers-installed`: nothing is staged.
+  - `BootedWorkers`: each worker started through **Beam's own boot** (the Go program of Beam's SDK containers,
+    built from the Go module proxy), as a container would: a fresh copy of the **worker environment** and a
+    semi-persistent folder of its own. Boot fetches what the job staged from the job server, pip-installs it, and
+    starts the SDK harness. The worker environment is a copy of the project's virtual environment (hard links, so
+    it costs no disk and a second) with the project's own install taken out, so `import components` fails there
+    until a job ships the project: those workers see only what the job sends them.
 """
 
+import json
 import os
 import shutil
 import socket
@@ -23,9 +28,12 @@ import time
 import urllib.request
 from pathlib import Path
 
-PROJECT_VENV = Path(__file__).resolve().parents[2] / ".venv"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_VENV = PROJECT_ROOT / ".venv"
 # The editable install's files: a .pth hook, its finder module and the dist-info that names the project.
 _PROJECT_INSTALL = ("__editable__*fraud_pipeline*", "fraud_pipeline-*.dist-info")
+# What a copy of the source leaves out: environments, outputs and caches, none of them the project's.
+NOT_SOURCE = (".venv*", ".git", "output", "build", "site", "results", "*.egg-info", "__pycache__", ".*_cache")
 # Modules the project is made of; none may import in the worker environment before a job ships them.
 PROJECT_MODULES = ("contract", "components", "transform", "trainer", "pipeline")
 # What a JVM on Java 17 must be allowed to reach for Flink 1.16 and Spark 3.2 (Flink 1.18's env.java.opts.all).
@@ -64,8 +72,6 @@ def free_port() -> int:
 
 
 def http_json(url: str, timeout: float = 10):
-    import json
-
     with urllib.request.urlopen(url, timeout=timeout) as response:
         return json.load(response)
 
@@ -93,6 +99,25 @@ def worker_environment(folder: Path, venv: Path = PROJECT_VENV) -> Path:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
     (folder / "bin" / "fraud-pipeline").unlink(missing_ok=True)
     return folder / "bin" / "python"
+
+
+def image_environment(folder: Path, venv: Path = PROJECT_VENV) -> Path:
+    """What the pipeline image holds, as a folder: a copy of venv with this project installed as a package (not the
+    editable install, so the workers run the installed copy, not the source tree). Returns its python."""
+    python = worker_environment(folder, venv)
+    # Built from a copy of the source: setuptools writes its build/ folder beside the setup.py it builds.
+    source = folder.parent / f"{folder.name}-source"
+    shutil.rmtree(source, ignore_errors=True)
+    shutil.copytree(PROJECT_ROOT, source, ignore=shutil.ignore_patterns(*NOT_SOURCE))
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index"]
+        + ["--disable-pip-version-check", str(source)],
+        check=True,
+        capture_output=True,
+        cwd=folder,
+    )
+    shutil.rmtree(source)
+    return python
 
 
 def importable(python: Path, module: str, cwd: Path) -> bool:
@@ -198,17 +223,16 @@ sys.exit(os.waitstatus_to_exitcode(status) & 0xFF)
 
 
 CACHE_MS = 3_600_000  # an hour: longer than any job of a run
+POOL_SCRIPT = Path(__file__).resolve().parent / "pool.py"
+POOL_ENV = "BEAM_WORKER_POOL"
+# A pool imports TensorFlow and the TFX libraries before it listens: about 15 s alone, far more on a busy machine.
+POOL_START_TIMEOUT = 600
 
 
 class BootedWorkers:
-    """SDK workers that the engine starts itself (Beam's PROCESS environment), each through Beam's Go boot.
-
-    Why not a worker pool (`worker_pool_main`, the EXTERNAL environment): a pool keys its workers by the id the
-    runner gives them, and every TaskManager numbers its own from 1-1; one pool shared by two TaskManagers stops
-    one's worker when the other's ends (a Flink job hung that way: docs/distributed-beam.md). On a real cluster the
-    pool is a sidecar of each TaskManager, reached on its own localhost; on one host, PROCESS gives each TaskManager
-    its own workers, started by the same boot.
-    """
+    """SDK workers that the engine starts itself (Beam's PROCESS environment), each through Beam's Go boot in a
+    fresh container folder and a copy of the worker environment without the project: what a stock Beam SDK
+    container does with a job that stages the project (--setup_file)."""
 
     def __init__(self, folder: Path, venv: Path = PROJECT_VENV):
         self.folder = Path(folder)
@@ -254,8 +278,75 @@ class BootedWorkers:
         (--environment_cache_millis): without it the engines start a worker for many of a job's tasks (what that
         costs: docs/benchmarks.md, Distributed Beam).
         """
-        import json
+        command = json.dumps({"command": str(self.command)})
+        return [
+            "--environment_type=PROCESS",
+            f"--environment_config={command}",
+            f"--environment_cache_millis={CACHE_MS}",
+        ]
 
+
+class WorkerPools:
+    """A worker pool per TaskManager (Spark worker), started once per cluster in the image environment
+    (pipeline.runners.worker_pool, the project's own pool: Beam's in its thread mode): the engine starts each SDK
+    worker through the PROCESS environment's command, pool.py, which gets it from the pool named by
+    BEAM_WORKER_POOL in its TaskManager's environment. A worker is then a thread of a process that
+    has imported TensorFlow and the project already, for every stage of every job of the cluster's life.
+    """
+
+    def __init__(self, folder: Path, venv: Path = PROJECT_VENV):
+        self.folder = Path(folder)
+        self.venv = venv
+        self.ports: dict[str, int] = {}
+
+    @property
+    def command(self) -> Path:
+        return self.folder / "pool-client"
+
+    @property
+    def env_dir(self) -> Path:
+        return self.folder / "image"
+
+    def prepare(self) -> None:
+        """The image environment and the PROCESS command."""
+        self.python = image_environment(self.env_dir, self.venv)
+        self.command.write_text(f'#!/bin/sh\nexec {self.python} {POOL_SCRIPT} "$@"\n')
+        self.command.chmod(0o755)
+
+    def start(self, processes: "Processes", names: list[str]) -> None:
+        """A pool for each of names (the TaskManagers), started at once, each ready before this returns."""
+        for name in names:
+            self.ports[name] = free_port()
+            processes.start(
+                f"pool-{name}",
+                [str(self.python), "-m", "pipeline.runners.worker_pool", "--port", str(self.ports[name])]
+                + ["--log", str(self.log(name))],
+                cwd=self.folder,
+            )
+        for name in names:
+            processes.wait_for_port(f"pool-{name}", self.ports[name], timeout=POOL_START_TIMEOUT)
+
+    def env_of(self, name: str) -> dict:
+        """What the TaskManager's environment adds: its own pool."""
+        return {POOL_ENV: f"localhost:{self.ports[name]}"}
+
+    def log(self, name: str) -> Path:
+        return self.folder / f"pool-{name}.jsonl"
+
+    def started(self) -> dict[str, list[dict]]:
+        """Every worker each pool was asked to start, oldest first."""
+        return {
+            name: [json.loads(line) for line in self.log(name).read_text().splitlines()]
+            if self.log(name).exists()
+            else []
+            for name in self.ports
+        }
+
+    def peak_rss_mb(self, processes: "Processes") -> dict[str, float]:
+        return {name: peak_rss_mb(processes.pids()[f"pool-{name}"]) for name in self.ports}
+
+    def beam_args(self) -> list[str]:
+        """PROCESS with the pool's client as its command, workers kept for the job's life."""
         command = json.dumps({"command": str(self.command)})
         return [
             "--environment_type=PROCESS",

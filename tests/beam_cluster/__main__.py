@@ -1,7 +1,8 @@
 """python -m tests.beam_cluster fetch | flink [FOLDER] [--taskmanagers N] | spark [FOLDER] [--workers N]
 
 fetch: fetches the engines into the cache (engines.py). flink, spark: start that cluster under FOLDER, print the
---beam-arg flags that use it, and stop everything they started on Ctrl-C or when a part exits.
+flags of `fraud-pipeline run` that use it (its worker pools; then, on a second line, workers started by Beam's boot
+that install the project the run stages), and stop everything they started on Ctrl-C or when a part exits.
 """
 
 import argparse
@@ -34,7 +35,8 @@ def main() -> int:
     # A kill stops what was started too (the engines run in sessions of their own, so they would outlive us).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with Cluster(Path(args.folder), args.workers) as cluster:
-        print(" ".join(f"--beam-arg={a}" for a in cluster.beam_args()), flush=True)
+        print("--beam-workers-installed", " ".join(f"--beam-arg={a}" for a in cluster.beam_args("pool")), flush=True)
+        print(" ".join(f"--beam-arg={a}" for a in cluster.beam_args("boot")), flush=True)
         try:
             while cluster.processes.alive():
                 time.sleep(1)

@@ -6,8 +6,11 @@ network buffers (8,192 of 32 KB; a batch result partition takes 64 of them rathe
 Beam component's job runs many at once in one slot) and 384 MB of task
 off-heap memory, which Beam's gRPC data plane to the SDK workers allocates its buffers from (what failed without
 either: docs/distributed-beam.md). The job server has
-1 GB of heap. The SDK workers are processes the TaskManagers start (Beam's PROCESS environment), outside their
-memory.
+1 GB of heap. The SDK workers run outside the TaskManagers' memory: in each TaskManager's worker pool, or as
+processes the TaskManagers start through Beam's boot (see the package docstring).
+
+The TaskManagers load Beam's runner from their own class path, parent-first, so that a job's stages share their
+TaskManager's SDK worker (see `start`).
 """
 
 import os
@@ -19,9 +22,11 @@ from tests.beam_cluster import (
     PROJECT_VENV,
     BootedWorkers,
     Processes,
+    WorkerPools,
     engines,
     free_port,
     http_json,
+    jvm_env,
 )
 
 FLINK_CONF = """\
@@ -46,6 +51,7 @@ rest.port: {rest_port}
 blob.server.port: 0
 io.tmp.dirs: {tmp}
 web.tmpdir: {tmp}
+classloader.resolve-order: parent-first
 """
 
 LOG4J = """\
@@ -60,7 +66,8 @@ appender.main.layout.pattern = %d{yyyy-MM-dd HH:mm:ss,SSS} %-5p %-60c %x - %m%n
 
 
 class FlinkCluster:
-    """Flink 1.16 (a JobManager, `taskmanagers` TaskManagers), Beam's Flink job server and a worker pool."""
+    """Flink 1.16 (a JobManager, `taskmanagers` TaskManagers), Beam's Flink job server, a worker pool beside each
+    TaskManager and booted workers."""
 
     def __init__(self, folder: Path, taskmanagers: int = 2, venv: Path = PROJECT_VENV):
         self.folder = Path(folder).resolve()
@@ -68,6 +75,7 @@ class FlinkCluster:
         self.slots = 1
         self.processes = Processes(self.folder)
         self.workers = BootedWorkers(self.folder, venv)
+        self.pools = WorkerPools(self.folder, venv)
         self.rest_port = self.job_port = 0
 
     def __enter__(self) -> "FlinkCluster":
@@ -88,6 +96,7 @@ class FlinkCluster:
     def start(self) -> None:
         home = engines.flink_home()
         self.workers.prepare(engines.boot())
+        self.pools.prepare()
         classpath, main = engines.job_server_classpath("flink")
         conf, tmp = self.folder / "conf", self.folder / "tmp"
         conf.mkdir(parents=True, exist_ok=True)
@@ -112,15 +121,32 @@ class FlinkCluster:
             + ["--configDir", str(conf)]
             + self._dynamic(home, conf, "GET_JM_RESOURCE_PARAMS"),
         )
+        # Beam's runner on each TaskManager's own class path, loaded parent-first (flink-conf.yaml): Beam's Flink
+        # runner keeps a job's SDK workers from one stage to the next only when its classes come from Flink's parent
+        # class loader (FlinkExecutableStageContextFactory: "Clean up context immediately if its class is not loaded
+        # on Flink parent classloader"); from the job's own jar, every stage releases its workers and the next one
+        # starts new ones.
+        taskmanager_classpath = os.pathsep.join(
+            [
+                flink_classpath,
+                *(
+                    str(jar)
+                    for jar in sorted(Path(classpath.split(os.pathsep)[0]).parent.glob("*.jar"))
+                    if not jar.name.startswith(("flink-", "scala"))
+                ),
+            ]
+        )
+        names = [f"taskmanager-{n}" for n in range(1, self.taskmanagers + 1)]
+        self.pools.start(self.processes, names)
         self.processes.wait_until("jobmanager", lambda: http_json(self.rest("overview")), "no REST API")
-        for n in range(1, self.taskmanagers + 1):
-            name = f"taskmanager-{n}"
+        for name in names:
             self.processes.start(
                 name,
                 self._jvm(name, home, conf, "GET_TM_RESOURCE_PARAMS")
-                + ["-cp", flink_classpath, "org.apache.flink.runtime.taskexecutor.TaskManagerRunner"]
+                + ["-cp", taskmanager_classpath, "org.apache.flink.runtime.taskexecutor.TaskManagerRunner"]
                 + ["--configDir", str(conf)]
                 + self._dynamic(home, conf, "GET_TM_RESOURCE_PARAMS"),
+                env={**jvm_env(), **self.pools.env_of(name)},
             )
         self.processes.wait_until(
             "jobmanager",
@@ -162,12 +188,14 @@ class FlinkCluster:
     def rest(self, path: str) -> str:
         return f"http://localhost:{self.rest_port}/{path}"
 
-    def beam_args(self) -> list[str]:
-        """The pipeline's Beam arguments for a job on this cluster, at the cluster's parallelism."""
+    def beam_args(self, workers: str = "pool") -> list[str]:
+        """The pipeline's Beam arguments for a job on this cluster, at the cluster's parallelism. workers: "pool",
+        each TaskManager's worker pool, whose environment has the project (run with --beam-workers-installed); or
+        "boot", a fresh container through Beam's boot for each worker, installing what the job stages."""
         return [
             "--runner=PortableRunner",
             f"--job_endpoint=localhost:{self.job_port}",
-            *self.workers.beam_args(),
+            *(self.pools if workers == "pool" else self.workers).beam_args(),
             f"--parallelism={self.parallelism}",
         ]
 

@@ -1,5 +1,5 @@
 """A Spark standalone cluster on loopback (a master, two workers of one core), Beam's Spark job server pointed at it,
-and booted SDK workers (see the package docstring).
+a worker pool beside each Spark worker and booted SDK workers (see the package docstring).
 
 Each Beam job is a Spark application whose driver is the job server's JVM; its event log (written under the
 cluster's folder) is how `jobs` reads what ran where once the application is gone. Memory: the master 512 MB, each
@@ -15,6 +15,7 @@ from tests.beam_cluster import (
     PROJECT_VENV,
     BootedWorkers,
     Processes,
+    WorkerPools,
     engines,
     free_port,
     http_json,
@@ -23,13 +24,15 @@ from tests.beam_cluster import (
 
 
 class SparkCluster:
-    """Spark 3.2 (a master, `workers` workers of one core each), Beam's Spark job server and booted SDK workers."""
+    """Spark 3.2 (a master, `workers` workers of one core each), Beam's Spark job server, a worker pool beside each
+    worker and booted SDK workers."""
 
     def __init__(self, folder: Path, workers: int = 2, venv: Path = PROJECT_VENV):
         self.folder = Path(folder).resolve()
         self.worker_count = workers
         self.processes = Processes(self.folder)
         self.workers = BootedWorkers(self.folder, venv)
+        self.pools = WorkerPools(self.folder, venv)
         self.master_port = self.ui_port = self.job_port = 0
 
     def __enter__(self) -> "SparkCluster":
@@ -55,6 +58,7 @@ class SparkCluster:
         home = engines.spark_home()
         classpath, main = engines.job_server_classpath("spark")
         self.workers.prepare(engines.boot())
+        self.pools.prepare()
         self.events.mkdir(parents=True, exist_ok=True)
         env = {**jvm_env(), "SPARK_HOME": str(home), "SPARK_SCALA_VERSION": "2.12"}
         spark_classpath = str(home / "jars" / "*")
@@ -68,16 +72,19 @@ class SparkCluster:
             env=env,
         )
         self.processes.wait_until("master", lambda: http_json(self.ui("json/")), "no web UI")
-        for n in range(1, self.worker_count + 1):
-            work = self.folder / f"worker-{n}"
+        names = [f"worker-{n}" for n in range(1, self.worker_count + 1)]
+        self.pools.start(self.processes, names)
+        for name in names:
+            work = self.folder / name
             work.mkdir(exist_ok=True)
+            # The executors this worker starts inherit its environment, and with it its pool.
             self.processes.start(
-                f"worker-{n}",
+                name,
                 java
                 + ["-Xmx512m", "-cp", spark_classpath, "org.apache.spark.deploy.worker.Worker"]
                 + ["--host", "localhost", "--cores", "1", "--memory", "2g", "--webui-port", str(free_port())]
                 + ["--work-dir", str(work), self.master_url],
-                env=env,
+                env={**env, **self.pools.env_of(name)},
             )
         self.processes.wait_until(
             "master",
@@ -112,9 +119,10 @@ class SparkCluster:
     def ui(self, path: str) -> str:
         return f"http://localhost:{self.ui_port}/{path}"
 
-    def beam_args(self) -> list[str]:
-        """The pipeline's Beam arguments for a job on this cluster."""
-        return ["--runner=PortableRunner", f"--job_endpoint=localhost:{self.job_port}", *self.workers.beam_args()]
+    def beam_args(self, workers: str = "pool") -> list[str]:
+        """The pipeline's Beam arguments for a job on this cluster; workers as FlinkCluster.beam_args's."""
+        chosen = self.pools if workers == "pool" else self.workers
+        return ["--runner=PortableRunner", f"--job_endpoint=localhost:{self.job_port}", *chosen.beam_args()]
 
     def jobs(self) -> list[dict]:
         """Each Beam job's Spark application, oldest first, from its event log: its state (FINISHED when every Spark
