@@ -1,6 +1,7 @@
 """The pieces of `fraud-pipeline predict` that need no model: the contract on headers and rows, the example
 encoder, finding the newest model, and the command's help."""
 
+import os
 import subprocess
 
 import numpy as np
@@ -107,3 +108,22 @@ def test_predict_help_documents_every_flag():
         [str(CLI), "predict", "--data", "no/such.csv", "--to", "s.csv"], capture_output=True, text=True, timeout=60
     )
     assert nowhere.returncode == 2 and "--data no/such.csv: no such file or folder" in nowhere.stderr
+
+
+def test_a_specs_rows_keep_their_time_as_it_was_read(tmp_path):
+    """predict writes a spec's time column as the file had it: an ISO date-time stays one (not epoch seconds), while
+    the batch's values hold the seconds the skew and the record use."""
+    from datasets import spec as dataset_spec
+
+    spec = dataset_spec.load(os.path.join(contract.CONTRACT_DIR, "datasets", "simulated", "dataset.yaml"))
+    header = "transaction_id,tx_datetime,customer_id,terminal_id,amount,card_age_days,merchant_category,channel,country"
+    times = ["2026-03-01T08:15:00", "2026-03-01 09:00:00Z", "2026-03-01T10:30:00+02:00"]
+    lines = [header] + [f"tx{i},{t},c1,t1,12.5,30,grocery,online,FR" for i, t in enumerate(times)]
+    path = tmp_path / "rows.csv"
+    path.write_text("\n".join(lines) + "\n")
+    rejects = rows_lib.Rejects(None)
+    (batch,) = rows_lib.spec_batches([str(path)], rejects, spec, key="transaction_id")
+    assert batch.times_read == times
+    assert batch.values[:, 0].tolist() == [float(dataset_spec.iso_seconds(t)) for t in times]
+    halves = list(batch.split(2))
+    assert [h.times_read for h in halves] == [times[:2], times[2:]]

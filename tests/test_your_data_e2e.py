@@ -121,6 +121,9 @@ def test_predict_with_the_spec_key_then_outcomes_with_text_labels(simulated_run,
     assert len(rows) == simulated["new_rows"]
     # The spec's key is the default --key; the time column is the spec's.
     assert rows[0]["transaction_id"].startswith("tx") and "tx_datetime" in rows[0]
+    # The time column as the file had it: ISO date-times, not the epoch seconds they are stored as.
+    given = {r["transaction_id"]: r["tx_datetime"] for r in csv.DictReader(open(simulated["new"]))}
+    assert {r["transaction_id"]: r["tx_datetime"] for r in rows} == given
     assert {r["decision"] for r in rows} <= {"0", "1"}
     # The batch's serving skew is measured on the spec's own columns (numbers and categories), against the version's
     # training statistics, with the spec's curated schema in its SERVING environment.

@@ -381,7 +381,8 @@ def _score(
                 probabilities, decisions = model.score(encoder.encode(batch.values if default else batch.features))
                 if writer_record is not None:
                     writer_record.add(batch, probabilities, decisions, model.version)
-                times = batch.values[:, time_index].tolist()
+                # The time as it was read for a spec's rows (an ISO date-time stays one), as a number otherwise.
+                times = batch.times_read or [repr(t) for t in batch.values[:, time_index].tolist()]
                 lines = batch.lines.tolist()
                 labels = batch.labels if batch.labels is not None else [""] * len(batch)
                 keys = batch.keys if batch.keys is not None else None
@@ -390,7 +391,7 @@ def _score(
                         ([batch.files[i]] if many else [])
                         + [lines[i]]
                         + ([keys[i]] if keys is not None else [])
-                        + [repr(times[i])]
+                        + [times[i]]
                         + ([labels[i]] if labelled else [])
                         + [f"{probability:.9g}", decision, threshold, model.version]
                     )

@@ -46,8 +46,10 @@ class Batch:
     labels: list[str] | None
     keys: list[str] | None = None
     # A dataset of another spec than the default (spec_batches): values holds the rows' time and amount (NaN
-    # without an amount column), and features each row's typed cells by column, for the model's examples.
+    # without an amount column), and features each row's typed cells by column, for the model's examples;
+    # times_read, each row's time cell as it was read (an ISO date-time stays one in what predict writes).
     features: list[dict] | None = None
+    times_read: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -58,7 +60,10 @@ class Batch:
             labels = self.labels[start:end] if self.labels is not None else None
             keys = self.keys[start:end] if self.keys is not None else None
             features = self.features[start:end] if self.features is not None else None
-            yield Batch(self.files[start:end], self.lines[start:end], self.values[start:end], labels, keys, features)
+            read = self.times_read[start:end] if self.times_read is not None else None
+            yield Batch(
+                self.files[start:end], self.lines[start:end], self.values[start:end], labels, keys, features, read
+            )
 
 
 class Rejects:
@@ -256,10 +261,11 @@ def spec_headers(files: Iterable[str], spec: DatasetSpec, key: str | None = None
 
 
 def _spec_row(spec: DatasetSpec, header: list[str], cells: list[str], key: str | None):
-    """(typed features by column, label cell '0'/'1'/'', key, time, amount) of a row, or a reason it is refused."""
+    """(typed features by column, label cell '0'/'1'/'', key, time, amount, the time cell) of a row, or a reason it
+    is refused."""
     if len(cells) != len(header):
         return f"{len(cells)} fields where the header has {len(header)}"
-    features, label, time = {}, "", None
+    features, label, time, time_cell = {}, "", None, ""
     for name, cell in zip(header, cells):
         cell = cell.strip()
         if name == spec.label:
@@ -278,12 +284,12 @@ def _spec_row(spec: DatasetSpec, header: list[str], cells: list[str], key: str |
             return f"column {name}: {cell[:40]!r} is not a {spec.example_kind(name)}"
         features[name] = value
         if name == spec.time:
-            time = float(value)
+            time, time_cell = float(value), cell
     row_key = cells[header.index(key)] if key else None
     if key is not None and not (row_key or "").strip():
         return f"column {key}: the key is empty"
     amount = features.get(spec.amount, math.nan) if spec.amount else math.nan
-    return features, label, row_key, time, float(amount)
+    return features, label, row_key, time, float(amount), time_cell
 
 
 def spec_batches(
@@ -314,7 +320,7 @@ def spec_batches(
 
 
 def _spec_batch(file: str, rows: list[tuple], labelled: bool, key: str | None) -> Batch:
-    lines, features, labels, keys, times, amounts = zip(*rows)
+    lines, features, labels, keys, times, amounts, times_read = zip(*rows)
     return Batch(
         [file] * len(rows),
         np.array(lines),
@@ -322,4 +328,5 @@ def _spec_batch(file: str, rows: list[tuple], labelled: bool, key: str | None) -
         list(labels) if labelled else None,
         list(keys) if key is not None else None,
         list(features),
+        list(times_read),
     )
