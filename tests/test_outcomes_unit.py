@@ -117,3 +117,13 @@ def test_versions_of_both_kinds_numbered_and_a_model_folder_sort_and_are_reporte
     record = outcomes_lib.outcomes(str(tmp_path), str(labels), alerts_per_day=None)
     assert [g["model_version"] for g in record["groups"]][:1] == ["100"]
     assert {g["model_version"] for g in record["groups"]} == {"100", "my-model"}
+
+
+def test_a_day_is_a_date_when_the_datasets_times_are_dates():
+    """`outcomes` prints and pages a day of an ISO-timed dataset as its date, not as days since 1970."""
+    import dataclasses
+
+    iso = dataclasses.replace(contract.DEFAULT_DATASET, time_format="iso8601")
+    assert outcomes_lib.day_date(20541, iso) == "2026-03-29"
+    assert outcomes_lib.day_date(0, iso) == "1970-01-01"
+    assert outcomes_lib.day_date(1, contract.DEFAULT_DATASET) is None  # the ULB file's Time counts from its start

@@ -5,6 +5,7 @@ spec (datasets/simulated/dataset.yaml); and a spec that does not fit the data st
 import csv
 import gzip
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -139,6 +140,9 @@ def test_predict_with_the_spec_key_then_outcomes_with_text_labels(simulated_run,
     proc = _cli("outcomes", "--labels", str(simulated["labels"]), "--output", output)
     assert proc.returncode in (status.EXIT_OK, status.EXIT_BELOW_FLOOR), proc.stderr
     found = json.loads((simulated_run.output / "outcomes" / "outcomes.json").read_text())
+    # Days of ISO date-times are dates, not days since 1970.
+    dates = re.findall(r"^day (\d{4}-\d{2}-\d{2}) model ", proc.stdout, re.M)
+    assert dates and dates == [g["date"] for g in found["groups"]] and min(dates) >= HELD_BACK[:10], proc.stdout
     assert found["join"]["matched_labels"] == simulated["new_rows"]
     assert found["overall"]["frauds"] == simulated["new_frauds"]
     # The spec names the amount column: the money of the frauds caught and missed is counted.

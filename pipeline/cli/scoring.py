@@ -264,7 +264,8 @@ def _outcomes(args: argparse.Namespace) -> int:
     page = outcomes_page.build(record, str(folder))
     for g in record["groups"]:
         print(
-            f"day {g['day']:>4} model {g['model_version']}: {g['rows']:,} rows, {g['labelled']:,} labelled, "
+            f"day {g.get('date') or format(g['day'], '>4')} model {g['model_version']}: {g['rows']:,} rows, "
+            f"{g['labelled']:,} labelled, "
             f"{g['alerts']} alerts, precision {_f(g['precision'])}, recall {_f(g['recall'])}, PR-AUC {_f(g['pr_auc'])}"
         )
     join, overall = record["join"], record["overall"]

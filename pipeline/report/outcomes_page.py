@@ -11,6 +11,11 @@ OUTCOMES_FILE = "outcomes.html"
 _METRICS = (("precision", "precision at the threshold"), ("recall", "recall at the threshold"), ("pr_auc", "PR-AUC"))
 
 
+def _day(group: dict) -> str:
+    """A day as the page shows it: its date where the dataset's times are dates, else its index."""
+    return group.get("date") or str(group["day"])
+
+
 def _trend_figure(groups: list[dict]):
     fig, (left, right) = figs.plt.subplots(1, 2, figsize=(11, 3.6))
     versions = sorted({g["model_version"] for g in groups}, key=contract.version_order)
@@ -24,7 +29,7 @@ def _trend_figure(groups: list[dict]):
     left.set_xlabel("day of Time")
     left.set_title("Realized performance per day")
     left.legend(fontsize=7)
-    days = [f"{g['day']}·v{g['model_version']}" if len(versions) > 1 else str(g["day"]) for g in groups]
+    days = [f"{_day(g)}·v{g['model_version']}" if len(versions) > 1 else _day(g) for g in groups]
     caught = [g["fraud_amount_caught"] for g in groups]
     missed = [g["fraud_amount_missed"] for g in groups]
     right.bar(days, caught, color=figs.FRAUD_COLOR, label="fraud amount caught")
@@ -48,7 +53,7 @@ def build(record: dict, out_dir: str) -> str:
     )  # fmt: skip
     rows = []
     for i, g in enumerate(record["groups"]):
-        cells = [f"<td>{g['day']}</td><td>{html.escape(g['model_version'])}</td>"]
+        cells = [f"<td>{html.escape(_day(g))}</td><td>{html.escape(g['model_version'])}</td>"]
         for key in ("rows", "labelled", "alerts", "precision", "recall", "pr_auc", "precision_at_budget",
                     "fraud_amount_caught", "fraud_amount_missed"):  # fmt: skip
             cells.append(f"<td>{num(record, 'groups', i, key)}</td>")

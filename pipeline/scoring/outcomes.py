@@ -13,6 +13,7 @@ day's N highest scores, N alerts a day) and the fraud amount caught and missed.
 
 import csv
 import dataclasses
+import datetime
 import json
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -194,6 +195,14 @@ def _recall_at_precision(labels: np.ndarray, probability: np.ndarray, at_precisi
     return float(reach.max()) if len(reach) else 0.0
 
 
+def day_date(day: int, spec) -> str | None:
+    """The calendar date (YYYY-MM-DD, UTC) of a day index when the spec's times are dates (ISO-8601, stored as
+    seconds since the Unix epoch); None when they are seconds from the data's own start (the ULB file's Time)."""
+    if spec.time_format != "iso8601":
+        return None
+    return datetime.datetime.fromtimestamp(day * contract.SECONDS_PER_DAY, tz=datetime.timezone.utc).date().isoformat()
+
+
 def outcomes(
     output: str,
     labels_path: str,
@@ -232,6 +241,7 @@ def outcomes(
             known = mask & labelled
             row = {
                 "day": int(d),
+                "date": day_date(int(d), spec),
                 "model_version": version,
                 "threshold": threshold,
                 "rows": int(mask.sum()),
