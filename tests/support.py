@@ -59,14 +59,13 @@ class CliRun:
         return str(self.output / "metadata.sqlite")
 
 
-# Seconds a `fraud-pipeline run` of the fixture may take in a test: about 60 s alone on the direct runner, so 15x;
-# on a real engine (conftest._on_engine, workers from each TaskManager's pool) 175-220 s alone on Flink and Spark, so
-# ENGINE_RUN_TIMEOUT is 8x (before the pools, with a worker booted and installing the project for each stage, a run
-# took 618 s alone and over 1800 s beside the rest of the suite).
+# Seconds a `fraud-pipeline run` of the fixture may take in a test: on the direct runner 15x its time alone; on a
+# real engine (conftest._on_engine, workers from each TaskManager's pool) ENGINE_RUN_TIMEOUT, 8x its time alone
+# (docs/benchmarks.md, Distributed Beam: the fixture's run on Flink and Spark).
 RUN_TIMEOUT = 900
 ENGINE_RUN_TIMEOUT = 1800
 # The engines' probe job (tests/beam_cluster/probe.py): a worker per TaskManager started by Beam's boot, each
-# installing the staged project, about 100 s alone: 9x.
+# installing the staged project; about 9x its time alone.
 PROBE_TIMEOUT = 900
 
 

@@ -13,7 +13,9 @@ and nothing needs shipping. Any other runner gets one of Beam's two ways to ship
   worker's boot pip-installs it with its pinned dependencies (tfx==1.16.0, apache-beam==2.59.0,
   tensorflow==2.16.2) before its first bundle. `run` has no image, so it stages the source it runs from.
 
-Whatever the user gave that already ships the code is kept as it is. Portable runners also get a job server
+Where the workers' environment has the project already (a PROCESS command or an EXTERNAL worker pool on the
+pipeline image, such as pipeline/runners/worker_pool.py), the user says so (`--beam-workers-installed`) and nothing
+is staged. Whatever the user gave that already ships the code is kept as it is. Portable runners also get a job server
 timeout that lets a job run longer than a minute (JOB_SERVER_TIMEOUT).
 """
 

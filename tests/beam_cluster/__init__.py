@@ -225,7 +225,7 @@ sys.exit(os.waitstatus_to_exitcode(status) & 0xFF)
 CACHE_MS = 3_600_000  # an hour: longer than any job of a run
 POOL_SCRIPT = Path(__file__).resolve().parent / "pool.py"
 POOL_ENV = "BEAM_WORKER_POOL"
-# A pool imports TensorFlow and the TFX libraries before it listens: about 15 s alone, far more on a busy machine.
+# A pool imports TensorFlow and the TFX libraries before it listens, which takes far longer on a busy machine.
 POOL_START_TIMEOUT = 600
 
 

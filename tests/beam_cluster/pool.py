@@ -6,8 +6,8 @@ The engine runs it with the arguments it gives boot in a container, from the Tas
 BEAM_WORKER_POOL names that TaskManager's pool. It asks the runner's provision service for the control, logging and
 artifact endpoints (Beam 2.56's Flink and Spark runners pass only --id and --provision_endpoint), asks the pool to
 start the worker with them, stays alive while the runner keeps the environment, and asks the pool to stop it on
-SIGTERM. It imports only gRPC (a few hundred milliseconds), so the two requests are encoded here: the unit tests
-check the bytes against Beam's own messages.
+SIGTERM. It imports only gRPC (Beam's generated messages would import most of Beam first), so the two requests
+are encoded here: the unit tests check the bytes against Beam's own messages.
 
 Why a pool per TaskManager, reached through PROCESS, rather than Beam's EXTERNAL environment: EXTERNAL takes one
 address for the whole job, and each TaskManager numbers its workers from `1-1`; a pool shared by two TaskManagers
