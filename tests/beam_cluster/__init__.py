@@ -28,6 +28,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from tests.beam_cluster.pool import POOL_ENV  # where the PROCESS command finds its TaskManager's pool
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PROJECT_VENV = PROJECT_ROOT / ".venv"
 # The editable install's files: a .pth hook, its finder module and the dist-info that names the project.
@@ -224,7 +226,6 @@ sys.exit(os.waitstatus_to_exitcode(status) & 0xFF)
 
 CACHE_MS = 3_600_000  # an hour: longer than any job of a run
 POOL_SCRIPT = Path(__file__).resolve().parent / "pool.py"
-POOL_ENV = "BEAM_WORKER_POOL"
 # A pool imports TensorFlow and the TFX libraries before it listens, which takes far longer on a busy machine.
 POOL_START_TIMEOUT = 600
 
