@@ -35,6 +35,8 @@ setup(
         "build",
         # The dataset specs (datasets/spec.py); kfp requires it too.
         "PyYAML>=6",
+        # The online store of the history features on PostgreSQL (pipeline/online_store); SQLite is Python's own.
+        "psycopg[binary]>=3.2,<3.3",
     ],
     # playwright drives the system's Chromium in the report's browser test; mkdocs builds the documentation site;
     # uv installs the lock (scripts/bootstrap-venv), so `make lock` pins it with the rest. pytest before 9: pytest 9

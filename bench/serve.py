@@ -103,6 +103,19 @@ class Client:
         return response.status
 
 
+def wait_ready(port: int, server: subprocess.Popen, deadline: float, log: Path) -> None:
+    """Until the server answers ready; exits saying why when it dies or the deadline (monotonic) passes first."""
+    while True:
+        try:
+            if Client(port).get("/v2/health/ready") == 200:
+                return
+        except OSError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            sys.exit("the server did not start: " + log.read_text()[-2000:])
+        time.sleep(0.2)
+
+
 def bodies(rows: list[dict]) -> dict:
     import tensorflow as tf
 
@@ -224,15 +237,7 @@ def main() -> int:
             stdout=subprocess.DEVNULL, stderr=open(work / "serve.log", "w"), env=env,
         )  # fmt: skip
         try:
-            while True:
-                try:
-                    if Client(port).get("/v2/health/ready") == 200:
-                        break
-                except OSError:
-                    pass
-                if server.poll() is not None or time.monotonic() - started > 600:
-                    sys.exit("the server did not start: " + (work / "serve.log").read_text()[-2000:])
-                time.sleep(0.2)
+            wait_ready(port, server, started + 600, work / "serve.log")
             ready = time.monotonic() - started
             single = {name: sequential(port, bodies_, args.requests) for name, bodies_ in requests.items()}
             concurrent = {}

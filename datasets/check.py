@@ -18,7 +18,8 @@ def _where(spec: DatasetSpec) -> dict[str, str]:
     out = {spec.label: "label.column", spec.time: "time.column"}
     out.update({spec.key: "key"} if spec.key else {})
     out.update({c: f"entities[{i}]" for i, c in enumerate(spec.entities)})
-    out.update({f.name: f"numeric[{i}]" for i, f in enumerate(spec.numeric)})
+    # The history section's features are computed by the pipeline, not read from the file.
+    out.update({f.name: f"numeric[{i}]" for i, f in enumerate(spec.raw_numeric)})
     out.update({f.name: f"categorical[{i}]" for i, f in enumerate(spec.categorical)})
     return out
 

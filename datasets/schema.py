@@ -23,9 +23,9 @@ def _feature(name: str, kind: str, domain: list[str], required: bool, serving: b
 
 
 def bootstrap(spec: DatasetSpec, seen: dict, source: str) -> str:
-    """The schema's text: every column of the spec with its type, required or optional by its missing policy, the
-    label an integer in {0, 1} absent at serving time, floats without NaN or infinity (and >= 0 where the first
-    rows had no negative value).
+    """The schema's text: every column of the spec (and feature of its history section) with its type, required or
+    optional by its missing policy, the label an integer in {0, 1} absent at serving time, floats without NaN or
+    infinity (and >= 0 where the first rows had no negative value, and for the history features).
 
     Args:
       spec: the dataset spec.
@@ -46,7 +46,8 @@ def bootstrap(spec: DatasetSpec, seen: dict, source: str) -> str:
         domain = []
         if kind == FLOAT:
             domain = list(float_domain)
-            if minimum.get(column, -1.0) >= 0.0:
+            # A history feature (a count, a mean, a share) is never negative.
+            if minimum.get(column, -1.0) >= 0.0 or column in spec.history_features:
                 domain.insert(1, "    min: 0")
         required = not spec.may_be_missing(column)
         out += _feature(column, kind, domain, required, serving=True)

@@ -34,6 +34,12 @@ MISSING_TOKEN = "__missing__"
 MISSING_SUFFIX = "_missing"
 # What Transform appends to a categorical feature fed as an embedding (its vocabulary index, one column).
 EMBEDDING_SUFFIX = "_id"
+# The aggregates a history window can hold (History below).
+AGGREGATES = ("count", "sum", "mean", "ratio_to_mean", "fraud_rate")
+# Aggregates of the value column (History.value).
+VALUE_AGGREGATES = ("sum", "mean", "ratio_to_mean")
+# Durations in the spec: a whole number and a unit.
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 class SpecError(ValueError):
@@ -115,6 +121,68 @@ class Drift:
 
 
 @dataclasses.dataclass(frozen=True)
+class History:
+    """Windowed aggregates of an entity's past transactions (a card's, a terminal's), point in time: each row's
+    window of `w` covers the entity's rows strictly earlier than it and later than its time minus `w`, the row itself
+    included (a row at the same second as another is not in its window: which came first is not known). With a
+    `delay`, the window ends `delay` before the row instead, (t - delay - w, t - delay], and the row is not in it:
+    the labels of that window are known by the row's time. `fraud_rate` needs a delay (labels arrive late).
+
+    The aggregates: count (rows), sum and mean of the `value` column, ratio_to_mean (the row's value over the
+    window's mean), fraud_rate (the window's frauds over its rows). A window with no row gives `empty` (count gives 0);
+    a row whose entity is missing gets `empty` for every aggregate and 0 for counts. Each aggregate of each window
+    is a numeric feature of the model, named by feature_name."""
+
+    entity: str
+    windows: tuple[str, ...]
+    aggregates: tuple[str, ...]
+    value: str = ""
+    delay: str = ""
+    empty: float = 0.0
+
+    @property
+    def window_seconds(self) -> tuple[int, ...]:
+        return tuple(duration_seconds(w) for w in self.windows)
+
+    @property
+    def delay_seconds(self) -> int:
+        return duration_seconds(self.delay) if self.delay else 0
+
+    @property
+    def span_seconds(self) -> int:
+        """How far back a row's windows reach: the longest window plus the delay."""
+        return max(self.window_seconds) + self.delay_seconds
+
+    def feature_name(self, aggregate: str, window: str) -> str:
+        of = f"_{self.value}" if aggregate in VALUE_AGGREGATES else ""
+        return f"{self.entity}_{aggregate}{of}_{window}"
+
+    @property
+    def features(self) -> tuple[tuple[str, str, str], ...]:
+        """(feature name, aggregate, window) for each aggregate of each window, window by window."""
+        return tuple((self.feature_name(a, w), a, w) for w in self.windows for a in self.aggregates)
+
+
+def duration_seconds(text: str) -> int:
+    """'30s', '15m', '1h', '7d', '2w' as seconds; ValueError when it is not one."""
+    text = str(text).strip()
+    number, unit = text[:-1], text[-1:]
+    if not number.isdigit() or unit not in DURATION_UNITS or int(number) <= 0:
+        raise ValueError(f"{text!r} is not a duration (a whole number and one of {', '.join(DURATION_UNITS)})")
+    return int(number) * DURATION_UNITS[unit]
+
+
+def history_numeric(item: History) -> tuple[Numeric, ...]:
+    """The model inputs of a history section's entry: counts, sums, means and ratios through log(x + 1) (they are
+    at least 0 and heavy-tailed), fraud rates as they are (shares in [0, 1]); all z-scored and clipped as the
+    spec's other numeric features."""
+    return tuple(
+        Numeric(name=name, transform="zscore" if aggregate == "fraud_rate" else "log_zscore", log_offset=1.0)
+        for name, aggregate, _ in item.features
+    )
+
+
+@dataclasses.dataclass(frozen=True)
 class DatasetSpec:
     """A parsed, checked dataset spec (see the module docstring and docs/your-data.md for the file's fields)."""
 
@@ -134,6 +202,11 @@ class DatasetSpec:
     schema: str = "schema.pbtxt"
     # The column of the transaction's amount (a numeric feature), for the money `outcomes` counts; optional.
     amount: str = ""
+    # Windowed aggregates per entity (History); their features close `numeric`, after the spec's own.
+    history: tuple[History, ...] = ()
+    # Where `predict`, `outcomes` and the model server keep the rows the history windows read at serving time: a
+    # PostgreSQL URL, or "" for an SQLite file under the output folder.
+    online_store: str = ""
     # The folder of the spec file (where its schema is), not part of the spec's content.
     folder: str = dataclasses.field(default="", compare=False)
 
@@ -141,20 +214,42 @@ class DatasetSpec:
 
     @property
     def features(self) -> tuple[str, ...]:
-        """Every raw column the examples carry but the label, in the spec's order: time, key, entities, numeric,
-        categorical."""
+        """Every raw column the examples carry but the label, in the spec's order: time, key, entities, numeric
+        (the history features last), categorical."""
         key = (self.key,) if self.key else ()
         return (self.time, *key, *self.entities, *(f.name for f in self.numeric), *(f.name for f in self.categorical))
 
     @property
+    def raw_numeric(self) -> tuple[Numeric, ...]:
+        """The numeric features the spec lists (the data's columns), without the history section's."""
+        return self.numeric[: len(self.numeric) - len(self.history_features)]
+
+    @property
+    def history_features(self) -> tuple[str, ...]:
+        """The features the history section adds (computed, never a column of the data's files)."""
+        return tuple(name for item in self.history for name, _, _ in item.features)
+
+    @property
     def columns(self) -> tuple[str, ...]:
-        """The columns of a training file: the features and the label."""
-        return (*self.features, self.label)
+        """The columns of a training file: the features but the history ones, and the label."""
+        derived = set(self.history_features)
+        return (*(c for c in self.features if c not in derived), self.label)
 
     @property
     def model_features(self) -> tuple[str, ...]:
         """The raw columns that feed the model (numeric, then categorical)."""
         return (*(f.name for f in self.numeric), *(f.name for f in self.categorical))
+
+    @property
+    def input_features(self) -> tuple[str, ...]:
+        """The model's features that a file or a request brings (model_features but the history ones)."""
+        derived = set(self.history_features)
+        return tuple(c for c in self.model_features if c not in derived)
+
+    @property
+    def history_span(self) -> int:
+        """How far back, in seconds, the history windows of a row reach (0 without a history section)."""
+        return max((item.span_seconds for item in self.history), default=0)
 
     def example_kind(self, column: str) -> str:
         """How a column is stored in a tf.Example: FLOAT, INT or BYTES (the label is always 0/1 INT; an ISO time is
@@ -251,7 +346,7 @@ class DatasetSpec:
             "time": {"column": self.time, "format": self.time_format},
             "key": self.key,
             "entities": list(self.entities),
-            "numeric": [dataclasses.asdict(f) for f in self.numeric],
+            "numeric": [dataclasses.asdict(f) for f in self.raw_numeric],
             "categorical": [dataclasses.asdict(f) for f in self.categorical],
             "time_of_day": self.time_of_day,
             "slices": [
@@ -260,6 +355,8 @@ class DatasetSpec:
             "drift": {**dataclasses.asdict(self.drift), "features": dict(self.drift.features)},
             "schema": self.schema,
             "amount": self.amount,
+            **({"history": [_history_dict(h) for h in self.history]} if self.history else {}),
+            **({"online_store": self.online_store} if self.online_store else {}),
         }
 
     def to_json(self) -> str:
@@ -272,6 +369,10 @@ class DatasetSpec:
     @property
     def schema_path(self) -> str:
         return os.path.join(self.folder, self.schema) if self.folder else self.schema
+
+
+def _history_dict(item: History) -> dict:
+    return {**dataclasses.asdict(item), "windows": list(item.windows), "aggregates": list(item.aggregates)}
 
 
 def integer(cell: str) -> int | None:
@@ -424,6 +525,8 @@ def parse(raw, source: str, folder: str = "") -> DatasetSpec:
     for column, threshold in overrides.items():
         if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
             raise drift.error(f"features.{column}", f"must be a number or null, got {threshold!r}")
+    numeric = _features(source, top, "numeric", Numeric)
+    history = tuple(_history(source, i, h) for i, h in enumerate(top.items("history")))
     spec = DatasetSpec(
         name=top.get("name", str),
         label=label.get("column", str),
@@ -433,7 +536,7 @@ def parse(raw, source: str, folder: str = "") -> DatasetSpec:
         time_format=time.get("format", str, "seconds", TIME_FORMATS),
         key=top.get("key", str, ""),
         entities=tuple(str(v) for v in top.items("entities")),
-        numeric=_features(source, top, "numeric", Numeric),
+        numeric=(*numeric, *(f for item in history for f in history_numeric(item))),
         categorical=_features(source, top, "categorical", Categorical),
         time_of_day=top.get("time_of_day", bool, True),
         slices=tuple(_slice(source, i, s) for i, s in enumerate(top.items("slices"))),
@@ -445,6 +548,8 @@ def parse(raw, source: str, folder: str = "") -> DatasetSpec:
         ),
         schema=top.get("schema", str, "schema.pbtxt"),
         amount=top.get("amount", str, ""),
+        history=history,
+        online_store=top.get("online_store", str, ""),
         folder=folder,
     )
     top.read |= {"numeric_defaults", "categorical_defaults"}
@@ -514,6 +619,71 @@ def _slice(source: str, index: int, raw) -> Slice:
     return item
 
 
+def _history(source: str, index: int, raw) -> History:
+    fields = _Fields(source, f"history[{index}]", raw)
+    windows = [_text(w) for w in fields.items("windows")]
+    aggregates = [str(a) for a in fields.items("aggregates")]
+    item = History(
+        entity=fields.get("entity", str),
+        windows=tuple(windows),
+        aggregates=tuple(aggregates),
+        value=fields.get("value", str, ""),
+        delay=fields.get("delay", str, ""),
+        empty=fields.get("empty", float, 0.0),
+    )
+    fields.done()
+    if not windows:
+        raise fields.error("windows", "needs at least one window (1h, 1d, 7d, ...)")
+    if not aggregates:
+        raise fields.error("aggregates", f"needs at least one of {', '.join(AGGREGATES)}")
+    for i, window in enumerate(windows):
+        try:
+            duration_seconds(window)
+        except ValueError as e:
+            raise fields.error(f"windows[{i}]", str(e)) from None
+    if len(set(item.window_seconds)) != len(windows):
+        raise fields.error("windows", f"names a window twice: {windows}")
+    for i, aggregate in enumerate(aggregates):
+        if aggregate not in AGGREGATES:
+            raise fields.error(f"aggregates[{i}]", f"{aggregate!r} is not one of {', '.join(AGGREGATES)}")
+    if len(set(aggregates)) != len(aggregates):
+        raise fields.error("aggregates", f"names an aggregate twice: {aggregates}")
+    if item.delay:
+        try:
+            duration_seconds(item.delay)
+        except ValueError as e:
+            raise fields.error("delay", str(e)) from None
+    if "fraud_rate" in aggregates and not item.delay:
+        raise fields.error("delay", "is required by fraud_rate: a label is known some time after its transaction")
+    if any(a in VALUE_AGGREGATES for a in aggregates) and not item.value:
+        raise fields.error("value", f"is required by {', '.join(a for a in aggregates if a in VALUE_AGGREGATES)}")
+    if item.value and not any(a in VALUE_AGGREGATES for a in aggregates):
+        raise fields.error("value", f"is read by none of the aggregates ({', '.join(VALUE_AGGREGATES)} read it)")
+    return item
+
+
+def _check_history(spec: DatasetSpec, source: str) -> None:
+    """A history entry's entity is an id column (an entity, the key, a categorical column); its value a numeric column
+    of the data that is never missing; a fraud rate needs the key (the labels `outcomes` brings join on it)."""
+    numeric = {f.name: f for f in spec.raw_numeric}
+    ids = {*spec.entities, *(f.name for f in spec.categorical), *([spec.key] if spec.key else [])}
+    for i, item in enumerate(spec.history):
+        where = f"{source}: history[{i}]"
+        if item.entity not in ids:
+            raise SpecError(f"{where}.entity: {item.entity!r} is not an entity, the key or a categorical column")
+        if item.value and item.value not in numeric:
+            raise SpecError(f"{where}.value: {item.value!r} is not a numeric column of the spec")
+        if item.value and numeric[item.value].missing != "forbid":
+            raise SpecError(f"{where}.value: {item.value!r} may be missing (its missing is impute); a window sums it")
+        if "fraud_rate" in item.aggregates and not spec.key:
+            raise SpecError(f"{where}.aggregates: fraud_rate needs the spec's key (labels join on it at serving)")
+    if spec.online_store and not spec.online_store.startswith(("postgresql://", "postgres://")):
+        raise SpecError(
+            f"{source}: online_store: must be a postgresql:// URL (or absent, for SQLite), got "
+            f"{spec.online_store.split('@')[-1]!r}"
+        )
+
+
 def _check_whole(spec: DatasetSpec, source: str) -> None:
     """What no single field shows: a column named twice, a slice or drift override naming no column, a label
     value that is both positive and negative."""
@@ -521,7 +691,8 @@ def _check_whole(spec: DatasetSpec, source: str) -> None:
     roles = [("label.column", spec.label), ("time.column", spec.time)]
     roles += [("key", spec.key)] if spec.key else []
     roles += [(f"entities[{i}]", c) for i, c in enumerate(spec.entities)]
-    roles += [(f"numeric[{i}].name", f.name) for i, f in enumerate(spec.numeric)]
+    roles += [(f"numeric[{i}].name", f.name) for i, f in enumerate(spec.raw_numeric)]
+    roles += [(f"history[{i}] (its feature)", name) for i, h in enumerate(spec.history) for name, _, _ in h.features]
     roles += [(f"categorical[{i}].name", f.name) for i, f in enumerate(spec.categorical)]
     for where, column in roles:
         if not column:
@@ -550,6 +721,7 @@ def _check_whole(spec: DatasetSpec, source: str) -> None:
     for column, _ in spec.drift.features:
         if column not in seen:
             raise SpecError(f"{source}: drift.features.{column}: is not a column of the spec")
+    _check_history(spec, source)
 
 
 def default() -> DatasetSpec:

@@ -1,14 +1,19 @@
 """Helpers the test modules share: running the CLI, reading what a run wrote, the browser check (fixtures: conftest)."""
 
+import contextlib
 import csv
 import dataclasses
 import glob
 import gzip
+import http.client
 import json
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -360,3 +365,69 @@ def serving_python() -> str:
         if os.environ.get("FRAUD_PIPELINE_REQUIRE_SERVER"):
             raise RuntimeError(f"{e}; FRAUD_PIPELINE_REQUIRE_SERVER is set") from e
         pytest.skip(str(e), allow_module_level=True)
+
+
+# -- the model server -------------------------------------------------------------------------------------------
+# Seconds: the server's start measured alone is 10-20 s (TensorFlow's import and the warm-up); waits are wide.
+START_TIMEOUT = 240
+SWAP_TIMEOUT = 120
+REQUEST_TIMEOUT = 60
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A `fraud-pipeline serve` process and an HTTP client for it."""
+
+    def __init__(self, output: Path, *flags: str):
+        self.output, self.port = output, free_port()
+        self.log = output / f"serve-{self.port}.log"
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+        with open(self.log, "w") as log:
+            self.proc = subprocess.Popen(
+                [str(CLI), "serve", "--output", str(output), "--port", str(self.port), *flags],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+
+    def request(self, method: str, path: str, body=None, headers=None) -> tuple[int, dict, dict]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=REQUEST_TIMEOUT)
+        try:
+            data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+            sent = {"Content-Type": "application/json"} if data is not None else {}
+            connection.request(method, path, data, {**sent, **(headers or {})})
+            response = connection.getresponse()
+            raw = response.read()
+            return response.status, json.loads(raw) if raw else {}, dict(response.getheaders())
+        finally:
+            connection.close()
+
+    def predict(self, body, version: int | None = None, headers=None):
+        path = f"/v1/models/{contract.SERVING_MODEL_NAME}" + (f"/versions/{version}" if version else "") + ":predict"
+        return self.request("POST", path, body, headers)
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"the server exited with {self.proc.returncode}: {self.log.read_text()[-3000:]}")
+            with contextlib.suppress(OSError):
+                if self.request("GET", "/v2/health/ready")[0] == 200:
+                    return
+            time.sleep(0.5)
+        raise AssertionError(f"not ready after {START_TIMEOUT} s: {self.log.read_text()[-3000:]}")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode

@@ -22,6 +22,7 @@ LAYERS = (
     ("components", "transform", "trainer"),
     ("pipeline.definition",),
     ("pipeline.results",),
+    ("pipeline.online_store",),
     ("pipeline.scoring",),
     ("pipeline.server",),
     ("pipeline.report",),
@@ -185,9 +186,14 @@ def test_test_modules_import_no_other_test_module():
         tree = ast.parse(path.read_text())
         names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         names |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-        # tests.support and the engine harness (the tests.beam_cluster package) are helpers, not test modules.
+        # tests.support, the PostgreSQL server (tests.postgres) and the engine harness (the tests.beam_cluster
+        # package) are helpers, not test modules.
         imported = [n for n in names if n.startswith("tests.")]
-        helpers = [n for n in imported if n == "tests.support" or n.split(".")[:2] == ["tests", "beam_cluster"]]
+        helpers = [
+            n
+            for n in imported
+            if n in ("tests.support", "tests.postgres") or n.split(".")[:2] == ["tests", "beam_cluster"]
+        ]
         assert imported == helpers, path.name
 
 
@@ -204,6 +210,7 @@ def test_each_component_is_fingerprinted_with_the_modules_it_loads():
         "compat.beam",
         "components.example_gen",
         "components.example_gen.executor",
+        "components.example_gen.history",
         "components.example_gen.inputs",
         "components.example_gen.records",
         "components.example_gen.time_split",
@@ -211,6 +218,7 @@ def test_each_component_is_fingerprinted_with_the_modules_it_loads():
         "components.lib.rejection",
         "components.lib.serving",
         "components.lib.spans",
+        "datasets.history",
     }
     assert loaded[cfg.GATE] == packages | {
         *CONTRACT,

@@ -120,13 +120,21 @@ def test_labels_and_times_are_read_by_the_spec():
 
 
 def test_the_model_input_layout_one_hot_then_embeddings_last():
-    sim = dataset_spec.load(SIMULATED)
+    # The simulated spec with its terminal as an embedded category rather than an entity.
+    raw = dataset_spec.load(SIMULATED).to_dict()
+    raw["entities"] = ["customer_id"]
+    raw["categorical"].append({"name": "terminal_id", "top_k": 2000, "embedding_dim": 8, "max_cardinality": 50000})
+    sim = dataset_spec.parse(raw, "test")
     layout = model_lib.input_layout(HParams(time_of_day=True), sim)
     widths = {f.name: f.width for f in sim.categorical}
-    assert layout.names[:3] == ("amount_xf", "card_age_days_xf", "card_age_days_missing_xf")
+    history = tuple(f"{name}_xf" for name in sim.history_features)
+    assert len(history) == 12
+    assert layout.names[:2] == ("amount_xf", "card_age_days_xf")
+    assert layout.names[2:14] == history  # the history section's features close the numeric ones
+    assert layout.names[14] == "card_age_days_missing_xf"
     assert layout.names[-1] == "terminal_id_id_xf"  # the embedded one, after the time of day
     one_hot = widths["merchant_category"] + widths["channel"] + widths["country"]
-    assert layout.width == 3 + one_hot + 2 + 1
+    assert layout.width == 3 + 12 + one_hot + 2 + 1
     assert layout.embeddings == (model_lib.Embedding(layout.width - 1, widths["terminal_id"], 8),)
     model = model_lib.build_model(HParams(), -3.0, layout)
     assert model.input_shape == (None, layout.width)
@@ -161,7 +169,9 @@ def test_the_simulated_log_fits_its_spec_and_its_schema_draft_parses(tmp_path):
     assert seen["labels"][0] > 0 and seen["distinct"]["channel"] == 3
     draft = text_format.Parse(schema.bootstrap(sim, seen, path), schema_pb2.Schema())
     features = {f.name: f for f in draft.feature}
-    assert set(features) == set(sim.columns)
+    assert set(features) == set(sim.columns) | set(sim.history_features)
+    window = features["terminal_id_fraud_rate_7d"]  # computed by the pipeline: always there, never negative
+    assert window.type == schema_pb2.FLOAT and window.presence.min_fraction == 1.0 and window.float_domain.min == 0
     assert features["card_age_days"].presence.min_count == 0  # imputed: may be missing
     assert features["amount"].presence.min_fraction == 1.0 and features["amount"].float_domain.min == 0
     assert features["label"].int_domain.max == 1 and list(features["label"].not_in_environment) == ["SERVING"]
@@ -208,6 +218,7 @@ def test_an_unknown_column_and_a_categorical_past_its_cap_are_named(tmp_path):
     capped = dataset_spec.parse(
         {
             **sim.to_dict(),
+            "entities": ["customer_id"],
             "categorical": [
                 {"name": "channel"},
                 {"name": "terminal_id", "max_cardinality": 10},

@@ -2,15 +2,12 @@
 TFX) on a free loopback port, talked to over HTTP as a TF Serving client would. Each test stops what it starts."""
 
 import base64
-import contextlib
 import csv
 import gzip
 import http.client
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import threading
 import time
@@ -20,75 +17,10 @@ import numpy as np
 import pytest
 
 import contract
-from tests.support import CLI, FIXTURE, serving_python
+from tests.support import CLI, FIXTURE, REQUEST_TIMEOUT, START_TIMEOUT, SWAP_TIMEOUT, Server, serving_python
 
 MODEL = contract.SERVING_MODEL_NAME
-# Seconds: the server's start measured alone is 10-20 s (TensorFlow's import and the warm-up); waits are wide.
-START_TIMEOUT = 240
-SWAP_TIMEOUT = 120
-REQUEST_TIMEOUT = 60
-
-
-SERVE_PYTHON = serving_python()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """A `fraud-pipeline serve` process and an HTTP client for it."""
-
-    def __init__(self, output: Path, *flags: str):
-        self.output, self.port = output, free_port()
-        self.log = output / f"serve-{self.port}.log"
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-        with open(self.log, "w") as log:
-            self.proc = subprocess.Popen(
-                [str(CLI), "serve", "--output", str(output), "--port", str(self.port), *flags],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-
-    def request(self, method: str, path: str, body=None, headers=None) -> tuple[int, dict, dict]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=REQUEST_TIMEOUT)
-        try:
-            data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
-            sent = {"Content-Type": "application/json"} if data is not None else {}
-            connection.request(method, path, data, {**sent, **(headers or {})})
-            response = connection.getresponse()
-            raw = response.read()
-            return response.status, json.loads(raw) if raw else {}, dict(response.getheaders())
-        finally:
-            connection.close()
-
-    def predict(self, body, version: int | None = None, headers=None):
-        path = f"/v1/models/{MODEL}" + (f"/versions/{version}" if version else "") + ":predict"
-        return self.request("POST", path, body, headers)
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"the server exited with {self.proc.returncode}: {self.log.read_text()[-3000:]}")
-            with contextlib.suppress(OSError):
-                if self.request("GET", "/v2/health/ready")[0] == 200:
-                    return
-            time.sleep(0.5)
-        raise AssertionError(f"not ready after {START_TIMEOUT} s: {self.log.read_text()[-3000:]}")
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+SERVE_PYTHON = serving_python()  # the module skips when the serving environment is not there
 
 
 def _copy_version(source: Path, serving: Path, version: int, tamper: bool = False) -> Path:

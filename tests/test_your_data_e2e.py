@@ -6,6 +6,7 @@ import csv
 import gzip
 import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -16,13 +17,13 @@ import contract
 from datasets import spec as dataset_spec
 from datasets.simulated import simulator
 from pipeline.definition import status
-from tests.support import CLI, CliRun, run_cli, shared_run
+from tests.support import CLI, CliRun, Server, run_cli, serving_python, shared_run
 
 SPEC = Path(dataset_spec.DATASETS_DIR) / "simulated" / "dataset.yaml"
 # Small, and enough frauds in every split for the gates (the same seed writes the same file).
-SETTINGS = simulator.Settings(days=30, customers=600, terminals=150, seed=0)
+SETTINGS = simulator.Settings(days=45, customers=400, terminals=150, seed=0)
 # The newest days are held back as the data scored after the push.
-HELD_BACK = "2026-04-26"
+HELD_BACK = "2026-05-11"
 
 
 def _cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -83,6 +84,11 @@ def test_the_simulated_log_is_trained_blessed_and_pushed_with_its_spec(simulated
     assert lineage["dataset"] == {"name": spec.name, "digest": spec.digest()}
     # The spec is part of the model's training identity: another spec is another model.
     assert lineage["training_config"]["dataset"] == spec.digest()
+    # The push seeded the online store with the newest history of the input (the longest window plus the delay),
+    # and its labels, for the rows scored next.
+    seeded = re.search(r"online store: ([\d,]+) rows and ([\d,]+) labels", simulated_run.stdout)
+    assert seeded and int(seeded[1].replace(",", "")) > 0 and seeded[1] == seeded[2], simulated_run.stdout[-2000:]
+    assert (simulated_run.output / "online_store" / "history.sqlite").is_file()
 
 
 @pytest.mark.e2e
@@ -135,6 +141,8 @@ def test_predict_with_the_spec_key_then_outcomes_with_text_labels(simulated_run,
     spec = dataset_spec.load(str(SPEC))
     assert compared[spec.numeric[0].name] == "jensen_shannon_divergence"
     assert compared[spec.categorical[0].name] == "l_infinity"
+    # The history features the online store served are in the batch's skew, as the training split had them.
+    assert set(spec.history_features) <= set(compared)
     assert skew.get("schema_checked", True) is True and isinstance(skew["schema_anomalies"], list)
     assert (record / "statistics.pb").is_file()
     proc = _cli("outcomes", "--labels", str(simulated["labels"]), "--output", output)
@@ -144,9 +152,42 @@ def test_predict_with_the_spec_key_then_outcomes_with_text_labels(simulated_run,
     dates = re.findall(r"^day (\d{4}-\d{2}-\d{2}) model ", proc.stdout, re.M)
     assert dates and dates == [g["date"] for g in found["groups"]] and min(dates) >= HELD_BACK[:10], proc.stdout
     assert found["join"]["matched_labels"] == simulated["new_rows"]
+    # The labels went into the online store too: the terminals' fraud rates learn from them.
+    assert found["online_store"]["written"] == simulated["new_rows"], found.get("online_store")
     assert found["overall"]["frauds"] == simulated["new_frauds"]
     # The spec names the amount column: the money of the frauds caught and missed is counted.
     assert found["overall"]["fraud_amount_caught"] + found["overall"]["fraud_amount_missed"] > 0
+
+
+@pytest.mark.e2e
+def test_the_model_server_computes_the_history_features_from_the_online_store(simulated_run, simulated, tmp_path):
+    """A request carries a row's own columns; the server writes it into the online store and serves its windows; a
+    request that sends a history feature itself is refused, naming it."""
+    serving_python()
+    output = tmp_path / "served"
+    shutil.copytree(simulated_run.output / "serving", output / "serving")
+    shutil.copytree(simulated_run.output / "online_store", output / "online_store")
+    spec = dataset_spec.load(str(SPEC))
+    rows = list(csv.DictReader(open(simulated["new"])))[:40]
+    numbers = {f.name for f in spec.numeric}
+    instances = [{k: (float(v) if k in numbers else v) for k, v in r.items() if v != ""} for r in rows]
+    server = Server(output, "--no-record")
+    try:
+        server.wait_ready()
+        status_code, body, _ = server.predict({"signature_name": contract.FEATURES_SIGNATURE, "instances": instances})
+        assert status_code == 200, body
+        assert len(body["predictions"]) == len(rows)
+        sent = dict(instances[0], terminal_id_count_1d=3.0)
+        status_code, body, _ = server.predict({"signature_name": contract.FEATURES_SIGNATURE, "instances": [sent]})
+        assert status_code == 400 and "terminal_id_count_1d" in body["error"] and "history feature" in body["error"]
+    finally:
+        assert server.stop() == 0
+    # Each row was written into the store by its key.
+    import sqlite3
+
+    with sqlite3.connect(output / "online_store" / "history.sqlite") as db:
+        keys = {k for (k,) in db.execute("SELECT row_key FROM fraud_pipeline_history")}
+    assert {r["transaction_id"] for r in rows} <= keys
 
 
 @pytest.mark.e2e

@@ -100,8 +100,10 @@ class Executor(BaseExampleGenExecutor):
         selection = inputs.select_spans(exec_properties)
         if selection is not None:
             baseline = selection.previous or selection.newest
+            spec = inputs.dataset(exec_properties)
             for name, span in zip(contract.DRIFT_PAIR, (selection.newest, baseline)):
-                read = CsvToTimedRecords(span.files, self._careful, spec=inputs.dataset(exec_properties))
+                context = inputs.context_files(exec_properties, span.files, spec)
+                read = CsvToTimedRecords(span.files, self._careful, spec=spec, context=context)
                 timed = pipeline | f"ReadSpan[{name}]" >> read
                 splits[name] = timed | f"Records[{name}]" >> beam.Map(records_of)
         return splits

@@ -11,7 +11,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 
 import contract
-from components.lib import serving, spans
+from components.lib import csv_contract, serving, spans
 from components.lib.rejection import DataRejectedError
 from datasets import spec as dataset_spec
 
@@ -45,6 +45,8 @@ class SpanSelection:
     pattern: str
     window: list[spans.Span]
     previous: spans.Span | None
+    # Every span found, oldest first (the older ones are the history of the window's rows, context_files).
+    found: tuple[spans.Span, ...] = ()
 
     @property
     def newest(self) -> spans.Span:
@@ -78,7 +80,7 @@ def select_spans(exec_properties: dict[str, Any]) -> SpanSelection | None:
         if not found:
             raise DataRejectedError(f"no span matches {base}/{pattern}")
         window = spans.newest(found, int(fields.get("window") or 0))
-        selection = SpanSelection(pattern, window, found[-2] if len(found) > 1 else None)
+        selection = SpanSelection(pattern, window, found[-2] if len(found) > 1 else None, tuple(found))
     exec_properties[_SELECTION_KEY] = selection
     return selection
 
@@ -94,6 +96,39 @@ def input_files(exec_properties: dict[str, Any], split_pattern: str) -> list[str
     if not files:
         raise DataRejectedError(f"no CSV file matches {base}/{split_pattern}")
     return files
+
+
+def _first_time(path: str, spec: dataset_spec.DatasetSpec) -> float | None:
+    """The event time of a file's first row (spans are in time order, so it is where the span starts)."""
+    header = csv_contract.read_header(path)
+    if spec.time not in header:
+        return None
+    for _, cells in csv_contract.careful_rows(path):
+        index = header.index(spec.time)
+        return spec.time_of(cells[index]) if index < len(cells) else None
+    return None
+
+
+def context_files(exec_properties: dict[str, Any], files: list[str], spec: dataset_spec.DatasetSpec) -> list[str]:
+    """The files of the spans older than `files` that hold the history of their rows: with a history section
+    (datasets.spec.History) on spanned input, the rows of the spans before the oldest one read, back to the span
+    that starts at least the history's reach (the longest window plus the delay) before it; [] otherwise. A run
+    of spans thus gives each row the windows a continuous history would."""
+    selection = select_spans(exec_properties)
+    if not spec.history or selection is None:
+        return []
+    wanted = set(files)
+    first = next((i for i, span in enumerate(selection.found) if wanted & set(span.files)), None)
+    if not first:
+        return []
+    start = _first_time(selection.found[first].files[0], spec)
+    out = []
+    for span in reversed(selection.found[:first]):
+        out = [*span.files, *out]
+        begins = _first_time(span.files[0], spec)
+        if start is None or begins is None or begins <= start - spec.history_span:
+            break
+    return out
 
 
 def record_data(artifact, exec_properties: dict[str, Any], pattern: str) -> None:

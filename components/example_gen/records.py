@@ -16,7 +16,8 @@ import tensorflow as tf
 from tfx_bsl.coders import example_coder
 
 import contract
-from components.example_gen.inputs import dataset, input_files
+from components.example_gen.history import AddHistory
+from components.example_gen.inputs import context_files, dataset, input_files
 from components.lib import csv_contract
 from components.lib.rejection import DataRejectedError
 from datasets.spec import DatasetSpec
@@ -204,6 +205,10 @@ def timed_record(example: tf.train.Example, time: str = contract.TIME) -> tuple[
     return (values[0] if values else None), example.SerializeToString(deterministic=True)
 
 
+def _serialized(example: tf.train.Example, keep: bool) -> tuple[bytes, bool]:
+    return example.SerializeToString(deterministic=True), keep
+
+
 def records_of(block: tuple[list[float | None], list[bytes]]) -> list[bytes]:
     """The serialized tf.Examples of a block."""
     return block[1]
@@ -219,16 +224,24 @@ class CsvToTimedRecords(beam.PTransform):
 
     careful: read with Python's csv module a row at a time instead of the fast reader.
     times_only: the fast reader's Time values alone (lists of floats), for the time split's cuts.
+    context: files read only as the history of the others' rows (older spans), when the spec has a history
+      section: the rows of `files` get their history features (components/example_gen/history.py).
     """
 
     def __init__(
-        self, files: list[str], careful: bool, times_only: bool = False, spec: DatasetSpec = contract.DEFAULT_DATASET
+        self,
+        files: list[str],
+        careful: bool,
+        times_only: bool = False,
+        spec: DatasetSpec = contract.DEFAULT_DATASET,
+        context: list[str] = (),
     ):
         super().__init__()
         self._files = list(files)
         self._careful = careful
         self._times_only = times_only
         self._spec = spec
+        self._context = [f for f in context if f not in set(files)]
 
     def expand(self, pipeline):
         files, spec = self._files, self._spec
@@ -238,7 +251,7 @@ class CsvToTimedRecords(beam.PTransform):
         problems = csv_contract.header_problems(names, spec.columns)
         if problems:
             raise DataRejectedError(f"{files[0]}, line 1 (header): {'; '.join(problems)}")
-        for path in files[1:]:
+        for path in [*files[1:], *self._context]:
             if csv_contract.read_header(path) != names:
                 raise DataRejectedError(f"{path}: its header differs from the header of {files[0]}")
         paths = pipeline | "Files" >> beam.Create(files) | "Reshuffle" >> beam.Reshuffle()
@@ -250,9 +263,24 @@ class CsvToTimedRecords(beam.PTransform):
             rows
             | "ColumnTypes" >> beam.CombineGlobally(ColumnsParse(names, [contract_type(n, spec) for n in names], spec))
         )
+        examples = rows | "ToExample" >> beam.Map(to_example, names, kinds, spec)
+        if spec.history:
+            kept = examples | "Kept" >> beam.Map(_serialized, True)
+            older = (
+                pipeline
+                | "ContextFiles" >> beam.Create(self._context)
+                | "ReadContext" >> beam.ParDo(ReadCsvRows(len(names), label_index))
+                | "ContextToExample" >> beam.Map(to_example, names, kinds, spec)
+                | "Context" >> beam.Map(_serialized, False)
+            )
+            examples = (
+                (kept, older)
+                | "WithContext" >> beam.Flatten()
+                | "History" >> AddHistory(spec)
+                | "Parse" >> beam.Map(tf.train.Example.FromString)
+            )
         return (
-            rows
-            | "ToExample" >> beam.Map(to_example, names, kinds, spec)
+            examples
             | "Serialize" >> beam.Map(timed_record, spec.time)
             | "Blocks" >> beam.BatchElements(min_batch_size=_CAREFUL_BLOCK_ROWS, max_batch_size=_CAREFUL_BLOCK_ROWS)
             | "Block" >> beam.Map(_block)
@@ -266,7 +294,8 @@ class CsvToRecords(beam.PTransform):
     def __init__(self, exec_properties: dict[str, Any], split_pattern: str, careful: bool):
         super().__init__()
         files = input_files(exec_properties, split_pattern)
-        self._timed = CsvToTimedRecords(files, careful, spec=dataset(exec_properties))
+        spec = dataset(exec_properties)
+        self._timed = CsvToTimedRecords(files, careful, spec=spec, context=context_files(exec_properties, files, spec))
 
     def expand(self, pipeline):
         return pipeline | "Read" >> self._timed | "Records" >> beam.FlatMap(records_of)

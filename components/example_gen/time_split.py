@@ -7,7 +7,7 @@ from google.protobuf import json_format
 from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 
-from components.example_gen.inputs import dataset, input_files
+from components.example_gen.inputs import context_files, dataset, input_files
 from components.example_gen.records import CsvToTimedRecords
 
 # Enough quantiles that a cut lands within 0.1% of its target share.
@@ -68,7 +68,9 @@ def time_splits(pipeline: beam.Pipeline, exec_properties: dict, careful: bool) -
     shares = [s.hash_buckets / total for s in splits]
 
     files = input_files(exec_properties, input_config.splits[0].pattern)
-    read = functools.partial(CsvToTimedRecords, files, careful, spec=dataset(exec_properties))
+    spec = dataset(exec_properties)
+    context = context_files(exec_properties, files, spec)
+    read = functools.partial(CsvToTimedRecords, files, careful, spec=spec, context=context)
     blocks = pipeline | "InputToRecord" >> read()
     if careful:
         times = blocks | "Time" >> beam.Map(lambda block: [t for t in block[0] if t is not None])

@@ -110,9 +110,30 @@ def _run(args: argparse.Namespace) -> int:
     if result.exit_code != st.EXIT_OK:
         print(f"fraud-pipeline: {result.message}", file=sys.stderr)
     print_run(result.record)
+    if config.dataset.history and (result.record or {}).get("pushed_model"):
+        _seed_online_store(args, config.dataset, str(layout.root))
     print(f"outputs: {layout.root} (summary: {layout.summary_path}, log: {layout.log_path})")
     print_pages(result.pages)
     return result.exit_code
+
+
+def _seed_online_store(args: argparse.Namespace, spec, output: str) -> None:
+    """After a push: the newest history of the input into the online store (pipeline/scoring/backfill.py), so that
+    the first rows scored get the windows training gave them."""
+    from components.lib.rejection import DataRejectedError
+    from pipeline.online_store.store import OnlineStore, OnlineStoreError
+    from pipeline.scoring.backfill import backfill
+
+    try:
+        store = OnlineStore.open(spec, output, getattr(args, "online_store", None))
+        try:
+            done = backfill(args.data, spec, store)
+        finally:
+            store.close()
+    except (DataRejectedError, OnlineStoreError) as e:
+        print(f"fraud-pipeline: the online store was not seeded ({e}); run `fraud-pipeline backfill`", file=sys.stderr)
+        return
+    print(f"online store: {done.rows:,} rows and {done.labels:,} labels of the history's reach written ({done.where})")
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -20,6 +20,12 @@ from pipeline.definition.startup import heavy_imports
 _GATES = {f.name: f for f in dataclasses.fields(GateConfig)}
 
 
+ONLINE_STORE_HELP = (
+    "where the history features of a dataset spec's history section are kept at serving: a postgresql:// URL "
+    "(default: the spec's online_store, else an SQLite file under OUTPUT/online_store/)"
+)
+
+
 def _floor(name: str):
     return dataclasses.field(default=_GATES[name].default, metadata=_GATES[name].metadata)
 
@@ -79,6 +85,7 @@ def register(commands) -> None:
         "threshold; by default skew is reported, not an outage",
     )
     pred.add_argument("--no-record", action="store_true", help="do not record the batch under OUTPUT/scoring")
+    pred.add_argument("--online-store", metavar="URL", help=ONLINE_STORE_HELP)
     pred.add_argument("--to", required=True, metavar="FILE", help="where to write the scores: CSV, or gzip if .gz")
     pred.add_argument(
         "--rejects",
@@ -94,6 +101,26 @@ def register(commands) -> None:
         help="rows scored per call of the model (default: %(default)s)",
     )
     pred.set_defaults(handler=_predict)
+
+    back = commands.add_parser(
+        "backfill",
+        help="write labelled history into the online store of the history features",
+        description=(
+            "Write the rows of labelled CSV files (by the serving version's dataset spec) within the reach of its "
+            "history section (the longest window plus the delay before the newest row) into the online store, with "
+            "their labels, so that the rows scored next get the windows training gave them. `run` does it after a "
+            "push from its input; use this for a store of a team, a store moved, or a model trained elsewhere. "
+            f"Exit codes: {st.EXIT_OK} written, {st.EXIT_DATA_REJECTED} a file that breaks the spec, {st.EXIT_USAGE} "
+            f"bad command line or a spec without history, {st.ENVIRONMENT_HELP}."
+        ),
+    )
+    back.add_argument("--data", required=True, metavar="PATH", help="a labelled CSV file (plain or .gz) or folder")
+    back.add_argument(
+        "--output", default=DEFAULT_OUTPUT, metavar="DIR", help="the output folder whose serving/ has the version"
+    )
+    back.add_argument("--model", metavar="DIR", help="the version whose spec reads the files (default: serving)")
+    back.add_argument("--online-store", metavar="URL", help=ONLINE_STORE_HELP)
+    back.set_defaults(handler=_backfill)
 
     out = commands.add_parser(
         "outcomes",
@@ -124,6 +151,7 @@ def register(commands) -> None:
     out.add_argument(
         "--batch", action="append", metavar="ID", help="join only this recorded batch (repeatable; default: all)"
     )
+    out.add_argument("--online-store", metavar="URL", help=ONLINE_STORE_HELP + "; the labels are written into it")
     add_dataclass_flags(out.add_argument_group("the blessing floors realized performance is held to"), _Floors)
     out.set_defaults(handler=_outcomes)
 
@@ -140,6 +168,7 @@ def _predict(args: argparse.Namespace) -> int:
         raise UsageError(f"--rejects {args.rejects}: the folder {Path(args.rejects).parent} does not exist")
     from components.lib import serving
     from components.lib.rejection import DataRejectedError
+    from pipeline.online_store.store import OnlineStoreError
     from pipeline.scoring import destination
     from pipeline.scoring.rows import headers, input_files, spec_headers
 
@@ -185,10 +214,11 @@ def _predict(args: argparse.Namespace) -> int:
             key=key,
             recording=recording,
             verified=not args.model,
+            store=(args.output, args.online_store),
         )
     except predict_lib.ModelNotFoundError as e:
         raise UsageError(str(e)) from e
-    except serving.UnverifiedVersionError as e:
+    except (serving.UnverifiedVersionError, OnlineStoreError) as e:
         raise faults.EnvironmentFaultError(str(e)) from e
     except DataRejectedError as e:
         print(f"fraud-pipeline: data rejected: {e}", file=sys.stderr)
@@ -204,6 +234,36 @@ def _predict(args: argparse.Namespace) -> int:
     if skewed and args.fail_on_skew:
         print("fraud-pipeline: serving skew past its threshold (--fail-on-skew)", file=sys.stderr)
         return st.EXIT_SKEW
+    return st.EXIT_OK
+
+
+def _backfill(args: argparse.Namespace) -> int:
+    if not Path(args.data).exists():
+        raise UsageError(f"--data {args.data}: no such file or folder")
+    from components.lib import serving
+    from components.lib.rejection import DataRejectedError
+    from pipeline.online_store.store import OnlineStore, OnlineStoreError
+    from pipeline.scoring.backfill import backfill
+
+    now = None if args.model else serving.serving_now(OutputLayout(args.output).serving_dir)
+    model_dir = args.model or (now[1] if now else None)
+    if model_dir is None:
+        raise UsageError(f"--output {args.output}: no version serving (run `fraud-pipeline run` first, or --model)")
+    spec = serving.dataset_of_model(str(model_dir))
+    if not spec.history:
+        raise UsageError(f"the dataset spec {spec.name!r} of {model_dir} has no history section: nothing to backfill")
+    try:
+        store = OnlineStore.open(spec, args.output, args.online_store)
+        try:
+            done = backfill(args.data, spec, store)
+        finally:
+            store.close()
+    except OnlineStoreError as e:
+        raise faults.EnvironmentFaultError(str(e)) from e
+    except DataRejectedError as e:
+        print(f"fraud-pipeline: data rejected: {e}", file=sys.stderr)
+        return st.EXIT_DATA_REJECTED
+    print(f"online store: {done.rows:,} rows and {done.labels:,} labels written ({done.where})")
     return st.EXIT_OK
 
 
@@ -247,13 +307,18 @@ def _outcomes(args: argparse.Namespace) -> int:
     if args.alerts_per_day is not None and args.alerts_per_day <= 0:
         raise UsageError(f"--alerts-per-day {args.alerts_per_day:g}: give a positive number")
     from components.lib.rejection import DataRejectedError
+    from pipeline.online_store.store import OnlineStoreError
     from pipeline.report import outcomes_page
     from pipeline.scoring import outcomes as outcomes_lib
 
     faults.check_writable(args.output)
     budget = args.alerts_per_day if args.alerts_per_day is not None else _budget(args.output)
     try:
-        record = outcomes_lib.outcomes(args.output, args.labels, budget, args.at_precision, args.batch)
+        record = outcomes_lib.outcomes(
+            args.output, args.labels, budget, args.at_precision, args.batch, online_store=args.online_store
+        )
+    except OnlineStoreError as e:
+        raise faults.EnvironmentFaultError(str(e)) from e
     except ValueError as e:
         if isinstance(e, DataRejectedError):
             print(f"fraud-pipeline: data rejected: {e}", file=sys.stderr)
@@ -282,6 +347,10 @@ def _outcomes(args: argparse.Namespace) -> int:
         f"{args.at_precision:g}; fraud amount caught {overall['fraud_amount_caught']:,.2f}, missed "
         f"{overall['fraud_amount_missed']:,.2f}"
     )
+    if "online_store" in record:
+        stored = record["online_store"]
+        where = f" in {stored['where']}" if "where" in stored else f" ({stored.get('reason')})"
+        print(f"online store: {stored['written']:,} labels written{where}")
     print(f"outcomes: {path} (page: {page})")
     below = []
     if overall["pr_auc"] is not None and overall["pr_auc"] < args.min_pr_auc:

@@ -70,6 +70,12 @@ def register(commands) -> None:
     srv.add_argument("--max-rows", type=int, metavar="N", help="rows a request may carry (default: 10000)")
     srv.add_argument("--max-body-bytes", type=int, metavar="N", help="a request body's size limit (default: 8 MiB)")
     srv.add_argument("--no-record", action="store_true", help="do not record requests under OUTPUT/scoring")
+    srv.add_argument(
+        "--online-store",
+        metavar="URL",
+        help="where a dataset spec's history features are kept: a postgresql:// URL (default: the spec's "
+        "online_store, else an SQLite file under OUTPUT/online_store/, shared with predict and outcomes)",
+    )
     srv.add_argument("--window-rows", type=int, metavar="N", help="rows a recorded window holds (default: 10000)")
     srv.add_argument("--window-seconds", type=float, metavar="S", help="a window's age at most (default: 300)")
     srv.add_argument("--keep-windows", type=int, metavar="N", help="windows kept, the oldest removed (default: 200)")
@@ -90,7 +96,7 @@ def register(commands) -> None:
 def _server_args(args: argparse.Namespace) -> list[str]:
     argv = ["--output", args.output, "--host", args.host, "--port", str(args.port)]
     argv += ["--poll-seconds", str(args.poll_seconds)]
-    for flag in ("key", "max_rows", "max_body_bytes", "window_rows", "window_seconds", "keep_windows"):
+    for flag in ("key", "max_rows", "max_body_bytes", "window_rows", "window_seconds", "keep_windows", "online_store"):
         value = getattr(args, flag)
         if value is not None:
             argv += ["--" + flag.replace("_", "-"), str(value)]

@@ -209,16 +209,20 @@ def outcomes(
     alerts_per_day: float | None = None,
     at_precision: float = 0.8,
     only: list[str] | None = None,
+    online_store: str | None = None,
 ) -> dict:
     """The joined outcomes of every recorded score (see the module docstring), as outcomes.json holds them.
 
     Args:
       only: the ids of the batches to join (default: every recorded batch).
+      online_store: with a spec that has a history section, the store the labels are written into (a URL; default
+        the spec's, else SQLite under output): the fraud rates of its windows learn from them.
     """
     scores, records, key = load_scores(output, only)
     # The labels are read by the spec of the model that scored the first batch (the version carries it).
     spec = serving.dataset_of_model(records[0]["model"]["path"]) if records else contract.DEFAULT_DATASET
     labels, problems = load_labels(labels_path, key, spec)
+    stored = _store_labels(spec, output, online_store, labels, key)
     counts = Counter(scores.join)
     duplicates = sorted(show(k) for k, n in counts.items() if n > 1)
     index = {}
@@ -282,7 +286,25 @@ def outcomes(
             "keys_scored_more_than_once_named": duplicates[:NAMED],
             **problems,
         },
+        **({"online_store": stored} if stored else {}),
     }
+
+
+def _store_labels(spec: DatasetSpec, output: str, url: str | None, labels: dict, key: str | None) -> dict | None:
+    """Writes the labels into the online store of a spec with a history section (by the spec's key, which the store
+    keeps its rows under); what was written, or why nothing was."""
+    if not spec.history:
+        return None
+    if not key or key != spec.key:
+        return {"written": 0, "reason": f"the scores were not recorded by the spec's key ({spec.key or 'none'})"}
+    from pipeline.online_store.store import OnlineStore
+
+    store = OnlineStore.open(spec, output, url)
+    try:
+        written = store.label({k: v for k, v in labels.items()})
+    finally:
+        store.close()
+    return {"written": written, "where": store.where}
 
 
 def write(record: dict, folder: Path) -> Path:

@@ -274,6 +274,7 @@ def predict(
     key: str | None = None,
     recording: Recording | None = None,
     verified: bool = True,
+    store=None,
 ) -> Result:
     """Scores every good row of data into `to` (CSV, gzip by extension), in input order; returns the counts.
 
@@ -281,6 +282,8 @@ def predict(
       key: a column of the input passed through to the output and the record with each score (a transaction id).
       recording: record the batch under recording.output/scoring/ with its statistics and serving skew.
       verified: whether a model without a manifest is refused (Model.load).
+      store: where the history features of a spec that declares them are kept, (output folder, URL or None):
+        pipeline.online_store.store.OnlineStore.open; each batch is written into it and served its windows there.
 
     Raises:
       DataRejectedError: a header or row that breaks the contract (without rejects_path), naming file and line.
@@ -295,9 +298,19 @@ def predict(
     key = key or spec.key or None
     checked = headers(files, key) if default else spec_headers(files, spec, key)
     model = Model.load(model_path, verified)
-    with destination.writing(to, rejects_path) as (partial, rejects_partial):
-        rejects = Rejects(rejects_partial, gz=bool(rejects_path and rejects_path.endswith(".gz")))
-        return _score(files, checked, model, (partial, to), rejects, key, recording, batch_size, spec)
+    online = None
+    if spec.history:
+        from pipeline.online_store.store import OnlineStore
+
+        output, url = store or (recording.output if recording else os.path.dirname(os.path.abspath(to)), None)
+        online = OnlineStore.open(spec, output, url)
+    try:
+        with destination.writing(to, rejects_path) as (partial, rejects_partial):
+            rejects = Rejects(rejects_partial, gz=bool(rejects_path and rejects_path.endswith(".gz")))
+            return _score(files, checked, model, (partial, to), rejects, key, recording, batch_size, spec, online)
+    finally:
+        if online is not None:
+            online.close()
 
 
 class _SpecEncoder:
@@ -329,7 +342,16 @@ class _SpecEncoder:
 
 
 def _score(
-    files, checked, model: Model, output: tuple[str, str], rejects, key, recording, batch_size, spec: DatasetSpec
+    files,
+    checked,
+    model: Model,
+    output: tuple[str, str],
+    rejects,
+    key,
+    recording,
+    batch_size,
+    spec: DatasetSpec,
+    online=None,
 ) -> Result:
     """predict() once the outputs are locked: output is (the partial file to write, the name it will have)."""
     # One loop from the rows to the written scores and the record, kept whole: each exit path closes the same files.
@@ -374,6 +396,9 @@ def _score(
                 else spec_batches(files, rejects, spec, batch_size, checked, key)
             )
             for batch in rows:
+                if online is not None:
+                    # Into the online store, then each row's windows at its time (its batch's earlier rows in them).
+                    online.enrich(batch.features)
                 if statistics is not None:
                     statistics.add(batch.values, batch.labels)
                 if sample is not None:

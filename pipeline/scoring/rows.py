@@ -246,10 +246,12 @@ class ExampleEncoder:
 
 
 def spec_headers(files: Iterable[str], spec: DatasetSpec, key: str | None = None) -> dict[str, list[str]]:
-    """Each file's header, checked against the spec: the time and the model's features required; the label, the
-    spec's key and entities (and --key) optional; nothing else (DataRejectedError naming the file otherwise)."""
-    required = [spec.time, *spec.model_features] + ([key] if key else [])
-    optional = [spec.label, *spec.entities] + ([spec.key] if spec.key else [])
+    """Each file's header, checked against the spec: the time, the model's features (but the history ones, which
+    the online store computes) and the history's entities required; the label, the spec's key and other entities (and
+    --key) optional; nothing else (DataRejectedError naming the file otherwise)."""
+    entities = [item.entity for item in spec.history if item.entity not in spec.input_features]
+    required = [spec.time, *spec.input_features, *dict.fromkeys(entities)] + ([key] if key else [])
+    optional = [spec.label, *(e for e in spec.entities if e not in entities)] + ([spec.key] if spec.key else [])
     found = {}
     for file in files:
         header = csv_contract.read_header(file)

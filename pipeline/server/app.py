@@ -231,6 +231,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-rows", type=int, default=MAX_ROWS)
     p.add_argument("--max-body-bytes", type=int, default=MAX_BODY_BYTES)
     p.add_argument("--no-record", action="store_true")
+    p.add_argument(
+        "--online-store",
+        help="the history features' store: a postgresql:// URL (default: the spec's, "
+        "else SQLite under OUTPUT/online_store)",
+    )
     p.add_argument("--access-log", action="store_true", help="a log line a request")
     p.add_argument("--tf-threads", type=int, default=1, help="TensorFlow's thread pools' size (0: its default)")
     p.add_argument("--window-rows", type=int, default=online.WINDOW_ROWS)
@@ -258,7 +263,13 @@ def main(argv=None) -> int:
     args.output = os.path.abspath(args.output)
     serving_dir = args.serving_dir or contract.OutputLayout(args.output).serving_dir
     recorder = None
-    versions = Versions(serving_dir, args.key, args.max_rows, on_swap=lambda old, new: recorder and recorder.flush())
+    versions = Versions(
+        serving_dir,
+        args.key,
+        args.max_rows,
+        on_swap=lambda old, new: recorder and recorder.flush(),
+        store=(args.output, args.online_store),
+    )
     try:
         versions.start()
     except NoServableVersionError as e:

@@ -11,6 +11,8 @@ import numpy as np
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
 import contract
+from pipeline.online_store.store import OnlineStoreError
+from pipeline.server.history import with_history
 from pipeline.server.requests import BadRequestError, Parsed
 from pipeline.server.versions import Loaded, Versions
 
@@ -96,7 +98,8 @@ class FraudModel(kserve.Model):
         try:
             if isinstance(payload, InferRequest):
                 tensors = [(i.name, i.datatype, list(i.shape), _flat(i.data, i.shape)) for i in payload.inputs]
-                return _Request(loaded, loaded.reader.parse_v2(tensors), payload.id or str(uuid.uuid4()))
+                parsed = with_history(loaded, loaded.reader.parse_v2(tensors))
+                return _Request(loaded, parsed, payload.id or str(uuid.uuid4()))
             if not isinstance(payload, V1Call):
                 raise BadRequestError("the request body must be a JSON object with 'instances' or 'inputs'")
             if payload.version is not None and payload.version != loaded.version:
@@ -105,9 +108,11 @@ class FraudModel(kserve.Model):
                     f"Servable not found for request: Specific({self.name}, {payload.version}): version "
                     f"{loaded.version} is the one serving",
                 )
-            return _Request(loaded, loaded.reader.parse(payload.body))
+            return _Request(loaded, with_history(loaded, loaded.reader.parse(payload.body)))
         except BadRequestError as e:
             raise RequestRefusedError(e.status, str(e)) from None
+        except OnlineStoreError as e:
+            raise RequestRefusedError(503, f"the history features cannot be had: {e}") from None
 
     def predict(self, request: _Request, headers=None) -> Scored:
         import tensorflow as tf

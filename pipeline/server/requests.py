@@ -113,7 +113,9 @@ class Reader:
     """
 
     def __init__(self, feature_inputs: dict, spec: DatasetSpec, key: str | None = None, max_rows: int = MAX_ROWS):
-        self.inputs = dict(feature_inputs)
+        # The history features are the online store's to compute (pipeline/server/history.py), never a client's.
+        self.computed = [name for name in spec.history_features if name in feature_inputs]
+        self.inputs = {name: dtype for name, dtype in feature_inputs.items() if name not in set(self.computed)}
         self.spec = spec
         self.key = key or None
         self.max_rows = max_rows
@@ -314,6 +316,11 @@ class Reader:
     # -- one value --------------------------------------------------------------------------------------------------
 
     def _unknown(self, name, where: str) -> BadRequestError:
+        if name in self.computed:
+            return BadRequestError(
+                f"{where}: {name!r} is a history feature: the server computes it from the online store, a request "
+                "does not send it"
+            )
         if name == self.spec.label:
             return BadRequestError(f"{where}: {name!r} is the label; a request carries the features only")
         return BadRequestError(f"{where}: {name!r} is not a feature of this model{_nearest(str(name), self.inputs)}")

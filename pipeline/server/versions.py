@@ -39,6 +39,8 @@ class Loaded:
     warmup_requests: int
     load_seconds: float
     serving_since: float
+    # The online store of a spec with a history section (pipeline/online_store), None otherwise.
+    store: object = None
 
 
 @dataclasses.dataclass
@@ -83,13 +85,15 @@ class Versions:
       key: the field a request's rows may carry besides the features (the Reader's key).
       max_rows: rows a request may carry at most.
       on_swap: called with (old Loaded or None, new Loaded) after each swap.
+      store: (output folder, URL or None) of the online store a version whose spec has a history section opens.
     """
 
-    def __init__(self, serving_dir: str, key: str | None, max_rows: int, on_swap=None):
+    def __init__(self, serving_dir: str, key: str | None, max_rows: int, on_swap=None, store=None):
         self.serving_dir = serving_dir
         self.key = key
         self.max_rows = max_rows
         self.on_swap = on_swap
+        self.store = store or (os.path.dirname(serving_dir.rstrip("/")), None)
         self.current: Loaded | None = None
         self.statuses: dict[int, Status] = {}
         self._refused: dict[int, tuple] = {}
@@ -106,7 +110,12 @@ class Versions:
         count = model.warm_up()
         spec = serving.dataset_of_model(folder)
         reader = Reader(model.feature_inputs, spec, self.key or spec.key or None, self.max_rows)
-        return Loaded(version, model, reader, spec, count, time.monotonic() - started, time.time())
+        store = None
+        if spec.history:
+            from pipeline.online_store.store import OnlineStore
+
+            store = OnlineStore.open(spec, self.store[0], self.store[1])
+        return Loaded(version, model, reader, spec, count, time.monotonic() - started, time.time(), store)
 
     def start(self) -> Loaded:
         """Loads the version serving/ designates.
