@@ -185,7 +185,9 @@ def main() -> int:
     data = folder / "log.csv.gz"
     if not data.exists():
         sizes = ["--days", args.days, "--customers", args.customers, "--terminals", args.terminals, "--seed", args.seed]
-        subprocess.run([str(CLI), "simulate", *map(str, sizes), "--to", str(data)], check=True)
+        partial = folder / "log.partial.csv.gz"  # renamed when whole: a run stopped midway leaves no half file
+        subprocess.run([str(CLI), "simulate", *map(str, sizes), "--to", str(partial)], check=True)
+        partial.rename(data)
     results = {}
     for name, spec_path in (("without windows", without_history(folder / "plain-spec")), ("with windows", SPEC)):
         output = folder / name.replace(" ", "-")

@@ -171,6 +171,32 @@ def _prepared(df, spec, train_mask):
     return x, indices, labels
 
 
+def _add_history(df, spec, times: np.ndarray) -> None:
+    """The spec's history windows as columns of the frame: each entry's rows grouped by entity with pandas, each
+    group's windows by datasets.history.windows (NumPy: a sort and prefix sums), as a plain script would compute
+    them once over the whole log; a row without the entity gets the empty values."""
+    from datasets import history as history_lib
+
+    labels = np.array([spec.label_of(str(v)) or 0 for v in df[spec.label]], dtype=np.int64)
+    stored_times = np.floor(times) if spec.time_format != "seconds" else times.astype(np.float32).astype(np.float64)
+    for item in spec.history:
+        values = (
+            pd.to_numeric(df[item.value]).to_numpy(np.float64).astype(np.float32).astype(np.float64)
+            if item.value
+            else np.zeros(len(df))
+        )
+        out = {name: np.array([v] * len(df), dtype=np.float64) for name, v in history_lib.missing(item).items()}
+        entity = df[item.entity]
+        for _, index in entity[entity.notna()].groupby(entity).indices.items():
+            rows = np.asarray(entity[entity.notna()].index[index])
+            order = rows[np.argsort(stored_times[rows], kind="stable")]
+            found = history_lib.windows(item, stored_times[order], values[order], labels[order])
+            for name, column in found.items():
+                out[name][order] = column
+        for name, column in out.items():
+            df[name] = column
+
+
 def adapted(args) -> int:
     """The plain script adapted to another dataset's spec (the module docstring)."""
     from datasets import spec as dataset_spec
@@ -185,6 +211,9 @@ def adapted(args) -> int:
         times = df[spec.time].astype(float).to_numpy()
     else:
         times = pd.to_datetime(df[spec.time], utc=True).astype("int64").to_numpy() / 1e9
+    if spec.history:
+        _add_history(df, spec, times)
+    seconds["history"] = time.monotonic() - t
     cut_eval, cut_test = np.quantile(times, [0.64, 0.80])
     split = np.where(times < cut_eval, 0, np.where(times < cut_test, 1, 2))
     x, indices, y = _prepared(df, spec, split == 0)

@@ -169,6 +169,29 @@ def compiled(tmp_path_factory):
     }
 
 
+def _history_job(folder, beam_args: list[str]) -> dict:
+    """tests/beam_cluster/history_probe.py on a small simulated log: its returncode and stderr, the log and the
+    examples it wrote (serialized), to compare with the direct runner's."""
+    from datasets.simulated import simulator
+
+    folder.mkdir(parents=True)
+    data = folder / "log.csv"
+    simulator.write(simulator.Settings(days=40, customers=60, terminals=15, seed=4), str(data))
+    output = folder / "out"
+    job = subprocess.run(
+        [sys.executable, "-m", "tests.beam_cluster.history_probe", str(data), str(output), *beam_args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=PROBE_TIMEOUT,
+    )
+    import tensorflow as tf
+
+    files = sorted(str(p) for p in folder.glob("out-*"))
+    records = list(tf.data.TFRecordDataset(files).as_numpy_iterator()) if files else []
+    return {"returncode": job.returncode, "stderr": job.stderr, "data": str(data), "records": records}
+
+
 def _on_engine(tmp_path_factory, engine: str) -> dict:
     """The fixture run with its Beam components on a real engine (tests/beam_cluster): Flink (a JobManager and two
     TaskManagers) or Spark (a master and two workers), Beam's job server for it, and a worker pool beside each
@@ -179,9 +202,10 @@ def _on_engine(tmp_path_factory, engine: str) -> dict:
 
     run: the pipeline, as `time_run` but for the Beam args, --beam-workers-installed and --no-report; jobs: the
     engine's finished jobs of the run, oldest first, each with its operators; pools: the workers each pool started
-    during the run; containers_during_run: how many booted containers the run started (none should); probe: the
-    boot job (returncode, stderr, the lines it wrote); containers: each booted SDK worker's folder (its boot's log,
-    whether its environment imports the project); pristine: whether the booted workers' environment itself imports
+    during the run; history: a job computing the history windows of a simulated log on the pools (_history_job);
+    containers_during_run: how many booted containers the run started (none should); probe: the boot job
+    (returncode, stderr, the lines it wrote); containers: each booted SDK worker's folder (its boot's log, whether
+    its environment imports the project); pristine: whether the booted workers' environment itself imports
     the project afterwards.
     """
     from tests.beam_cluster import PROJECT_ROOT, engines, importable
@@ -211,6 +235,8 @@ def _on_engine(tmp_path_factory, engine: str) -> dict:
         pools = cluster.pools.started()
         workers = cluster.workers
         containers_during_run = len(workers.started())
+        # A simulated log's history windows, on the cluster's pools (tests/beam_cluster/history_probe.py).
+        history = _history_job(folder / "history", cluster.beam_args("pool"))
         output = folder / "probe" / "out"
         probe_args = [*cluster.beam_args("boot"), f"--setup_file={PROJECT_ROOT / 'setup.py'}"]
         probe = subprocess.run(
@@ -236,6 +262,7 @@ def _on_engine(tmp_path_factory, engine: str) -> dict:
         "pools": pools,
         "containers_during_run": containers_during_run,
         "probe": {"returncode": probe.returncode, "stderr": probe.stderr, "lines": lines},
+        "history": history,
         "containers": containers,
         "pristine": pristine,
     }

@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 import contract
+from datasets import spec as dataset_spec
 from pipeline.definition import config as cfg
 from tests.support import CliRun, raw_examples, trainer_rows
 
@@ -186,3 +187,29 @@ def test_the_engine_computes_what_the_direct_runner_does(engine, request, time_r
         rtol=0,
         atol=1e-6,
     )
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_history_windows_on_the_engine_equal_the_direct_runners(engine, request, tmp_path):
+    """A simulated log's history windows (ExampleGen's Beam step: a grouping by entity, a join by row) computed on
+    the cluster's workers and on the direct runner: the same examples, every window equal."""
+    from tests.beam_cluster import history_probe
+
+    history = request.getfixturevalue(engine)["history"]
+    assert history["returncode"] == 0, history["stderr"][-3000:]
+    history_probe.main(history["data"], str(tmp_path / "out"), ["--runner=DirectRunner"])
+    local = list(tf.data.TFRecordDataset([str(p) for p in tmp_path.glob("out-*")]).as_numpy_iterator())
+
+    def windows(records):
+        spec = dataset_spec.load(history_probe.SPEC)
+        out = {}
+        for record in records:
+            feature = tf.train.Example.FromString(record).features.feature
+            out[feature[spec.key].bytes_list.value[0]] = [feature[n].float_list.value[0] for n in spec.history_features]
+        return out
+
+    remote, direct = windows(history["records"]), windows(local)
+    assert len(remote) == len(history["records"]) > 1000 and remote.keys() == direct.keys()
+    assert remote == direct
+    assert any(w[-1] > 0 for w in direct.values())  # the terminals' delayed fraud rates saw frauds

@@ -9,6 +9,7 @@ import contract
 from components.example_gen import component, inputs, records, time_split
 from components.lib import csv_contract
 from components.lib.rejection import DataRejectedError
+from datasets import spec as dataset_spec
 
 
 def test_time_cuts_fall_at_the_cumulative_shares():
@@ -213,3 +214,75 @@ def test_the_fast_reader_refuses_broken_bytes(tmp_path):
     for name in ("cut.csv.gz", "latin1.csv"):
         with pytest.raises(csv_contract.FastReaderRefusedError):
             list(records.fast_records(str(tmp_path / name), list(contract.RAW_COLUMNS)))
+
+
+def _careful_spec(path, spec):
+    header, rows = _rows(path)
+    combine = records.ColumnsParse(header, [records.contract_type(n, spec) for n in header], spec)
+    kinds = combine.extract_output(combine.merge_accumulators([_fold(combine, rows)]))
+    return [records.timed_record(records.to_example(cells, header, kinds, spec), spec.time) for cells in rows]
+
+
+def _sorted_features(parsed):
+    """(time, the example's features as sorted (name, values)): a writer may put a map's entries in any order."""
+    return [
+        (
+            time,
+            sorted(
+                (n, (*f.float_list.value, *f.int64_list.value, *f.bytes_list.value))
+                for n, f in e.features.feature.items()
+            ),
+        )
+        for time, e in parsed
+    ]
+
+
+def test_the_fast_reader_reads_a_spec_with_text_columns_as_the_careful_one_does(tmp_path):
+    """The simulated log: ids, categories, a text label, ISO date-times with Z, a few percent of empty cells, some
+    quoted; the Arrow path gives the careful reader's examples, and its time pass the same times."""
+    from datasets.simulated import simulator
+
+    spec = dataset_spec.load(dataset_spec.DATASETS_DIR + "/simulated/dataset.yaml")
+    path = str(tmp_path / "log.csv.gz")
+    simulator.write(simulator.Settings(days=10, customers=150, terminals=40, seed=1), path)
+    text = gzip.open(path, "rt").read().splitlines()
+    # A quoted text cell, a space separating date and time, a category with a comma inside quotes.
+    text[1] = text[1].replace(",online,", ',"online",', 1)
+    text[2] = text[2].replace("T", " ", 1)
+    text[3] = text[3].replace(",grocery,", ',"groc,ery",', 1)
+    (tmp_path / "edited.csv").write_text("\n".join(text) + "\n")
+    path = str(tmp_path / "edited.csv")
+    names = csv_contract.read_header(path)
+    fast = _parsed(list(records.fast_records(path, names, spec)))
+    careful = _parsed(_careful_spec(path, spec))
+    assert len(fast) == len(text) - 1 > 1000
+    assert _sorted_features(fast) == _sorted_features(careful)
+    assert list(records.fast_times(path, names, spec)) == [t for t, _ in fast]
+    # Empty cells are absent features, as the careful reader leaves them.
+    missing = sum(not e.features.feature["merchant_category"].bytes_list.value for _, e in fast)
+    assert missing > 0 and fast[0][1].features.feature["label"].int64_list.value[0] in (0, 1)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "why"),
+    [
+        ("Z,", "+02:00,", "ISO-8601"),  # an offset: time_of converts it, the fast reader does not
+        (",legit", ",maybe", "neither"),  # a label that is neither value
+        (",C0", ",C0", None),  # nothing changed: read fast
+    ],
+)
+def test_the_fast_reader_hands_a_spec_file_it_cannot_read_exactly_to_the_careful_one(tmp_path, old, new, why):
+    from datasets.simulated import simulator
+
+    spec = dataset_spec.load(dataset_spec.DATASETS_DIR + "/simulated/dataset.yaml")
+    path = str(tmp_path / "log.csv")
+    simulator.write(simulator.Settings(days=3, customers=40, terminals=10, seed=1), path)
+    lines = open(path).read().splitlines()
+    lines[5] = lines[5].replace(old, new, 1)
+    open(path, "w").write("\n".join(lines) + "\n")
+    names = csv_contract.read_header(path)
+    if why is None:
+        assert len(list(records.fast_records(path, names, spec))) == len(lines) - 1
+        return
+    with pytest.raises(csv_contract.FastReaderRefusedError, match=why):
+        list(records.fast_records(path, names, spec))

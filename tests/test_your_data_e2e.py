@@ -24,6 +24,8 @@ SPEC = Path(dataset_spec.DATASETS_DIR) / "simulated" / "dataset.yaml"
 SETTINGS = simulator.Settings(days=45, customers=400, terminals=150, seed=0)
 # The newest days are held back as the data scored after the push.
 HELD_BACK = "2026-05-11"
+# The run's blessing floors: PR-AUC, recall at precision 0.8.
+FLOORS = (0.45, 0.3)
 
 
 def _cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -61,8 +63,11 @@ def simulated(tmp_path_factory) -> dict:
 @shared_run()
 def simulated_run(tmp_path_factory, simulated) -> CliRun:
     """The simulated log's training file through the whole pipeline, by its spec."""
+    # Floors of its own (not the defaults), which the version records and `outcomes` then holds it to.
     result = run_cli(
-        tmp_path_factory.mktemp("simulated_run"), "--data", str(simulated["train"]), "--dataset", str(SPEC)
+        tmp_path_factory.mktemp("simulated_run"),
+        *("--data", str(simulated["train"]), "--dataset", str(SPEC)),
+        *("--min-pr-auc", str(FLOORS[0]), "--min-recall-at-precision", str(FLOORS[1])),
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return result
@@ -84,6 +89,8 @@ def test_the_simulated_log_is_trained_blessed_and_pushed_with_its_spec(simulated
     assert lineage["dataset"] == {"name": spec.name, "digest": spec.digest()}
     # The spec is part of the model's training identity: another spec is another model.
     assert lineage["training_config"]["dataset"] == spec.digest()
+    # The floors it was blessed with, for `outcomes`.
+    assert (lineage["gates"]["min_pr_auc"], lineage["gates"]["min_recall_at_precision"]) == FLOORS
     # The push seeded the online store with the newest history of the input (the longest window plus the delay),
     # and its labels, for the rows scored next.
     seeded = re.search(r"online store: ([\d,]+) rows and ([\d,]+) labels", simulated_run.stdout)
@@ -147,6 +154,14 @@ def test_predict_with_the_spec_key_then_outcomes_with_text_labels(simulated_run,
     assert (record / "statistics.pb").is_file()
     proc = _cli("outcomes", "--labels", str(simulated["labels"]), "--output", output)
     assert proc.returncode in (status.EXIT_OK, status.EXIT_BELOW_FLOOR), proc.stderr
+    # Held to the floors the version was blessed with, not the defaults.
+    version = Path(simulated_run.summary["pushed_model"]).name
+    assert f"floors: PR-AUC {FLOORS[0]:g}, recall {FLOORS[1]:g} at precision 0.8 (version {version}'s blessing)" in (
+        proc.stdout
+    ), proc.stdout
+    realized = json.loads((simulated_run.output / "outcomes" / "outcomes.json").read_text())["overall"]
+    below = realized["pr_auc"] < FLOORS[0] or realized["recall_at_precision"] < FLOORS[1]
+    assert proc.returncode == (status.EXIT_BELOW_FLOOR if below else status.EXIT_OK)
     found = json.loads((simulated_run.output / "outcomes" / "outcomes.json").read_text())
     # Days of ISO date-times are dates, not days since 1970.
     dates = re.findall(r"^day (\d{4}-\d{2}-\d{2}) model ", proc.stdout, re.M)

@@ -47,8 +47,6 @@ class Executor(BaseExampleGenExecutor):
         csv_contract.check_training_files(
             inputs.input_files(exec_properties, input_config.splits[0].pattern), spec.columns
         )
-        # The fast reader takes numbers only: a dataset with text columns is read the careful way from the start.
-        self._careful = self._careful or not spec.fast_readable
         try:
             self._generate(output_dict, exec_properties)
         except Exception as e:

@@ -20,7 +20,7 @@ from components.example_gen.history import AddHistory
 from components.example_gen.inputs import context_files, dataset, input_files
 from components.lib import csv_contract
 from components.lib.rejection import DataRejectedError
-from datasets.spec import DatasetSpec
+from datasets.spec import BYTES, FLOAT, INT, DatasetSpec
 
 _FLOAT, _INT, _BYTES = "float", "int", "bytes"
 # Time values an element of the reader's times_only output.
@@ -67,15 +67,69 @@ def _list_column(column: pa.Array) -> pa.ListArray:
     return pa.ListArray.from_arrays(pa.array(offsets), column.drop_null())
 
 
-def _fast_block(batch: pa.RecordBatch, label_index: int | None, label: str) -> pa.RecordBatch:
-    """Arrow columns parsed as float64 -> the contract's types as list columns: float32 features, int64 label."""
+def _text(column: pa.Array) -> pa.Array:
+    """A text column with its empty cells null (the careful reader leaves an empty cell out of the example)."""
+    import pyarrow.compute as pc
+
+    return pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.string()), column)
+
+
+def _iso_seconds(column: pa.Array, name: str) -> pa.Array:
+    """ISO-8601 date-times of the plainest form ('2026-04-01T08:15:00', a space for the T, a Z after) as whole
+    seconds since the Unix epoch (UTC), as DatasetSpec.time_of reads them; any other form (an offset, fractions of
+    a second, another layout) refuses the block, so the careful reader reads it as time_of does."""
+    import pyarrow.compute as pc
+
+    text = _text(pc.utf8_trim_whitespace(column))
+    present = text.drop_null().to_numpy(zero_copy_only=False).astype(str)
+    present = np.char.rstrip(present, "Zz")
+    if len(present) and not (
+        np.all(np.char.str_len(present) == 19) and np.all(np.isin([t[10] for t in present], ("T", " ")))
+    ):
+        raise ValueError(f"a {name} that is not a plain ISO-8601 date-time")
+    seconds = present.astype("datetime64[s]").astype(np.int64)
+    out = np.zeros(len(text), dtype=np.int64)
+    valid = text.is_valid().to_numpy(zero_copy_only=False)
+    out[valid] = seconds
+    return pa.array(out, mask=~valid)
+
+
+def _label(column: pa.Array, spec: DatasetSpec) -> pa.Array:
+    """A text label as 0/1 by the spec's values (exactly, once trimmed); any other value refuses the block, so the
+    careful reader judges it as DatasetSpec.label_of does."""
+    import pyarrow.compute as pc
+
+    text = _text(pc.utf8_trim_whitespace(column))
+    positive = pc.equal(text, spec.positive)
+    negative = pc.is_in(text, value_set=pa.array(list(spec.negative), pa.string()))
+    known = pc.or_(positive, negative)
+    if not spec.negative or not pc.all(pc.or_(pc.invert(text.is_valid()), known)).as_py():
+        raise ValueError(f"a {spec.label} that is neither {spec.positive!r} nor a negative value")
+    return pc.if_else(positive, 1, 0).cast(pa.int64())
+
+
+def _whole(column: pa.Array, name: str) -> pa.Array:
+    """Numbers that must be whole (an integer label or category) as int64; a fraction refuses the block."""
+    values = column.drop_null().to_numpy()
+    if not np.all(np.floor(values) == values) or (len(values) and np.abs(values).max() >= 2**53):
+        raise ValueError(f"a {name} that is not a whole number")
+    return column.cast(pa.int64())
+
+
+def _fast_block(batch: pa.RecordBatch, spec: DatasetSpec) -> pa.RecordBatch:
+    """Arrow columns (numbers as float64, text as strings: _text_columns) -> the spec's kinds as list columns: float32
+    features, int64 label and integers, bytes for text, ISO times as int64 seconds; an empty cell an empty list."""
     columns = []
-    for index, column in enumerate(batch.columns):
-        if index == label_index:
-            values = column.drop_null().to_numpy()
-            if not np.all(np.floor(values) == values):
-                raise ValueError(f"a {label} that is not a whole number")
-            column = column.cast(pa.int64())
+    for name, column in zip(batch.schema.names, batch.columns):
+        kind = spec.example_kind(name) if name in spec.columns else FLOAT
+        if name == spec.label:
+            column = _whole(column, name) if spec.label_is_integer else _label(column, spec)
+        elif name == spec.time and spec.time_format != "seconds":
+            column = _iso_seconds(column, name)
+        elif kind == BYTES:
+            column = _text(column).cast(pa.binary())
+        elif kind == INT:
+            column = _whole(column, name)
         else:
             # float64 -> float32 rounds to nearest, as storing Python's float() in a float_list does.
             column = column.cast(pa.float32(), safe=False)
@@ -83,24 +137,38 @@ def _fast_block(batch: pa.RecordBatch, label_index: int | None, label: str) -> p
     return pa.RecordBatch.from_arrays(columns, batch.schema.names)
 
 
+def _text_columns(spec: DatasetSpec, names: list[str]) -> list[str]:
+    """The columns Arrow reads as text: ids and categories, a text label, an ISO time."""
+    text = []
+    for name in names:
+        if name not in spec.columns:
+            continue
+        if name == spec.label:
+            text += [] if spec.label_is_integer else [name]
+        elif name == spec.time:
+            text += [] if spec.time_format == "seconds" else [name]
+        elif spec.example_kind(name) == BYTES:
+            text.append(name)
+    return text
+
+
 def fast_blocks(
     path: str, names: list[str], spec: DatasetSpec = contract.DEFAULT_DATASET
 ) -> Iterator[tuple[list[float | None], list[bytes]]]:
     """(the rows' Time values, their serialized tf.Examples) for each block of a well-formed CSV file: one element
-    per block, not per row, for the Beam steps after the reader (a row's Time is None where it has none).
+    per block, not per row, for the Beam steps after the reader (a row's Time is None where it has none). Text
+    columns, text labels, ISO times and empty cells included (as the careful reader writes them).
 
     Raises:
-      FastReaderRefusedError: the file is not one this reader accepts (a broken row, a cell that is not a number, a
-        fractional label, bytes that are not UTF-8, a truncated gzip file); the careful reader says what and where.
+      FastReaderRefusedError: the file is not one this reader accepts (a broken row, a number column holding text,
+        a fractional or unknown label, a date-time of another form, bytes that are not UTF-8, a truncated gzip
+        file); the careful reader says what and where.
     """
-    if not spec.fast_readable:
-        raise csv_contract.FastReaderRefusedError(f"{path}: the dataset {spec.name!r} has columns that are not numbers")
-    label_index = names.index(spec.label) if spec.label in names else None
     time_index = names.index(spec.time) if spec.time in names else None
     encoder = example_coder.RecordBatchToExamplesEncoder()
     with csv_contract.refusals(path):
-        for batch in csv_contract.arrow_blocks(path, names, names):
-            block = _fast_block(batch, label_index, spec.label)
+        for batch in csv_contract.arrow_blocks(path, names, names, text_columns=_text_columns(spec, names)):
+            block = _fast_block(batch, spec)
             times = [None] * batch.num_rows if time_index is None else block.column(time_index).to_pylist()
             yield [time[0] if time else None for time in times], encoder.encode(block)
 
@@ -114,14 +182,17 @@ def fast_records(
 
 
 def fast_times(path: str, names: list[str], spec: DatasetSpec = contract.DEFAULT_DATASET) -> Iterator[float]:
-    """The time of every row that has one, as fast_records gives it (float32), reading that column alone."""
+    """The time of every row that has one, as fast_records gives it (float32 seconds, or whole seconds of an ISO
+    time), reading that column alone."""
     if spec.time not in names:
         return
-    if not spec.fast_readable:
-        raise csv_contract.FastReaderRefusedError(f"{path}: the dataset {spec.name!r} has columns that are not numbers")
     with csv_contract.refusals(path):
-        for batch in csv_contract.arrow_blocks(path, names, [spec.time]):
-            yield from batch.column(0).drop_null().cast(pa.float32(), safe=False).to_pylist()
+        for batch in csv_contract.arrow_blocks(path, names, [spec.time], text_columns=_text_columns(spec, names)):
+            column = batch.column(0)
+            if spec.time_format != "seconds":
+                yield from _iso_seconds(column, spec.time).drop_null().to_pylist()
+            else:
+                yield from column.drop_null().cast(pa.float32(), safe=False).to_pylist()
 
 
 class ReadCsvRows(beam.DoFn):
@@ -209,6 +280,11 @@ def _serialized(example: tf.train.Example, keep: bool) -> tuple[bytes, bool]:
     return example.SerializeToString(deterministic=True), keep
 
 
+def _block_pairs(block: tuple[list, list[bytes]], keep: bool) -> list[tuple[bytes, bool]]:
+    """A block's serialized examples, each with whether it is kept (not an older span's)."""
+    return [(record, keep) for record in block[1]]
+
+
 def records_of(block: tuple[list[float | None], list[bytes]]) -> list[bytes]:
     """The serialized tf.Examples of a block."""
     return block[1]
@@ -256,7 +332,17 @@ class CsvToTimedRecords(beam.PTransform):
                 raise DataRejectedError(f"{path}: its header differs from the header of {files[0]}")
         paths = pipeline | "Files" >> beam.Create(files) | "Reshuffle" >> beam.Reshuffle()
         if not self._careful:
-            return paths | "ReadRecords" >> beam.ParDo(_ReadCsvRecords(names, spec, self._times_only))
+            blocks = paths | "ReadRecords" >> beam.ParDo(_ReadCsvRecords(names, spec, self._times_only))
+            if not spec.history or self._times_only:
+                return blocks
+            kept = blocks | "Kept" >> beam.FlatMap(_block_pairs, True)
+            older = (
+                pipeline
+                | "ContextFiles" >> beam.Create(self._context)
+                | "ReadContext" >> beam.ParDo(_ReadCsvRecords(names, spec))
+                | "Context" >> beam.FlatMap(_block_pairs, False)
+            )
+            return self._with_history(kept, older)
         label_index = names.index(spec.label) if spec.label in names else None
         rows = paths | "ReadRows" >> beam.ParDo(ReadCsvRows(len(names), label_index))
         kinds = beam.pvalue.AsSingleton(
@@ -264,24 +350,33 @@ class CsvToTimedRecords(beam.PTransform):
             | "ColumnTypes" >> beam.CombineGlobally(ColumnsParse(names, [contract_type(n, spec) for n in names], spec))
         )
         examples = rows | "ToExample" >> beam.Map(to_example, names, kinds, spec)
-        if spec.history:
-            kept = examples | "Kept" >> beam.Map(_serialized, True)
-            older = (
-                pipeline
-                | "ContextFiles" >> beam.Create(self._context)
-                | "ReadContext" >> beam.ParDo(ReadCsvRows(len(names), label_index))
-                | "ContextToExample" >> beam.Map(to_example, names, kinds, spec)
-                | "Context" >> beam.Map(_serialized, False)
-            )
-            examples = (
-                (kept, older)
-                | "WithContext" >> beam.Flatten()
-                | "History" >> AddHistory(spec)
-                | "Parse" >> beam.Map(tf.train.Example.FromString)
-            )
+        if not spec.history:
+            return self._blocks(examples)
+        kept = examples | "Kept" >> beam.Map(_serialized, True)
+        older = (
+            pipeline
+            | "ContextFiles" >> beam.Create(self._context)
+            | "ReadContext" >> beam.ParDo(ReadCsvRows(len(names), label_index))
+            | "ContextToExample" >> beam.Map(to_example, names, kinds, spec)
+            | "Context" >> beam.Map(_serialized, False)
+        )
+        return self._with_history(kept, older)
+
+    def _with_history(self, kept, older):
+        """The kept rows with their history windows, the older spans' rows as history (components/example_gen/
+        history.py), in blocks."""
+        examples = (
+            (kept, older)
+            | "WithContext" >> beam.Flatten()
+            | "History" >> AddHistory(self._spec)
+            | "Parse" >> beam.Map(tf.train.Example.FromString)
+        )
+        return self._blocks(examples)
+
+    def _blocks(self, examples):
         return (
             examples
-            | "Serialize" >> beam.Map(timed_record, spec.time)
+            | "Serialize" >> beam.Map(timed_record, self._spec.time)
             | "Blocks" >> beam.BatchElements(min_batch_size=_CAREFUL_BLOCK_ROWS, max_batch_size=_CAREFUL_BLOCK_ROWS)
             | "Block" >> beam.Map(_block)
         )

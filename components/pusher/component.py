@@ -200,12 +200,15 @@ def _lineage(input_dict, exec_properties) -> dict:
             "examples_uri": examples.uri,
         },
         "training_config": json.loads(training_config),
+        # The blessing gates this model passed: what `outcomes` holds its realized performance to.
+        "gates": json.loads(custom.get(GATES_KEY) or "null"),
         "model_uri": model.uri,
         "pushed_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
 
 
 EXAMPLES_KEY = "examples"
+GATES_KEY = "gates"
 STATISTICS_KEY = "statistics"
 EVALUATION_KEY = "evaluation"
 DRIFT_KEY = "drift_anomalies"
@@ -259,13 +262,15 @@ class Pusher(pusher_component.Pusher):
         statistics=None,
         evaluation=None,
         drift_anomalies=None,
+        gates: str = "",
     ):
         """Args: model, model_blessing: channels; serving_dir: the folder of versions; code_version: this code's
         fingerprint, in custom_config so that a change to it re-runs the Pusher; examples: ExampleGen's raw
         examples, to write TF Serving warm-up requests from (none without it) and whose data fingerprint is half
         the model's identity; training_config: the other half (JSON); statistics: StatisticsGen's output, whose
         train split goes into the version for `predict`'s serving skew; evaluation, drift_anomalies: the
-        Evaluator's and the DistributionValidator's outputs, for the version's model card."""
+        Evaluator's and the DistributionValidator's outputs, for the version's model card; gates: the blessing
+        gates the model was held to (JSON of GateConfig), recorded in its lineage for `outcomes`."""
         spec = PusherSpec(
             model=model,
             model_blessing=model_blessing,
@@ -276,7 +281,9 @@ class Pusher(pusher_component.Pusher):
             push_destination=pusher_pb2.PushDestination(
                 filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=serving_dir)
             ),
-            custom_config=json_utils.dumps({"code_version": code_version, TRAINING_CONFIG_KEY: training_config}),
+            custom_config=json_utils.dumps(
+                {"code_version": code_version, TRAINING_CONFIG_KEY: training_config, GATES_KEY: gates}
+            ),
             pushed_model=channel.Channel(type=standard_artifacts.PushedModel),
         )
         base_component.BaseComponent.__init__(self, spec=spec)

@@ -152,8 +152,15 @@ def register(commands) -> None:
         "--batch", action="append", metavar="ID", help="join only this recorded batch (repeatable; default: all)"
     )
     out.add_argument("--online-store", metavar="URL", help=ONLINE_STORE_HELP + "; the labels are written into it")
-    add_dataclass_flags(out.add_argument_group("the blessing floors realized performance is held to"), _Floors)
-    out.set_defaults(handler=_outcomes)
+    add_dataclass_flags(
+        out.add_argument_group(
+            "the blessing floors realized performance is held to",
+            "by default the floors the scoring version was blessed with (its lineage), else the ones shown",
+        ),
+        _Floors,
+    )
+    # None: not given, so the version's own floors (_floors).
+    out.set_defaults(handler=_outcomes, **{f.name: None for f in dataclasses.fields(_Floors)})
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -301,6 +308,22 @@ def _budget(records_output: str) -> float | None:
     return policy.get("alerts_per_day") if policy.get("kind") == "alerts" else None
 
 
+def _floors(args: argparse.Namespace, found: tuple[dict | None, str | None]) -> None:
+    """The floors not given on the command line: those the version that scored was blessed with, else GateConfig's;
+    says which."""
+    gates, version = found
+    given = [f.name for f in dataclasses.fields(_Floors) if getattr(args, f.name) is not None]
+    for field in dataclasses.fields(_Floors):
+        if getattr(args, field.name) is None:
+            setattr(args, field.name, float((gates or {}).get(field.name, field.default)))
+    if len(given) < len(dataclasses.fields(_Floors)):
+        source = f"version {version}'s blessing" if gates else "the defaults (the version records none)"
+        print(
+            f"floors: PR-AUC {args.min_pr_auc:g}, recall {args.min_recall_at_precision:g} at precision "
+            f"{args.at_precision:g} ({source}{'; ' + ', '.join(given) + ' as given' if given else ''})"
+        )
+
+
 def _outcomes(args: argparse.Namespace) -> int:
     if not Path(args.labels).exists():
         raise UsageError(f"--labels {args.labels}: no such file or folder")
@@ -312,6 +335,7 @@ def _outcomes(args: argparse.Namespace) -> int:
     from pipeline.scoring import outcomes as outcomes_lib
 
     faults.check_writable(args.output)
+    _floors(args, outcomes_lib.version_floors(args.output))
     budget = args.alerts_per_day if args.alerts_per_day is not None else _budget(args.output)
     try:
         record = outcomes_lib.outcomes(

@@ -1,6 +1,7 @@
 """create_pipeline: the one pipeline definition that every runner (local, Kubeflow, Vertex) uses."""
 
 import dataclasses
+import json
 from typing import NamedTuple
 
 from google.protobuf import text_format
@@ -218,6 +219,7 @@ def create_pipeline(config: PipelineConfig) -> Pipeline:
         code_version=config.code_version(cfg.PUSHER),
         examples=example_gen.outputs["examples"],
         training_config=config.training_config(),
+        gates=json.dumps(dataclasses.asdict(config.gates), sort_keys=True),
         statistics=up.statistics_gen.outputs["statistics"],
         evaluation=evaluator.outputs["evaluation"],
         drift_anomalies=up.distribution_validator.outputs["anomalies"],

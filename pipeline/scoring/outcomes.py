@@ -307,6 +307,21 @@ def _store_labels(spec: DatasetSpec, output: str, url: str | None, labels: dict,
     return {"written": written, "where": store.where}
 
 
+def version_floors(output: str) -> tuple[dict | None, str | None]:
+    """(the blessing gates the newest recorded batch's model was pushed with, as its lineage records them; that
+    version), or (None, version) for a version pushed before lineages held them, (None, None) with no batch."""
+    folders = record_lib.batches(output)
+    if not folders:
+        return None, None
+    model = record_lib.read_batch(folders[-1])["model"]
+    path = Path(model["path"]) / contract.LINEAGE
+    try:
+        gates = json.loads(path.read_text()).get("gates")
+    except (OSError, ValueError):
+        gates = None
+    return gates, str(model["version"])
+
+
 def write(record: dict, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / OUTCOMES_JSON
