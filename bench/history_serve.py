@@ -36,8 +36,8 @@ from datasets.simulated import simulator  # noqa: E402
 
 CLI = Path(sys.executable).parent / "fraud-pipeline"
 SPEC = ROOT / "datasets" / "simulated" / "dataset.yaml"
-SETTINGS = simulator.Settings(days=30, customers=600, terminals=150, seed=0)
-HELD_BACK = "2026-04-26"
+SETTINGS = simulator.Settings(days=45, customers=400, terminals=150, seed=0)
+HELD_BACK = "2026-05-11"
 
 
 def prepare(folder: Path) -> tuple[Path, list[dict]]:

@@ -149,7 +149,7 @@ def test_the_beam_step_equals_a_brute_force_scan_and_drops_the_context_rows(tmp_
     cells = [c for _, c in itertools.islice(csv_contract.careful_rows(path), 3000)]
     kinds = [spec.example_kind(n) for n in names]
     examples = [to_example(c, names, kinds, spec) for c in cells]
-    keep = [i % 5 != 0 for i in range(len(examples))]  # every fifth row only history (an older span's)
+    keep = []  # which rows are kept (not an older span's), by the blocks below
 
     def first(example, name):
         f = example.features.feature[name]
@@ -185,9 +185,12 @@ def test_the_beam_step_equals_a_brute_force_scan_and_drops_the_context_rows(tmp_
                 # float32 in the example: equal to the reference rounded the same way.
                 assert value == np.float32(expected[key][name]), (key, name, value, expected[key][name])
 
+    # Blocks of 250 rows, every fifth block only history (an older span's), as the readers hand them over.
+    serialized = [e.SerializeToString() for e in examples]
+    blocks = [(serialized[i : i + 250], (i // 250) % 5 != 4) for i in range(0, len(serialized), 250)]
+    keep[:] = [k for records, k in blocks for _ in records]
     with beam.Pipeline() as pipeline:
-        pairs = [(e.SerializeToString(), k) for e, k in zip(examples, keep)]
-        out = pipeline | beam.Create(pairs) | AddHistory(spec)
+        out = pipeline | beam.Create(blocks) | AddHistory(spec) | beam.FlatMap(lambda block: block[1])
         assert_that(out, check)
 
 

@@ -44,7 +44,9 @@ def log(tmp_path_factory):
     rows.sort(key=lambda r: r[spec.time])
     prefix = str(tmp_path_factory.mktemp("beam") / "examples")
     with beam.Pipeline() as pipeline:
-        out = pipeline | beam.Create([(e.SerializeToString(), True) for e in examples]) | AddHistory(spec)
+        serialized = [e.SerializeToString() for e in examples]
+        blocks = [(serialized[i : i + 500], True) for i in range(0, len(serialized), 500)]
+        out = pipeline | beam.Create(blocks) | AddHistory(spec) | beam.FlatMap(lambda block: block[1])
         _ = out | beam.io.WriteToTFRecord(prefix)
     beam_values = {}
     for serialized in tf.data.TFRecordDataset(tf.io.gfile.glob(prefix + "*")).as_numpy_iterator():
@@ -104,6 +106,7 @@ def test_the_sqlite_store_serves_the_windows_training_computed(log, tmp_path):
     served = _replay(store, spec, rows)
     _check(served, beam_values, exact, spec.history_features)
     # Pruned to the reach: nothing older than the longest window plus the delay before the newest row.
+    store.prune()
     newest = rows[-1][spec.time]
     kept_times = [r[spec.time] for r in rows if r[spec.time] >= newest - spec.history_span]
     assert store.count() == len(kept_times) * len(spec.history)

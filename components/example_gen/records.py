@@ -276,13 +276,9 @@ def timed_record(example: tf.train.Example, time: str = contract.TIME) -> tuple[
     return (values[0] if values else None), example.SerializeToString(deterministic=True)
 
 
-def _serialized(example: tf.train.Example, keep: bool) -> tuple[bytes, bool]:
-    return example.SerializeToString(deterministic=True), keep
-
-
-def _block_pairs(block: tuple[list, list[bytes]], keep: bool) -> list[tuple[bytes, bool]]:
-    """A block's serialized examples, each with whether it is kept (not an older span's)."""
-    return [(record, keep) for record in block[1]]
+def _kept(block: tuple[list, list[bytes]], keep: bool) -> tuple[list[bytes], bool]:
+    """A block's serialized examples, with whether they are kept (not an older span's history)."""
+    return block[1], keep
 
 
 def records_of(block: tuple[list[float | None], list[bytes]]) -> list[bytes]:
@@ -335,12 +331,12 @@ class CsvToTimedRecords(beam.PTransform):
             blocks = paths | "ReadRecords" >> beam.ParDo(_ReadCsvRecords(names, spec, self._times_only))
             if not spec.history or self._times_only:
                 return blocks
-            kept = blocks | "Kept" >> beam.FlatMap(_block_pairs, True)
+            kept = blocks | "Kept" >> beam.Map(_kept, True)
             older = (
                 pipeline
                 | "ContextFiles" >> beam.Create(self._context)
                 | "ReadContext" >> beam.ParDo(_ReadCsvRecords(names, spec))
-                | "Context" >> beam.FlatMap(_block_pairs, False)
+                | "Context" >> beam.Map(_kept, False)
             )
             return self._with_history(kept, older)
         label_index = names.index(spec.label) if spec.label in names else None
@@ -349,36 +345,30 @@ class CsvToTimedRecords(beam.PTransform):
             rows
             | "ColumnTypes" >> beam.CombineGlobally(ColumnsParse(names, [contract_type(n, spec) for n in names], spec))
         )
-        examples = rows | "ToExample" >> beam.Map(to_example, names, kinds, spec)
+        blocks = self._blocks(rows | "ToExample" >> beam.Map(to_example, names, kinds, spec), "")
         if not spec.history:
-            return self._blocks(examples)
-        kept = examples | "Kept" >> beam.Map(_serialized, True)
+            return blocks
         older = (
             pipeline
             | "ContextFiles" >> beam.Create(self._context)
             | "ReadContext" >> beam.ParDo(ReadCsvRows(len(names), label_index))
             | "ContextToExample" >> beam.Map(to_example, names, kinds, spec)
-            | "Context" >> beam.Map(_serialized, False)
         )
-        return self._with_history(kept, older)
+        older = self._blocks(older, "Context") | "Context" >> beam.Map(_kept, False)
+        return self._with_history(blocks | "Kept" >> beam.Map(_kept, True), older)
 
     def _with_history(self, kept, older):
-        """The kept rows with their history windows, the older spans' rows as history (components/example_gen/
-        history.py), in blocks."""
-        examples = (
-            (kept, older)
-            | "WithContext" >> beam.Flatten()
-            | "History" >> AddHistory(self._spec)
-            | "Parse" >> beam.Map(tf.train.Example.FromString)
-        )
-        return self._blocks(examples)
+        """The kept blocks with their rows' history windows, the older spans' rows as history
+        (components/example_gen/history.py)."""
+        return (kept, older) | "WithContext" >> beam.Flatten() | "History" >> AddHistory(self._spec)
 
-    def _blocks(self, examples):
+    def _blocks(self, examples, prefix: str):
         return (
             examples
-            | "Serialize" >> beam.Map(timed_record, self._spec.time)
-            | "Blocks" >> beam.BatchElements(min_batch_size=_CAREFUL_BLOCK_ROWS, max_batch_size=_CAREFUL_BLOCK_ROWS)
-            | "Block" >> beam.Map(_block)
+            | f"{prefix}Serialize" >> beam.Map(timed_record, self._spec.time)
+            | f"{prefix}Blocks"
+            >> beam.BatchElements(min_batch_size=_CAREFUL_BLOCK_ROWS, max_batch_size=_CAREFUL_BLOCK_ROWS)
+            | f"{prefix}Block" >> beam.Map(_block)
         )
 
 

@@ -27,6 +27,9 @@ from datasets.spec import FLOAT, DatasetSpec, History
 TABLE = "fraud_pipeline_history"
 # The SQLite file under the output folder.
 SQLITE_FILE = Path("online_store") / "history.sqlite"
+# Rows written between two prunings (a pruning is one DELETE over the time index; after each request it would be
+# most of a request's cost).
+PRUNE_ROWS = 10_000
 # How long a writer waits for another's lock (SQLite) before it fails.
 BUSY_SECONDS = 30
 
@@ -77,6 +80,7 @@ class OnlineStore:
         self._p = "%s" if self._postgres else "?"
         self._create()
         self._queries = {_source(item): self._window_query(item) for item in spec.history}
+        self._added = PRUNE_ROWS  # the first write prunes what an earlier process left
         self._time_is_float = spec.example_kind(spec.time) == FLOAT
 
     @property
@@ -162,7 +166,17 @@ class OnlineStore:
 
     def add(self, rows: list[dict]) -> None:
         """Writes rows (typed cells by column, as the scorers encode them) into the store: each entry's entity, the
-        row's time, key and value; a row already there (the same key) is kept as it was. Then prunes."""
+        row's time, key and value; a row already there (the same key) is kept as it was. Prunes every PRUNE_ROWS
+        rows written."""
+        with self._transaction() as cursor:
+            self._insert(cursor, rows)
+        self._prune_now()
+
+    def _prune_now(self) -> None:
+        if self._added >= PRUNE_ROWS:
+            self.prune()
+
+    def _insert(self, cursor, rows: list[dict]) -> None:
         records = []
         for row in rows:
             time = self._time(row)
@@ -181,8 +195,8 @@ class OnlineStore:
             f"INSERT INTO {TABLE} (source, entity, time, row_key, value) VALUES ({p}, {p}, {p}, {p}, {p}) "
             "ON CONFLICT DO NOTHING"
         )
-        self._write([(insert, records)])
-        self.prune()
+        cursor.executemany(insert, records)
+        self._added += len(records)
 
     def label(self, labels: dict[str, int]) -> int:
         """Writes labels that arrived (row key -> 0/1) on the rows the store has (one for each history entry);
@@ -202,6 +216,7 @@ class OnlineStore:
         span = self.spec.history_span
         p = self._p
         self._write([(f"DELETE FROM {TABLE} WHERE time < (SELECT max(time) FROM {TABLE}) - {p}", [(span,)])])
+        self._added = 0
 
     @contextlib.contextmanager
     def _transaction(self, what: str = "the online store"):
@@ -229,26 +244,36 @@ class OnlineStore:
     def features(self, rows: list[dict]) -> list[dict[str, float]]:
         """Each row's history features at its event time (write the rows with `add` first: a row then sees the
         earlier rows of its own batch, and the same windows as training gives it)."""
-        out = []
         with self._transaction() as cursor:
-            for row in rows:
-                time = self._time(row)
-                values: dict[str, float] = {}
-                for item in self.spec.history:
-                    entity = _text(row.get(item.entity))
-                    if time is None or entity is None:
-                        values.update(history_lib.missing(item))
-                        continue
-                    partials = self._partials(cursor, item, entity, time)
-                    finished = history_lib.finish(item, partials, np.array([self._value(item, row)]))
-                    values.update({name: float(array[0]) for name, array in finished.items()})
-                out.append(values)
+            return self._features(cursor, rows)
+
+    def _features(self, cursor, rows: list[dict]) -> list[dict[str, float]]:
+        out = []
+        for row in rows:
+            time = self._time(row)
+            values: dict[str, float] = {}
+            for item in self.spec.history:
+                entity = _text(row.get(item.entity))
+                if time is None or entity is None:
+                    values.update(history_lib.missing(item))
+                    continue
+                partials = self._partials(cursor, item, entity, time)
+                finished = history_lib.finish(item, partials, np.array([self._value(item, row)]))
+                values.update({name: float(array[0]) for name, array in finished.items()})
+            out.append(values)
         return out
 
+    def serve(self, rows: list[dict]) -> list[dict[str, float]]:
+        """`add`, then each row's history features, in one transaction (what a scorer calls for a batch)."""
+        with self._transaction() as cursor:
+            self._insert(cursor, rows)
+            served = self._features(cursor, rows)
+        self._prune_now()
+        return served
+
     def enrich(self, rows: list[dict]) -> list[dict]:
-        """`add`, then each row's history features put into the row (what the model's examples are made of)."""
-        self.add(rows)
-        for row, values in zip(rows, self.features(rows)):
+        """`serve`, each row's features put into the row (what the model's examples are made of)."""
+        for row, values in zip(rows, self.serve(rows)):
             row.update(values)
         return rows
 

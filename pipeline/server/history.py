@@ -62,10 +62,7 @@ class _Skipped:
     def __init__(self, spec):
         self.spec = spec
 
-    def add(self, rows) -> None:
-        pass
-
-    def features(self, rows) -> list[dict]:
+    def serve(self, rows) -> list[dict]:
         empty = {}
         for item in self.spec.history:
             empty.update(history_lib.missing(item))
@@ -93,8 +90,7 @@ def with_history(loaded, parsed: Parsed) -> Parsed:
                     if values and _cell(values[0]) is not None:
                         row[name] = _cell(values[0])
             rows.append(row)
-        store.add(rows)
-        served = store.features(rows)
+        served = store.serve(rows)
         for example, values in zip(examples, served):
             for name, value in values.items():
                 column = example.features.feature[name].float_list.value
@@ -103,8 +99,7 @@ def with_history(loaded, parsed: Parsed) -> Parsed:
         serialized = [e.SerializeToString(deterministic=True) for e in examples]
         return dataclasses.replace(parsed, inputs={contract.SERVING_INPUT: serialized})
     rows = _from_features(parsed, spec, loaded.reader.key)
-    store.add(rows)
-    served = store.features(rows)
+    served = store.serve(rows)
     inputs = dict(parsed.inputs)
     for name in loaded.reader.computed:
         inputs[name] = np.array([values[name] for values in served], dtype=np.float32)
