@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 USER = "fraud"
-# Starting a cluster takes about a second here; the margin is for a machine busy with the rest of the suite.
+# initdb and the server's start, waited for: a wide margin over what they take alone, for a machine busy with the
+# rest of the suite.
 START_SECONDS = 120
 
 
