@@ -218,6 +218,7 @@ def test_each_component_is_fingerprinted_with_the_modules_it_loads():
         "components.lib.rejection",
         "components.lib.serving",
         "components.lib.spans",
+        "components.lib.wire",
         "datasets.history",
     }
     assert loaded[cfg.GATE] == packages | {

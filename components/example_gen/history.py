@@ -22,6 +22,7 @@ import apache_beam as beam
 import numpy as np
 import tensorflow as tf
 
+from components.lib.wire import field
 from datasets import history as history_lib
 from datasets.spec import FLOAT, DatasetSpec, History
 
@@ -38,29 +39,15 @@ def _bucket(entity) -> int:
     return zlib.crc32(entity if isinstance(entity, bytes) else str(entity).encode()) % NUM_BUCKETS
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        low, n = n & 0x7F, n >> 7
-        out.append(low | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    """A length-delimited protobuf field."""
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
 class _Tails:
     """Serialized tf.Examples that hold only the history features, one float each, for many rows at once: a fixed
     layout (each feature's map entry is the same bytes but for its 4-byte float), filled from a float32 matrix."""
 
     def __init__(self, names: list[str]):
         placeholder = b"\0\0\0\0"
-        entries = [_field(1, _field(1, name.encode()) + _field(2, _field(2, _field(1, placeholder)))) for name in names]
+        entries = [field(1, field(1, name.encode()) + field(2, field(2, field(1, placeholder)))) for name in names]
         body = b"".join(entries)
-        layout = _field(1, body)  # Example.features
+        layout = field(1, body)  # Example.features
         self._prefix = layout[: len(layout) - len(body)]
         # Each entry: its bytes before the float, then the float (the entry ends with it).
         self._parts = [entry[:-4] for entry in entries]

@@ -17,6 +17,7 @@ import contract
 from components.lib import csv_contract
 from components.lib.csv_contract import FEATURES, FastReaderRefusedError, open_text
 from components.lib.rejection import DataRejectedError
+from components.lib.wire import varint
 from datasets.spec import DatasetSpec
 
 BATCH_SIZE = contract.READ_BATCH_SIZE
@@ -202,15 +203,6 @@ def batches(
             yield from _careful_batches(file, header, columns, rejects, refused.rows_done, size)
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
 class ExampleEncoder:
     """Serializes rows of the float features as tf.Example protos, a whole batch at once with numpy.
 
@@ -225,11 +217,11 @@ class ExampleEncoder:
         for name in names:
             key = name.encode()
             feature = b"\x12\x06\x0a\x04"  # Feature.float_list (6 bytes): FloatList.value, packed, one float
-            entry = b"\x0a" + _varint(len(key)) + key + b"\x12" + _varint(len(feature) + 4) + feature
-            prefix = b"\x0a" + _varint(len(entry) + 4) + entry  # one entry of Features.feature
+            entry = b"\x0a" + varint(len(key)) + key + b"\x12" + varint(len(feature) + 4) + feature
+            prefix = b"\x0a" + varint(len(entry) + 4) + entry  # one entry of Features.feature
             self._slots.append(len(body) + len(prefix))
             body += prefix + bytes(4)
-        head = b"\x0a" + _varint(len(body))  # Example.features
+        head = b"\x0a" + varint(len(body))  # Example.features
         self._slots = [len(head) + slot for slot in self._slots]
         self._template = np.frombuffer(head + body, np.uint8)
 
