@@ -274,20 +274,6 @@ class DatasetSpec:
                 return f.missing == "impute"
         return column in self.entities
 
-    @property
-    def fast_readable(self) -> bool:
-        """Do the spec's columns suit the fast reader (every column a number, the label 0/1, time in seconds, nothing
-        missing)? Otherwise the careful reader reads every file."""
-        return (
-            self.time_format == "seconds"
-            and not self.categorical
-            and not self.key
-            and not self.entities
-            and self.positive == "1"
-            and self.negative in ((), ("0",))
-            and all(f.missing == "forbid" for f in self.numeric)
-        )
-
     # -- the values -----------------------------------------------------------------------------------------------
 
     def label_of(self, cell: str) -> int | None:

@@ -368,7 +368,8 @@ def serving_python() -> str:
 
 
 # -- the model server -------------------------------------------------------------------------------------------
-# Seconds: the server's start measured alone is 10-20 s (TensorFlow's import and the warm-up); waits are wide.
+# Seconds: waits with a wide margin over what the server's start takes alone (TensorFlow's import and the warm-up:
+# docs/benchmarks.md, "The model server").
 START_TIMEOUT = 240
 SWAP_TIMEOUT = 120
 REQUEST_TIMEOUT = 60

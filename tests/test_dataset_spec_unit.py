@@ -28,7 +28,7 @@ def test_the_default_spec_is_the_ulb_contract():
     v = tuple(f"V{i}" for i in range(1, 29))
     assert ulb.features == ("Time", *v, "Amount") and ulb.columns == ("Time", *v, "Amount", "Class")
     assert contract.RAW_COLUMNS == ulb.columns and contract.MODEL_FEATURES == (*v, "Amount")
-    assert ulb.fast_readable and ulb.label_is_integer and ulb.time_format == "seconds"
+    assert ulb.label_is_integer and ulb.time_format == "seconds"
     assert [f.transform for f in ulb.numeric] == ["zscore"] * 28 + ["log_zscore"]
     assert {f.clip for f in ulb.numeric} == {5.0} and ulb.numeric[-1].log_offset == 0.001
     assert all(f.missing == "forbid" for f in ulb.numeric) and ulb.categorical == ()

@@ -213,9 +213,11 @@ class OnlineStore:
 
     def prune(self) -> None:
         """Deletes the rows older than the longest reach (window plus delay) before the newest row."""
-        span = self.spec.history_span
-        p = self._p
-        self._write([(f"DELETE FROM {TABLE} WHERE time < (SELECT max(time) FROM {TABLE}) - {p}", [(span,)])])
+        with self._transaction() as cursor:
+            cursor.execute(
+                f"DELETE FROM {TABLE} WHERE time < (SELECT max(time) FROM {TABLE}) - {self._p}",
+                (self.spec.history_span,),
+            )
         self._added = 0
 
     @contextlib.contextmanager
@@ -229,11 +231,6 @@ class OnlineStore:
             except self._errors as e:
                 self._rollback()
                 raise OnlineStoreError(f"{what} {self.where}: {e}") from e
-
-    def _write(self, statements: list) -> None:
-        with self._transaction() as cursor:
-            for sql, params in statements:
-                cursor.executemany(sql, params)
 
     def _rollback(self) -> None:
         try:
