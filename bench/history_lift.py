@@ -37,6 +37,7 @@ import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
 import contract  # noqa: E402
+from components.lib.card_precision import card_precision_at_k  # noqa: E402
 from datasets import spec as dataset_spec  # noqa: E402
 
 CLI = Path(sys.executable).parent / "fraud-pipeline"
@@ -99,26 +100,14 @@ def read_split(examples: str, split: str, spec) -> tuple[list[bytes], dict]:
     return serialized, columns
 
 
-def card_precision_at_k(days: np.ndarray, cards: list, labels: np.ndarray, scores: np.ndarray, k: int = K) -> float:
-    """The mean over days of: of the k cards with the highest score that day, the share with a fraud that day."""
-    out = []
-    for day in np.unique(days):
-        best: dict = {}
-        for i in np.flatnonzero(days == day):
-            score, fraud = best.get(cards[i], (-1.0, 0))
-            best[cards[i]] = (max(score, float(scores[i])), max(fraud, int(labels[i])))
-        ranked = sorted(best.values(), key=lambda v: -v[0])[:k]
-        out.append(sum(f for _, f in ranked) / k)
-    return float(np.mean(out))
-
-
 def measures(labels: np.ndarray, scores: np.ndarray, days: np.ndarray, cards: list) -> dict:
     from sklearn.metrics import average_precision_score, roc_auc_score
 
     return {
         "pr_auc": float(average_precision_score(labels, scores)),
         "roc_auc": float(roc_auc_score(labels, scores)),
-        f"card_precision_at_{K}": card_precision_at_k(days, cards, labels, scores),
+        # The Evaluator's and outcomes' definition (components/lib/card_precision.py), on whole days.
+        f"card_precision_at_{K}": card_precision_at_k(days * DAY, cards, labels, scores, K),
     }
 
 

@@ -163,6 +163,20 @@ class History:
         return tuple((self.feature_name(a, w), a, w) for w in self.windows for a in self.aggregates)
 
 
+@dataclasses.dataclass(frozen=True)
+class CardPrecision:
+    """The Fraud Detection Handbook's card precision@k: each day, of the k values of `entity` (cards) with the
+    highest score that day (a card's highest of the day), the share that had a fraud that day; the mean over days.
+    What a team that checks k cards a day finds. Named card_precision_at_K in the Evaluator's and outcomes' metrics."""
+
+    entity: str
+    k: int = 100
+
+    @property
+    def metric(self) -> str:
+        return f"card_precision_at_{self.k}"
+
+
 def duration_seconds(text: str) -> int:
     """'30s', '15m', '1h', '7d', '2w' as seconds; ValueError when it is not one."""
     text = str(text).strip()
@@ -207,6 +221,8 @@ class DatasetSpec:
     # Where `predict`, `outcomes` and the model server keep the rows the history windows read at serving time: a
     # PostgreSQL URL, or "" for an SQLite file under the output folder.
     online_store: str = ""
+    # The entity card precision@k ranks (the Evaluator's and outcomes' metric); by default the first entity's, k 100.
+    card_precision: CardPrecision | None = None
     # The folder of the spec file (where its schema is), not part of the spec's content.
     folder: str = dataclasses.field(default="", compare=False)
 
@@ -343,6 +359,7 @@ class DatasetSpec:
             "amount": self.amount,
             **({"history": [_history_dict(h) for h in self.history]} if self.history else {}),
             **({"online_store": self.online_store} if self.online_store else {}),
+            **({"card_precision": dataclasses.asdict(self.card_precision)} if self.card_precision else {}),
         }
 
     def to_json(self) -> str:
@@ -513,6 +530,7 @@ def parse(raw, source: str, folder: str = "") -> DatasetSpec:
             raise drift.error(f"features.{column}", f"must be a number or null, got {threshold!r}")
     numeric = _features(source, top, "numeric", Numeric)
     history = tuple(_history(source, i, h) for i, h in enumerate(top.items("history")))
+    entities = tuple(str(v) for v in top.items("entities"))
     spec = DatasetSpec(
         name=top.get("name", str),
         label=label.get("column", str),
@@ -521,7 +539,7 @@ def parse(raw, source: str, folder: str = "") -> DatasetSpec:
         time=time.get("column", str),
         time_format=time.get("format", str, "seconds", TIME_FORMATS),
         key=top.get("key", str, ""),
-        entities=tuple(str(v) for v in top.items("entities")),
+        entities=entities,
         numeric=(*numeric, *(f for item in history for f in history_numeric(item))),
         categorical=_features(source, top, "categorical", Categorical),
         time_of_day=top.get("time_of_day", bool, True),
@@ -536,6 +554,7 @@ def parse(raw, source: str, folder: str = "") -> DatasetSpec:
         amount=top.get("amount", str, ""),
         history=history,
         online_store=top.get("online_store", str, ""),
+        card_precision=_card_precision(source, top, entities),
         folder=folder,
     )
     top.read |= {"numeric_defaults", "categorical_defaults"}
@@ -602,6 +621,20 @@ def _slice(source: str, index: int, raw) -> Slice:
         raise fields.error("hours", "must divide 24, and takes no column (it is the time column's hour of day)")
     if not item.hours and not item.column:
         raise fields.error("column", "is required (or hours, for the hour of day)")
+    return item
+
+
+def _card_precision(source: str, top: _Fields, entities: tuple[str, ...]) -> CardPrecision | None:
+    """The spec's card_precision ({entity, k}); without it, the first entity's at k 100 (none without entities)."""
+    top.read.add("card_precision")
+    raw = top.value.get("card_precision")
+    if raw is None:
+        return CardPrecision(entities[0]) if entities else None
+    fields = _Fields(source, "card_precision", raw)
+    item = CardPrecision(entity=fields.get("entity", str), k=fields.get("k", int, 100, minimum=1))
+    fields.done()
+    if item.entity not in entities:
+        raise fields.error("entity", f"{item.entity!r} is not one of the spec's entities ({', '.join(entities)})")
     return item
 
 

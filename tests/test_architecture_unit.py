@@ -248,6 +248,8 @@ def test_each_component_is_fingerprinted_with_the_modules_it_loads():
         "components.evaluator",
         "components.evaluator.component",
         "components.evaluator.extractors",
+        "components.evaluator.metrics",
+        "components.lib.card_precision",
     }
     assert loaded[cfg.PUSHER] == packages | {
         *CONTRACT,

@@ -89,6 +89,9 @@ numeric: [amount]
         ("amount: t\n", "amount"),
         ("colour: blue\n", "the file has fields the spec does not know"),
         ("numeric_defaults: {colour: blue}\n", "numeric_defaults.colour"),
+        ("entities: [card]\ncard_precision: {entity: terminal}\n", "card_precision.entity"),
+        ("entities: [card]\ncard_precision: {entity: card, k: 0}\n", "card_precision.k"),
+        ("card_precision: {entity: amount}\n", "card_precision.entity"),
     ],
 )
 def test_a_spec_that_is_not_well_formed_names_its_field(tmp_path, extra, field):

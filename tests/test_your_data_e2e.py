@@ -3,6 +3,7 @@ columns, a text label, missing values) through run, predict with its key, outcom
 spec (datasets/simulated/dataset.yaml); and a spec that does not fit the data stopped before anything trains."""
 
 import csv
+import datetime
 import gzip
 import json
 import re
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 
 import contract
+from components.lib.card_precision import card_precision_at_k
 from datasets import spec as dataset_spec
 from datasets.simulated import simulator
 from pipeline.definition import status
@@ -84,6 +86,12 @@ def test_the_simulated_log_is_trained_blessed_and_pushed_with_its_spec(simulated
     # The Evaluator sliced by the spec's slices.
     assert {"by_channel", "amount_bucket", "hour_bucket"} <= {s.split("=")[0] for s in summary["evaluation"]["slices"]}
     version = Path(summary["pushed_model"])
+    # Card precision@100 of the spec's card, computed by TFMA in the Evaluator: what the pushed model's scores of the
+    # test split give when ranked by hand.
+    times, cards, labels, scores = _test_split_scored(simulated_run.output, version, spec)
+    expected = card_precision_at_k(times, cards, labels, scores, 100)
+    assert 0 < expected < 1
+    assert summary["evaluation"]["overall"]["card_precision_at_100"] == pytest.approx(expected, abs=1e-9)
     assert dataset_spec.from_json((version / contract.DATASET_SPEC).read_text()) == spec
     lineage = json.loads((version / contract.LINEAGE).read_text())
     assert lineage["dataset"] == {"name": spec.name, "digest": spec.digest()}
@@ -96,6 +104,29 @@ def test_the_simulated_log_is_trained_blessed_and_pushed_with_its_spec(simulated
     seeded = re.search(r"online store: ([\d,]+) rows and ([\d,]+) labels", simulated_run.stdout)
     assert seeded and int(seeded[1].replace(",", "")) > 0 and seeded[1] == seeded[2], simulated_run.stdout[-2000:]
     assert (simulated_run.output / "online_store" / "history.sqlite").is_file()
+
+
+def _test_split_scored(output: Path, version: Path, spec):
+    """(times, cards, labels, scores) of the test split's examples, scored by the version's examples signature."""
+    import tensorflow as tf
+
+    files = sorted((output / "tfx" / "CsvExampleGen" / "examples").glob("*/Split-test/*"))
+    records = [r.numpy() for r in tf.data.TFRecordDataset([str(f) for f in files], compression_type="GZIP")]
+    serve = tf.saved_model.load(str(version)).signatures[contract.SERVING_SIGNATURE]
+    scores = np.concatenate(
+        [
+            serve(examples=tf.constant(records[i : i + 2000]))[contract.PROBABILITY_OUTPUT].numpy().ravel()
+            for i in range(0, len(records), 2000)
+        ]
+    )
+    times, cards, labels = [], [], []
+    for raw in records:
+        feature = tf.train.Example.FromString(raw).features.feature
+        times.append(float(feature[spec.time].int64_list.value[0]))
+        card = feature[spec.card_precision.entity].bytes_list.value
+        cards.append(card[0].decode() if card else None)
+        labels.append(int(feature[spec.label].int64_list.value[0]))
+    return np.array(times), cards, np.array(labels), scores
 
 
 @pytest.mark.e2e
@@ -172,6 +203,23 @@ def test_predict_with_the_spec_key_then_outcomes_with_text_labels(simulated_run,
     assert found["overall"]["frauds"] == simulated["new_frauds"]
     # The spec names the amount column: the money of the frauds caught and missed is counted.
     assert found["overall"]["fraud_amount_caught"] + found["overall"]["fraud_amount_missed"] > 0
+    # Card precision@100 of the labelled scores, the cards recorded with them: as ranked by hand from the files.
+    new = {r["transaction_id"]: r for r in csv.DictReader(open(simulated["new"]))}
+    truth = {r["transaction_id"]: r["label"] == "fraud" for r in csv.DictReader(open(simulated["labels"]))}
+    expected = card_precision_at_k(
+        [_epoch(r["tx_datetime"]) for r in rows],
+        [new[r["transaction_id"]]["customer_id"] or None for r in rows],
+        [int(truth[r["transaction_id"]]) for r in rows],
+        [float(r["probability"]) for r in rows],
+        100,
+    )
+    assert found["overall"]["card_precision_at_100"] == pytest.approx(expected, abs=1e-6)
+    assert all("card_precision_at_100" in g for g in found["groups"])
+
+
+def _epoch(text: str) -> float:
+    when = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return (when if when.tzinfo else when.replace(tzinfo=datetime.timezone.utc)).timestamp()
 
 
 @pytest.mark.e2e
@@ -186,12 +234,13 @@ def test_the_model_server_computes_the_history_features_from_the_online_store(si
     rows = list(csv.DictReader(open(simulated["new"])))[:40]
     numbers = {f.name for f in spec.numeric}
     instances = [{k: (float(v) if k in numbers else v) for k, v in r.items() if v != ""} for r in rows]
-    server = Server(output, "--no-record")
+    server = Server(output)
     try:
         server.wait_ready()
         status_code, body, _ = server.predict({"signature_name": contract.FEATURES_SIGNATURE, "instances": instances})
         assert status_code == 200, body
         assert len(body["predictions"]) == len(rows)
+        served = [p[contract.PROBABILITY_OUTPUT][0] for p in body["predictions"]]
         sent = dict(instances[0], terminal_id_count_1d=3.0)
         status_code, body, _ = server.predict({"signature_name": contract.FEATURES_SIGNATURE, "instances": [sent]})
         assert status_code == 400 and "terminal_id_count_1d" in body["error"] and "history feature" in body["error"]
@@ -203,6 +252,24 @@ def test_the_model_server_computes_the_history_features_from_the_online_store(si
     with sqlite3.connect(output / "online_store" / "history.sqlite") as db:
         keys = {k for (k,) in db.execute("SELECT row_key FROM fraud_pipeline_history")}
     assert {r["transaction_id"] for r in rows} <= keys
+    # The server recorded each scored row with its card; outcomes ranks the cards by the online scores.
+    import pyarrow.parquet as pq
+
+    (window,) = (output / "scoring").glob("*-online")
+    recorded = pq.read_table(window / "scores.parquet").to_pydict()
+    assert recorded["card"] == [r["customer_id"] or None for r in rows]
+    proc = _cli("outcomes", "--labels", str(simulated["labels"]), "--output", str(output))
+    assert proc.returncode in (status.EXIT_OK, status.EXIT_BELOW_FLOOR), proc.stderr
+    found = json.loads((output / "outcomes" / "outcomes.json").read_text())["overall"]
+    truth = {r["transaction_id"]: int(r["label"] == "fraud") for r in csv.DictReader(open(simulated["labels"]))}
+    expected = card_precision_at_k(
+        [_epoch(r["tx_datetime"]) for r in rows],
+        [r["customer_id"] or None for r in rows],
+        [truth[r["transaction_id"]] for r in rows],
+        served,
+        100,
+    )
+    assert found["card_precision_at_100"] == pytest.approx(expected, abs=1e-6)
 
 
 @pytest.mark.e2e

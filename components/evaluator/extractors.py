@@ -4,8 +4,9 @@ TFMA splits every batched extract into one dict per example before slicing and m
 by default each carries every raw feature, every model's every Transform output and the serialized example: here some
 100 arrays an example on a retrain, for metrics that read the labels and predictions and slices that read two
 features. The trim keeps the features the EvalConfig's slicing specs name (raw or transformed, every model's) and
-drops the rest, so the per-example work is the part that is used. The labels, predictions and example weights were
-taken out of the features by the extractors before it, so nothing a metric reads is dropped.
+those its card precision metric reads (components/evaluator/metrics.py), and drops the rest, so the per-example
+work is the part that is used. The labels, predictions and example weights were taken out of the features by the
+extractors before it, so nothing a metric reads is dropped.
 
 TFX's Evaluator takes these through its `custom_extractors` hook (components.evaluator.component.Evaluator passes
 this module as its module_path by default); Beam workers import it from the installed project, as they do the Transform
@@ -23,6 +24,7 @@ from tensorflow_model_analysis.extractors import extractor, slice_key_extractor,
 from tensorflow_model_analysis.utils import util
 
 from compat import tfma as tfma_compat
+from components.evaluator import metrics
 
 TRIM_STAGE_NAME = "TrimExtractsToSlicedFeatures"
 
@@ -33,6 +35,11 @@ def sliced_features(eval_config) -> frozenset:
     for cross in eval_config.cross_slicing_specs:
         specs += [cross.baseline_spec, *cross.slicing_specs]
     return frozenset(name for spec in specs for name in (*spec.feature_keys, *spec.feature_values))
+
+
+def kept_features(eval_config) -> frozenset:
+    """What the trim keeps: the sliced features and those the metrics read."""
+    return sliced_features(eval_config) | metrics.features_read(eval_config)
 
 
 def _kept(features, names: frozenset) -> dict:
@@ -134,5 +141,5 @@ def custom_extractors(eval_shared_model, eval_config, tensor_adapter_config):
     ]
     stages = [e.stage_name for e in extractors]
     at = stages.index(unbatch_extractor.UNBATCH_EXTRACTOR_STAGE_NAME)
-    step = extractor.Extractor(stage_name=TRIM_STAGE_NAME, ptransform=beam.Map(trim, sliced_features(eval_config)))
+    step = extractor.Extractor(stage_name=TRIM_STAGE_NAME, ptransform=beam.Map(trim, kept_features(eval_config)))
     return [*extractors[:at], step, *extractors[at:]]

@@ -44,7 +44,10 @@ def print_run(summary: dict) -> None:
     if summary["evaluation"] is None:
         return
     overall = summary["evaluation"]["overall"]
-    shown = ", ".join(f"{m} {overall[m]:.4f}" for m in ("pr_auc", "roc_auc", "recall_at_precision") if m in overall)
+    ranked = sorted(m for m in overall if m.startswith("card_precision_at_"))
+    shown = ", ".join(
+        f"{m} {overall[m]:.4f}" for m in ("pr_auc", "roc_auc", "recall_at_precision", *ranked) if m in overall
+    )
     print(f"test metrics: {shown}")
     op = summary["operating_threshold"]
     if op is not None:

@@ -324,6 +324,12 @@ def _floors(args: argparse.Namespace, found: tuple[dict | None, str | None]) -> 
         )
 
 
+def _ranked(measures: dict) -> str:
+    """What a spec's card precision adds to a line of outcomes (", card precision@100 0.1234"), else nothing."""
+    found = [(m, v) for m, v in measures.items() if m.startswith("card_precision_at_")]
+    return "".join(f", card precision@{m.rsplit('_', 1)[1]} {_f(v)}" for m, v in found)
+
+
 def _outcomes(args: argparse.Namespace) -> int:
     if not Path(args.labels).exists():
         raise UsageError(f"--labels {args.labels}: no such file or folder")
@@ -356,6 +362,7 @@ def _outcomes(args: argparse.Namespace) -> int:
             f"day {g.get('date') or format(g['day'], '>4')} model {g['model_version']}: {g['rows']:,} rows, "
             f"{g['labelled']:,} labelled, "
             f"{g['alerts']} alerts, precision {_f(g['precision'])}, recall {_f(g['recall'])}, PR-AUC {_f(g['pr_auc'])}"
+            + _ranked(g)
         )
     join, overall = record["join"], record["overall"]
     print(
@@ -368,7 +375,7 @@ def _outcomes(args: argparse.Namespace) -> int:
             print(f"  {key.replace('_', ' ')}: {', '.join(join[key])}")
     print(
         f"overall: PR-AUC {_f(overall['pr_auc'])}, recall {_f(overall['recall_at_precision'])} at precision "
-        f"{args.at_precision:g}; fraud amount caught {overall['fraud_amount_caught']:,.2f}, missed "
+        f"{args.at_precision:g}{_ranked(overall)}; fraud amount caught {overall['fraud_amount_caught']:,.2f}, missed "
         f"{overall['fraud_amount_missed']:,.2f}"
     )
     if "online_store" in record:

@@ -6,6 +6,7 @@ import tensorflow_model_analysis as tfma
 
 import contract
 from compat import tfma as tfma_metrics
+from components.evaluator import metrics
 from datasets.spec import DatasetSpec
 from pipeline.definition.gates import GateConfig
 
@@ -44,6 +45,13 @@ def _gate(floor: float, max_drop: float) -> tfma.MetricThreshold:
     )
 
 
+def _card_precision(dataset: DatasetSpec) -> tfma.MetricConfig:
+    """Card precision@k of the spec's card (components/evaluator/metrics.py): read, never gated."""
+    ranked = dataset.card_precision
+    config = {"name": ranked.metric, "entity": ranked.entity, "time": dataset.time, "k": ranked.k}
+    return tfma.MetricConfig(class_name=metrics.CLASS_NAME, module=metrics.__name__, config=json.dumps(config))
+
+
 # The serving decision is 0 or 1, so counting it above 0.5 counts exactly the rows the model flags.
 _DECISION_CUT = [0.5]
 
@@ -69,6 +77,8 @@ def eval_config(gates: GateConfig, dataset: DatasetSpec = contract.DEFAULT_DATAS
         _metric("AUCPrecisionRecall", PR_AUC, floors[PR_AUC]),
         _metric("RecallAtPrecision", RECALL_AT_PRECISION, floors[RECALL_AT_PRECISION], precision=gates.at_precision),
     ]
+    if dataset.card_precision is not None:
+        scores.append(_card_precision(dataset))
     outputs = (contract.PROBABILITY_OUTPUT, contract.DECISION_OUTPUT)
     return tfma.EvalConfig(
         model_specs=[

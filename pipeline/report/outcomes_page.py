@@ -46,15 +46,17 @@ def build(record: dict, out_dir: str) -> str:
     images = {}
     if record["groups"]:
         images["trend"] = figs.save_png(_trend_figure(record["groups"]), out_dir, "trend")
+    # A spec with an entity adds its card precision@k (components/lib/card_precision.py).
+    ranked = sorted({m for g in record["groups"] for m in g if m.startswith("card_precision_at_")})
     header = "".join(
         f"<th>{html.escape(h)}</th>"
         for h in ("day", "model", "rows", "labelled", "alerts", "precision", "recall", "PR-AUC", "precision at budget",
-                  "amount caught", "amount missed")
+                  *(f"card precision@{m.rsplit('_', 1)[1]}" for m in ranked), "amount caught", "amount missed")
     )  # fmt: skip
     rows = []
     for i, g in enumerate(record["groups"]):
         cells = [f"<td>{html.escape(_day(g))}</td><td>{html.escape(g['model_version'])}</td>"]
-        for key in ("rows", "labelled", "alerts", "precision", "recall", "pr_auc", "precision_at_budget",
+        for key in ("rows", "labelled", "alerts", "precision", "recall", "pr_auc", "precision_at_budget", *ranked,
                     "fraud_amount_caught", "fraud_amount_missed"):  # fmt: skip
             cells.append(f"<td>{num(record, 'groups', i, key)}</td>")
         rows.append(f"<tr>{''.join(cells)}</tr>")

@@ -8,7 +8,8 @@ that no label reached, keys scored more than once and labels that contradict eac
 
 Per day of `Time` and per model version: rows, labelled rows, alerts (decision 1), realized precision and recall at
 the shipped threshold, PR-AUC (average precision, scikit-learn's definition), precision at the alert budget (the
-day's N highest scores, N alerts a day) and the fraud amount caught and missed.
+day's N highest scores, N alerts a day), the fraud amount caught and missed, and for a spec with an entity, card
+precision@k (components/lib/card_precision.py; the scores record each row's card).
 """
 
 import csv
@@ -22,6 +23,7 @@ import numpy as np
 
 import contract
 from components.lib import csv_contract, serving
+from components.lib.card_precision import card_precision_at_k
 from components.lib.rejection import DataRejectedError
 from datasets.spec import DatasetSpec
 from pipeline.scoring import record as record_lib
@@ -44,6 +46,8 @@ class Scores:
     decision: np.ndarray
     version: list
     batch: list
+    # Each score's card (the spec's card precision entity; None where its batch did not record one).
+    card: list = dataclasses.field(default_factory=list)
 
 
 def show(join) -> str:
@@ -88,6 +92,8 @@ def load_scores(output: str, only: list[str] | None = None) -> tuple[Scores, lis
         parts["decision"].append(table.column("decision").to_numpy())
         parts["version"] += table.column("model_version").to_pylist()
         parts["batch"] += [rec["batch_id"]] * table.num_rows
+        names = table.schema.names
+        parts["card"] += table.column(record_lib.CARD).to_pylist() if record_lib.CARD in names else [None] * len(table)
     scores = Scores(
         parts["join"],
         np.concatenate(parts["time"]),
@@ -96,6 +102,7 @@ def load_scores(output: str, only: list[str] | None = None) -> tuple[Scores, lis
         np.concatenate(parts["decision"]),
         parts["version"],
         parts["batch"],
+        parts["card"],
     )
     return scores, records, key
 
@@ -186,6 +193,20 @@ def _metrics(labels: np.ndarray, probability: np.ndarray, decision: np.ndarray, 
     return out
 
 
+def _card_precision(spec: DatasetSpec, scores: Scores, values: np.ndarray, mask: np.ndarray) -> dict:
+    """{card_precision_at_K: value} over the masked labelled scores, for a spec with card precision ({} without;
+    None when no masked score recorded its card)."""
+    ranked = spec.card_precision
+    if ranked is None:
+        return {}
+    at = np.flatnonzero(mask)
+    cards = [scores.card[i] for i in at]
+    if not any(c is not None for c in cards):
+        return {ranked.metric: None}
+    value = card_precision_at_k(scores.time[at], cards, values[at], scores.probability[at], ranked.k)
+    return {ranked.metric: value}
+
+
 def _recall_at_precision(labels: np.ndarray, probability: np.ndarray, at_precision: float) -> float | None:
     """Recall at a precision over the labelled scores (the blessing gate's second metric), None without frauds."""
     if labels.sum() == 0:
@@ -259,11 +280,13 @@ def outcomes(
                     alerts_per_day,
                 ),
             }
+            row.update(_card_precision(spec, scores, values, known))
             groups.append(row)
     overall = _metrics(
         values[labelled], scores.probability[labelled], scores.decision[labelled], scores.amount[labelled],
         max(len(set(day.tolist())), 1), alerts_per_day,
     )  # fmt: skip
+    overall.update(_card_precision(spec, scores, values, labelled))
     overall["rows"] = len(scores.join)
     overall["at_precision"] = at_precision
     overall["recall_at_precision"] = _recall_at_precision(values[labelled], scores.probability[labelled], at_precision)

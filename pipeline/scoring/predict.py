@@ -360,7 +360,8 @@ def _score(
     encoder = ExampleEncoder() if default else _SpecEncoder(spec)
     many = len(files) > 1
     labelled = any(spec.label in header for header in checked.values())
-    writer_record = record_lib.ScoresWriter(recording.output, labelled, key) if recording else None
+    card = spec.card_precision.entity if spec.card_precision else ""
+    writer_record = record_lib.ScoresWriter(recording.output, labelled, key, card=card) if recording else None
     statistics = sample = None
     # Serving skew: the default dataset's float matrix through BatchStatistics, another dataset's typed rows through
     # a sample of them (pipeline/scoring/skew.py).

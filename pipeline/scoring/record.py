@@ -29,9 +29,29 @@ SCORES_FILE = "scores.parquet"
 STATISTICS_FILE = "statistics.pb"
 FEATURES_FILE = "features.parquet"
 ONLINE_SUFFIX = "-online"
+# The scores file's column of each row's card (a record of a spec with card precision).
+CARD = "card"
 _PARTIAL = ".partial"
 _TIME = contract.RAW_FLOAT_FEATURES.index(contract.TIME)
 _AMOUNT = contract.RAW_FLOAT_FEATURES.index(contract.AMOUNT)
+
+
+def cell(value):
+    """A value of a request or a batch as Python's (numpy's scalars unwrapped, bytes decoded); None for a missing
+    one (None, NaN or "")."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if value is None or value == "" or (isinstance(value, float) and value != value):
+        return None
+    return value
+
+
+def _text(value) -> str | None:
+    """A card id as text (None where it is missing)."""
+    value = cell(value)
+    return None if value is None else str(value)
 
 
 def scoring_root(output: str) -> Path:
@@ -46,7 +66,7 @@ def new_batch_id() -> str:
 class ScoresWriter:
     """Writes one scoring batch's record, a batch of rows at a time; close() publishes it."""
 
-    def __init__(self, output: str, labelled: bool, key: str | None, suffix: str = ""):
+    def __init__(self, output: str, labelled: bool, key: str | None, suffix: str = "", card: str = ""):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -60,9 +80,11 @@ class ScoresWriter:
         fields += [(contract.TIME, pa.float64()), (contract.AMOUNT, pa.float64())]
         fields += [(contract.LABEL, pa.int8())] if labelled else []
         fields += [("probability", pa.float32()), ("decision", pa.int8()), ("model_version", pa.string())]
+        # The card each row is of (the spec's card precision entity), for outcomes' card precision@k.
+        fields += [(CARD, pa.string())] if card else []
         self._schema = pa.schema(fields)
         self._writer = pq.ParquetWriter(str(self.folder / SCORES_FILE), self._schema)
-        self._labelled, self._key = labelled, key
+        self._labelled, self._key, self.card = labelled, key, card
         self.rows = 0
         self.time_range = [None, None]
 
@@ -73,6 +95,7 @@ class ScoresWriter:
         labels = None
         if self._labelled:
             labels = [int(v) if v != "" else None for v in (batch.labels or [""] * len(batch))]
+        cards = [row.get(self.card) for row in batch.features] if self.card and batch.features is not None else None
         self.add_columns(
             batch.files,
             batch.lines,
@@ -83,11 +106,15 @@ class ScoresWriter:
             probabilities,
             decisions,
             version,
+            cards,
         )
 
-    def add_columns(self, files, lines, keys, times, amounts, labels, probabilities, decisions, version) -> None:
+    def add_columns(
+        self, files, lines, keys, times, amounts, labels, probabilities, decisions, version, cards=None
+    ) -> None:
         """Rows by column: file names, line numbers, keys (when recorded with one), event times and amounts (float64),
-        labels (0, 1 or None; when labelled), probabilities, decisions, and the version that scored them."""
+        labels (0, 1 or None; when labelled), probabilities, decisions, the version that scored them, and the cards
+        (when recorded with them; None where a row has none)."""
         pa = self._pa
         times = np.asarray(times, np.float64)
         columns = [pa.array(files, pa.string()), pa.array(lines, pa.int64())]
@@ -100,6 +127,9 @@ class ScoresWriter:
             pa.array(np.asarray(decisions).astype(np.int8)),
             pa.repeat(pa.scalar(version, pa.string()), len(times)),
         ]
+        if self.card:
+            cards = [None] * len(times) if cards is None else [_text(c) for c in cards]
+            columns.append(pa.array(cards, pa.string()))
         self._writer.write_batch(pa.RecordBatch.from_arrays(columns, schema=self._schema))
         self.rows += len(times)
         known = times[~np.isnan(times)]

@@ -13,17 +13,8 @@ import numpy as np
 
 import contract
 from datasets import history as history_lib
+from pipeline.scoring.record import cell
 from pipeline.server.requests import Parsed
-
-
-def _cell(value):
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    if value is None or value == "" or (isinstance(value, float) and value != value):
-        return None
-    return value
 
 
 def _needed(spec) -> list[str]:
@@ -41,7 +32,7 @@ def _from_features(parsed: Parsed, spec, key: str | None) -> list[dict]:
         if column is None:
             continue
         for row, value in zip(rows, column):
-            value = _cell(value)
+            value = cell(value)
             if value is not None:
                 row[name] = value
     if parsed.keys is not None and key == spec.key:
@@ -87,8 +78,8 @@ def with_history(loaded, parsed: Parsed) -> Parsed:
                 if name in feature:
                     f = feature[name]
                     values = list(f.float_list.value) or list(f.int64_list.value) or list(f.bytes_list.value)
-                    if values and _cell(values[0]) is not None:
-                        row[name] = _cell(values[0])
+                    if values and cell(values[0]) is not None:
+                        row[name] = cell(values[0])
             rows.append(row)
         served = store.serve(rows)
         for example, values in zip(examples, served):

@@ -73,7 +73,10 @@ class Window:
         self.loaded = loaded
         self.key = key
         suffix = f"-p{os.getpid()}{record_lib.ONLINE_SUFFIX}"
-        self.writer = record_lib.ScoresWriter(output, labelled=False, key=key, suffix=suffix)
+        ranked = loaded.spec.card_precision
+        self.writer = record_lib.ScoresWriter(
+            output, labelled=False, key=key, suffix=suffix, card=ranked.entity if ranked else ""
+        )
         self.opened = time.monotonic()
         self.started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         model, spec = loaded.model, loaded.spec
@@ -106,7 +109,7 @@ class Window:
             return
         spec = self.loaded.spec
         first = self.writer.rows
-        keys, times, amounts, probabilities, decisions = [], [], [], [], []
+        keys, times, amounts, probabilities, decisions, cards = [], [], [], [], [], []
         for parsed, probability, decision in self.pending:
             columns = self._columns(parsed)
             for name in self.names:
@@ -117,6 +120,8 @@ class Window:
             amounts.append(_floats(columns.get(spec.amount, missing) if spec.amount else missing))
             probabilities.append(probability)
             decisions.append(decision)
+            if self.writer.card:
+                cards.extend(list(columns.get(self.writer.card, missing)))
         n = self.pending_rows
         self.writer.add_columns(
             ["online"] * n,
@@ -128,6 +133,7 @@ class Window:
             np.concatenate(probabilities).astype(np.float32),
             np.concatenate(decisions).astype(np.int8),
             self.loaded.model.version,
+            cards or None,
         )
         self.pending, self.pending_rows = [], 0
 
