@@ -9,7 +9,7 @@ export PYTHON
 SERVE_VENV ?= .venv-serve
 SERVE_STAMP := $(SERVE_VENV)/.installed
 
-.PHONY: run serve test test-fast lint format docs lock engines engines-if-possible bench bench-distributed bench-predict bench-serve bench-quality bench-history bench-fuzz clean
+.PHONY: run serve test test-fast lint format docs lock engines engines-if-possible bench bench-distributed bench-predict bench-serve bench-quality bench-history bench-metadata bench-fuzz clean
 
 run: $(STAMP)
 	$(VENV)/bin/fraud-pipeline run $(ARGS)
@@ -94,6 +94,10 @@ bench-quality: $(STAMP)
 # same examples (PR-AUC, ROC AUC, card precision@100 a day). E.g. make bench-history BENCH_ARGS="--days 60".
 bench-history: $(STAMP)
 	$(VENV)/bin/python bench/history_lift.py $(BENCH_ARGS)
+
+# ML Metadata on PostgreSQL against SQLite: the sample's run and cached re-run, and history over a few hundred runs.
+bench-metadata: $(STAMP)
+	$(VENV)/bin/python bench/metadata.py $(BENCH_ARGS)
 
 # The fuzzer of the CSV contract's readers for a fixed time (BENCH_ARGS="--seconds 600"): executions and findings.
 bench-fuzz: $(STAMP)

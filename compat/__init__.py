@@ -21,6 +21,7 @@ WRITTEN_AGAINST = {
     "tfx-bsl": "1.16.1",
     "tensorflow-model-analysis": "0.47.1",
     "tensorflow-data-validation": "1.16.1",
+    "ml-metadata": "1.16.0",
     "apache-beam": "2.59.0",
     "tensorflow": "2.16.2",
     "python": "3.10",

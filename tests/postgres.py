@@ -5,6 +5,7 @@ FRAUD_PIPELINE_REQUIRE_POSTGRES, which .ci/run sets after installing them)."""
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -36,9 +37,11 @@ def _free_port() -> int:
 
 
 class PostgresServer:
-    """`with PostgresServer() as url:` a postgresql:// URL of a fresh cluster (trust authentication, loopback)."""
+    """`with PostgresServer() as url:` a postgresql:// URL of a fresh cluster on loopback: trust authentication, or
+    with a password, the user's password required over TCP (scram-sha-256). The URL never holds the password."""
 
-    def __init__(self):
+    def __init__(self, password: str | None = None):
+        self.password = password
         self.initdb, self.postgres = _binary("initdb"), _binary("postgres")
         if not (self.initdb and self.postgres):
             why = "PostgreSQL's initdb and postgres are not installed (Debian: apt install postgresql-15)"
@@ -58,19 +61,33 @@ class PostgresServer:
         data = os.path.join(self.folder, "data")
         if self.as_user:
             shutil.chown(self.folder, "postgres", "postgres")
+        auth = ["--auth=trust"]
+        if self.password is not None:
+            secret = os.path.join(self.folder, "password")
+            Path(secret).write_text(self.password + "\n")
+            if self.as_user:
+                shutil.chown(secret, "postgres", "postgres")
+            auth = ["--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={secret}"]
         subprocess.run(
-            [*self.as_user, self.initdb, "-D", data, "-U", USER, "--auth=trust", "--no-sync", "-E", "UTF8"],
+            [*self.as_user, self.initdb, "-D", data, "-U", USER, *auth, "--no-sync", "-E", "UTF8"],
             check=True,
             capture_output=True,
             timeout=START_SECONDS,
         )
+        self.data = data
         self.port = _free_port()
+        self.url = f"postgresql://{USER}@127.0.0.1:{self.port}/postgres"
+        self.start()
+        return self.url
+
+    def start(self) -> None:
+        """Starts the server on its data and port (again, after stop) and waits until it answers."""
         self.process = subprocess.Popen(
             [
                 *self.as_user,
                 self.postgres,
                 "-D",
-                data,
+                self.data,
                 "-p",
                 str(self.port),
                 "-k",
@@ -81,16 +98,15 @@ class PostgresServer:
                 "fsync=off",
             ],
             stdout=subprocess.DEVNULL,
-            stderr=open(os.path.join(self.folder, "server.log"), "w"),
+            stderr=open(os.path.join(self.folder, "server.log"), "a"),
         )
-        url = f"postgresql://{USER}@127.0.0.1:{self.port}/postgres"
         import psycopg
 
         deadline = time.monotonic() + START_SECONDS
         while True:
             try:
-                psycopg.connect(url, connect_timeout=5).close()
-                return url
+                psycopg.connect(self.url, connect_timeout=5, password=self.password).close()
+                return
             except psycopg.OperationalError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     log = Path(self.folder, "server.log").read_text()[-2000:]
@@ -98,13 +114,23 @@ class PostgresServer:
                     raise RuntimeError(f"PostgreSQL did not start: {log}") from None
                 time.sleep(0.2)
 
-    def __exit__(self, *exc) -> None:
+    def stop(self, fast: bool = True) -> None:
+        """Stops the server: fast (SIGINT) ends the open sessions at once, as a crash of the server looks to them.
+        The signal goes to the postmaster itself (its pid file's first line): runuser, its parent here, does not pass
+        every signal on."""
         if self.process is not None and self.process.poll() is None:
-            self.process.terminate()  # a smart shutdown: sessions end, the server stops
+            try:
+                postmaster = int(Path(self.data, "postmaster.pid").read_text().split()[0])
+                os.kill(postmaster, signal.SIGINT if fast else signal.SIGTERM)
+            except (OSError, ValueError, IndexError):
+                self.process.send_signal(signal.SIGINT if fast else signal.SIGTERM)
             try:
                 self.process.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+    def __exit__(self, *exc) -> None:
+        self.stop(fast=False)  # a smart shutdown: sessions end, the server stops
         if self.folder:
             shutil.rmtree(self.folder, ignore_errors=True)

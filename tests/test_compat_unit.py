@@ -173,3 +173,25 @@ def test_installed_distributions_are_read_every_time_on_another_python(other_ver
     other_version("python")
     importlib_metadata.scan_installed_distributions_once()
     assert metadata.packages_distributions is before
+
+
+def test_mlmd_strings_for_postgresql_come_back_as_they_were_and_hold_no_backslash():
+    from compat import mlmd
+
+    marker = mlmd.MARKER
+    texts = ["", "plain", "a\\b", "\\", '{"c": "{\\"n\\": 1}"}', marker, marker + "b", "\\" + marker + marker + "b\\"]
+    for text in texts:
+        encoded = mlmd.encode(text)
+        assert "\\" not in encoded and mlmd.decode(encoded) == text, text
+    assert mlmd.encode("no backslash") == "no backslash"  # a store written before reads the same
+
+
+def test_mlmd_keeps_its_own_call_on_another_version(other_version):
+    from ml_metadata.metadata_store import metadata_store
+
+    from compat import mlmd
+
+    before = metadata_store.MetadataStore._call
+    other_version("ml-metadata")
+    assert mlmd.install() is False
+    assert metadata_store.MetadataStore._call is before

@@ -19,11 +19,13 @@ from components.lib.rejection import DataRejectedError
 from contract import OutputLayout
 from pipeline.cli import cluster, history, local, schedule, scoring, serve, simulate
 from pipeline.cli.flags import UsageError
-from pipeline.definition import faults
+from pipeline.definition import faults, metadata
 from pipeline.definition import status as st
 
 # The command groups, in the order `fraud-pipeline --help` lists their commands.
 GROUPS = (local, cluster, schedule, scoring, serve, history, simulate)
+# The commands that read or write ML Metadata (pipeline/definition/metadata.py): they take --metadata.
+READ_METADATA = ("run", "compare", "replay", "history")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -34,6 +36,14 @@ def parser() -> argparse.ArgumentParser:
     commands = out.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for group in GROUPS:
         group.register(commands)
+    for name in READ_METADATA:
+        commands.choices[name].add_argument(
+            "--metadata",
+            metavar="URL",
+            help=f"a shared ML Metadata store, postgresql://USER@HOST[:PORT]/DB (default: ${metadata.ENV_URL}, else "
+            f"OUTPUT/metadata.sqlite); the password from ${metadata.ENV_PASSWORD} or the file "
+            f"${metadata.ENV_PASSWORD_FILE} names, never the URL",
+        )
     return out
 
 
@@ -42,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     # Quiet TensorFlow's C++ start-up chatter and the libraries' import-time deprecation notices;
     # the Python logs of a run go to its log file.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # And ML Metadata's (a line each time it connects to a PostgreSQL store); its warnings and errors still print.
+    os.environ.setdefault("GLOG_minloglevel", "1")
     # TFX 1.16 and TF Transform use Keras 2 (the tf_keras package).
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     warnings.filterwarnings("ignore", category=FutureWarning)
@@ -52,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     importlib_metadata.scan_installed_distributions_once()
     args = parser().parse_args(argv)
     try:
+        _shared_metadata(args)
         return args.handler(args)
     except UsageError as e:
         print(f"fraud-pipeline: {e}", file=sys.stderr)
@@ -68,6 +81,23 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as e:  # noqa: BLE001 - no traceback reaches the terminal: one sentence, the rest in a log.
         return _unexpected(args, e)
+
+
+def _shared_metadata(args: argparse.Namespace) -> None:
+    """--metadata into the environment, where every step of the command (and the processes it starts) reads the
+    store from; a URL that is not one is a usage error."""
+    url = getattr(args, "metadata", None)
+    if url:
+        try:
+            metadata.parse(url)
+        except metadata.MetadataUrlError as e:
+            raise UsageError(str(e)) from None
+        os.environ[metadata.ENV_URL] = url
+    elif os.environ.get(metadata.ENV_URL):
+        try:
+            metadata.shared()
+        except metadata.MetadataUrlError as e:
+            raise UsageError(f"{metadata.ENV_URL}: {e}") from None
 
 
 def console() -> int:

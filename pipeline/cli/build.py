@@ -15,7 +15,7 @@ from contract import OutputLayout
 from datasets import spec as dataset_spec
 from pipeline.cli.data import DataInput, baseline_key, data_files, data_input
 from pipeline.cli.flags import UsageError, add_dataclass_flags, from_flags
-from pipeline.definition import beam_workers, faults, fingerprint
+from pipeline.definition import beam_workers, faults, fingerprint, metadata
 from pipeline.definition import status as st
 from pipeline.definition.config import PipelineConfig
 from pipeline.definition.gates import DataMinimums, GateConfig
@@ -310,7 +310,15 @@ def local_config(args: argparse.Namespace, **extra) -> tuple[OutputLayout, Pipel
     data = data_input(args.data)
     # Before anything runs: a folder that cannot be written, or a store that is not a database any more.
     faults.check_writable(layout.root)
-    faults.check_metadata(layout.metadata_path, layout.pipeline_root)
+    store = metadata.location(layout.metadata_path)
+    if metadata.is_server(store):
+        try:
+            metadata.check_server(store)
+        except ConnectionError as e:
+            raise faults.EnvironmentFaultError(str(e)) from None
+        metadata.export_password()
+    else:
+        faults.check_metadata(layout.metadata_path, layout.pipeline_root)
     dataset = dataset_of(args)
     if "://" not in data.root:
         # What CsvExampleGen would refuse first, from the files' first bytes, in a fraction of a second rather than
@@ -330,7 +338,7 @@ def local_config(args: argparse.Namespace, **extra) -> tuple[OutputLayout, Pipel
         pipeline_root=layout.pipeline_root,
         serving_dir=layout.serving_dir,
         setup_file=str(SOURCE_SETUP) if SOURCE_SETUP.exists() else None,
-        metadata_path=layout.metadata_path,
+        metadata_path=store,
         enable_cache=not args.no_cache,
         **extra,
     )

@@ -15,7 +15,7 @@ from contract import OutputLayout
 from datasets import spec as dataset_spec
 from pipeline.cli.build import DEFAULT_OUTPUT
 from pipeline.cli.flags import UsageError
-from pipeline.definition import faults
+from pipeline.definition import faults, metadata
 from pipeline.definition import status as st
 
 # A test's hook: seconds rollback waits between two moves, so that a test can kill it mid-way.
@@ -134,6 +134,8 @@ def _history(args: argparse.Namespace) -> int:
         _print(f"fraud-pipeline: {problem}", file=sys.stderr)
     _print(f"{'started':<25} {'run':<26} {'status':<13} {'rows':>7} {'frauds':>6} {'drift':>17} {'PR-AUC':>7} "
           f"{'recall':>7} {'thresh':>7} {'pushed':>11}")  # fmt: skip
+    # A shared ML Metadata store holds the runs of several folders and machines: each run says where it ran.
+    shared = metadata.shared() is not None
     for r in record["rows"]:
         if r["kind"] == "rollback":
             _print(f"{r['at']:<25} rollback by {r['by']}: version {r['from']} -> {r['to']} "
@@ -147,6 +149,8 @@ def _history(args: argparse.Namespace) -> int:
         )
         if r["status"] != "completed":
             _print(f"{'':<25} {r['outcome']}")
+        if shared:
+            _print(f"{'':<25} ran on {r.get('host') or '(machine unknown)'} into {r.get('output') or '(unknown)'}")
     _print(f"serving now: {record['serving_now'] or 'none'} (* above); page: {page}")
     return st.EXIT_OK
 

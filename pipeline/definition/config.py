@@ -66,8 +66,9 @@ class PipelineConfig:
       data_pattern: the glob of input files inside data_root.
       schema_path: the curated schema (schema.pbtxt) ImportSchemaGen brings in.
       split: 'time' (ordered by Time) or 'random' (hash-based).
-      metadata_path: the SQLite ML Metadata file for local runs; None where the
-        orchestrator provides metadata (Kubeflow, Vertex).
+      metadata_path: the ML Metadata store of local runs, as pipeline.definition.metadata.location gives it (the
+        SQLite file, or a shared PostgreSQL database's URL); None where the orchestrator provides metadata
+        (Kubeflow, Vertex).
       beam_pipeline_args: passed to every Beam-based component.
       enable_cache: reuse earlier results of unchanged components.
       pipeline_name: the name in ML Metadata and on the orchestrator.

@@ -111,6 +111,29 @@ def no_space(error: BaseException | None) -> bool:
     return False
 
 
+# What ML Metadata's PostgreSQL source says when the server is gone (refused, restarted, stopped mid-run).
+_LOST_SERVER = (
+    "PostgreSQL metadata source error",
+    "connection pointer is NULL",
+    "server closed the connection",
+    "terminating connection",
+    "could not connect to server",
+    "Connection refused",
+)
+
+
+def lost_server(error: BaseException | None) -> bool:
+    """Is a shared ML Metadata server that stopped answering behind the error?"""
+    return any(marker in str(e) for e in _chain(error) for marker in _LOST_SERVER)
+
+
+def lost_server_sentence(where: str, during: str = "") -> str:
+    return (
+        f"the ML Metadata store {where} stopped answering{during}: run the same command again once it is back (the "
+        "components it recorded as finished are reused from the cache; the one that was running runs again)"
+    )
+
+
 def broken_store(error: BaseException | None) -> bool:
     """Is an unreadable ML Metadata store behind the error?"""
     return any(marker in str(e) for e in _chain(error) for marker in _BROKEN_STORE)

@@ -10,7 +10,6 @@ from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGe
 from tfx.components.trainer.component import Trainer
 from tfx.components.tuner.component import Tuner
 from tfx.orchestration import data_types
-from tfx.orchestration import metadata as tfx_metadata
 from tfx.orchestration.pipeline import Pipeline
 from tfx.proto import distribution_validator_pb2, trainer_pb2, transform_pb2
 
@@ -24,6 +23,7 @@ from components.serving_baseline.component import ServingBaseline
 from components.statistics_gen.component import StatisticsGen
 from components.transform.component import Transform
 from pipeline.definition import config as cfg
+from pipeline.definition import metadata as metadata_lib
 from pipeline.definition.config import DATA_ROOT_PARAMETER, PipelineConfig
 from pipeline.definition.eval_config import eval_config
 from trainer.hparams import CANDIDATES
@@ -191,7 +191,10 @@ def _evaluator(config: PipelineConfig, example_gen, trainer, baseline=None) -> E
 
 
 def _pipeline(config: PipelineConfig, components: list) -> Pipeline:
-    metadata = tfx_metadata.sqlite_metadata_connection_config(config.metadata_path) if config.metadata_path else None
+    # A shared store's password is not in the pipeline (libpq reads it: pipeline.definition.metadata).
+    metadata = None
+    if config.metadata_path:
+        metadata = metadata_lib.connection_config(config.metadata_path, with_password=False)
     return Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,

@@ -16,6 +16,7 @@ from components.lib import drift, serving
 from contract import OutputLayout
 from pipeline.definition import config as cfg
 from pipeline.definition import gates as gates_lib
+from pipeline.definition import metadata
 from pipeline.definition import status as st
 
 KILLED = "killed"
@@ -32,31 +33,35 @@ def _summaries(layout: OutputLayout) -> dict[str, dict]:
 
 
 def _mlmd_runs(layout: OutputLayout, pipeline_name: str) -> tuple[dict[str, dict], str | None]:
-    """run id -> {"started_at", "nodes": {component: state}} for every run of the pipeline in ML Metadata, and an
+    """run id -> {"started_at", "nodes": {component: state}, "output", "host"} for every run of the pipeline in ML
+    Metadata (this folder's store, or the shared one: the runs of every folder and machine that write to it), and an
     error sentence when the store cannot be read (the history then comes from the records alone)."""
-    if not os.path.exists(layout.metadata_path):
+    where = metadata.location(layout.metadata_path)
+    if not metadata.exists(where):
         return {}, None
-    from pipeline.results.metadata import open_store, run_nodes
+    from pipeline.results.metadata import pipeline_runs
 
     try:
-        store = open_store(layout.metadata_path)
-        contexts = store.get_contexts_by_type("pipeline_run")
+        found = pipeline_runs(where, pipeline_name)
     except Exception as e:  # noqa: BLE001 - a store that cannot be read is told, not fatal for the history.
-        return (
-            {},
-            f"{layout.metadata_path} could not be read ({type(e).__name__}); the history holds the run records only",
-        )
+        return {}, f"{where} could not be read ({type(e).__name__}); the history holds the run records only"
     runs = {}
-    for context in contexts:
-        nodes = run_nodes(layout.metadata_path, pipeline_name, context.name)
-        if not nodes:
-            continue
-        started = datetime.datetime.fromtimestamp(context.create_time_since_epoch / 1000, datetime.timezone.utc)
-        runs[context.name] = {
-            "started_at": started.isoformat(timespec="seconds"),
-            "nodes": {name: node.state for name, node in nodes.items()},
-        }
+    for run_id, run in found.items():
+        started = datetime.datetime.fromtimestamp(run["created_ms"] / 1000, datetime.timezone.utc)
+        runs[run_id] = {**run, "started_at": started.isoformat(timespec="seconds")}
     return runs, None
+
+
+def _elsewhere(run_id: str, mlmd: dict, layout: OutputLayout) -> dict | None:
+    """The record of a run of another output folder (a shared store's), where that folder can be read."""
+    output = mlmd.get("output")
+    if not output or os.path.realpath(output) == os.path.realpath(layout.root) or not contract.is_run_id(run_id):
+        return None
+    path = Path(OutputLayout(output).run_summary_path(run_id))
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _largest(summary: dict, pair: list[str]) -> dict | None:
@@ -92,6 +97,11 @@ def _gate_outcome(summary: dict) -> str:
 
 
 def _row(run_id: str, summary: dict | None, mlmd: dict | None, layout: OutputLayout) -> dict:
+    # Where it ran: its output folder and machine (a shared store's runs come from several).
+    output = (summary or {}).get("output_dir") or (mlmd or {}).get("output")
+    ran = {"output": output, "host": (mlmd or {}).get("host") or metadata.ran_on(run_id)}
+    if output and os.path.realpath(output) != os.path.realpath(layout.root):
+        layout = OutputLayout(output)
     if summary is None:
         states = (mlmd or {}).get("nodes", {})
         unfinished = [n for n, s in states.items() if s not in ("COMPLETE", "CACHED")]
@@ -103,6 +113,7 @@ def _row(run_id: str, summary: dict | None, mlmd: dict | None, layout: OutputLay
             "status": KILLED,
             "outcome": f"killed or crashed in {where} (no record written); components: {states}",
             "exit_code": None,
+            **ran,
         }
     splits = summary.get("splits") or {}
     evaluation = summary.get("evaluation") or {}
@@ -130,6 +141,7 @@ def _row(run_id: str, summary: dict | None, mlmd: dict | None, layout: OutputLay
         # A cached Pusher names the version an earlier run pushed: that run is the one that pushed it.
         "pushed_version": os.path.basename(pushed.rstrip("/")) if _pushed_now(summary) else None,
         "report": str(report) if report is not None and report.is_file() else None,
+        **ran,
     }
 
 
@@ -144,6 +156,11 @@ def history(layout: OutputLayout, pipeline_name: str = cfg.DEFAULT_PIPELINE_NAME
     """
     summaries = _summaries(layout)
     mlmd, error = _mlmd_runs(layout, pipeline_name)
+    for run_id, run in mlmd.items():
+        if run_id not in summaries:
+            found = _elsewhere(run_id, run, layout)
+            if found is not None:
+                summaries[run_id] = found
     rows = [_row(run_id, summaries.get(run_id), mlmd.get(run_id), layout) for run_id in set(summaries) | set(mlmd)]
     events, log_problems = serving.read_rollback_log(layout.serving_dir)
     for event in events:

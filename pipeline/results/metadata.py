@@ -5,6 +5,8 @@ import dataclasses
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from pipeline.definition import metadata
+
 _STATES = {value: name for name, value in metadata_store_pb2.Execution.State.items()}
 
 
@@ -31,12 +33,10 @@ class NodeRun:
         return self.outputs[key][0].uri
 
 
-def open_store(metadata_path: str) -> metadata_store.MetadataStore:
-    """Opens an existing SQLite ML Metadata store read-write."""
-    config = metadata_store_pb2.ConnectionConfig()
-    config.sqlite.filename_uri = metadata_path
-    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE
-    return metadata_store.MetadataStore(config)
+def open_store(where: str) -> metadata_store.MetadataStore:
+    """Opens an existing ML Metadata store read-write: the SQLite file, or a shared server's URL
+    (pipeline/definition/metadata.py)."""
+    return metadata_store.MetadataStore(metadata.connection_config(where, create=False))
 
 
 def run_nodes(metadata_path: str, pipeline_name: str, run_id: str) -> dict[str, NodeRun]:
@@ -46,7 +46,7 @@ def run_nodes(metadata_path: str, pipeline_name: str, run_id: str) -> dict[str, 
     other's (unfinished) executions.
 
     Args:
-      metadata_path: the SQLite ML Metadata file.
+      metadata_path: the ML Metadata store (open_store's).
       pipeline_name: the pipeline the run belongs to.
       run_id: the run's id (the name of its MLMD pipeline_run context).
 
@@ -77,6 +77,53 @@ def run_nodes(metadata_path: str, pipeline_name: str, run_id: str) -> dict[str, 
             ),
         )
     return result
+
+
+# The custom properties a run's pipeline_run context gets once it ends: where it ran (a shared store holds the runs
+# of several output folders and machines).
+OUTPUT_PROPERTY, HOST_PROPERTY = "fraud_pipeline_output", "fraud_pipeline_host"
+
+
+def mark_run(where: str, run_id: str, output_dir: str, host: str) -> None:
+    """Writes where a run ran (its output folder, its machine) on its pipeline_run context."""
+    store = open_store(where)
+    run = store.get_context_by_type_and_name("pipeline_run", run_id)
+    if run is None:
+        return
+    run.custom_properties[OUTPUT_PROPERTY].string_value = output_dir
+    run.custom_properties[HOST_PROPERTY].string_value = host
+    store.put_contexts([run])
+
+
+def pipeline_runs(where: str, pipeline_name: str) -> dict[str, dict]:
+    """run id -> {"created_ms", "nodes": {component: state}, "output", "host"} for every run of a pipeline in a
+    store, read with one query a run and one a component (not one a run and component: a shared store holds
+    hundreds of runs). A run with no execution of the pipeline's components is left out; output and host are None
+    for a run that did not end (killed) or ended before they were written."""
+    store = open_store(where)
+    prefix = pipeline_name + "."
+    node_of = {}
+    for node in store.get_contexts_by_type("node"):
+        if node.name.startswith(prefix):
+            for execution in store.get_executions_by_context(node.id):
+                node_of[execution.id] = node.name[len(prefix) :]
+    found = {}
+    for run in store.get_contexts_by_type("pipeline_run"):
+        newest: dict[str, metadata_store_pb2.Execution] = {}
+        for execution in store.get_executions_by_context(run.id):
+            name = node_of.get(execution.id)
+            if name is not None and (name not in newest or execution.id > newest[name].id):
+                newest[name] = execution
+        if not newest:
+            continue
+        properties = run.custom_properties
+        found[run.name] = {
+            "created_ms": run.create_time_since_epoch,
+            "nodes": {n: _STATES.get(e.last_known_state, "UNKNOWN") for n, e in newest.items()},
+            "output": properties[OUTPUT_PROPERTY].string_value if OUTPUT_PROPERTY in properties else None,
+            "host": properties[HOST_PROPERTY].string_value if HOST_PROPERTY in properties else None,
+        }
+    return found
 
 
 def _artifacts(

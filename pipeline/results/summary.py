@@ -9,7 +9,7 @@ import contract
 from components.lib import drift, serving
 from contract import OutputLayout
 from pipeline.definition import config as cfg
-from pipeline.definition import faults
+from pipeline.definition import faults, metadata
 from pipeline.definition import status as st
 from pipeline.definition.config import PipelineConfig
 from pipeline.results import artifacts
@@ -200,7 +200,7 @@ def run_summary(done: Executed, config: PipelineConfig, layout: OutputLayout, in
         "artifacts": _artifacts(done),
         "output_dir": layout.root,
         "pipeline_root": layout.pipeline_root,
-        "metadata": layout.metadata_path,
+        "metadata": config.metadata_path or layout.metadata_path,
         "log": layout.log_path,
     }
     return verdict, summary
@@ -219,6 +219,9 @@ def _environment(verdict: Verdict, done: Executed, layout: OutputLayout) -> Verd
             f"no space left on the disk of {layout.root}{where}: free some space and run the same command again "
             "(what finished is reused from the cache; what was half-written is not)",
         )
+    shared = metadata.shared()
+    if shared is not None and faults.lost_server(done.error):
+        return Verdict(st.FAILED, st.EXIT_ENVIRONMENT, faults.lost_server_sentence(str(shared), where))
     if faults.broken_store(done.error):
         return Verdict(
             st.FAILED, st.EXIT_ENVIRONMENT, faults.broken_store_sentence(layout.metadata_path, layout.pipeline_root)

@@ -5,6 +5,7 @@ import datetime
 import logging
 import os
 import resource
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -18,14 +19,14 @@ from compat import tfx as tfx_compat
 from components.lib import serving
 from contract import OutputLayout
 from datasets import spec as dataset_spec
-from pipeline.definition import beam_workers
+from pipeline.definition import beam_workers, metadata
 from pipeline.definition import config as cfg
 from pipeline.definition import status as st
 from pipeline.definition.config import PipelineConfig
 from pipeline.definition.pipeline import create_compare_pipeline, create_pipeline
 from pipeline.report import compare_page
 from pipeline.results import comparison, summary
-from pipeline.results.metadata import run_nodes
+from pipeline.results.metadata import mark_run, run_nodes
 from pipeline.results.summary import Executed
 from pipeline.runners.finish import Finished, Pages, finish
 
@@ -113,8 +114,9 @@ def execute(
     progress = _Progress(say)
     undo_logs = _route_logs(layout.log_path)
     started = datetime.datetime.now(datetime.timezone.utc)
-    # The same form as LocalDagRunner's own ids (local time, ISO 8601 with microseconds).
-    run_id = datetime.datetime.now().isoformat()
+    # The same form as LocalDagRunner's own ids (local time, ISO 8601 with microseconds); in a store shared by
+    # several machines, the machine's name after it, so that two runs started at the same moment stay two runs.
+    run_id = datetime.datetime.now().isoformat() + metadata.run_suffix(config.metadata_path)
     error: BaseException | None = None
     try:
         with tfx_compat.component_launches(progress.started, progress.finished):
@@ -124,9 +126,17 @@ def execute(
         logging.exception("pipeline run failed")
     finally:
         undo_logs()
-    nodes = (
-        run_nodes(config.metadata_path, config.pipeline_name, run_id) if os.path.exists(config.metadata_path) else {}
-    )
+    nodes = {}
+    if metadata.exists(config.metadata_path):
+        try:
+            nodes = run_nodes(config.metadata_path, config.pipeline_name, run_id)
+        except RuntimeError as e:  # a shared server gone mid-run: the run's error says so (summary._environment)
+            if not (metadata.is_server(config.metadata_path) and error is not None):
+                raise
+            logging.warning("the run's executions could not be read back: %s", e)
+    if nodes:
+        # Where it ran, on its run in the store (a shared store's history lists the runs of every folder).
+        mark_run(config.metadata_path, run_id, layout.root, socket.gethostname())
     return Executed(
         error=error,
         nodes=nodes,
