@@ -20,6 +20,10 @@ every string holding the marker is decoded. What the store holds reads back as i
 Python API; another client reading the database directly sees the marker where a backslash was. Values without a
 backslash or the marker are untouched, so a store written before this reads the same. The artifacts, executions and
 contexts a GetArtifactsByID, GetExecutionsByID or GetContextsByID call answers are put in id order.
+And `tfx.orchestration.metadata.Metadata.__enter__`, for a PostgreSQL store: TFX opens a new MLMD connection each
+time a handle is entered (26 on a cached re-run of the sample), each a server process, a password exchange and
+MLMD's schema check: two tenths of a second a component. Here a process keeps one connection a store and enters
+every handle on it (TFX's handle is not thread-safe either way, and LocalDagRunner enters it from one thread).
 Compared with MLMD's own path by: tests/test_metadata_postgres_e2e.py (values with backslashes written and read
 back through a real PostgreSQL server; whole runs published there, two at once, and a third reusing their cache)
 and tests/test_compat_unit.py (the encoding undone exactly; MLMD's own method kept on another version).
@@ -76,6 +80,48 @@ def _walk(message, convert) -> None:
                 _walk(entry, convert)
 
 
+# One MLMD connection a PostgreSQL store (its ConnectionConfig, serialized) for the process's TFX handles.
+_CONNECTIONS: dict[bytes, object] = {}
+_SHARED = "_fraud_pipeline_shared_connection"
+
+
+def share_connections() -> bool:
+    """Wraps TFX's Metadata.__enter__ once: a handle of a PostgreSQL store enters on the process's one connection to
+    it (made by TFX's own __enter__, with its retries, the first time). False on other versions."""
+    if not compat.supported("mlmd", "ml-metadata", "tfx"):
+        return False
+    from ml_metadata.proto import metadata_store_pb2
+    from tfx.orchestration import metadata as tfx_metadata
+
+    def wrapped(original):
+        def enter(self):
+            config = self._connection_config
+            if not (isinstance(config, metadata_store_pb2.ConnectionConfig) and config.HasField("postgresql")):
+                return original(self)
+            key = config.SerializeToString(deterministic=True)
+            if key not in _CONNECTIONS:
+                original(self)
+                _CONNECTIONS[key] = self._store
+            else:
+                self._store = _CONNECTIONS[key]
+                self._users += 1
+            return self
+
+        return enter
+
+    _wrap_once(tfx_metadata.Metadata, "__enter__", _SHARED, wrapped)
+    return True
+
+
+def _wrap_once(owner, method: str, flag: str, wrapped) -> None:
+    """owner.method replaced by wrapped(the original), once a process (flag marks it done)."""
+    if getattr(owner, flag, False):
+        return
+    original = getattr(owner, method)
+    setattr(owner, method, functools.wraps(original)(wrapped(original)))
+    setattr(owner, flag, True)
+
+
 def _by_id(found) -> None:
     """A repeated field of messages with ids, put in id order in place."""
     ordered = sorted(found, key=lambda message: message.id)
@@ -96,23 +142,19 @@ def install() -> bool:
         return False
     from ml_metadata.metadata_store import metadata_store
 
-    store_class = metadata_store.MetadataStore
-    if getattr(store_class, _INSTALLED, False):
-        return True
-    original = store_class._call
+    def wrapped(original):
+        def call(self, method_name, request, response, extra_options=None):
+            config = getattr(self, "_config", None)
+            if config is None or not hasattr(config, "HasField") or not config.HasField("postgresql"):
+                return original(self, method_name, request, response, extra_options)
+            _walk(request, encode)
+            result = original(self, method_name, request, response, extra_options)
+            _walk(response, decode)
+            if method_name in _BY_ID:
+                _by_id(getattr(response, _BY_ID[method_name]))
+            return result
 
-    @functools.wraps(original)
-    def call(self, method_name, request, response, extra_options=None):
-        config = getattr(self, "_config", None)
-        if config is None or not hasattr(config, "HasField") or not config.HasField("postgresql"):
-            return original(self, method_name, request, response, extra_options)
-        _walk(request, encode)
-        result = original(self, method_name, request, response, extra_options)
-        _walk(response, decode)
-        if method_name in _BY_ID:
-            _by_id(getattr(response, _BY_ID[method_name]))
-        return result
+        return call
 
-    store_class._call = call
-    setattr(store_class, _INSTALLED, True)
+    _wrap_once(metadata_store.MetadataStore, "_call", _INSTALLED, wrapped)
     return True

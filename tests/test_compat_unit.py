@@ -188,10 +188,11 @@ def test_mlmd_strings_for_postgresql_come_back_as_they_were_and_hold_no_backslas
 
 def test_mlmd_keeps_its_own_call_on_another_version(other_version):
     from ml_metadata.metadata_store import metadata_store
+    from tfx.orchestration import metadata as tfx_metadata
 
     from compat import mlmd
 
-    before = metadata_store.MetadataStore._call
+    before, entered = metadata_store.MetadataStore._call, tfx_metadata.Metadata.__enter__
     other_version("ml-metadata")
-    assert mlmd.install() is False
-    assert metadata_store.MetadataStore._call is before
+    assert mlmd.install() is False and mlmd.share_connections() is False
+    assert metadata_store.MetadataStore._call is before and tfx_metadata.Metadata.__enter__ is entered

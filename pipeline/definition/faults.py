@@ -119,6 +119,8 @@ _LOST_SERVER = (
     "terminating connection",
     "could not connect to server",
     "Connection refused",
+    "no connection to the server",
+    "connection to server was lost",
 )
 
 

@@ -124,8 +124,10 @@ def connection_config(where: str, create: bool = True, with_password: bool = Tru
         )
         return config
     server = parse(where)
-    # MLMD 1.16 cannot store a string with a backslash in PostgreSQL: compat.mlmd encodes them.
+    # MLMD 1.16 cannot store a string with a backslash in PostgreSQL, and TFX's cache trusts SQLite's order:
+    # compat.mlmd mends both; and keeps one connection a store for TFX's handles.
     compat_mlmd.install()
+    compat_mlmd.share_connections()
     config.postgresql.host = server.host
     config.postgresql.port = str(server.port)
     config.postgresql.user = server.user

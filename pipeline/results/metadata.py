@@ -33,10 +33,18 @@ class NodeRun:
         return self.outputs[key][0].uri
 
 
+# A shared server's store, opened once a process (a connection costs a password exchange and MLMD's schema check).
+_SERVERS: dict[str, metadata_store.MetadataStore] = {}
+
+
 def open_store(where: str) -> metadata_store.MetadataStore:
     """Opens an existing ML Metadata store read-write: the SQLite file, or a shared server's URL
-    (pipeline/definition/metadata.py)."""
-    return metadata_store.MetadataStore(metadata.connection_config(where, create=False))
+    (pipeline/definition/metadata.py), kept open for the process's next calls."""
+    if not metadata.is_server(where):
+        return metadata_store.MetadataStore(metadata.connection_config(where, create=False))
+    if where not in _SERVERS:
+        _SERVERS[where] = metadata_store.MetadataStore(metadata.connection_config(where, create=False))
+    return _SERVERS[where]
 
 
 def run_nodes(metadata_path: str, pipeline_name: str, run_id: str) -> dict[str, NodeRun]:

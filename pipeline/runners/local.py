@@ -130,7 +130,7 @@ def execute(
     if metadata.exists(config.metadata_path):
         try:
             nodes = run_nodes(config.metadata_path, config.pipeline_name, run_id)
-        except RuntimeError as e:  # a shared server gone mid-run: the run's error says so (summary._environment)
+        except Exception as e:  # noqa: BLE001 - a shared server gone mid-run: the run's error says so (summary)
             if not (metadata.is_server(config.metadata_path) and error is not None):
                 raise
             logging.warning("the run's executions could not be read back: %s", e)
