@@ -21,8 +21,8 @@ Python API; another client reading the database directly sees the marker where a
 backslash or the marker are untouched, so a store written before this reads the same. The artifacts, executions and
 contexts a GetArtifactsByID, GetExecutionsByID or GetContextsByID call answers are put in id order.
 And `tfx.orchestration.metadata.Metadata.__enter__`, for a PostgreSQL store: TFX opens a new MLMD connection each
-time a handle is entered (26 on a cached re-run of the sample), each a server process, a password exchange and
-MLMD's schema check: two tenths of a second a component. Here a process keeps one connection a store and enters
+time a handle is entered (docs/benchmarks.md, "The shared metadata store", counts them), each a server process, a
+password exchange and MLMD's schema check. Here a process keeps one connection a store and enters
 every handle on it (TFX's handle is not thread-safe either way, and LocalDagRunner enters it from one thread).
 Compared with MLMD's own path by: tests/test_metadata_postgres_e2e.py (values with backslashes written and read
 back through a real PostgreSQL server; whole runs published there, two at once, and a third reusing their cache)

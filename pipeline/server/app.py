@@ -153,8 +153,8 @@ def _refusal(model_name: str, name: str, version: str | None) -> tuple[int, str]
 class PredictRoute:
     """ASGI, in front of KServe's app: TF Serving's predict routes answered on the ASGI messages themselves, every
     other request passed to KServe's app as it is. The predict call still goes through KServe's data plane and model
-    (its Prometheus histograms, its readiness); what it skips is the app's middleware and router, which cost a
-    request more than half of what the server adds to the model's call.
+    (its Prometheus histograms, its readiness); what it skips is the app's middleware and router
+    (docs/benchmarks.md, "The model server", says what that gained).
 
     Args:
       app: KServe's app (its routes, health, metrics, V2).
