@@ -56,11 +56,13 @@ def decode(text: str) -> str:
     return _DECODE.sub(lambda m: MARKER if m.group(1) == MARKER else "\\", text)
 
 
-def _walk(message, convert) -> None:
+def _walk(message, convert, value_type=None) -> None:
     """Every property Value's string_value in a message, converted in place."""
-    from ml_metadata.proto import metadata_store_pb2
+    if value_type is None:
+        from ml_metadata.proto import metadata_store_pb2
 
-    if isinstance(message, metadata_store_pb2.Value):
+        value_type = metadata_store_pb2.Value
+    if isinstance(message, value_type):
         if message.WhichOneof("value") == "string_value":
             converted = convert(message.string_value)
             if converted != message.string_value:
@@ -77,7 +79,7 @@ def _walk(message, convert) -> None:
             entries = [value]
         for entry in entries:
             if hasattr(entry, "ListFields"):
-                _walk(entry, convert)
+                _walk(entry, convert, value_type)
 
 
 # One MLMD connection a PostgreSQL store (its ConnectionConfig, serialized) for the process's TFX handles.

@@ -215,10 +215,8 @@ def _create_database(server: Server) -> None:
     with _connect(server, dbname="postgres", autocommit=True) as db:
         try:
             db.execute(f'CREATE DATABASE "{server.dbname}"')
-        except psycopg.errors.DuplicateDatabase:
+        except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
             pass  # another command created it meanwhile
-        except psycopg.errors.UniqueViolation:
-            pass
 
 
 # ML Metadata's PostgreSQL schema indexes every string property whole, and PostgreSQL's btree refuses an entry of
