@@ -5,9 +5,10 @@ that pushed one), then for each store:
 - in-process: the online store's own call for one request (pipeline/online_store/store.py, `enrich`: the row written,
   then its windows read, six aggregates a window), p50 and p99 over --requests rows of later days, in time order;
 - the model server (`fraud-pipeline serve --no-record`): single-row latency over --requests sequential requests on
-  one keep-alive connection, the features signature, with the history lookup in it; the reference in the same run is
-  the same server answering the same rows with the store's work skipped (its rows get the empty windows:
-  FRAUD_PIPELINE_NO_HISTORY_LOOKUP, a switch for this measurement only).
+  one keep-alive connection, the features signature, with the history lookup in it; the reference is a second
+  server on the same version answering the same rows with the store's work skipped (its rows get the empty windows:
+  FRAUD_PIPELINE_NO_HISTORY_LOOKUP, a switch for this measurement only), running at the same time, the requests
+  alternating between the two so that a busy moment of the shared machine falls on both.
 PostgreSQL is started for the run as an unprivileged user (tests/postgres.py's server). Usage:
 python bench/history_serve.py [--output DIR] [--requests 2000]
 """
@@ -85,10 +86,10 @@ def in_process(spec, output: Path, url: str | None, rows: list[dict]) -> list[fl
     return [float(np.percentile(took, q)) * 1e3 for q in (50, 99)]
 
 
-def server(output: Path, url: str | None, rows: list[dict], n: int, skip: bool) -> list[float]:
-    from serve import Client, free_port, wait_ready
+def _start(output: Path, url: str | None, skip: bool):
+    from serve import free_port
 
-    port, log = free_port(), output / "serve.log"
+    port, log = free_port(), output / f"serve{'-skip' if skip else ''}.log"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **({"FRAUD_PIPELINE_NO_HISTORY_LOOKUP": "1"} if skip else {}))
     flags = ["--online-store", url] if url else []
     proc = subprocess.Popen(
@@ -97,25 +98,42 @@ def server(output: Path, url: str | None, rows: list[dict], n: int, skip: bool) 
         stderr=open(log, "w"),
         env=env,
     )
+    return proc, port, log
+
+
+def servers(output: Path, url: str | None, rows: list[dict], n: int) -> tuple[list[float], list[float]]:
+    """The two servers on the same version, at once: the reference (the lookup skipped) and the lookup; the requests
+    alternate between them (the same row to each, which goes first alternating too), so both see the machine as it
+    is at that moment. (p50, p99) of each."""
+    from serve import Client, wait_ready
+
+    started = [_start(output, url, skip) for skip in (True, False)]
     try:
-        wait_ready(port, proc, time.monotonic() + 600, log)
-        client, path = Client(port), f"/v1/models/{contract.SERVING_MODEL_NAME}:predict"
+        for proc, port, log in started:
+            wait_ready(port, proc, time.monotonic() + 600, log)
+        clients = [Client(port) for _, port, _ in started]
+        path = f"/v1/models/{contract.SERVING_MODEL_NAME}:predict"
         bodies = [
             json.dumps({"signature_name": contract.FEATURES_SIGNATURE, "instances": [row]}).encode() for row in rows
         ]
         for body in bodies[:50]:
-            client.post(path, body)
-        took = []
+            for client in clients:
+                client.post(path, body)
+        took = ([], [])
         for i in range(n):
-            start = time.perf_counter()
-            status, answer = client.post(path, bodies[(50 + i) % len(bodies)])
-            took.append(time.perf_counter() - start)
-            if status != 200:
-                raise SystemExit(f"request refused: {answer}")
-        return [float(np.percentile(took, q)) * 1e3 for q in (50, 99)]
+            body = bodies[(50 + i) % len(bodies)]
+            for which in (0, 1) if i % 2 else (1, 0):
+                start = time.perf_counter()
+                status, answer = clients[which].post(path, body)
+                took[which].append(time.perf_counter() - start)
+                if status != 200:
+                    raise SystemExit(f"request refused: {answer}")
+        return tuple([float(np.percentile(t, q)) * 1e3 for q in (50, 99)] for t in took)
     finally:
-        proc.terminate()
-        proc.wait(timeout=120)
+        for proc, _, _ in started:
+            proc.terminate()
+        for proc, _, _ in started:
+            proc.wait(timeout=120)
 
 
 def main() -> int:
@@ -149,8 +167,7 @@ def main() -> int:
                         p50, p99 = in_process(spec, where, store_url, requests[: args.requests])
                         table.append((name, "the store's lookup for one row (in process)", p50, p99))
                     else:
-                        plain = server(where, store_url, requests, args.requests, skip=True)
-                        full = server(where, store_url, requests, args.requests, skip=False)
+                        plain, full = servers(where, store_url, requests, args.requests)
                         table.append((name, "server, lookup skipped (reference)", *plain))
                         table.append((name, "server, with the lookup", *full))
                         table.append((name, "what the lookup adds", full[0] - plain[0], full[1] - plain[1]))

@@ -70,11 +70,11 @@ def finish(item: History, partials: dict[str, Partials], values: np.ndarray) -> 
     values = np.asarray(values, dtype=np.float64)
     own = 0 if item.delay_seconds else 1  # without a delay the row is in its own windows
     out = {}
-    for name, aggregate, window in item.features:
-        p = partials[window]
-        count = np.asarray(p.count, dtype=np.float64) + own
-        total = np.asarray(p.total, dtype=np.float64) + (values if own else 0.0)
-        with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for name, aggregate, window in item.features:
+            p = partials[window]
+            count = np.asarray(p.count, dtype=np.float64) + own
+            total = np.asarray(p.total, dtype=np.float64) + (values if own else 0.0)
             if aggregate == "count":
                 result = count
             elif aggregate == "sum":
@@ -88,7 +88,32 @@ def finish(item: History, partials: dict[str, Partials], values: np.ndarray) -> 
                 frauds = np.asarray(p.frauds, dtype=np.float64)
                 rows = np.asarray(p.count, dtype=np.float64)
                 result = np.where(rows > 0, frauds / rows, item.empty)
-        out[name] = np.asarray(result, dtype=np.float64)
+            out[name] = np.asarray(result, dtype=np.float64)
+    return out
+
+
+def finish_row(item: History, partials: dict[str, tuple], value: float) -> dict[str, float]:
+    """`finish` for one row in Python floats (what a scorer serving one row calls: numpy's overhead on arrays of one
+    was a tenth of a served request): partials are (rows, sum, frauds) by window. The same float64 operations in the
+    same order, so the values are `finish`'s to the last bit (tests/test_history_windows_unit.py)."""
+    own = 0 if item.delay_seconds else 1
+    out = {}
+    for name, aggregate, window in item.features:
+        rows, total, frauds = partials[window]
+        count = float(rows) + own
+        total = float(total) + (value if own else 0.0)
+        if aggregate == "count":
+            result = count
+        elif aggregate == "sum":
+            result = total
+        elif aggregate == "mean":
+            result = total / count if count > 0 else item.empty
+        elif aggregate == "ratio_to_mean":
+            mean = total / count if count > 0 else float("nan")
+            result = value / mean if count > 0 and mean != 0 else item.empty
+        else:  # fraud_rate
+            result = float(frauds) / float(rows) if rows > 0 else item.empty
+        out[name] = float(result)
     return out
 
 

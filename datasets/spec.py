@@ -11,6 +11,7 @@ fit the data (datasets.check) raises SpecMismatchError naming the field and the 
 
 import dataclasses
 import datetime
+import functools
 import hashlib
 import json
 import math
@@ -140,15 +141,15 @@ class History:
     delay: str = ""
     empty: float = 0.0
 
-    @property
+    @functools.cached_property  # read for each row a scorer serves
     def window_seconds(self) -> tuple[int, ...]:
         return tuple(duration_seconds(w) for w in self.windows)
 
-    @property
+    @functools.cached_property  # read for each row a scorer serves
     def delay_seconds(self) -> int:
         return duration_seconds(self.delay) if self.delay else 0
 
-    @property
+    @functools.cached_property  # read for each row a scorer serves
     def span_seconds(self) -> int:
         """How far back a row's windows reach: the longest window plus the delay."""
         return max(self.window_seconds) + self.delay_seconds
@@ -157,7 +158,7 @@ class History:
         of = f"_{self.value}" if aggregate in VALUE_AGGREGATES else ""
         return f"{self.entity}_{aggregate}{of}_{window}"
 
-    @property
+    @functools.cached_property  # read for each row a scorer serves
     def features(self) -> tuple[tuple[str, str, str], ...]:
         """(feature name, aggregate, window) for each aggregate of each window, window by window."""
         return tuple((self.feature_name(a, w), a, w) for w in self.windows for a in self.aggregates)

@@ -157,6 +157,7 @@ def test_the_contract_imports_only_the_dataset_spec_and_nothing_heavy():
     assert _imports(ROOT / "datasets" / "spec.py") <= {
         "dataclasses",
         "datetime",
+        "functools",
         "hashlib",
         "json",
         "math",

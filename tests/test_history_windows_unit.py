@@ -54,6 +54,38 @@ def test_a_delayed_window_ends_the_delay_before_the_row_and_counts_known_frauds(
     )
 
 
+@pytest.mark.parametrize("item", [CARD, TERMINAL], ids=["card", "terminal"])
+def test_one_rows_finish_in_python_floats_is_the_arrays_finish_to_the_last_bit(item):
+    """finish_row (what the online store serves a row with) against finish (what training computes): random partial
+    sums and values, and the edges (no rows, a zero mean, a missing value)."""
+    rng = np.random.default_rng(5)
+    cases = [
+        (0, 0.0, 0, 3.0),
+        (2, 0.0, 0, 0.0),
+        (3, -7.5, 1, 7.5),
+        (0, 0.0, 0, float("nan")),
+        (4, 10.0, 2, float("nan")),
+    ]
+    cases += [
+        (int(n), float(t), int(f), float(v))
+        for n, t, f, v in zip(
+            rng.integers(0, 50, 200), rng.normal(0, 1e3, 200), rng.integers(0, 5, 200), rng.lognormal(3, 2, 200)
+        )
+    ]
+    for rows, total, frauds, value in cases:
+        frauds = min(frauds, rows)
+        partials = {
+            w: history_lib.Partials(np.array([rows]), np.array([total]), np.array([frauds])) for w in item.windows
+        }
+        expected = history_lib.finish(item, partials, np.array([value]))
+        got = history_lib.finish_row(item, {w: (rows, total, frauds) for w in item.windows}, value)
+        assert list(got) == list(expected)
+        for name, array in expected.items():
+            want = float(array[0])
+            assert got[name] == want or (got[name] != got[name] and want != want), (name, rows, total, value)
+            assert np.float64(got[name]).tobytes() == np.float64(want).tobytes() or want != want
+
+
 def test_a_row_without_its_entity_gets_zero_counts_and_the_empty_value():
     assert history_lib.missing(TERMINAL) == {"terminal_count_1d": 0.0, "terminal_fraud_rate_1d": -1.0}
     assert history_lib.missing(CARD)["card_sum_a_1h"] == 0.0 and history_lib.missing(CARD)["card_mean_a_1d"] == 0.0

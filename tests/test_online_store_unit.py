@@ -102,6 +102,9 @@ def _check(served: dict, beam_values: dict, exact: dict, names) -> None:
 
 def test_the_sqlite_store_serves_the_windows_training_computed(log, tmp_path):
     spec, rows, beam_values, exact = log
+    one = OnlineStore.open(spec, tmp_path / "one_at_a_time")  # a row at a time, as a single-row request
+    _check(_replay(one, spec, rows, batch=1), beam_values, exact, spec.history_features)
+    one.close()
     store = OnlineStore.open(spec, tmp_path)
     served = _replay(store, spec, rows)
     _check(served, beam_values, exact, spec.history_features)
@@ -114,12 +117,19 @@ def test_the_sqlite_store_serves_the_windows_training_computed(log, tmp_path):
 
 
 def test_the_postgresql_store_serves_the_same_windows(log):
+    """In batches (a transaction: the write, then the reads) and a row at a time (the server's single-row request:
+    the write and the reads in one statement), each into a database of its own."""
+    import psycopg
+
     spec, rows, beam_values, exact = log
     with PostgresServer() as url:
-        store = OnlineStore.open(spec, "/nonexistent", url)
-        served = _replay(store, spec, rows)
-        _check(served, beam_values, exact, spec.history_features)
-        store.close()
+        with psycopg.connect(url, autocommit=True) as db:
+            db.execute("CREATE DATABASE one_at_a_time")
+        for where, batch in ((url, 37), (url.rsplit("/", 1)[0] + "/one_at_a_time", 1)):
+            store = OnlineStore.open(spec, "/nonexistent", where)
+            served = _replay(store, spec, rows, batch=batch)
+            _check(served, beam_values, exact, spec.history_features)
+            store.close()
 
 
 def test_a_row_scored_again_or_without_history_is_served_not_refused(log, tmp_path):
@@ -134,6 +144,28 @@ def test_a_row_scored_again_or_without_history_is_served_not_refused(log, tmp_pa
     assert out[2]["terminal_id_fraud_rate_30d"] == 0.0  # the spec's empty value
     assert store.label({"T-no-such-row": 1}) == 0
     store.close()
+
+
+def test_a_single_row_on_postgresql_scored_again_or_without_history_is_served(log):
+    """The single-row path on PostgreSQL (OnlineStore._serve_one, the write and the reads in one statement): a row
+    scored twice is written once; a row without an entity, or without a time, gets the spec's empty values."""
+    spec, rows, _, _ = log
+    first = {k: v for k, v in rows[0].items() if k != spec.label}
+    lone = {**first, "customer_id": "C-never-seen", "transaction_id": "T-lone"}
+    del lone["terminal_id"]
+    timeless = {k: v for k, v in lone.items() if k != spec.time}
+    with PostgresServer() as url:
+        store = OnlineStore.open(spec, "/nonexistent", url)
+        once, again = store.enrich([dict(first)])[0], store.enrich([dict(first)])[0]
+        assert once["customer_id_count_1d"] == again["customer_id_count_1d"] == 1.0
+        assert store.count() == len(spec.history)  # the second scoring wrote nothing
+        out = store.enrich([dict(lone)])[0]
+        assert out["customer_id_count_30d"] == 1.0 and out["terminal_id_count_30d"] == 0.0
+        assert out["terminal_id_fraud_rate_30d"] == 0.0
+        assert store.count() == len(spec.history) + 1  # the lone row under its customer only
+        out = store.enrich([dict(timeless)])[0]
+        assert out["customer_id_count_30d"] == 0.0 and out["terminal_id_fraud_rate_30d"] == 0.0
+        store.close()
 
 
 def test_a_store_that_cannot_be_opened_says_where(tmp_path):
