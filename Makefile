@@ -29,10 +29,11 @@ TEST_WORKERS ?= 2
 test: $(STAMP) $(SERVE_STAMP) lint engines-if-possible
 	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup --durations=15
 
-# The fast tier: everything but the end-to-end pipeline runs (@pytest.mark.e2e) and the comparisons with TFX's own
-# Beam executors (@pytest.mark.against_tfx, a Beam pipeline each), on the same workers.
+# The fast tier: everything but the end-to-end pipeline runs (@pytest.mark.e2e), the comparisons with TFX's own
+# Beam executors (@pytest.mark.against_tfx, a Beam pipeline each) and the unit tests of over about 5 s
+# (@pytest.mark.slow), on the same workers.
 test-fast: $(STAMP) $(SERVE_STAMP) lint
-	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup -m "not e2e and not against_tfx"
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup -m "not e2e and not against_tfx and not slow"
 
 # The real engines the cluster tests run on (Apache Flink and Spark, Beam's job servers for them, Beam's Go boot),
 # fetched from PyPI, Maven Central and the Go module proxy into ~/.cache/fraud-pipeline/engines (once per machine;

@@ -213,6 +213,7 @@ def what_a_run_loads() -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 @pytest.mark.xdist_group("what_a_run_loads")
 def test_what_a_run_loads_is_byte_compiled(what_a_run_loads):
     """The bootstrap byte-compiles the modules the commands import (scripts/compile-imports): without .pyc files,
@@ -223,6 +224,7 @@ def test_what_a_run_loads_is_byte_compiled(what_a_run_loads):
     assert missing == [], f"installed modules without .pyc (scripts/compile-imports missed them): {missing}"
 
 
+@pytest.mark.slow
 @pytest.mark.xdist_group("what_a_run_loads")
 def test_a_local_run_imports_no_cloud_client(what_a_run_loads):
     """The local runner and every module a run loads take TFX's components from their own modules: tfx.v1 would

@@ -54,6 +54,7 @@ def test_a_clean_file_is_read_fast_split_by_time_and_fingerprinted(tmp_path):
     assert first["V1"].WhichOneof("kind") == "float_list" and first[contract.LABEL].WhichOneof("kind") == "int64_list"
 
 
+@pytest.mark.slow
 def test_what_the_fast_reader_refuses_is_read_again_carefully(tmp_path, caplog):
     header, *rows = read_csv_rows(FIXTURE)
     rows[5][header.index("V3")] = "n/a"  # a cell that is not a number: the fast reader stops at it

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+# Fuzzing runs of tens of seconds: in make test, not in make test-fast.
+pytestmark = pytest.mark.slow
+
 FUZZ = Path(__file__).parent / "fuzz"
 REGRESSIONS = sorted((FUZZ / "regressions").glob("*.bin"))
 SEEDS = sorted((FUZZ / "seeds").glob("*.bin"))

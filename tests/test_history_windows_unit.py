@@ -173,6 +173,7 @@ def _brute(item: History, rows: list[dict], time: str, label: str) -> list[dict]
     return out
 
 
+@pytest.mark.slow
 def test_the_beam_step_equals_a_brute_force_scan_and_drops_the_context_rows(tmp_path):
     spec = dataset_spec.load(str(dataset_spec.DATASETS_DIR + "/simulated/dataset.yaml"))
     path = str(tmp_path / "log.csv.gz")
@@ -226,6 +227,7 @@ def test_the_beam_step_equals_a_brute_force_scan_and_drops_the_context_rows(tmp_
         assert_that(out, check)
 
 
+@pytest.mark.slow
 def test_a_span_reads_the_older_spans_its_history_reaches_and_gets_a_continuous_historys_values(tmp_path):
     """Spans of 10 days each: the newest span's rows get the same windows whether the older spans are read as
     context or as data, and only the spans within the reach (30 d + 7 d) before it are read."""

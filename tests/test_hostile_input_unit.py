@@ -54,6 +54,7 @@ def _bounded_run(code: str, tmp_path) -> subprocess.CompletedProcess:
 
 # Row 1: a line of 300,000 commas segfaulted predict's reader (Arrow) and ExampleGen's; row 2: a small gzip file of
 # one 100 MB line hung it; row 3: a header without a newline was read whole into memory.
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("make", "words"),
     [
@@ -471,6 +472,7 @@ def test_verify_names_what_does_not_verify_and_seals_a_version_pushed_before_man
     assert "1/saved_model.pb differs" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_blank_lines_by_the_million_cost_predicts_reader_no_memory(tmp_path):
     # Found by the fuzzer: 8 MB of blank lines from 36 KB of gzip took Arrow's reader (keeping blank lines, so that
     # row i is line i + 2) gigabytes before the careful reader skipped them (docs/faults.md).

@@ -18,6 +18,9 @@ from datasets.simulated import simulator
 from pipeline.online_store.store import OnlineStore, OnlineStoreError
 from tests.postgres import PostgresServer
 
+# A Beam pipeline for the log and real PostgreSQL servers: in make test, not in make test-fast.
+pytestmark = pytest.mark.slow
+
 SIMULATED = dataset_spec.DATASETS_DIR + "/simulated/dataset.yaml"
 
 

@@ -149,6 +149,7 @@ def test_vertex_job_is_built_from_the_compiled_file(compiled):
     assert job.location == "europe-west4" and job.project == "demo"
 
 
+@pytest.mark.slow
 def test_vertex_submit_without_credentials_is_one_clear_error(compiled, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GOOGLE_", "CLOUDSDK_"))}
     env.update(HOME=str(tmp_path), GCE_METADATA_HOST="127.0.0.1:1", GCE_METADATA_IP="127.0.0.1:1", NO_GCE_CHECK="True")

@@ -106,6 +106,7 @@ def test_autograph_leaves_keras_code_as_written_and_converts_ours():
     assert sum("tf_keras" in str(rule) for rule in autograph_config.CONVERSION_RULES) == 1
 
 
+@pytest.mark.slow
 def test_same_seed_and_data_give_the_same_model():
     train_xy, eval_xy = _data(1000, 0.05, 8), _data(300, 0.05, 9)
     hparams = HParams(max_epochs=2, batch_size=256, patience=10)
@@ -140,6 +141,7 @@ def test_model_options_shape_the_network_and_its_inputs():
         HParams(layers=0)
 
 
+@pytest.mark.slow
 def test_an_ensemble_averages_members_trained_with_consecutive_seeds():
     train_xy, eval_xy = _data(1000, 0.05, 12), _data(300, 0.05, 13)
     hparams = HParams(max_epochs=1, batch_size=256, seed=7)

@@ -40,6 +40,7 @@ def _far_from_zero_rows(n: int, seed: int) -> tuple[list[dict], dict[str, np.nda
     return rows, columns
 
 
+@pytest.mark.slow
 def test_preprocessing_matches_numpy_with_train_statistics_only(tmp_path):
     """One Analyze-and-Transform: the train rows' own z-scores exact in float64 on a column far from zero, and eval
     rows from elsewhere (their statistics differ) transformed with the train statistics alone."""

@@ -41,6 +41,7 @@ def test_search_space_holds_the_default_model_and_only_hparams_fields():
         assert getattr(HParams(), name) in choices, name
 
 
+@pytest.mark.slow
 def test_search_keeps_the_best_trial_and_a_trial_is_the_trainers_training(tmp_path):
     train_xy, eval_xy = _data(1500, 1), _data(500, 2)
     hparams = HParams(max_epochs=2, patience=2, batch_size=256)
