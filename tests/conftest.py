@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -15,6 +16,7 @@ import pytest
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from tests import waits  # noqa: E402
 from tests.support import (  # noqa: E402 - after the environment is set.
     CLI,
     ENGINE_RUN_TIMEOUT,
@@ -32,6 +34,35 @@ from tests.support import (  # noqa: E402 - after the environment is set.
     snapshot,
     xdist_groups,
 )
+
+
+def pytest_configure(config):
+    """Every subprocess wait with a timeout is recorded (tests/waits.py): the session's controller names a fresh file
+    for it, which the xdist workers it starts inherit."""
+    if not hasattr(config, "workerinput"):
+        handle, path = tempfile.mkstemp(prefix="fraud-pipeline-waits-", suffix=".jsonl")
+        os.close(handle)
+        os.environ[waits.WAITS] = config._waits_file = path
+    waits.install()
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """The waits that came closest to their timeout (docs/testing.md, "Timeouts"); FRAUD_PIPELINE_TEST_WAITS_REPORT
+    names a file for all of them as JSON."""
+    path = getattr(config, "_waits_file", None)
+    if not path:
+        return
+    places = waits.summary(path)
+    report = os.environ.get("FRAUD_PIPELINE_TEST_WAITS_REPORT")
+    if report:
+        with open(report, "w") as f:
+            json.dump(places, f, indent=1)
+    if places:
+        terminalreporter.section("waits against their timeouts")
+        for line in waits.lines(places):
+            terminalreporter.write_line(line)
+    os.unlink(path)
+
 
 # The shift the drift gate must stop: V1..V4 moved by three standard deviations in the newest 36% of the
 # embedded sample's rows (its eval and test windows).

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import waits
+
 USER = "fraud"
 # initdb and the server's start, waited for: a wide margin over what they take alone, for a machine busy with the
 # rest of the suite.
@@ -102,13 +104,16 @@ class PostgresServer:
         )
         import psycopg
 
-        deadline = time.monotonic() + START_SECONDS
+        started = time.monotonic()
+        deadline = started + START_SECONDS
         while True:
             try:
                 psycopg.connect(self.url, connect_timeout=5, password=self.password).close()
+                waits.waited(START_SECONDS, time.monotonic() - started)
                 return
             except psycopg.OperationalError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
+                    waits.waited(START_SECONDS, time.monotonic() - started, expired=True)
                     log = Path(self.folder, "server.log").read_text()[-2000:]
                     self.__exit__(None, None, None)
                     raise RuntimeError(f"PostgreSQL did not start: {log}") from None

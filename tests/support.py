@@ -20,6 +20,7 @@ import pytest
 
 import contract
 from pipeline.definition import config as cfg
+from tests import waits
 
 ROOT = Path(__file__).resolve().parent.parent
 # The pipeline's components: the gate and what feeds it, then what runs only after the gate passed.
@@ -413,14 +414,17 @@ class Server:
         return self.request("POST", path, body, headers)
 
     def wait_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
+        started = time.monotonic()
+        deadline = started + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"the server exited with {self.proc.returncode}: {self.log.read_text()[-3000:]}")
             with contextlib.suppress(OSError):
                 if self.request("GET", "/v2/health/ready")[0] == 200:
+                    waits.waited(START_TIMEOUT, time.monotonic() - started)
                     return
             time.sleep(0.5)
+        waits.waited(START_TIMEOUT, time.monotonic() - started, expired=True)
         raise AssertionError(f"not ready after {START_TIMEOUT} s: {self.log.read_text()[-3000:]}")
 
     def stop(self) -> int:
