@@ -1,19 +1,22 @@
 """Benchmark: a run with its ML Metadata on PostgreSQL against the same run on the output folder's SQLite file, and
 `history` over a store of a few hundred runs, in one invocation (make bench-metadata).
 
-For each store, alternating (SQLite, PostgreSQL, then again for each further --rounds): the sample's first run into a
-fresh output folder, then its cached re-run (the same command again: every component up to the Trainer reused).
-Then `history --json` over --runs runs of the pipeline (eleven components each) written into each store through ML
-Metadata's API (synthetic runs: what history reads of a real run, its pipeline_run context and its components'
-executions, without running them). PostgreSQL 15 is started for the bench as an unprivileged user on loopback
-(tests/postgres.py), a password required, fsync off; each command is a subprocess of this venv, timed from its
-start to its exit. Usage: python bench/metadata.py [--rounds 1] [--runs 300]
+For each store, alternating (SQLite then PostgreSQL, then PostgreSQL then SQLite in the next of --rounds, ...): the
+sample's first run into a fresh output folder, then its cached re-run (the same command again: every component up to
+the Trainer reused). Then `history --json` over --runs runs of the pipeline (eleven components each) written into
+each store through ML Metadata's API (synthetic runs: what history reads of a real run, its pipeline_run context and
+its components' executions, without running them). PostgreSQL 15 is started for the bench as an unprivileged user on
+loopback (tests/postgres.py), a password required, fsync off; each command is a subprocess of this venv, timed from
+its start to its exit; the ratio is the median over the rounds of each round's pair (its two stores' runs, next to
+each other in time, so that a busy moment of the shared machine falls on both). Usage: python bench/metadata.py
+[--rounds 1] [--runs 300]
 """
 
 import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -87,7 +90,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp, PostgresServer(password=PASSWORD) as server_url:
         base = server_url.rsplit("/", 1)[0]
         for round_ in range(args.rounds):
-            for store, url in (("SQLite", None), ("PostgreSQL", f"{base}/runs{round_}")):
+            stores = [("SQLite", None), ("PostgreSQL", f"{base}/runs{round_}")]
+            for store, url in stores if round_ % 2 == 0 else stores[::-1]:  # each store first every other round
                 output = Path(tmp) / f"{store}-{round_}"
                 run = ["run", "--data", str(SAMPLE), "--output", str(output)]
                 first, _ = timed(run, url)
@@ -123,10 +127,13 @@ def main() -> int:
                 if values:
                     print(f"| {measure} ({store}) | {', '.join(f'{v:.1f}' for v in values)} | | |")
             continue
-        s, g = sum(sqlite) / len(sqlite), sum(postgres) / len(postgres)
+        # A round's two runs are a pair (next to each other in time): the median of the pairs' ratios, and each.
+        ratios = sorted(g / s for s, g in zip(sqlite, postgres))
+        median = statistics.median(ratios)
+        each = f" (the rounds: {', '.join(f'{r:.2f}' for r in ratios)})" if len(ratios) > 1 else ""
         print(
             f"| {measure} | {', '.join(f'{v:.1f}' for v in sqlite)} | {', '.join(f'{v:.1f}' for v in postgres)} | "
-            f"{g / s:.2f} |"
+            f"{median:.2f}{each} |"
         )
     return 0
 

@@ -210,3 +210,21 @@ def test_tfx_never_packages_itself_since_the_project_ships_it(monkeypatch):
     assert package not in executor_args("--runner=DirectRunner", "--direct_num_workers=2")
     assert not [a for a in executor_args(*remote, "--environment_type=PROCESS") if "extra_package" in a]
     assert len(built) == 1
+
+
+def test_the_job_servers_own_options_reach_it_once_a_portable_run_is_shipped():
+    """Beam's portable runner sends the job server only declared options: the jar detector's (docs/distributed-beam.md,
+    "Jars") is declared by ship() for a non-local runner, in the process that then builds the Beam pipelines."""
+    code = """
+from apache_beam.options.pipeline_options import PipelineOptions
+from pipeline.definition import beam_workers as bw
+args = ["--runner=PortableRunner", "--job_endpoint=h:8099", "--environment_type=LOOPBACK"]
+args += ["--pipeline_resources_detector_factory_class=a.B"]
+sent = lambda: PipelineOptions(args).get_all_options(retain_unknown_options=False)
+print(sent().get("pipeline_resources_detector_factory_class"))
+bw.ship(args, installed=True)
+print(sent().get("pipeline_resources_detector_factory_class"))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["None", "a.B"]  # dropped before, sent after

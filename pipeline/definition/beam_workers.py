@@ -36,6 +36,34 @@ DATAFLOW_REQUIRED = ("project", "region", "temp_location")
 JOB_SERVER_TIMEOUT = "--job_server_timeout=86400"
 
 
+# Options of Beam's Java job server that Beam's Python SDK does not declare (declare_job_server_options).
+JOB_SERVER_OPTIONS = {
+    # Beam's PipelineResourcesOptions: the class (on the job server's class path) that finds the jars the job server
+    # sends with each job; by default its whole class path, which a Flink job server uploads to the JobManager before
+    # every job. A cluster whose JobManager and TaskManagers have Beam's runner on their own class path needs none
+    # of it (docs/distributed-beam.md, "Jars").
+    "pipeline_resources_detector_factory_class": "the job server's PipelineResourcesDetector.Factory class",
+}
+_declared: list = []
+
+
+def declare_job_server_options() -> None:
+    """Declares JOB_SERVER_OPTIONS to Beam, once a process: the portable runner sends the job server only the
+    options some PipelineOptions class declares (the others are dropped with a warning), and Beam collects every
+    subclass. Beam is imported here rather than with this module: the command line starts without it."""
+    if _declared:
+        return
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    class JobServerOptions(PipelineOptions):
+        @classmethod
+        def _add_argparse_args(cls, parser):
+            for name, help_text in JOB_SERVER_OPTIONS.items():
+                parser.add_argument(f"--{name}", default=None, help=help_text)
+
+    _declared.append(JobServerOptions)
+
+
 class WorkerCodeError(ValueError):
     """The Beam arguments cannot run the project's code on the runner's workers; the message says what to add."""
 
@@ -93,6 +121,7 @@ def ship(args, *, image: str | None = None, setup_file: str | None = None, insta
     family = runner_family(runner)
     if family == "local":
         return Shipping(args)
+    declare_job_server_options()
     if family == "dataflow":
         missing = [f"--beam-arg=--{name}=..." for name in DATAFLOW_REQUIRED if not given.get(name)]
         if missing:

@@ -113,20 +113,13 @@ class FlinkCluster:
         )
         (conf / "log4j.properties").write_text(LOG4J)
         flink_classpath = str(home / "lib" / "*")
-        jobmanager = self._jvm("jobmanager", home, conf, "GET_JM_RESOURCE_PARAMS")
-        self.processes.start(
-            "jobmanager",
-            jobmanager
-            + ["-cp", flink_classpath, "org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint"]
-            + ["--configDir", str(conf)]
-            + self._dynamic(home, conf, "GET_JM_RESOURCE_PARAMS"),
-        )
         # Beam's runner on each TaskManager's own class path, loaded parent-first (flink-conf.yaml): Beam's Flink
         # runner keeps a job's SDK workers from one stage to the next only when its classes come from Flink's parent
         # class loader (FlinkExecutableStageContextFactory: "Clean up context immediately if its class is not loaded
         # on Flink parent classloader"); from the job's own jar, every stage releases its workers and the next one
-        # starts new ones.
-        taskmanager_classpath = os.pathsep.join(
+        # starts new ones. The JobManager has it too (it makes a job's input splits with Beam's classes), so a job
+        # needs no jar of its own: beam_args(stage_jars=False) tells the job server to send none.
+        cluster_classpath = os.pathsep.join(
             [
                 flink_classpath,
                 *(
@@ -136,6 +129,14 @@ class FlinkCluster:
                 ),
             ]
         )
+        jobmanager = self._jvm("jobmanager", home, conf, "GET_JM_RESOURCE_PARAMS")
+        self.processes.start(
+            "jobmanager",
+            jobmanager
+            + ["-cp", cluster_classpath, "org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint"]
+            + ["--configDir", str(conf)]
+            + self._dynamic(home, conf, "GET_JM_RESOURCE_PARAMS"),
+        )
         names = [f"taskmanager-{n}" for n in range(1, self.taskmanagers + 1)]
         self.pools.start(self.processes, names)
         self.processes.wait_until("jobmanager", lambda: http_json(self.rest("overview")), "no REST API")
@@ -143,7 +144,7 @@ class FlinkCluster:
             self.processes.start(
                 name,
                 self._jvm(name, home, conf, "GET_TM_RESOURCE_PARAMS")
-                + ["-cp", taskmanager_classpath, "org.apache.flink.runtime.taskexecutor.TaskManagerRunner"]
+                + ["-cp", cluster_classpath, "org.apache.flink.runtime.taskexecutor.TaskManagerRunner"]
                 + ["--configDir", str(conf)]
                 + self._dynamic(home, conf, "GET_TM_RESOURCE_PARAMS"),
                 env={**jvm_env(), **self.pools.env_of(name)},
@@ -156,7 +157,14 @@ class FlinkCluster:
         self.job_port = free_port()
         self.processes.start(
             "job-server",
-            ["java", *JAVA_17_OPENS, "-Xmx1g", "-cp", classpath, main]
+            [
+                "java",
+                *JAVA_17_OPENS,
+                "-Xmx1g",
+                "-cp",
+                os.pathsep.join([classpath, str(engines.staging_nothing_jar())]),
+                main,
+            ]
             + [f"--flink-master=localhost:{self.rest_port}", f"--job-port={self.job_port}"]
             + [f"--artifact-port={free_port()}", "--expansion-port=0", f"--artifacts-dir={self.folder / 'artifacts'}"],
         )
@@ -188,15 +196,18 @@ class FlinkCluster:
     def rest(self, path: str) -> str:
         return f"http://localhost:{self.rest_port}/{path}"
 
-    def beam_args(self, workers: str = "pool") -> list[str]:
+    def beam_args(self, workers: str = "pool", stage_jars: bool = False) -> list[str]:
         """The pipeline's Beam arguments for a job on this cluster, at the cluster's parallelism. workers: "pool",
         each TaskManager's worker pool, whose environment has the project (run with --beam-workers-installed); or
-        "boot", a fresh container through Beam's boot for each worker, installing what the job stages."""
+        "boot", a fresh container through Beam's boot for each worker, installing what the job stages. stage_jars:
+        the job server sends each job its class path's jars, as by default (the cluster's own class path has them:
+        by default none is sent, engines.STAGING_NOTHING)."""
         return [
             "--runner=PortableRunner",
             f"--job_endpoint=localhost:{self.job_port}",
             *(self.pools if workers == "pool" else self.workers).beam_args(),
             f"--parallelism={self.parallelism}",
+            *(() if stage_jars else (f"--pipeline_resources_detector_factory_class={engines.STAGING_NOTHING}",)),
         ]
 
     def jobs(self) -> list[dict]:
