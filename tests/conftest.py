@@ -22,6 +22,7 @@ from tests.support import (  # noqa: E402 - after the environment is set.
     ENGINE_RUN_TIMEOUT,
     FIXTURE,
     PROBE_TIMEOUT,
+    REHEARSAL_TIMEOUT,
     ROOT,
     SAMPLE,
     CliRun,
@@ -331,7 +332,7 @@ def rehearsed(tmp_path_factory) -> dict:
         return [str(CLI), "rehearse", str(spec), "--root", str(root), "--data", str(data), "--parallel", "1", *extra]
 
     def finish(proc, root) -> dict:
-        stdout, stderr = proc.communicate(timeout=1800)
+        stdout, stderr = proc.communicate(timeout=REHEARSAL_TIMEOUT)
         summary_path = root / "summary.json"
         summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
         return {"returncode": proc.returncode, "stdout": stdout, "stderr": stderr, "summary": summary, "root": root}

@@ -65,14 +65,17 @@ class CliRun:
         return str(self.output / "metadata.sqlite")
 
 
-# Seconds a `fraud-pipeline run` of the fixture may take in a test: on the direct runner 15x its time alone; on a
-# real engine (conftest._on_engine, workers from each TaskManager's pool) ENGINE_RUN_TIMEOUT, 8x its time alone
-# (docs/benchmarks.md, Distributed Beam: the fixture's run on Flink and Spark).
-RUN_TIMEOUT = 900
+# Seconds a `fraud-pipeline run` of the fixture may take in a test, on the direct runner; on a real engine
+# (conftest._on_engine, workers from each TaskManager's pool) ENGINE_RUN_TIMEOUT. Each is set from the longest wait
+# measured with a second `make test` beside the suite, with room over it (docs/testing.md, "Timeouts").
+RUN_TIMEOUT = 1200
 ENGINE_RUN_TIMEOUT = 1800
 # The engines' probe job (tests/beam_cluster/probe.py): a worker per TaskManager started by Beam's boot, each
-# installing the staged project; about 9x its time alone.
+# installing the staged project.
 PROBE_TIMEOUT = 900
+# A compiled spec's rehearsal (`fraud-pipeline rehearse`, each task a process; conftest's `rehearsed` runs them two
+# at a time): the tightest of the suite beside a second suite (docs/testing.md, "Timeouts").
+REHEARSAL_TIMEOUT = 3600
 
 
 def run_cli(output: Path, *args: str, timeout: float = RUN_TIMEOUT) -> CliRun:
