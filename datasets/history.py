@@ -94,7 +94,8 @@ def finish(item: History, partials: dict[str, Partials], values: np.ndarray) -> 
 
 def finish_row(item: History, partials: dict[str, tuple], value: float) -> dict[str, float]:
     """`finish` for one row in Python floats (what a scorer serving one row calls: numpy's overhead on arrays of one
-    was a tenth of a served request): partials are (rows, sum, frauds) by window. The same float64 operations in the
+    row is most of the work; docs/benchmarks.md, "The history features' lookup at serving"): partials are (rows,
+    sum, frauds) by window. The same float64 operations in the
     same order, so the values are `finish`'s to the last bit (tests/test_history_windows_unit.py)."""
     own = 0 if item.delay_seconds else 1
     out = {}

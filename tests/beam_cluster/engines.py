@@ -227,9 +227,10 @@ def job_server_classpath(engine: str) -> tuple[str, str]:
 
 # A job server's class path addition (`staging_nothing_jar`): a resources detector that finds nothing to stage.
 # Beam's Flink job server sends each job the jars its own class path holds (PipelineResources, through Beam's
-# pipelineResourcesDetectorFactoryClass option, default ClasspathScanningResourcesDetectorFactory): 140 jars here,
-# uploaded to the JobManager before each job starts. On a cluster whose JobManager and TaskManagers have Beam's
-# runner on their own class path (tests.beam_cluster.flink), nothing needs sending.
+# pipelineResourcesDetectorFactoryClass option, default ClasspathScanningResourcesDetectorFactory): all of them,
+# uploaded to the JobManager before each job starts (docs/benchmarks.md, "Distributed Beam"). On a cluster whose
+# JobManager and TaskManagers have Beam's runner on their own class path (tests.beam_cluster.flink), nothing needs
+# sending.
 STAGING_NOTHING = "local.fraud_pipeline.StageNothing"
 STAGING_NOTHING_SOURCE = """\
 package local.fraud_pipeline;
