@@ -172,9 +172,12 @@ def _prepared(df, spec, train_mask):
 
 
 def _add_history(df, spec, times: np.ndarray) -> None:
-    """The spec's history windows as columns of the frame: each entry's rows grouped by entity with pandas, each
-    group's windows by datasets.history.windows (NumPy: a sort and prefix sums), as a plain script would compute
-    them once over the whole log; a row without the entity gets the empty values."""
+    """The spec's history windows as columns of the frame, as a plain script would compute them once over the whole
+    log: each entry's rows sorted by entity and time, every entity's times moved past the one before's by more than
+    a window and its delay, so that one call of datasets.history.windows (NumPy: searchsorted and prefix sums)
+    computes every entity's windows at once; a row without the entity gets the empty values. (The prefix sums run
+    over all the entities' rows, so a mean may differ from the pipeline's in its last bits; the model's inputs are
+    float32.)"""
     from datasets import history as history_lib
 
     labels = np.array([spec.label_of(str(v)) or 0 for v in df[spec.label]], dtype=np.int64)
@@ -187,10 +190,14 @@ def _add_history(df, spec, times: np.ndarray) -> None:
         )
         out = {name: np.array([v] * len(df), dtype=np.float64) for name, v in history_lib.missing(item).items()}
         entity = df[item.entity]
-        for _, index in entity[entity.notna()].groupby(entity).indices.items():
-            rows = np.asarray(entity[entity.notna()].index[index])
-            order = rows[np.argsort(stored_times[rows], kind="stable")]
-            found = history_lib.windows(item, stored_times[order], values[order], labels[order])
+        rows = np.flatnonzero(entity.notna().to_numpy())
+        if len(rows):
+            codes = pd.factorize(entity.iloc[rows])[0]
+            gap = np.ptp(stored_times[rows]) + max(item.window_seconds) + item.delay_seconds + 1
+            by_entity = np.lexsort((stored_times[rows], codes))
+            order = rows[by_entity]
+            shifted = stored_times[order] + codes[by_entity] * gap
+            found = history_lib.windows(item, shifted, values[order], labels[order])
             for name, column in found.items():
                 out[name][order] = column
         for name, column in out.items():

@@ -106,10 +106,13 @@ def test_the_records_sink_writes_what_beams_own_writer_writes(tmp_path, other_ve
     assert ours == beams == sorted([b"one", b"two", b"three", b"four", b"five"])
 
 
-def test_tfdv_counts_nothing_exact_on_another_version(other_version):
-    assert tfdv.exact_distinct_values() > 0
+def test_tfdv_counts_top_values_exactly_only_on_its_version(other_version):
+    from tensorflow_data_validation.statistics import stats_options
+
+    generators = tfdv.exact_generators(stats_options.StatsOptions())
+    assert sum(isinstance(g, tfdv.ExactTopKUniques) for g in generators) == 1
     other_version("tensorflow-data-validation")
-    assert tfdv.exact_distinct_values() == 0
+    assert tfdv.exact_generators(stats_options.StatsOptions()) is None
 
 
 def test_tfx_packages_itself_and_launches_as_it_is_on_another_version(other_version, monkeypatch):

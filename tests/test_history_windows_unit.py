@@ -9,10 +9,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from apache_beam.testing.util import assert_that
+from google.protobuf import text_format
+from tensorflow_metadata.proto.v0 import schema_pb2
 
-from components.example_gen.history import AddHistory
+from components.example_gen.history import AddHistory, with_entries
 from components.example_gen.records import to_example
-from components.lib import csv_contract
+from components.lib import csv_contract, examples_io
+from components.lib.wire import field, read_varint, varint
 from datasets import history as history_lib
 from datasets import spec as dataset_spec
 from datasets.simulated import simulator
@@ -210,7 +213,12 @@ def test_the_beam_step_equals_a_brute_force_scan_and_drops_the_context_rows(tmp_
         got = {}
         for serialized in outputs:
             example = tf.train.Example.FromString(serialized)
+            # One message, the windows' entries in its features (two concatenated Examples would be longer).
+            assert len(serialized) == example.ByteSize()
             got[first(example, spec.key)] = {n: first(example, n) for n in spec.history_features}
+        # As the examples' fast reader decodes them (StatisticsGen, Transform): the schema's features, exactly.
+        schema = text_format.Parse(open(spec.schema_path).read(), schema_pb2.Schema())
+        assert examples_io.ExampleDecoder(schema).decode(tf.constant(outputs)).num_rows == len(outputs)
         kept_ids = {row["id"] for row, k in zip(rows, keep) if k}
         assert set(got) == kept_ids
         for key, values in got.items():
@@ -225,6 +233,39 @@ def test_the_beam_step_equals_a_brute_force_scan_and_drops_the_context_rows(tmp_
     with beam.Pipeline() as pipeline:
         out = pipeline | beam.Create(blocks) | AddHistory(spec) | beam.FlatMap(lambda block: block[1])
         assert_that(out, check)
+
+
+def test_a_varint_reads_back_as_written_and_one_cut_short_is_refused():
+    for n in (0, 1, 127, 128, 300, 16384, 2**63 - 1, 2**64 - 1):
+        assert read_varint(b"x" + varint(n) + b"y", 1) == (n, 1 + len(varint(n)))
+    with pytest.raises(ValueError, match="cut short"):
+        read_varint(varint(300)[:1], 0)
+
+
+@pytest.mark.parametrize(
+    "example",
+    [
+        {},  # no features: an empty record
+        {"a": [b"x" * 200]},  # a length of two bytes as a varint
+        {"a": [b"x" * 20000], "b": [1.5]},  # three bytes
+    ],
+)
+def test_entries_added_in_place_parse_as_the_two_merged(example):
+    record = tf.train.Example()
+    for name, values in example.items():
+        if isinstance(values[0], bytes):
+            record.features.feature[name].bytes_list.value.extend(values)
+        else:
+            record.features.feature[name].float_list.value.extend(values)
+    extra = tf.train.Example()
+    extra.features.feature["h"].float_list.value.append(2.0)
+    entries = extra.SerializeToString()[2:]  # the features' entries, without Example's field header
+    merged = with_entries(record.SerializeToString(), entries)
+    expected = tf.train.Example.FromString(record.SerializeToString() + extra.SerializeToString())
+    assert tf.train.Example.FromString(merged) == expected and len(merged) == expected.ByteSize()
+    # A record of another layout (not one features field) gets a second message: still the two merged.
+    other = record.SerializeToString() + field(1, b"")
+    assert tf.train.Example.FromString(with_entries(other, entries)) == expected
 
 
 @pytest.mark.slow

@@ -119,6 +119,7 @@ def _example(**features) -> bytes:
         elif values and isinstance(values[0], int):
             feature.int64_list.value.extend(values)
         else:
+            feature.float_list.SetInParent()  # an empty list is a float_list without values
             feature.float_list.value.extend(values)
     return example.SerializeToString()
 
@@ -142,10 +143,12 @@ def _statistics_of(tmp_path, rows: list[dict]):
     ("change", "reason"),
     [
         ({"Extra": [1.0]}, "not exactly the schema's features"),  # a feature the schema does not have
-        ({"V2": None}, "not exactly the schema's features"),  # a feature absent, not empty
+        ({"V2": None}, None),  # a feature absent: a null, as tfx_bsl decodes it
+        ({"V2": []}, None),  # a feature present without values: an empty list
+        ({"V2": None, "V3": []}, "not exactly the schema's features"),  # one absent and one empty: which is which?
         ({"V2": [1.0, 2.0]}, None),  # two values: the schema's shape is the ExampleValidator's to judge
         ({"V2": [3]}, "not the schema's features"),  # an integer where the schema has a float
-        ({"V2": [b"x"]}, "not the schema's features"),  # bytes, as the careful reader keeps a cell
+        ({"V2": [b"x"]}, "not the schema's features"),  # bytes where the schema has a float
         ({contract.LABEL: [-5]}, None),  # a negative integer: ten bytes as a varint
     ],
 )
@@ -159,13 +162,89 @@ def test_records_that_are_not_the_schemas_features_are_left_to_tfx(change, reaso
             _statistics_of(tmp_path, rows)
 
 
-def test_top_values_are_computed_in_process_only_while_they_are_exact(tmp_path):
-    exact = tfdv_compat.exact_distinct_values()
-    assert exact > 0
-    label = next(f for f in _statistics_of(tmp_path, [_row(label=i) for i in range(exact)]).datasets[0].features
-                 if f.path.step == [contract.LABEL])  # fmt: skip
-    assert label.string_stats.unique == exact
-    with pytest.raises(Declined, match="distinct values"):
-        _statistics_of(tmp_path, [_row(label=i) for i in range(exact + 1)])
+ID_SCHEMA = text_format.Parse(
+    """
+    feature { name: "card" type: BYTES }
+    feature { name: "country" type: BYTES }
+    feature { name: "amount" type: FLOAT }
+    feature { name: "label" type: INT int_domain { is_categorical: true min: 0 max: 1 } }
+    """,
+    schema_pb2.Schema(),
+)
+
+
+def _id_rows(count: int, seed: int) -> list[dict]:
+    """Rows of a log with an id of thousands of values (far over TFDV's sketch of 1,024), counts tied at the top
+    and in the tail, a text feature absent from some rows and a number absent from others."""
+    import random
+
+    rng = random.Random(seed)
+    rows = []
+    for i in range(count):
+        row = {"card": [f"C{rng.randrange(3000) if i % 3 else i % 40:05d}".encode()], "label": [int(i % 97 == 0)]}
+        if i % 13:
+            row["country"] = [rng.choice([b"FR", b"BE", b"NL", b"D\xc3\xa9", b"\xff\xfe"])]  # and not UTF-8
+        if i % 7:
+            row["amount"] = [rng.random() * 100]
+        rows.append(row)
+    return rows
+
+
+def _examples_of(folder: Path, splits: dict[str, list[dict]]):
+    """An Examples artifact of these rows a split, as ExampleGen lays it out (a gzipped TFRecord file a split)."""
+    examples = standard_artifacts.Examples()
+    examples.uri = str(folder)
+    examples.split_names = artifact_utils.encode_split_names(list(splits))
+    for split, rows in splits.items():
+        (folder / f"Split-{split}").mkdir(parents=True)
+        with tf.io.TFRecordWriter(str(folder / f"Split-{split}" / "data.gz"), options="GZIP") as writer:
+            for row in rows:
+                writer.write(_example(**row))
+    return examples
+
+
+@pytest.mark.against_tfx
+def test_top_values_of_ids_of_thousands_of_values_are_tfx_beam_executors(tmp_path, monkeypatch):
+    examples = _examples_of(tmp_path / "examples", {"train": _id_rows(9000, 1), "eval": _id_rows(2500, 2)})
+    schema = standard_artifacts.Schema()
+    schema.uri = str(tmp_path / "schema")
+    (tmp_path / "schema").mkdir()
+    (tmp_path / "schema" / "schema.pbtxt").write_text(text_format.MessageToString(ID_SCHEMA))
+
+    def run(executor_class, name):
+        statistics = standard_artifacts.ExampleStatistics()
+        statistics.uri = str(tmp_path / name)
+        executor = executor_class(executor_class.Context(tmp_dir=str(tmp_path / f"{name}-tmp")))
+        executor._beam_pipeline_args = []
+        executor.Do(
+            {"examples": [examples], "schema": [schema]},
+            {"statistics": [statistics]},
+            exec_properties(StatisticsGen(examples=channel.Channel(type=standard_artifacts.Examples))),
+        )
+        return statistics
+
+    stock = run(tfx_executor.Executor, "stock")
+    calls = []
+    monkeypatch.setattr(tfx_executor.Executor, "Do", lambda *a: calls.append(a))
+    ours = run(statistics_gen.Executor, "ours")
+    assert calls == []  # computed in process
+    for split in ("train", "eval"):
+        (a, a_sums), (b, b_sums) = _without_float_sums(_read(ours, split)), _without_float_sums(_read(stock, split))
+        features = {f.path.step[0]: f for f in a.datasets[0].features}
+        assert features["card"].string_stats.unique > tfdv_compat.DISTINCT_IN_SKETCH
+        assert features["country"].string_stats.common_stats.num_missing > 0
+        assert a == b, split  # top values (ties broken as Beam's Top breaks them), uniques, rank histograms
+        for feature, (mean, std) in a_sums.items():
+            assert mean == pytest.approx(b_sums[feature][0], rel=1e-12, abs=1e-12), feature
+            assert std == pytest.approx(b_sums[feature][1], rel=1e-12), feature
+
+
+def test_an_empty_split_is_left_to_tfx(tmp_path):
     with pytest.raises(Declined, match="empty split"):
         _statistics_of(tmp_path, [])
+
+
+def test_on_another_tfdv_a_categorical_feature_is_left_to_tfx(tmp_path, monkeypatch):
+    monkeypatch.setattr(tfdv_compat, "exact_generators", lambda options: None)
+    with pytest.raises(Declined, match="not counted exactly"):
+        _statistics_of(tmp_path, [_row(label=i % 2) for i in range(10)])

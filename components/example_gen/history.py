@@ -6,7 +6,8 @@ few million. For each entry of the spec's history section, what its windows read
 value and label, and where the row is: its block and place) goes to one of NUM_BUCKETS buckets by a hash of the
 entity (GroupByKey); a bucket's rows are grouped by entity, sorted by time, and datasets.history.windows computes
 every row's windows from prefix sums. The windows go back to their blocks (CoGroupByKey by block), each row's
-appended to its serialized example as a second message (which parses as the two merged). A row without the entity
+entries added to its serialized example's features in place (one message, as a writer of the whole example would
+write it, so that the examples' readers take their fast path, components/lib/examples_io.py). A row without the entity
 or a time gets datasets.history.missing. The blocks of older spans come in as context (keep False): their rows are
 in the windows of later rows, and are not in the output.
 
@@ -22,7 +23,7 @@ import apache_beam as beam
 import numpy as np
 import tensorflow as tf
 
-from components.lib.wire import field
+from components.lib.wire import field, read_varint, varint
 from datasets import history as history_lib
 from datasets.spec import FLOAT, DatasetSpec, History
 
@@ -40,31 +41,43 @@ def _bucket(entity) -> int:
 
 
 class _Tails:
-    """Serialized tf.Examples that hold only the history features, one float each, for many rows at once: a fixed
+    """The entries of the history features in tf.Examples' features, one float each, for many rows at once: a fixed
     layout (each feature's map entry is the same bytes but for its 4-byte float), filled from a float32 matrix."""
 
     def __init__(self, names: list[str]):
         placeholder = b"\0\0\0\0"
         entries = [field(1, field(1, name.encode()) + field(2, field(2, field(1, placeholder)))) for name in names]
-        body = b"".join(entries)
-        layout = field(1, body)  # Example.features
-        self._prefix = layout[: len(layout) - len(body)]
         # Each entry: its bytes before the float, then the float (the entry ends with it).
         self._parts = [entry[:-4] for entry in entries]
-        fields = [("head", f"S{len(self._prefix)}")]
+        fields = []
         for i, part in enumerate(self._parts):
             fields += [(f"p{i}", f"S{len(part)}"), (f"v{i}", "<f4")]
         self._dtype = np.dtype(fields)
 
     def rows(self, values: np.ndarray) -> list[bytes]:
-        """One serialized Example a row of values (n x features, float64: rounded to float32 as a float_list is)."""
+        """The entries of a row of values (n x features, float64: rounded to float32 as a float_list is), a row."""
         table = np.zeros(len(values), dtype=self._dtype)
-        table["head"] = self._prefix
         for i, part in enumerate(self._parts):
             table[f"p{i}"] = part
             table[f"v{i}"] = values[:, i].astype(np.float32)
         raw, size = table.tobytes(), self._dtype.itemsize
         return [raw[i * size : (i + 1) * size] for i in range(len(values))]
+
+
+def with_entries(record: bytes, entries: bytes) -> bytes:
+    """A serialized tf.Example with more entries in its features: its one `features` field (Example's field 1)
+    lengthened by the entries. A record of another layout (not one `features` field) gets a second Example of the
+    entries appended, which parses as the two merged."""
+    if not record:
+        return field(1, entries)
+    if record[0] == 0x0A:  # field 1, length-delimited
+        try:
+            length, at = read_varint(record, 1)
+        except ValueError:
+            length, at = -1, 0
+        if at + length == len(record):
+            return b"\x0a" + varint(length + len(entries)) + record[at:] + entries
+    return record + field(1, entries)
 
 
 class _Split(beam.DoFn):
@@ -153,7 +166,7 @@ def _windows(group, index: int, item: History):
 
 
 class _Join(beam.DoFn):
-    """A block and its rows' windows -> (times, records) with each row's history features appended to it."""
+    """A block and its rows' windows -> (times, records) with each row's history features added to it."""
 
     def __init__(self, spec: DatasetSpec):
         self._spec = spec
@@ -174,7 +187,7 @@ class _Join(beam.DoFn):
             values[places, starts[index] : starts[index + 1]] = matrix
         tails = self._tails.rows(values)
         for records, times in joined["block"]:
-            yield list(times), [record + tail for record, tail in zip(records, tails)]
+            yield list(times), [with_entries(record, tail) for record, tail in zip(records, tails)]
 
 
 class AddHistory(beam.PTransform):

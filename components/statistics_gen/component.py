@@ -14,12 +14,14 @@ differ, its batches being sized by Beam's timing). So TFX's executor runs instea
 - the run is not on the in-process runner (a `--runner`, or more than one direct worker: the user asked for Beam),
   or it asks for anything but default statistics (stats options, sample rates, sharded output, a custom split
   pattern), or its examples are not gzipped tf.Examples, or there is no schema;
-- a record is not exactly the schema's features, or the schema has a feature that is not a FLOAT or an INT
+- a record is not exactly the schema's features, or the schema has a feature that is not a FLOAT, an INT or BYTES
   (examples_io.NotCanonical: tfx_bsl's decoder without a schema, as TFX's executor reads, would type the data
   itself);
-- a split is empty (TFX writes a placeholder of its own), or a categorical feature has more than 1,024 distinct
-  values: in memory TFDV counts top values with a Misra-Gries sketch of 1,024 counters, exact below that and not
-  above, where TFX's Beam generator counts exactly.
+- a split is empty (TFX writes a placeholder of its own).
+
+Top values and distinct counts are counted exactly, as TFX's Beam generator counts them (compat/tfdv.py), however
+many distinct values a feature has; on a TFDV of another version they are not, and a split with a categorical
+feature goes to TFX's executor.
 """
 
 import logging
@@ -54,9 +56,13 @@ def split_statistics(files: list[str], schema: schema_pb2.Schema) -> statistics_
         decoder = examples_io.ExampleDecoder(schema)
     except examples_io.NotCanonical as e:
         raise Declined(str(e)) from e
-    generators = stats_impl.get_generators(stats_options.StatsOptions(schema=schema), in_memory=True)
+    options = stats_options.StatsOptions(schema=schema)
+    generators = tfdv_compat.exact_generators(options)
+    exact = generators is not None
+    if not exact:
+        generators = stats_impl.get_generators(options, in_memory=True)
     accumulators = [g.create_accumulator() for g in generators]
-    for records in examples_io.record_batches(files, _BATCH):
+    for records in _batches(files):
         try:
             batch = decoder.decode(records)
         except examples_io.NotCanonical as e:
@@ -66,12 +72,24 @@ def split_statistics(files: list[str], schema: schema_pb2.Schema) -> statistics_
     dataset = result.datasets[0]
     if dataset.num_examples == 0:
         raise Declined("an empty split")  # TFX writes a placeholder of its own for one
-    # Top values are exact in memory up to TFDV's sketch size (compat/tfdv.py); past it, TFX's executor counts them.
-    exact = tfdv_compat.exact_distinct_values()
-    for feature in dataset.features:
-        if feature.HasField("string_stats") and feature.string_stats.unique > exact:
-            raise Declined(f"{feature.path.step[0]} has more than {exact} distinct values")
+    if not exact:
+        for feature in dataset.features:
+            if feature.HasField("string_stats"):
+                raise Declined(f"{feature.path.step[0]}: top values are not counted exactly on this TFDV")
     return result
+
+
+def _batches(files: list[str]):
+    """The records in batches of _BATCH, the first record a batch of its own. The statistics list the features in
+    the order their batches first have them, each batch's sorted by name (tfx_bsl's decoder), and Beam's batching of
+    TFX's read starts with one record: so TFX lists the first record's features first. (A feature that neither the
+    first record nor the next few have comes later in an order that depends on Beam's batch sizes, which vary from
+    one of TFX's own runs to the next.)"""
+    for i, records in enumerate(examples_io.record_batches(files, _BATCH)):
+        if i == 0 and records.shape[0] > 1:
+            yield records[:1]
+            records = records[1:]
+        yield records
 
 
 def _split_files(examples, split: str) -> list[str]:
