@@ -1,5 +1,6 @@
 """Gzipped tf.Example TFRecords into Arrow RecordBatches the fast way, exactly as tfx_bsl's decoder gives them or not
-at all: TensorFlow's TFRecord reader and `tf.io.parse_example` (C++, about 4 us an example against tfx_bsl's 30 us).
+at all: TensorFlow's TFRecord reader and `tf.io.parse_example` (C++, several times faster an example than tfx_bsl's
+decoder: docs/benchmarks.md, "The examples' fast reader").
 
 `tf.io.parse_example` reads the schema's features only, so every record's length is checked against the length of
 the canonical encoding of what was parsed: a feature more, or a value of another type, changes it or fails the
@@ -46,14 +47,15 @@ def _entry_size(key: int, value_list: np.ndarray) -> np.ndarray:
 
 
 def _list_size(kind, values, row_of, counts, rows) -> np.ndarray:
-    """The size of each row's value list (FloatList, Int64List or BytesList) as tf.Example writers encode it."""
+    """The size of each row's value list (FloatList, Int64List or BytesList) as tf.Example writers encode it; values
+    as parsed (a string tensor for BYTES, else a NumPy array)."""
     if kind == schema_pb2.BYTES:
         lengths = tf.strings.length(values).numpy()
         return np.bincount(row_of, weights=_field_size(lengths), minlength=rows).astype(np.int64)
     if kind == schema_pb2.FLOAT:
         packed = 4 * counts
     else:
-        packed = np.bincount(row_of, weights=_varint_size(values.numpy().view(np.uint64)), minlength=rows)
+        packed = np.bincount(row_of, weights=_varint_size(values.view(np.uint64)), minlength=rows)
         packed = packed.astype(np.int64)
     return np.where(counts > 0, _field_size(packed), 0)  # an empty packed field is not written
 
@@ -90,6 +92,8 @@ class ExampleDecoder:
         decoded = {}
         for name, kind in self._features:
             values = parsed[name].values
+            if kind != schema_pb2.BYTES:
+                values = values.numpy()  # once: for the sizes and the column (bytes' lengths come from the tensor)
             row_of = parsed[name].indices.numpy()[:, 0]
             counts = np.bincount(row_of, minlength=rows)
             key = len(name.encode())
@@ -111,7 +115,8 @@ class ExampleDecoder:
             offsets = np.zeros(rows + 1, np.int64)
             np.cumsum(counts, out=offsets[1:])
             offsets = pa.array(offsets, mask=np.append(null, False)) if null.any() else pa.array(offsets)
-            arrays.append(pa.LargeListArray.from_arrays(offsets, pa.array(values.numpy(), _KINDS[kind][1])))
+            values = values.numpy() if kind == schema_pb2.BYTES else values
+            arrays.append(pa.LargeListArray.from_arrays(offsets, pa.array(values, _KINDS[kind][1])))
         return pa.RecordBatch.from_arrays(arrays, names)
 
 
