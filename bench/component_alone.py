@@ -31,41 +31,16 @@ def main() -> None:
     beam_args = argv[argv.index("--") + 1 :] if "--" in argv else []
     args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
 
-    from ml_metadata import metadata_store
-    from ml_metadata.proto import metadata_store_pb2
-    from tfx.types import artifact_utils
-
     from pipeline.definition import beam_workers
+    from pipeline.results import metadata
 
-    config = metadata_store_pb2.ConnectionConfig()
-    config.sqlite.filename_uri = os.path.join(args.run_dir, "metadata.sqlite")
-    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
-    store = metadata_store.MetadataStore(config)
-    (kind,) = [t for t in store.get_execution_types() if t.name.endswith(args.component)]
-    execution = sorted(store.get_executions_by_type(kind.name), key=lambda e: e.id)[args.which]
-    properties = {
-        k: v.string_value if v.HasField("string_value") else v.int_value
-        for k, v in execution.custom_properties.items()
-        if not k.startswith("__")
-    }
-    inputs, outputs = {}, {}
-    for event in store.get_events_by_execution_ids([execution.id]):
-        (artifact,) = store.get_artifacts_by_id([event.artifact_id])
-        (artifact_type,) = store.get_artifact_types_by_id([artifact.type_id])
-        key = event.path.steps[0].key
-        if event.type == event.INPUT:
-            inputs.setdefault(key, []).append(artifact_utils.deserialize_artifact(artifact_type, artifact))
-        elif event.type in (event.OUTPUT, event.DECLARED_OUTPUT, event.PENDING_OUTPUT):
-            fresh = artifact_utils.deserialize_artifact(
-                artifact_type, metadata_store_pb2.Artifact(type_id=artifact.type_id)
-            )
-            fresh.uri = os.path.join(args.out, key)
-            os.makedirs(fresh.uri, exist_ok=True)
-            outputs.setdefault(key, []).append(fresh)
+    inputs, outputs, properties, _ = metadata.executor_io(
+        os.path.join(args.run_dir, "metadata.sqlite"), args.component, args.which, args.out
+    )
     module, _, name = args.executor.rpartition(".")
     executor_class = getattr(importlib.import_module(module), name)
     # As the CLI runs it: no package of TFX for remote workers on a local runner.
-    beam_workers.no_tfx_package_for_local_workers()
+    beam_workers.no_tfx_package()
     context = executor_class.Context(beam_pipeline_args=beam_args, tmp_dir=os.path.join(args.out, "tmp"))
     started, cpu = time.monotonic(), time.process_time()
     executor_class(context).Do(inputs, outputs, properties)

@@ -439,3 +439,70 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         return self.proc.returncode
+
+
+def evaluator_outputs(evaluation: str, blessing: str) -> dict:
+    """What an Evaluator execution wrote, comparable between two of them: the metrics of each slice (by slice key,
+    serialized: a NaN, e.g. the precision of a slice without a flag, equals only its own bytes), the plots and
+    attributions (their records, as a set: Beam orders them as it likes), the validation result (serialized), the
+    eval config TFMA recorded (parsed: a proto map's order is not kept) and the blessing's files."""
+    import tensorflow as tf
+    from tensorflow_model_analysis.proto import metrics_for_slice_pb2
+
+    def records(prefix: str) -> list[bytes]:
+        paths = sorted(glob.glob(os.path.join(evaluation, prefix + "*")))
+        return [bytes(r.numpy()) for path in paths for r in tf.data.TFRecordDataset(path)]
+
+    metrics = [metrics_for_slice_pb2.MetricsForSlice.FromString(r) for r in records("metrics")]
+    (validation,) = records("validations")
+    return {
+        "files": sorted(os.listdir(evaluation)),
+        "metrics": {
+            m.slice_key.SerializeToString(deterministic=True): m.SerializeToString(deterministic=True) for m in metrics
+        },
+        "plots": sorted(records("plots")),
+        "attributions": sorted(records("attributions")),
+        "validation": validation,
+        "eval_config": json.loads(Path(evaluation, "eval_config.json").read_text()),
+        "blessing": sorted(os.listdir(blessing)),
+    }
+
+
+def metric_names(outputs: dict) -> set[str]:
+    """The names of the metrics (diffs marked "diff:") in evaluator_outputs' metrics."""
+    from tensorflow_model_analysis.proto import metrics_for_slice_pb2
+
+    names = set()
+    for serialized in outputs["metrics"].values():
+        for kv in metrics_for_slice_pb2.MetricsForSlice.FromString(serialized).metric_keys_and_values:
+            names.add(("diff:" if kv.key.is_diff else "") + kv.key.name)
+    return names
+
+
+def rerun_with_tfma(run: "CliRun", which: int, out: Path) -> tuple[dict, dict]:
+    """An Evaluator execution of a run done again on its recorded inputs by TFMA's Beam pipeline (the project's
+    executor on Beam's direct runner in its multi-threaded mode, where the in-process evaluation steps aside):
+    (what the run wrote, what TFMA's pipeline wrote), each as evaluator_outputs gives it."""
+    from components.evaluator import component as evaluator
+    from pipeline.results import metadata
+
+    inputs, outputs, properties, recorded = metadata.executor_io(run.metadata_path, "Evaluator", which, str(out))
+    context = evaluator.EvaluatorExecutor.Context(
+        beam_pipeline_args=["--direct_running_mode=multi_threading"], tmp_dir=str(out / "tmp")
+    )
+    evaluator.EvaluatorExecutor(context).Do(inputs, outputs, properties)
+    ours = evaluator_outputs(recorded["evaluation"][0], recorded["blessing"][0])
+    theirs = evaluator_outputs(outputs["evaluation"][0].uri, outputs["blessing"][0].uri)
+    return ours, theirs
+
+
+def evaluator_executions(run: "CliRun") -> list[int]:
+    """The Evaluator executions of a run's store that ran (not cached), as rerun_with_tfma's `which`."""
+    from ml_metadata.proto import metadata_store_pb2
+
+    from pipeline.results import metadata
+
+    store = metadata.open_store(run.metadata_path)
+    (kind,) = [t for t in store.get_execution_types() if t.name.endswith("Evaluator")]
+    executions = sorted(store.get_executions_by_type(kind.name), key=lambda e: e.id)
+    return [i for i, e in enumerate(executions) if e.last_known_state == metadata_store_pb2.Execution.COMPLETE]

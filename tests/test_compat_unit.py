@@ -12,7 +12,7 @@ from tfx.types import standard_artifacts
 
 import compat
 from compat import beam as beam_compat
-from compat import importlib_metadata, tfdv, tfma, tfx, tfx_transform
+from compat import importlib_metadata, tfdv, tfma, tfma_columns, tfx, tfx_transform
 from compat import tensorflow as tensorflow_compat
 from tests.support import ROOT
 
@@ -199,3 +199,13 @@ def test_mlmd_keeps_its_own_call_on_another_version(other_version):
     other_version("ml-metadata")
     assert mlmd.install() is False and mlmd.share_connections() is False
     assert metadata_store.MetadataStore._call is before and tfx_metadata.Metadata.__enter__ is entered
+
+
+def test_the_evaluator_leaves_the_evaluation_to_tfma_on_another_version(other_version):
+    from components.evaluator import in_process
+
+    assert tfma_columns.available()
+    other_version("tensorflow-model-analysis")
+    assert not tfma_columns.available()
+    with pytest.raises(in_process.Declined, match="another version"):
+        in_process.evaluate(None, [object()], {}, [], "", None)

@@ -8,7 +8,7 @@ import tensorflow_model_analysis as tfma
 import contract
 from components.lib.tfma_results import CHANGE_KIND
 from pipeline.definition import status
-from tests.support import ALL_COMPONENTS, raw_examples
+from tests.support import ALL_COMPONENTS, evaluator_executions, metric_names, raw_examples, rerun_with_tfma
 
 pytestmark = pytest.mark.e2e
 
@@ -120,3 +120,28 @@ def test_an_alert_budget_flags_on_eval_the_alerts_it_promised(lifecycle):
     decisions = model.signatures[contract.SERVING_SIGNATURE](examples=tf.constant(unlabelled))[contract.DECISION_OUTPUT]
     assert int(decisions.numpy().sum()) == alerts["eval_alerts"]
     assert "alert budget 40 a day" in run.stdout
+
+
+def test_every_evaluation_of_the_folder_is_tfmas_own_pipelines_to_the_last_digit(lifecycle, tmp_path):
+    """The runs' Evaluator computed in process (components/evaluator/in_process.py); TFMA's Beam pipeline, run again
+    on the same recorded inputs, writes the same metrics on every slice, validation result, eval config and blessing:
+    a first run, another strategy against the first model as baseline, impossible gates (not blessed), and a model
+    that the change gates refuse."""
+    last = lifecycle["worse"]  # every run of the folder is in its store
+    executions = evaluator_executions(last)
+    assert len(executions) == 4, executions  # the unchanged re-run's was cached
+    log = (last.output / "pipeline.log").read_text()
+    assert log.count("slices evaluated in process") == len(executions)
+    assert "Evaluator: TFX's Beam executor runs" not in log
+    blessings, names = [], []
+    for which in executions:
+        ours, theirs = rerun_with_tfma(last, which, tmp_path / str(which))
+        assert ours["metrics"].keys() == theirs["metrics"].keys(), which
+        for slice_key, metrics in ours["metrics"].items():
+            assert metrics == theirs["metrics"][slice_key], (which, slice_key)
+        assert ours == theirs, which
+        blessings.append(ours["blessing"])
+        names.append(metric_names(ours))
+    assert blessings == [["BLESSED"], ["BLESSED"], ["NOT_BLESSED"], ["NOT_BLESSED"]]
+    # The later runs had the first model as their baseline: the diffs against it were compared too.
+    assert "diff:pr_auc" not in names[0] and all("diff:pr_auc" in n and "tp" in n for n in names[1:])

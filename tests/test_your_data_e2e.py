@@ -19,7 +19,17 @@ from components.lib.card_precision import card_precision_at_k
 from datasets import spec as dataset_spec
 from datasets.simulated import simulator
 from pipeline.definition import status
-from tests.support import CLI, CliRun, Server, run_cli, serving_python, shared_run
+from tests.support import (
+    CLI,
+    CliRun,
+    Server,
+    evaluator_executions,
+    metric_names,
+    rerun_with_tfma,
+    run_cli,
+    serving_python,
+    shared_run,
+)
 
 SPEC = Path(dataset_spec.DATASETS_DIR) / "simulated" / "dataset.yaml"
 # Small, and enough frauds in every split for the gates (the same seed writes the same file).
@@ -303,3 +313,18 @@ def test_a_spec_that_does_not_fit_the_data_stops_before_anything_runs(simulated,
     broken.write_text(SPEC.read_text().replace("format: iso8601", "format: unix"))
     proc = _cli("run", "--data", str(simulated["train"]), "--dataset", str(broken), "--output", str(output))
     assert proc.returncode == status.EXIT_USAGE and "time.format: 'unix' is not one of" in proc.stderr
+
+
+@pytest.mark.e2e
+def test_the_simulated_logs_evaluation_is_tfmas_own_pipelines_to_the_last_digit(simulated_run, tmp_path):
+    """On a log of another shape (a text label through Transform, a slice on a raw text column, card precision@100
+    reading raw cards and times), the run's Evaluator computed in process; TFMA's Beam pipeline on the same recorded
+    inputs writes the same files, card precision included."""
+    (which,) = evaluator_executions(simulated_run)
+    assert "slices evaluated in process" in (simulated_run.output / "pipeline.log").read_text()
+    ours, theirs = rerun_with_tfma(simulated_run, which, tmp_path)
+    assert "card_precision_at_100" in metric_names(ours)
+    assert ours["metrics"].keys() == theirs["metrics"].keys()
+    for slice_key, metrics in ours["metrics"].items():
+        assert metrics == theirs["metrics"][slice_key], slice_key
+    assert ours == theirs

@@ -49,7 +49,7 @@ def _computations(
                 metric_types.MetricComputation(
                     keys=[key],
                     preprocessors=[metric_types.FeaturePreprocessor(feature_keys=[entity, time])],
-                    combiner=_Combiner(key, eval_config, entity, time, k),
+                    combiner=CardPrecisionCombiner(key, eval_config, entity, time, k),
                 )
             )
     return computations
@@ -60,16 +60,20 @@ def _first(value):
     return value[0] if value.size else None
 
 
-class _Combiner(beam.CombineFn):
+class CardPrecisionCombiner(beam.CombineFn):
+    """Card precision@k's TFMA combiner: each row's card, time, score and label into a DailyBest. The Evaluator's
+    in-process evaluation (components/evaluator/in_process.py) fills the same DailyBest from the columns of the
+    `entity` and `time` features and the label and prediction of `key`."""
+
     def __init__(self, key, eval_config, entity: str, time: str, k: int):
-        self._key, self._eval_config = key, eval_config
-        self._entity, self._time, self._k = entity, time, k
+        self.key, self._eval_config = key, eval_config
+        self.entity, self.time, self._k = entity, time, k
 
     def create_accumulator(self) -> DailyBest:
         return DailyBest()
 
     def add_input(self, accumulator: DailyBest, element) -> DailyBest:
-        key = self._key
+        key = self.key
         pair = tfma_compat.simple_label_and_prediction(element, key.model_name, key.output_name)
         if pair is None:
             label, prediction, _ = next(
@@ -80,7 +84,7 @@ class _Combiner(beam.CombineFn):
         else:
             label, prediction = pair
         features = element.features or {}
-        card, time = _first(features.get(self._entity, [])), _first(features.get(self._time, []))
+        card, time = _first(features.get(self.entity, [])), _first(features.get(self.time, []))
         if isinstance(card, bytes):
             card = card.decode("utf-8", "replace")
         if time is not None:
@@ -96,7 +100,7 @@ class _Combiner(beam.CombineFn):
 
     def extract_output(self, accumulator: DailyBest) -> dict:
         value = accumulator.precision(self._k)
-        return {self._key: float("nan") if value is None else value}
+        return {self.key: float("nan") if value is None else value}
 
 
 def features_read(eval_config) -> frozenset:

@@ -36,13 +36,14 @@ class DailyBest:
 
     def precision(self, k: int) -> float | None:
         """The mean over days of the frauds among the day's k best cards, over k (a day with fewer cards counts the
-        missing places as misses, as the Handbook does); None without a day. Ties rank by the card's id."""
+        missing places as misses, as the Handbook does); None without a day. Ties rank by the card's id. The days
+        are averaged in their order, so the rows' order (Beam's, in TFMA's combiners) does not move the last bit."""
         days: dict = {}
         for (day, card), (score, label) in self.best.items():
             days.setdefault(day, []).append((-score, str(card), label))
         if not days:
             return None
-        return float(np.mean([sum(label for *_, label in sorted(cards)[:k]) / k for cards in days.values()]))
+        return float(np.mean([sum(label for *_, label in sorted(days[day])[:k]) / k for day in sorted(days)]))
 
 
 def card_precision_at_k(times, cards, labels, scores, k: int) -> float | None:

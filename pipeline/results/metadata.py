@@ -1,6 +1,7 @@
 """Reads what a local run did from its ML Metadata store: each component's state and output artifacts."""
 
 import dataclasses
+import os
 
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
@@ -154,3 +155,37 @@ def int_property(artifact: metadata_store_pb2.Artifact, name: str) -> int | None
 def str_property(artifact: metadata_store_pb2.Artifact, name: str) -> str | None:
     """A string custom property of an artifact, or None when unset."""
     return artifact.custom_properties[name].string_value if name in artifact.custom_properties else None
+
+
+def executor_io(where: str, component: str, which: int, out: str) -> tuple[dict, dict, dict, dict]:
+    """(input_dict, output_dict, exec_properties, recorded) to run a component's executor again on the inputs and
+    properties one of its executions recorded, with fresh output artifacts under `out` (a folder an output key);
+    `recorded` is that execution's own outputs (key -> their URIs). `component`: the end of the execution type's
+    name (Evaluator, Transform, ...); `which`: the execution, oldest first (-1: the newest). What
+    bench/component_alone.py and the tests that compare two executors on one run's inputs run."""
+    from tfx.types import artifact_utils  # here: the commands that only read a store do not import TFX's types
+
+    store = open_store(where)
+    (kind,) = [t for t in store.get_execution_types() if t.name.endswith(component)]
+    execution = sorted(store.get_executions_by_type(kind.name), key=lambda e: e.id)[which]
+    properties = {
+        k: v.string_value if v.HasField("string_value") else v.int_value
+        for k, v in execution.custom_properties.items()
+        if not k.startswith("__")
+    }
+    inputs, outputs, recorded = {}, {}, {}
+    for event in store.get_events_by_execution_ids([execution.id]):
+        (artifact,) = store.get_artifacts_by_id([event.artifact_id])
+        (artifact_type,) = store.get_artifact_types_by_id([artifact.type_id])
+        key = event.path.steps[0].key
+        if event.type == event.INPUT:
+            inputs.setdefault(key, []).append(artifact_utils.deserialize_artifact(artifact_type, artifact))
+        elif event.type in (event.OUTPUT, event.DECLARED_OUTPUT, event.PENDING_OUTPUT):
+            recorded.setdefault(key, []).append(artifact.uri)
+            fresh = artifact_utils.deserialize_artifact(
+                artifact_type, metadata_store_pb2.Artifact(type_id=artifact.type_id)
+            )
+            fresh.uri = os.path.join(out, key)
+            os.makedirs(fresh.uri, exist_ok=True)
+            outputs.setdefault(key, []).append(fresh)
+    return inputs, outputs, properties, recorded
