@@ -127,3 +127,10 @@ def test_a_day_is_a_date_when_the_datasets_times_are_dates():
     assert outcomes_lib.day_date(20541, iso) == "2026-03-29"
     assert outcomes_lib.day_date(0, iso) == "1970-01-01"
     assert outcomes_lib.day_date(1, contract.DEFAULT_DATASET) is None  # the ULB file's Time counts from its start
+
+
+def test_batch_ids_sort_in_the_order_they_were_made_within_one_second():
+    # `batches` lists records oldest first by name, and `outcomes` reads the newest one's model: the model server
+    # opens several windows in one second around a version swap.
+    made = [record_lib.new_batch_id() for _ in range(50)]
+    assert sorted(made) == made

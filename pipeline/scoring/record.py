@@ -59,8 +59,9 @@ def scoring_root(output: str) -> Path:
 
 
 def new_batch_id() -> str:
-    """Sortable by time: the UTC second, then a short random part."""
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+    """Sortable by time: the UTC time to the microsecond, then a short random part. (To the second, two batches of
+    one second, such as the model server's windows around a version swap, sorted by their random parts.)"""
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ") + "-" + uuid.uuid4().hex[:6]
 
 
 class ScoresWriter:
