@@ -93,12 +93,12 @@ def test_every_beam_component_ran_as_a_job_of_the_engine(engine, request):
         (component,) = [c for c, marker in BEAM_COMPONENTS.items() if any(marker in op for op in job["operators"])]
         ran.append(component)
     assert ran == list(BEAM_COMPONENTS)
-    if engine == "flink":
-        # No job carried jars: the job server asked engines.STAGING_NOTHING what to send with each job (one line a
-        # job in its log; without the option reaching it, Beam's default sends its whole class path), and the
-        # jobs ran on Beam's runner from the JobManager's and TaskManagers' own class path.
-        log = (on["cluster"].folder / "job-server.log").read_text(errors="replace")
-        assert log.count("StageNothing: no jar staged for this job") >= len(jobs), log[-3000:]
+    # No job carried jars: the job server asked engines.STAGING_NOTHING what to send with each job (one line a job in
+    # its log; without the option reaching it, Beam's default sends its whole class path), and the jobs ran on Beam's
+    # runner from the cluster's own class path (Flink's JobManager and TaskManagers; Spark's executors, through
+    # their workers' SPARK_DIST_CLASSPATH).
+    log = (on["cluster"].folder / "job-server.log").read_text(errors="replace")
+    assert log.count("StageNothing: no jar staged for this job") >= len(jobs), log[-3000:]
     # Each job spread over the engine: its stages ran at the cluster's parallelism, on both TaskManagers or
     # executor cores.
     for job in jobs:

@@ -4,10 +4,12 @@ a worker pool beside each Spark worker and booted SDK workers (see the package d
 Each Beam job is a Spark application whose driver is the job server's JVM; its event log (written under the
 cluster's folder) is how `jobs` reads what ran where once the application is gone. Memory: the master 512 MB, each
 worker lends its executor 2 GB, the job server (the driver) 2 GB of heap. Spark 3.2 predates Java 17, so every JVM
-gets the same --add-opens as Flink's.
+gets the same --add-opens as Flink's. As on Flink, a job carries no jar: the executors have Beam's runner on their
+class path (docs/distributed-beam.md, "Jars").
 """
 
 import json
+import os
 from pathlib import Path
 
 from tests.beam_cluster import (
@@ -57,6 +59,7 @@ class SparkCluster:
     def start(self) -> None:
         home = engines.spark_home()
         classpath, main = engines.job_server_classpath("spark")
+        beam_jars = classpath.split(os.pathsep)[0]  # the job server's own jars (the rest are Spark's)
         self.workers.prepare(engines.boot())
         self.pools.prepare()
         self.events.mkdir(parents=True, exist_ok=True)
@@ -84,7 +87,9 @@ class SparkCluster:
                 + ["-Xmx512m", "-cp", spark_classpath, "org.apache.spark.deploy.worker.Worker"]
                 + ["--host", "localhost", "--cores", "1", "--memory", "2g", "--webui-port", str(free_port())]
                 + ["--work-dir", str(work), self.master_url],
-                env={**env, **self.pools.env_of(name)},
+                # Beam's runner on the executors' class path, after Spark's own jars (the launcher appends
+                # SPARK_DIST_CLASSPATH), so that a job need not ship it (beam_args's stage_jars).
+                env={**env, **self.pools.env_of(name), "SPARK_DIST_CLASSPATH": beam_jars},
             )
         self.processes.wait_until(
             "master",
@@ -105,7 +110,8 @@ class SparkCluster:
         self.processes.start(
             "job-server",
             java
-            + ["-Xmx2g", *(f"-D{k}={v}" for k, v in conf.items()), "-cp", classpath, main]
+            + ["-Xmx2g", *(f"-D{k}={v}" for k, v in conf.items())]
+            + ["-cp", os.pathsep.join([classpath, str(engines.staging_nothing_jar())]), main]
             + [f"--spark-master-url={self.master_url}", f"--job-port={self.job_port}"]
             + [f"--artifact-port={free_port()}", "--expansion-port=0", f"--artifacts-dir={self.folder / 'artifacts'}"],
             env=env,
@@ -119,10 +125,16 @@ class SparkCluster:
     def ui(self, path: str) -> str:
         return f"http://localhost:{self.ui_port}/{path}"
 
-    def beam_args(self, workers: str = "pool") -> list[str]:
-        """The pipeline's Beam arguments for a job on this cluster; workers as FlinkCluster.beam_args's."""
+    def beam_args(self, workers: str = "pool", stage_jars: bool = False) -> list[str]:
+        """The pipeline's Beam arguments for a job on this cluster; workers and stage_jars as FlinkCluster.beam_args's
+        (by default no jar is sent: the executors have Beam's runner on their class path)."""
         chosen = self.pools if workers == "pool" else self.workers
-        return ["--runner=PortableRunner", f"--job_endpoint=localhost:{self.job_port}", *chosen.beam_args()]
+        return [
+            "--runner=PortableRunner",
+            f"--job_endpoint=localhost:{self.job_port}",
+            *chosen.beam_args(),
+            *(() if stage_jars else (f"--pipeline_resources_detector_factory_class={engines.STAGING_NOTHING}",)),
+        ]
 
     def jobs(self) -> list[dict]:
         """Each Beam job's Spark application, oldest first, from its event log: its state (FINISHED when every Spark
