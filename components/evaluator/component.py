@@ -96,14 +96,10 @@ class EvaluatorExecutor(tfx_evaluator_executor.Executor):
         if payload_format != example_gen_pb2.FORMAT_TF_EXAMPLE or data_view:
             raise in_process.Declined("examples that are not tf.Examples")
         splits = json_utils.loads(exec_properties.get(standard_component_specs.EXAMPLE_SPLITS_KEY, "null")) or ["eval"]
-        files = []
-        for split in splits:
-            patterns, formats = tfxio_utils.get_file_format_and_patterns(examples, split)
-            if any(f != "tfrecords_gzip" for f in formats):
-                raise in_process.Declined("examples that are not gzipped TFRecords")
-            files += examples_io.files(patterns)
-        if not files or any(not path.endswith(".gz") for path in files):
-            raise in_process.Declined("a split without files, or files Beam would not read as gzip")
+        try:
+            files = [path for split in splits for path in examples_io.split_files(examples, split)]
+        except examples_io.NotCanonical as e:
+            raise in_process.Declined(str(e)) from e
         output_uri = artifact_utils.get_single_uri(output_dict[standard_component_specs.EVALUATION_KEY])
         with np.printoptions(threshold=_PRINTED_VALUES):
             in_process.evaluate(eval_config, shared, paths, files, output_uri, self._make_beam_pipeline())

@@ -247,17 +247,20 @@ def _daily_best(combiner, columns: _Columns, labels, predictions, mask):
     return accumulator
 
 
-def _accumulator(combiner, kind: str, columns: _Columns, specs: dict, mask: np.ndarray):
+def _accumulator(combiner, kind: str, columns: _Columns, pairs: dict, mask: np.ndarray):
     if kind == tfma_columns.COUNT:
         return tfma_columns.count(combiner, int(np.count_nonzero(mask)))
-    key = combiner.key if kind == tfma_columns.OWN else tfma_columns.key_of(combiner)
-    labels, predictions = _labels_and_predictions(key, columns, specs)
+    labels, predictions = pairs[_key(combiner, kind)]
     labels, predictions = labels[mask], predictions[mask]
     if kind == tfma_columns.HISTOGRAM:
         return tfma_columns.histogram(combiner, labels, predictions)
     if kind == tfma_columns.MATRIX:
         return tfma_columns.matrices(combiner, labels, predictions)
     return _daily_best(combiner, columns, labels, predictions, mask)
+
+
+def _key(combiner, kind: str):
+    return combiner.key if kind == tfma_columns.OWN else tfma_columns.key_of(combiner)
 
 
 def _is_card_precision(combiner) -> bool:
@@ -283,12 +286,19 @@ def sliced_results(eval_config, models: list[_Model], files: list[str]) -> list:
     columns = _Columns(models, files, raw_names, sliced | labels)
     if columns.size == 0:
         raise Declined("an empty split")
+    # Each (model, output)'s labels and predictions, looked up and checked once for every slice and combiner.
+    pairs = {}
+    for combiner, kind in found.combiners:
+        if kind != tfma_columns.COUNT:
+            key = _key(combiner, kind)
+            if key not in pairs:
+                pairs[key] = _labels_and_predictions(key, columns, specs)
     baseline = model_util.get_baseline_model_spec(eval_config)
     results = []
     for slice_key, mask in _slice_masks(eval_config, columns, models).items():
         combined = {}
         for combiner, kind in found.combiners:
-            combined.update(combiner.extract_output(_accumulator(combiner, kind, columns, specs, mask)))
+            combined.update(combiner.extract_output(_accumulator(combiner, kind, columns, pairs, mask)))
         results.append(tfma_columns.sliced_result(slice_key, combined, found, baseline.name if baseline else None))
     return results
 

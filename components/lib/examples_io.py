@@ -18,6 +18,7 @@ import pyarrow as pa
 import tensorflow as tf
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 from tensorflow_metadata.proto.v0 import schema_pb2
+from tfx.components.util import tfxio_utils
 
 _KINDS = {
     schema_pb2.FLOAT: (tf.float32, pa.float32()),
@@ -124,6 +125,18 @@ def files(patterns) -> list[str]:
     """The files of file patterns (a pattern or a list of them), sorted: the order Beam's TFRecord source reads."""
     patterns = [patterns] if isinstance(patterns, str) else patterns
     return sorted(path for pattern in patterns for path in tf.io.gfile.glob(pattern))
+
+
+def split_files(examples: list, split: str) -> list[str]:
+    """The files of a split of Examples artifacts, as Beam's TFRecord source reads them; NotCanonical where they are
+    not gzipped TFRecords, or the split has none (TFX's executors then read it their own way)."""
+    patterns, formats = tfxio_utils.get_file_format_and_patterns(examples, split)
+    if any(f != "tfrecords_gzip" for f in formats):
+        raise NotCanonical("examples that are not gzipped TFRecords")
+    found = files(patterns)
+    if not found or any(not path.endswith(".gz") for path in found):
+        raise NotCanonical("a split without files, or files Beam would not read as gzip")
+    return found
 
 
 def record_batches(files: list[str], batch_size: int) -> Iterator[tf.Tensor]:

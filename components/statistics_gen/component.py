@@ -93,13 +93,10 @@ def _batches(files: list[str]):
 
 
 def _split_files(examples, split: str) -> list[str]:
-    patterns, formats = tfxio_utils.get_file_format_and_patterns([examples], split)
-    if any(f != "tfrecords_gzip" for f in formats):
-        raise Declined("examples that are not gzipped TFRecords")
-    files = examples_io.files(patterns)
-    if not files or any(not path.endswith(".gz") for path in files):
-        raise Declined("a split without files, or files Beam would not read as gzip")
-    return files
+    try:
+        return examples_io.split_files([examples], split)
+    except examples_io.NotCanonical as e:
+        raise Declined(str(e)) from e
 
 
 class Executor(tfx_executor.Executor):

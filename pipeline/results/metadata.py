@@ -157,6 +157,14 @@ def str_property(artifact: metadata_store_pb2.Artifact, name: str) -> str | None
     return artifact.custom_properties[name].string_value if name in artifact.custom_properties else None
 
 
+# What an execution wrote, however far it got (a run that was stopped leaves pending outputs).
+_OUTPUT_EVENTS = (
+    metadata_store_pb2.Event.OUTPUT,
+    metadata_store_pb2.Event.DECLARED_OUTPUT,
+    metadata_store_pb2.Event.PENDING_OUTPUT,
+)
+
+
 def executor_io(where: str, component: str, which: int, out: str) -> tuple[dict, dict, dict, dict]:
     """(input_dict, output_dict, exec_properties, recorded) to run a component's executor again on the inputs and
     properties one of its executions recorded, with fresh output artifacts under `out` (a folder an output key);
@@ -173,17 +181,20 @@ def executor_io(where: str, component: str, which: int, out: str) -> tuple[dict,
         for k, v in execution.custom_properties.items()
         if not k.startswith("__")
     }
-    inputs, outputs, recorded = {}, {}, {}
-    for event in store.get_events_by_execution_ids([execution.id]):
-        (artifact,) = store.get_artifacts_by_id([event.artifact_id])
-        (artifact_type,) = store.get_artifact_types_by_id([artifact.type_id])
-        key = event.path.steps[0].key
-        if event.type == event.INPUT:
-            inputs.setdefault(key, []).append(artifact_utils.deserialize_artifact(artifact_type, artifact))
-        elif event.type in (event.OUTPUT, event.DECLARED_OUTPUT, event.PENDING_OUTPUT):
-            recorded.setdefault(key, []).append(artifact.uri)
+    read = _artifacts(store, execution.id, (metadata_store_pb2.Event.INPUT,))
+    written = _artifacts(store, execution.id, _OUTPUT_EVENTS)
+    type_ids = {a.type_id for found in (read, written) for artifacts in found.values() for a in artifacts}
+    types = {t.id: t for t in store.get_artifact_types_by_id(list(type_ids))}
+    inputs = {
+        key: [artifact_utils.deserialize_artifact(types[a.type_id], a) for a in artifacts]
+        for key, artifacts in read.items()
+    }
+    outputs, recorded = {}, {}
+    for key, artifacts in written.items():
+        recorded[key] = [a.uri for a in artifacts]
+        for artifact in artifacts:
             fresh = artifact_utils.deserialize_artifact(
-                artifact_type, metadata_store_pb2.Artifact(type_id=artifact.type_id)
+                types[artifact.type_id], metadata_store_pb2.Artifact(type_id=artifact.type_id)
             )
             fresh.uri = os.path.join(out, key)
             os.makedirs(fresh.uri, exist_ok=True)
