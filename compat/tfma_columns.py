@@ -9,8 +9,9 @@ once with the same sums; and the private steps of TFMA's MetricsPlotsAndValidati
 `_remove_private_metrics`, `_filter_by_key_type`) and of `ExtractEvaluateAndWriteResults`
 (`_update_eval_config_with_defaults`), which the Evaluator's in-process evaluation (components/evaluator/in_process.py)
 calls in the same order on the same values.
-Why: TFMA adds each example to each combiner of each slice with a Python call (most of the Evaluator's time, twice
-on a retrain); a column's sums take milliseconds.
+Why: TFMA adds each example to each combiner of each slice with a Python call, most of the Evaluator's time and
+twice the work on a retrain; a column's sums are one NumPy call (docs/benchmarks.md, "The Evaluator without TFMA's
+per-example step").
 Only unweighted accumulators without sub keys, aggregations, class weights or example ids are made here (the rest
 raises Unsupported, and the Evaluator runs TFMA's pipeline); `available()` is False on a TFMA of another version.
 
