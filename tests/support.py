@@ -260,9 +260,16 @@ def raw_examples(run: CliRun, split: str) -> list[bytes]:
     return [r.numpy() for r in tf.data.TFRecordDataset(split_files(run, split), compression_type="GZIP")]
 
 
-def trainer_rows(summary: dict, split: str):
+def trainer_rows(
+    summary: dict,
+    split: str,
+    names=(contract.TIME, *contract.MODEL_INPUTS),
+    label: str = contract.LABEL,
+    through_accessor: bool = False,
+):
     """What the Trainer of a run reads of a split (trainer.task.load_split): the raw examples ExampleGen wrote through
-    the run's Transform graph, as (Time and the model inputs, labels), rows sorted by Time first."""
+    the run's Transform graph, as (the named Transform outputs, labels), rows sorted by the first name first; read
+    as the Trainer reads them, or through TFX's data accessor."""
     import tensorflow_transform as tft
     from tfx.components.trainer.fn_args_utils import DataAccessor
     from tfx.components.util import tfxio_utils
@@ -276,7 +283,7 @@ def trainer_rows(summary: dict, split: str):
     accessor = DataAccessor(tfxio_utils.get_tf_dataset_factory_from_artifact([examples], []), None, None)
     pattern = os.path.join(examples.uri, contract.split_dir(split), "*")
     graph = tft.TFTransformOutput(summary["artifacts"]["transform_graph"])
-    return load_split(pattern, accessor, graph, names=(contract.TIME, *contract.MODEL_INPUTS))
+    return load_split(pattern, accessor, graph, names=names, label=label, through_accessor=through_accessor)
 
 
 def compile_spec(path: Path, target: str, *extra: str, data: str = DATA_URI, beam_args=BEAM_ARGS) -> Path:

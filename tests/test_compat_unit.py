@@ -106,6 +106,23 @@ def test_the_records_sink_writes_what_beams_own_writer_writes(tmp_path, other_ve
     assert ours == beams == sorted([b"one", b"two", b"three", b"four", b"five"])
 
 
+def test_a_blocks_records_are_framed_to_the_byte_as_beam_frames_each(monkeypatch):
+    """The framing with google-crc32c's checksums, and without it (Beam's own function), are Beam's bytes."""
+    import io
+    import os
+
+    from apache_beam.io import tfrecordio
+
+    records = [b"", b"x", os.urandom(300), os.urandom(70_000), b"\x00" * 129]
+    beams = io.BytesIO()
+    for record in records:
+        tfrecordio._TFRecordUtil.write_record(beams, record)
+    assert beam_compat.google_crc32c is not None, "google-crc32c is a pinned dependency (requirements.lock)"
+    assert beam_compat.framed(records) == beams.getvalue()
+    monkeypatch.setattr(beam_compat, "google_crc32c", None)
+    assert beam_compat.framed(records) == beams.getvalue()
+
+
 def test_tfdv_counts_top_values_exactly_only_on_its_version(other_version):
     from tensorflow_data_validation.statistics import stats_options
 

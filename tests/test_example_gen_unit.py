@@ -2,6 +2,7 @@
 
 import gzip
 
+import pyarrow as pa
 import pytest
 import tensorflow as tf
 
@@ -286,3 +287,13 @@ def test_the_fast_reader_hands_a_spec_file_it_cannot_read_exactly_to_the_careful
         return
     with pytest.raises(csv_contract.FastReaderRefusedError, match=why):
         list(records.fast_records(path, names, spec))
+
+
+def test_a_blocks_times_are_one_value_a_row_none_where_a_row_has_none():
+    whole = pa.array([[0.0], [17.5], [3.0]], pa.large_list(pa.float32()))
+    assert records._block_times(whole) == [0.0, 17.5, 3.0]
+    # An empty cell (an empty list) and a row without the feature (a null) have no Time; the others keep theirs.
+    gaps = pa.array([[0.0], [], None, [2.5]], pa.large_list(pa.float32()))
+    assert records._block_times(gaps) == [0.0, None, None, 2.5]
+    # A slice of a column (an offset into its values) reads its own rows.
+    assert records._block_times(whole.slice(1)) == [17.5, 3.0]

@@ -13,8 +13,9 @@ import tf_keras as keras
 import contract
 from pipeline.definition import config as cfg
 from pipeline.results.metadata import run_nodes
-from tests.support import ALL_COMPONENTS, UPSTREAM_OF_TRAINING, raw_examples, verdict_exit
+from tests.support import ALL_COMPONENTS, UPSTREAM_OF_TRAINING, raw_examples, trainer_rows, verdict_exit
 from trainer import model as model_lib
+from trainer import task
 
 pytestmark = pytest.mark.e2e
 
@@ -63,6 +64,20 @@ def test_other_strategies_train_end_to_end(step, strategy, lifecycle):
         # Only the Trainer's hyperparameters changed since the runs before: Trainer and what follows re-run.
         assert {n for n, s in states.items() if s == "CACHED"} == UPSTREAM_OF_TRAINING | {"Transform"}
         assert states["Trainer"] == states["Evaluator"] == states["Pusher"] == "COMPLETE"
+
+
+def test_the_trainer_reads_the_rows_tfx_data_accessor_reads_to_the_bit(time_run):
+    """trainer.task.raw_batches reads ExampleGen's TFRecord files itself, without the data accessor (given none
+    here); the rows through the Transform graph are those of TFX's data accessor, byte for byte."""
+    for split in ("train", "eval"):
+        ours, ours_y = trainer_rows(time_run.summary, split)
+        theirs, theirs_y = trainer_rows(time_run.summary, split, through_accessor=True)
+        assert len(ours) == time_run.summary["splits"][split]["rows"]
+        assert ours.tobytes() == theirs.tobytes() and ours_y.tobytes() == theirs_y.tobytes(), split
+    pattern = os.path.join(time_run.summary["artifacts"]["examples"], contract.split_dir("eval"), "*")
+    graph = tft.TFTransformOutput(time_run.summary["artifacts"]["transform_graph"])
+    rows = sum(len(batch[contract.LABEL]) for batch in task.raw_batches(pattern, None, graph))
+    assert rows == time_run.summary["splits"]["eval"]["rows"]
 
 
 def test_history_is_kept_with_the_model(time_run):

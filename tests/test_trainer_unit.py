@@ -157,3 +157,28 @@ def test_an_ensemble_averages_members_trained_with_consecutive_seeds():
     np.testing.assert_array_equal(alone.predict(eval_xy[0], verbose=0), predicted[1])
     assert [m["seed"] for m in facts["members"]] == [7, 8]
     assert facts["epochs_run"] == sum(m["epochs_run"] for m in facts["members"])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_lexicographic_order_is_numpys_lexsort(seed):
+    """Ties on the first keys (few distinct values), NaNs, 0.0 and -0.0, whole rows repeated, an integer last key:
+    the order is np.lexsort's, index for index."""
+    rng = np.random.default_rng(seed)
+    n = 3000
+    keys = [rng.choice(np.array([0.0, -0.0, 1.5, np.nan, 2.0], np.float32), n)]
+    keys.append(rng.integers(0, 3 + seed, n).astype(np.float32))
+    keys.append(rng.normal(size=n).astype(np.float32))
+    keys[2][rng.random(n) < 0.5] = np.nan
+    keys.append(rng.integers(0, 2, n))
+    repeated = rng.integers(0, n, n // 10)
+    for key in keys:
+        key[repeated] = key[0]
+    np.testing.assert_array_equal(task.lexicographic_order(keys), np.lexsort(keys[::-1]))
+    assert task.lexicographic_order(keys[:1]).tolist() == np.lexsort(keys[:1]).tolist()
+    # A measurement first, with a few NaNs, zeros of both signs and repeated rows tied on it: the same.
+    first = rng.normal(size=n).astype(np.float32)
+    first[rng.random(n) < 0.05] = np.nan
+    first[rng.random(n) < 0.03] = 0.0
+    first[rng.random(n) < 0.03] = -0.0
+    measured = [first, *keys]
+    np.testing.assert_array_equal(task.lexicographic_order(measured), np.lexsort(measured[::-1]))

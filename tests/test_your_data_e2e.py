@@ -29,6 +29,7 @@ from tests.support import (
     run_cli,
     serving_python,
     shared_run,
+    trainer_rows,
 )
 
 SPEC = Path(dataset_spec.DATASETS_DIR) / "simulated" / "dataset.yaml"
@@ -328,3 +329,24 @@ def test_the_simulated_logs_evaluation_is_tfmas_own_pipelines_to_the_last_digit(
     for slice_key, metrics in ours["metrics"].items():
         assert metrics == theirs["metrics"][slice_key], slice_key
     assert ours == theirs
+
+
+@pytest.mark.e2e
+def test_the_trainer_reads_the_simulated_rows_tfx_data_accessor_reads_to_the_bit(simulated_run):
+    """Text columns, missing values (sparse raw features) and vocabularies: the Trainer's own read of ExampleGen's
+    files gives, through the Transform graph, the rows TFX's data accessor gives, byte for byte."""
+    import tensorflow as tf
+    import tensorflow_transform as tft
+
+    graph = tft.TFTransformOutput(simulated_run.summary["artifacts"]["transform_graph"])
+    spec = dataset_spec.load(SPEC)
+    names = sorted(
+        name
+        for name, feature in graph.transformed_feature_spec().items()
+        if name != spec.label and feature.dtype != tf.string
+    )
+    for split in ("train", "eval"):
+        ours, ours_y = trainer_rows(simulated_run.summary, split, names, spec.label)
+        theirs, theirs_y = trainer_rows(simulated_run.summary, split, names, spec.label, through_accessor=True)
+        assert len(ours) == simulated_run.summary["splits"][split]["rows"]
+        assert ours.tobytes() == theirs.tobytes() and ours_y.tobytes() == theirs_y.tobytes(), split

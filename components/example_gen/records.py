@@ -12,6 +12,7 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import tensorflow as tf
 from tfx_bsl.coders import example_coder
 
@@ -169,8 +170,17 @@ def fast_blocks(
     with csv_contract.refusals(path):
         for batch in csv_contract.arrow_blocks(path, names, names, text_columns=_text_columns(spec, names)):
             block = _fast_block(batch, spec)
-            times = [None] * batch.num_rows if time_index is None else block.column(time_index).to_pylist()
-            yield [time[0] if time else None for time in times], encoder.encode(block)
+            times = [None] * batch.num_rows if time_index is None else _block_times(block.column(time_index))
+            yield times, encoder.encode(block)
+
+
+def _block_times(column: pa.Array) -> list[float | None]:
+    """A block's Time column (a list a row) as one value a row, None where a row has none: flattened at once where
+    every row has exactly one (a list of floats, not of one-value lists, is 6x faster to make)."""
+    lengths = pc.list_value_length(column)
+    if column.null_count == 0 and pc.all(pc.equal(lengths, 1), skip_nulls=False).as_py():
+        return column.flatten().to_pylist()
+    return [time[0] if time else None for time in column.to_pylist()]
 
 
 def fast_records(
