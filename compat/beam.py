@@ -68,8 +68,8 @@ def _masked(crc: int) -> int:
 
 def framed(records: list[bytes]) -> bytes:
     """The records as TFRecords, the bytes Beam's `_TFRecordUtil.write_record` writes for each: length, its masked
-    CRC-32C, the record, its masked CRC-32C. The CRCs by google-crc32c (a dependency of Beam's GCP extra; several
-    times faster than crcmod's, which Beam uses without python-snappy), else by Beam's own function."""
+    CRC-32C, the record, its masked CRC-32C. The CRCs by google-crc32c (a dependency of Beam's GCP extra; faster
+    than crcmod's, which Beam uses without python-snappy: docs/benchmarks.md), else by Beam's own function."""
     if google_crc32c is None:
         out = io.BytesIO()
         for record in records:

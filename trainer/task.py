@@ -88,22 +88,22 @@ def raw_batches(
     ExampleGen writes serialized tf.Examples in TFRecord files, gzipped where the name ends in .gz: they are read
     with TFRecordDataset and parsed by tf.io.parse_example on the raw feature spec, the parse the serving signature
     makes. TFX's data accessor (tfx_bsl's dataset) gives the same rows (interleaved when there are several files)
-    but goes through its files a record at a time, which costs 3-4x more on a split of this size
-    (docs/benchmarks.md, "The Trainer's read"); tests/test_trainer_e2e.py and tests/test_your_data_e2e.py compare
-    the two ways to the bit. The accessor reads when through_accessor is set, where the pattern matches no file,
-    and where the files mix gzipped and plain names (it refuses them).
+    but goes through its files a record at a time, several times slower (docs/benchmarks.md, "The Trainer's read
+    and sort"); tests/test_trainer_e2e.py and tests/test_your_data_e2e.py compare the two ways to the bit. The
+    accessor reads when through_accessor is set, where the pattern matches no file, and where the files mix
+    gzipped and plain names (it refuses them).
     """
     patterns = [file_pattern] if isinstance(file_pattern, str) else file_pattern
     files = sorted(name for pattern in patterns for name in tf.io.gfile.glob(pattern))
     gzipped = {name.endswith(".gz") for name in files}
-    if through_accessor or len(gzipped) != 1:
+    if through_accessor or len(gzipped) != 1:  # no file, or gzipped and plain ones mixed
         return data_accessor.tf_dataset_factory(
             file_pattern,
             tfxio.TensorFlowDatasetOptions(batch_size=batch_size, num_epochs=1, shuffle=False),
             tf_transform_output.raw_metadata.schema,
         )
     spec = tf_transform_output.raw_feature_spec()
-    records = tf.data.TFRecordDataset(files, compression_type="GZIP" if gzipped.pop() else "")
+    records = tf.data.TFRecordDataset(files, compression_type="GZIP" if files[0].endswith(".gz") else "")
     return records.batch(batch_size).map(lambda serialized: tf.io.parse_example(serialized, spec))
 
 
@@ -117,8 +117,8 @@ def canonical_order(x: np.ndarray, y: np.ndarray):
 def lexicographic_order(keys: list[np.ndarray]) -> np.ndarray:
     """np.lexsort's order of the rows by keys[0], ties by keys[1], and so on (np.lexsort(keys[::-1])), rows tied on
     every key in their order: a stable sort of the first key, then np.lexsort of the rows it leaves tied alone, by
-    their run of ties and the other keys (np.lexsort of all where over a quarter of the rows are tied). On the full
-    file's train split, where the first key is a measurement with few ties, 0.03 s instead of 0.42 s.
+    their run of ties and the other keys (np.lexsort of all where over a quarter of the rows are tied). Much faster
+    where the first key is a measurement with few ties (docs/benchmarks.md, "The Trainer's read and sort").
 
     Tied as np.lexsort ties them: values that compare equal (0.0 and -0.0), and NaNs with each other."""
     order = np.argsort(keys[0], kind="stable")
